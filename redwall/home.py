@@ -1,0 +1,110 @@
+"""The data home: one folder (``REDWALL_HOME``) holds everything the pipeline reads and writes.
+
+Layout::
+
+    inbox/<source>/            files dropped by each feed (ledgers: inbox/ledgers/<department>/)
+    archive/<source>/          files taken in, kept for ever
+    rejected/<source>/         files that could not be read, with their receipt
+    lake/<layer>/<table>/      Delta tables (bronze, silver, mart, ops)
+    warehouse/redwall.duckdb   the shared DuckDB warehouse dashboards read
+    outbox/                    rectification lists and error workbooks going back to people
+    published/                 catalogue and ledger templates for clerks
+    truth/                     the generator's ground truth (never inside the inbox)
+    dagster/                   DAGSTER_HOME
+
+The lake root may be an object-store URI (``REDWALL_LAKE_URI=s3://bucket/lake``); every Delta path
+is built by :meth:`Home.table_uri`, never by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".redwall"
+
+DAGSTER_YAML = """\
+# Written by redwall: no telemetry, no first-visit modal.
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+"""
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+    lake_uri: str
+
+    @classmethod
+    def from_env(cls) -> "Home":
+        root = Path(os.environ.get("REDWALL_HOME") or Path.cwd() / DEFAULT_HOME).resolve()
+        lake = os.environ.get("REDWALL_LAKE_URI") or str(root / "lake")
+        return cls(root=root, lake_uri=lake.rstrip("/"))
+
+    @classmethod
+    def at(cls, root: str | Path) -> "Home":
+        root = Path(root).resolve()
+        return cls(root=root, lake_uri=str(root / "lake"))
+
+    # -- folders ---------------------------------------------------------------------------
+    def inbox(self, source: str, department: str | None = None) -> Path:
+        path = self.root / "inbox" / source
+        return path / department if department else path
+
+    def archive(self, source: str) -> Path:
+        return self.root / "archive" / source
+
+    def rejected(self, source: str) -> Path:
+        return self.root / "rejected" / source
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse" / "redwall.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    def table_uri(self, layer: str, table: str) -> str:
+        """Where the Delta table ``layer.table`` lives (a local path or an object-store URI)."""
+        return f"{self.lake_uri}/{layer}/{table}"
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.lake_uri
+
+    def storage_options(self) -> dict[str, str]:
+        """Object-store credentials for deltalake, taken from the environment (never from code)."""
+        prefix = "REDWALL_STORAGE_"
+        return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+
+    def ensure(self) -> "Home":
+        """Create the folders and a quiet Dagster instance; safe to call again."""
+        for sub in ("inbox", "archive", "rejected", "outbox", "published", "warehouse", "dagster"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if self.is_local:
+            Path(self.lake_uri).mkdir(parents=True, exist_ok=True)
+        dagster_yaml = self.dagster_home / "dagster.yaml"
+        if not dagster_yaml.exists():
+            dagster_yaml.write_text(DAGSTER_YAML, encoding="utf-8")
+        return self
+
+    def export_dagster_home(self) -> None:
+        """Point Dagster at this home's instance unless the operator chose one."""
+        self.ensure()
+        os.environ.setdefault("DAGSTER_HOME", str(self.dagster_home))

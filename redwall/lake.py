@@ -1,0 +1,75 @@
+"""The Delta lake: every read and write of a lake table goes through here.
+
+Tables are addressed by ``(layer, name)``; :class:`redwall.home.Home` turns that into a local path or
+an object-store URI. Delta commits are atomic, so a run killed mid-write leaves the previous version
+readable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+
+from redwall.home import Home
+
+LINEAGE = ("_source_file", "_sheet", "_row_number", "_file_hash", "_load_id", "_loaded_at")
+
+
+def exists(home: Home, layer: str, name: str) -> bool:
+    return DeltaTable.is_deltatable(home.table_uri(layer, name), storage_options=home.storage_options())
+
+
+def open_table(home: Home, layer: str, name: str) -> DeltaTable:
+    return DeltaTable(home.table_uri(layer, name), storage_options=home.storage_options())
+
+
+def read(home: Home, layer: str, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """The current version of a table (an empty frame if it was never written)."""
+    if not exists(home, layer, name):
+        return pl.DataFrame()
+    return pl.read_delta(
+        home.table_uri(layer, name), columns=columns, storage_options=home.storage_options() or None
+    )
+
+
+def scan(home: Home, layer: str, name: str) -> pl.LazyFrame:
+    return pl.scan_delta(home.table_uri(layer, name), storage_options=home.storage_options() or None)
+
+
+def write(
+    home: Home,
+    layer: str,
+    name: str,
+    frame: pl.DataFrame,
+    mode: Literal["append", "overwrite"] = "overwrite",
+    partition_by: list[str] | None = None,
+) -> int:
+    """Write a frame as one Delta commit; returns the new table version."""
+    uri = home.table_uri(layer, name)
+    write_deltalake(
+        uri,
+        frame.to_arrow(),
+        mode=mode,
+        partition_by=partition_by,
+        schema_mode="merge" if mode == "append" else "overwrite",
+        storage_options=home.storage_options() or None,
+    )
+    return DeltaTable(uri, storage_options=home.storage_options()).version()
+
+
+def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str]) -> dict:
+    """Upsert ``frame`` into the table by business key (creating it on first use); returns
+    deltalake's merge metrics."""
+    if not exists(home, layer, name):
+        write(home, layer, name, frame, mode="overwrite")
+        return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    return (
+        open_table(home, layer, name)
+        .merge(frame.to_arrow(), predicate=predicate, source_alias="s", target_alias="t")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )

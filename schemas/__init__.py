@@ -1,0 +1,251 @@
+"""The data contracts: every feed table, ledger type and mart, declared once in YAML.
+
+Everything else is derived from here: Delta schemas, header mapping, expectation suites, ledger
+templates, the catalogue and the masking rules. Use :func:`load_contracts`; never read the YAML
+elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+HERE = Path(__file__).parent
+REFERENCE = HERE / "reference"
+
+TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "code": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us", "Asia/Shanghai"),
+    "bool": pl.Boolean(),
+    "json": pl.String(),
+}
+SENSITIVITY = {
+    "direct_identifier": "直接标识符",
+    "quasi_identifier": "准标识符",
+    "sensitive": "敏感信息",
+    "public": "一般信息",
+}
+SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
+UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
+LOADS = ("snapshot", "increment", "append")
+# Code lists whose values arrive with the district feed, not from committed reference data.
+DYNAMIC_CODES = ("community", "grid")
+
+
+class ContractError(ValueError):
+    """A contract file is inconsistent; raised at load time, never later in a run."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    type: str
+    sensitivity: str
+    required: bool = False
+    field: str | None = None
+    aliases: tuple[str, ...] = ()
+    codes: str | None = None
+    format: str | None = None
+    pii: str | None = None
+    description: str | None = None
+    example: Any = None
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return TYPES[self.type]
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """Every spelling a delivered header may take for this column, preferred first."""
+        names = [self.field or self.name, self.label, *self.aliases]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Table:
+    source: str
+    name: str
+    title: str
+    abstract: str
+    kind: str  # feed | ledger | mart
+    columns: tuple[Column, ...]
+    keys: tuple[str, ...]
+    load: str
+    catalogue: dict[str, Any]
+    provider: dict[str, str]
+    files: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    record_type: str | None = None
+    title_row: str | None = None
+    department: dict[str, str] | None = None
+    template: dict[str, Any] | None = None
+    envelope: tuple[Column, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """``source.table``: the table's identity everywhere (assets, receipts, catalogue)."""
+        return f"{self.source}.{self.name}"
+
+    @property
+    def bronze_name(self) -> str:
+        return f"{self.source}_{self.name}"
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.envelope + self.columns
+
+    def column(self, name: str) -> Column:
+        for col in self.all_columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.key} has no column {name!r}")
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.all_columns if c.required)
+
+    def schema(self) -> dict[str, pl.DataType]:
+        """The typed (silver/mart) schema of the table."""
+        return {c.name: c.dtype for c in self.all_columns}
+
+    def pii_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.all_columns if c.pii)
+
+
+@dataclass(frozen=True)
+class Contracts:
+    tables: dict[str, Table]
+
+    def table(self, key: str) -> Table:
+        try:
+            return self.tables[key]
+        except KeyError:
+            raise KeyError(f"no contract for {key!r}; known: {sorted(self.tables)}") from None
+
+    def of_kind(self, kind: str) -> list[Table]:
+        return [t for t in self.tables.values() if t.kind == kind]
+
+    @property
+    def feeds(self) -> list[Table]:
+        return self.of_kind("feed")
+
+    @property
+    def ledgers(self) -> list[Table]:
+        return self.of_kind("ledger")
+
+    @property
+    def marts(self) -> list[Table]:
+        return self.of_kind("mart")
+
+    def source_tables(self, source: str) -> list[Table]:
+        return [t for t in self.tables.values() if t.source == source and t.kind != "mart"]
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(t.source for t in self.tables.values() if t.kind != "mart"))
+
+    @property
+    def departments(self) -> dict[str, str]:
+        return {t.department["code"]: t.department["name"] for t in self.ledgers}
+
+
+def _column(raw: dict[str, Any], where: str) -> Column:
+    raw = dict(raw)
+    if raw.get("type") not in TYPES:
+        raise ContractError(f"{where}: column {raw.get('name')!r} has unknown type {raw.get('type')!r}")
+    if raw.get("sensitivity") not in SENSITIVITY:
+        raise ContractError(f"{where}: column {raw['name']!r} needs a sensitivity in {list(SENSITIVITY)}")
+    raw["aliases"] = tuple(raw.get("aliases", ()))
+    if raw.get("codes") and raw["codes"] not in DYNAMIC_CODES and raw["codes"] not in code_lists():
+        raise ContractError(f"{where}: column {raw['name']!r} names unknown code list {raw['codes']!r}")
+    try:
+        return Column(**raw)
+    except TypeError as exc:
+        raise ContractError(f"{where}: {exc}") from None
+
+
+def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str,
+           provider: dict[str, str], envelope: tuple[Column, ...] = (), department=None) -> Table:
+    columns = tuple(_column(c, f"{where}:{name}") for c in raw["columns"])
+    names = [c.name for c in envelope + columns]
+    if len(set(names)) != len(names):
+        raise ContractError(f"{where}:{name}: duplicate column names")
+    keys = tuple(raw.get("keys", ()))
+    if missing := set(keys) - set(names):
+        raise ContractError(f"{where}:{name}: keys {sorted(missing)} are not columns")
+    load = raw.get("load", "snapshot")
+    if load not in LOADS:
+        raise ContractError(f"{where}:{name}: load must be one of {LOADS}")
+    catalogue = dict(raw.get("catalogue", {}))
+    if catalogue.get("sharing") not in SHARING_TYPES:
+        raise ContractError(f"{where}:{name}: catalogue.sharing must be one of {SHARING_TYPES}")
+    if catalogue.get("update_cycle") not in UPDATE_CYCLES:
+        raise ContractError(f"{where}:{name}: catalogue.update_cycle must be one of {UPDATE_CYCLES}")
+    return Table(
+        source=source, name=name, kind=kind, title=raw["title"], abstract=raw["abstract"],
+        columns=columns, keys=keys, load=load, catalogue=catalogue,
+        provider=raw.get("provider", provider), files=raw.get("files"), format=raw.get("format"),
+        encoding=raw.get("encoding"), record_type=raw.get("record_type"),
+        title_row=raw.get("title_row"), department=department, template=raw.get("template"),
+        envelope=envelope,
+    )
+
+
+@cache
+def load_contracts(root: Path = HERE) -> Contracts:
+    tables: dict[str, Table] = {}
+    for path in sorted((root / "feeds").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        source = doc["source"]
+        envelope = tuple(_column(c, path.name) for c in doc.get("envelope", ()))
+        for name, raw in doc["tables"].items():
+            t = _table(raw, source=source, name=name, kind="feed", where=path.name,
+                       provider=doc["provider"], envelope=envelope)
+            tables[t.key] = t
+    for path in sorted((root / "ledgers").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        dept = doc["department"]
+        t = _table(doc, source="ledgers", name=doc["table"], kind="ledger", where=path.name,
+                   provider={"name": dept["name"], "code": dept["code"]}, department=dept)
+        tables[t.key] = t
+    for path in sorted((root / "marts").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name,
+                   provider=doc["provider"])
+        tables[t.key] = t
+    return Contracts(tables)
+
+
+# -- reference data ------------------------------------------------------------------------------
+@cache
+def reference(name: str) -> pl.DataFrame:
+    """A committed national reference table (``schemas/reference/<name>.csv``), all columns text
+    except the working calendar's flag."""
+    path = REFERENCE / f"{name}.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    if name == "calendar":
+        frame = frame.with_columns(pl.col("date").str.to_date(), pl.col("is_workday") == "1")
+    return frame
+
+
+@cache
+def code_lists() -> dict[str, dict[str, str]]:
+    """Every static code list: ``{list: {code: name}}`` from codes.csv plus sex, ethnicity, street."""
+    lists: dict[str, dict[str, str]] = {}
+    for row in reference("codes").iter_rows(named=True):
+        lists.setdefault(row["list"], {})[row["code"]] = row["name"]
+    for name in ("sex", "ethnicity", "street"):
+        frame = reference(name)
+        lists[name] = dict(zip(frame["code"], frame["name"]))
+    return lists
