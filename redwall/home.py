@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = ".redwall"
+DEMO_MARKER = "DEMO"
 
 DAGSTER_YAML = """\
 # Written by redwall: no telemetry, no first-visit modal.
@@ -92,6 +93,17 @@ class Home:
         """Object-store credentials for deltalake, taken from the environment (never from code)."""
         prefix = "REDWALL_STORAGE_"
         return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+
+    @property
+    def is_demo(self) -> bool:
+        """A home made by ``redwall demo``: synthetic data only, so the demo pseudonym key is allowed."""
+        return (self.root / DEMO_MARKER).exists()
+
+    def mark_demo(self) -> None:
+        (self.root / DEMO_MARKER).write_text(
+            "This data home holds synthetic demo data; publishing may use the demo pseudonym key.\n",
+            encoding="utf-8",
+        )
 
     def ensure(self) -> "Home":
         """Create the folders and a quiet Dagster instance; safe to call again."""

@@ -91,6 +91,7 @@ class Table:
     department: dict[str, str] | None = None
     template: dict[str, Any] | None = None
     envelope: tuple[Column, ...] = field(default=())
+    related: tuple[str, ...] = ()  # keys of the tables this one is derived from (marts)
 
     @property
     def key(self) -> str:
@@ -198,7 +199,7 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
         provider=raw.get("provider", provider), files=raw.get("files"), format=raw.get("format"),
         encoding=raw.get("encoding"), record_type=raw.get("record_type"),
         title_row=raw.get("title_row"), department=department, template=raw.get("template"),
-        envelope=envelope,
+        envelope=envelope, related=tuple(raw.get("related", ())),
     )
 
 
@@ -224,6 +225,9 @@ def load_contracts(root: Path = HERE) -> Contracts:
         t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name,
                    provider=doc["provider"])
         tables[t.key] = t
+    for t in tables.values():
+        if unknown := set(t.related) - set(tables):
+            raise ContractError(f"{t.key}: related tables {sorted(unknown)} have no contract")
     return Contracts(tables)
 
 

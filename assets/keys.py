@@ -1,0 +1,22 @@
+"""Asset keys read like storage paths: ``lake/<layer>/<table>`` and ``warehouse/<file>``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from schemas import Table
+
+
+def bronze(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(["lake", "bronze", table.bronze_name])
+
+
+def silver(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(["lake", "silver", table.bronze_name])
+
+
+def mart(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(["lake", "mart", table.name])
+
+
+WAREHOUSE = dg.AssetKey(["warehouse", "redwall"])

@@ -1,0 +1,57 @@
+"""The curated marts (人、地、事、物、组织, grid and care visits) and their publication to the
+shared DuckDB warehouse. Each mart's lineage comes from its contract's ``related`` tables."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import keys
+from assets.metadata import description, spec_metadata
+from pipelines.resources import RedwallHome
+from redwall.marts import build_marts
+from redwall.warehouse import publish
+from schemas import Contracts, load_contracts
+
+
+def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]:
+    contracts = contracts or load_contracts()
+    marts = contracts.marts
+    specs = [
+        dg.AssetSpec(
+            keys.mart(t),
+            deps=[
+                keys.silver(src) if src.kind != "mart" else keys.mart(src)
+                for src in map(contracts.table, t.related)
+            ],
+            group_name="marts", kinds={"delta", "polars"},
+            description=description(t, "mart"), metadata=spec_metadata(t, "mart"),
+            tags={"layer": "mart"},
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for t in marts
+    ]
+
+    # Marts are built together: person resolution feeds person, place, grid and care_visit alike.
+    @dg.multi_asset(name="marts", specs=specs, can_subset=False)
+    def _marts(context: dg.AssetExecutionContext, redwall: RedwallHome):
+        counts = build_marts(redwall.home())
+        for t in marts:
+            yield dg.MaterializeResult(asset_key=keys.mart(t), metadata={"dagster/row_count": counts.get(t.name, 0)})
+
+    @dg.asset(
+        key=keys.WAREHOUSE, deps=[keys.mart(t) for t in marts], group_name="publish", kinds={"duckdb"},
+        description=(
+            "**共享数据仓库** `warehouse/redwall.duckdb`：各主题库（mart）按目录共享属性脱敏后发布，"
+            "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。"
+        ),
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def warehouse(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
+        home = redwall.home()
+        counts = publish(home, demo=home.is_demo)
+        return dg.MaterializeResult(
+            metadata={"path": dg.MetadataValue.path(str(home.warehouse)), "tables": len(counts),
+                      "rows_by_table": dg.MetadataValue.json(counts)}
+        )
+
+    return [_marts, warehouse]

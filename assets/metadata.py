@@ -1,0 +1,56 @@
+"""What an analyst sees of a contract in the Dagster UI: description, column schema with Chinese
+labels, sharing and sensitivity tags, and a freshness policy from the update cycle."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from schemas import SENSITIVITY, Table
+
+# How late a feed may be before the UI flags it, from the contract's update cycle.
+FRESHNESS = {
+    "实时": dt.timedelta(hours=6),
+    "每日": dt.timedelta(days=2),
+    "每周": dt.timedelta(days=9),
+    "每月": dt.timedelta(days=35),
+    "每季度": dt.timedelta(days=100),
+    "每半年": dt.timedelta(days=190),
+    "每年": dt.timedelta(days=370),
+}
+
+
+def column_schema(table: Table) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.type,
+                description=f"{c.label}（{SENSITIVITY[c.sensitivity]}）" + (f" {c.description}" if c.description else ""),
+                constraints=dg.TableColumnConstraints(nullable=not c.required),
+            )
+            for c in table.all_columns
+        ]
+    )
+
+
+def spec_metadata(table: Table, layer: str) -> dict[str, object]:
+    return {
+        "dagster/column_schema": column_schema(table),
+        "contract": table.key,
+        "title": table.title,
+        "provider": table.provider["name"],
+        "sharing": table.catalogue["sharing"],
+        "update_cycle": table.catalogue["update_cycle"],
+        "layer": layer,
+    }
+
+
+def freshness(table: Table) -> dg.FreshnessPolicy | None:
+    window = FRESHNESS.get(table.catalogue["update_cycle"])
+    return dg.FreshnessPolicy.time_window(fail_window=window) if window else None
+
+
+def description(table: Table, layer: str) -> str:
+    return f"**{table.title}**（{layer}）\n\n{table.abstract}"

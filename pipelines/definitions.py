@@ -1,0 +1,21 @@
+"""The one entry point: every asset, job, sensor and schedule of redwall, with the resources for
+this environment. Nothing else wires definitions together."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.ingest import all_ingest_assets
+from assets.marts import mart_assets
+from pipelines.jobs import build_all, ingest_jobs, publish_job
+from pipelines.resources import resources_for_environment
+from pipelines.schedules import nightly_build
+from pipelines.sensors import inbox_sensors
+
+defs = dg.Definitions(
+    assets=[*all_ingest_assets(), *mart_assets()],
+    jobs=[*ingest_jobs(), publish_job, build_all],
+    sensors=inbox_sensors(),
+    schedules=[nightly_build],
+    resources=resources_for_environment(),
+)

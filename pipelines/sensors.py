@@ -1,0 +1,60 @@
+"""Inbox sensors, one per source: a file is taken once it is complete — a ``<name>.ready`` marker
+beside it, or the same size and modification time on two ticks in a row (a copy in progress keeps
+growing). The cursor holds the last tick's observations, so it survives restarts.
+
+Duplicates are the ingestion's business, not the sensor's: a re-sent file gets its own run, whose
+receipt says 重复文件 and which loads nothing (the file registry is keyed by content hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+
+from pipelines.jobs import ingest_job_name
+from pipelines.resources import RedwallHome
+from redwall.ingest import inbox_files
+from schemas import load_contracts
+
+TICK_SECONDS = 30
+
+
+def ready_files(files, previous: dict[str, list[int]]) -> tuple[list, dict[str, list[int]]]:
+    """The files complete now, and the observations to remember for the next tick."""
+    seen = {str(f.path): [f.size, f.mtime_ns] for f in files}
+    ready = [
+        f for f in files
+        if f.path.with_name(f.path.name + ".ready").exists() or previous.get(str(f.path)) == seen[str(f.path)]
+    ]
+    return ready, seen
+
+
+def inbox_sensor(source: str) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"inbox_{source}", job_name=ingest_job_name(source), minimum_interval_seconds=TICK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Watches inbox/{source} and starts ingest_{source} for every complete file.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, redwall: RedwallHome):
+        home = redwall.home()
+        previous = json.loads(context.cursor) if context.cursor else {}
+        ready, seen = ready_files(inbox_files(home, source), previous)
+        context.update_cursor(json.dumps(seen))
+        if not ready:
+            return dg.SkipReason(f"no complete file in inbox/{source}")
+        rel = sorted(str(f.path.relative_to(home.root)) for f in ready)
+        # The key changes when a file is dropped again (new mtime), so a re-sent file is answered.
+        run_key = hashlib.sha256(json.dumps([[r, seen[str(home.root / r)]] for r in rel]).encode()).hexdigest()
+        return dg.RunRequest(
+            run_key=run_key,
+            run_config={"ops": {f"ingest_{source}": {"config": {"files": rel}}}},
+            tags={"redwall/source": source, "redwall/files": str(len(rel))},
+        )
+
+    return _sensor
+
+
+def inbox_sensors() -> list[dg.SensorDefinition]:
+    return [inbox_sensor(source) for source in load_contracts().sources]
