@@ -1,0 +1,107 @@
+"""Benchmark: generate a scale, run every stage of the build, print wall time and peak memory.
+
+    python benchmarks/run.py --scale street            # ~50k persons
+    python benchmarks/run.py --scale district          # ~1.1M persons (several minutes)
+    python benchmarks/run.py --scale street --dagster  # also time build_all through Dagster
+
+Each stage runs in its own process, so its peak RSS is its own. Targets (DEVELOPERS' brief, issue 2):
+street end to end < 60 s; district < 10 min within 8 GB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGE = r"""
+import json, resource, sys, time
+from redwall.home import Home
+home = Home.at(sys.argv[1]).ensure()
+stage, arg = sys.argv[2], sys.argv[3]
+started = time.perf_counter()
+facts = {}
+if stage == "generate":
+    from redwall.generator import generate
+    scale, seed, days = arg.split(":")
+    generate(home, scale=scale, seed=int(seed), days=int(days))
+elif stage == "ingest":
+    from redwall.ingest import process_source
+    receipts = process_source(home, arg)
+    facts = {"files": len(receipts), "rows": sum(r.rows_read for r in receipts)}
+elif stage == "marts":
+    from redwall.marts import build_marts
+    facts = {"rows": sum(build_marts(home).values())}
+elif stage == "publish":
+    from redwall.warehouse import publish
+    facts = {"tables": len(publish(home, demo=True))}
+elif stage == "dagster":
+    import os
+    os.environ["REDWALL_HOME"] = sys.argv[1]
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    from redwall.cli import build
+    build(home)
+facts["seconds"] = time.perf_counter() - started
+facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps(facts))
+"""
+
+
+def run_stage(home: Path, stage: str, arg: str) -> dict:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", STAGE, str(home), stage, arg],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"stage {stage} {arg} failed")
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    facts = json.loads(line[len("RESULT "):])
+    facts["wall"] = time.perf_counter() - started  # includes interpreter start and imports
+    return facts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="street")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--home", help="data home to use (default: a new temporary folder)")
+    parser.add_argument("--dagster", action="store_true", help="also time build_all through Dagster on a second copy")
+    args = parser.parse_args()
+
+    from schemas import load_contracts
+
+    home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-bench-{args.scale}-"))
+    print(f"benchmark {args.scale} (seed {args.seed}, {args.days} days) in {home}")
+    rows = []
+    gen = run_stage(home, "generate", f"{args.scale}:{args.seed}:{args.days}")
+    rows.append(("generate", gen))
+    pipeline = []
+    for source in load_contracts().sources:
+        pipeline.append((f"ingest {source}", run_stage(home, "ingest", source)))
+    pipeline.append(("marts", run_stage(home, "marts", "-")))
+    pipeline.append(("publish", run_stage(home, "publish", "-")))
+    rows += pipeline
+
+    print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
+    for name, f in rows:
+        rate = f"{f['rows'] / f['seconds']:,.0f}" if f.get("rows") else ""
+        print(f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}"
+              f"{f.get('rows', ''):>11}{rate:>11}")
+    total = sum(f["wall"] for _, f in pipeline)
+    peak = max(f["peak_rss_mb"] for _, f in pipeline)
+    print(f"\nend to end (ingest → marts → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
+
+    if args.dagster:
+        copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))
+        run_stage(copy, "generate", f"{args.scale}:{args.seed}:{args.days}")
+        f = run_stage(copy, "dagster", "-")
+        print(f"build_all through Dagster (in-process executor): {f['wall']:.1f} s wall, peak {f['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

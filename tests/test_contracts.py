@@ -1,0 +1,129 @@
+"""The contracts load, are consistent, and carry what every derived artefact needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import polars as pl
+import pytest
+
+from redwall import identifiers as ids
+from schemas import HERE, SENSITIVITY, ContractError, code_lists, load_contracts, reference
+
+FEED_SOURCES = {"police", "floating", "grid_app", "municipal", "district", "ledgers"}
+
+
+def test_every_feed_of_feeds_md_has_a_contract():
+    contracts = load_contracts()
+    assert set(contracts.sources) == FEED_SOURCES
+    assert {t.name for t in contracts.source_tables("municipal")} == {
+        "mz_dibao", "cl_disability", "mz_death", "rs_elderly_allowance"}
+    assert {t.name for t in contracts.source_tables("district")} == {
+        "grid", "building", "house", "organization", "component"}
+    assert {t.name for t in contracts.source_tables("grid_app")} == {"event", "event_status", "visit", "inspection"}
+
+
+def test_tables_declare_what_catalogue_and_masking_need():
+    for t in load_contracts().tables.values():
+        assert t.title and t.abstract, t.key
+        assert t.provider["name"] and t.provider["code"], t.key
+        for c in t.all_columns:
+            assert c.label and c.sensitivity in SENSITIVITY, (t.key, c.name)
+            if c.pii:
+                # Anything that can name a person is a direct identifier, never shared in clear.
+                assert c.sensitivity == "direct_identifier", (t.key, c.name)
+        if t.kind != "mart":
+            assert t.files or t.kind == "ledger", t.key
+
+
+def test_headers_are_unique_within_a_table():
+    # Header mapping goes by name: one delivered header must never fit two columns.
+    for t in load_contracts().tables.values():
+        seen: dict[str, str] = {}
+        for c in t.all_columns:
+            for h in c.headers:
+                assert seen.setdefault(h, c.name) == c.name, f"{t.key}: header {h} fits {seen[h]} and {c.name}"
+
+
+def test_ledgers_carry_department_template_and_examples():
+    contracts = load_contracts()
+    assert set(contracts.departments) == {"civil_affairs", "city_management", "safety"}
+    for t in contracts.ledgers:
+        assert t.template["version"] >= 1 and t.template["sheet"]
+        assert all(c.example is not None for c in t.columns), t.key
+
+
+def test_code_columns_name_a_known_code_list():
+    lists = code_lists()
+    for t in load_contracts().tables.values():
+        for c in t.all_columns:
+            if c.type == "code":
+                assert c.codes in lists or c.codes in ("community", "grid"), (t.key, c.name)
+
+
+def _broken_copy(tmp_path, text_from: str, text_to: str):
+    root = tmp_path / "schemas"
+    shutil.copytree(HERE, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    police = root / "feeds" / "police.yaml"
+    police.write_text(police.read_text(encoding="utf-8").replace(text_from, text_to, 1), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("text_from", "text_to", "message"),
+    [
+        ("type: code, codes: sex", "type: code, codes: gender", "unknown code list"),
+        ("sensitivity: sensitive}", "sensitivity: secret}", "needs a sensitivity"),
+        ("keys: [id_number]", "keys: [passport]", "are not columns"),
+        ("sharing: 有条件共享", "sharing: 随便共享", "catalogue.sharing"),
+        ("type: date, required: true", "type: timestamp, required: true", "unknown type"),
+    ],
+)
+def test_inconsistent_contract_is_refused_at_load(tmp_path, text_from, text_to, message):
+    with pytest.raises(ContractError, match=message):
+        load_contracts(_broken_copy(tmp_path, text_from, text_to))
+
+
+def test_reference_data_is_complete():
+    assert reference("ethnicity").height == 56
+    streets = reference("street")
+    assert streets.height == 15 and streets["code"].str.starts_with("110102").all()
+    assert streets.filter(pl.col("code") == "110102001")["name"].item() == "西长安街街道"
+    events = reference("event_class")
+    assert events["time_unit"].is_in(["working_hours", "working_days"]).all()
+    assert events.filter((pl.col("major") == "01") & (pl.col("minor") == "02"))["name"].item() == "暴露垃圾"
+
+
+def test_working_calendar_knows_holidays_and_adjusted_workdays():
+    cal = reference("calendar").filter(pl.col("date").dt.year() == 2026)
+    day = dict(zip(cal["date"], cal["is_workday"]))
+    assert day[dt.date(2026, 10, 1)] is False  # 国庆节
+    assert day[dt.date(2026, 11, 25)] is True  # an ordinary Wednesday
+    assert day[dt.date(2026, 11, 28)] is False  # an ordinary Saturday
+    adjusted = cal.filter(pl.col("kind") == "adjusted_workday")
+    assert adjusted.height > 0 and (adjusted["date"].dt.weekday() >= 6).all()
+
+
+def test_citizen_id_rules_scalar_and_vectorised_agree():
+    from faker import Faker
+
+    fake = Faker("zh_CN")
+    fake.seed_instance(3)
+    valid = [fake.ssn() for _ in range(300)]
+    broken = [v[:17] + ("0" if v[17] != "0" else "1") for v in valid[:100]]
+    frame = pl.DataFrame({"id": valid + broken + ["1.10102199003E+17", "", "11010219900101123"]})
+    vectorised = frame.select(ids.citizen_id_check_expr(pl.col("id")).fill_null(False)).to_series().to_list()
+    assert vectorised == [ids.is_valid_citizen_id(v) for v in frame["id"]]
+    assert sum(vectorised) == 300
+
+
+def test_legacy_id_upgrade_and_uscc_check():
+    upgraded = ids.upgrade_legacy_id("110102900101123")
+    assert upgraded.startswith("11010219900101123") and ids.is_valid_citizen_id(upgraded)
+    assert ids.id_sex_code(upgraded) == "1" and ids.id_birth_date(upgraded) == dt.date(1990, 1, 1)
+    first17 = "91110102MA01ABCD1"
+    good = first17 + ids.uscc_check_char(first17)
+    assert ids.is_valid_uscc(good)
+    assert not ids.is_valid_uscc(first17 + ("0" if good[-1] != "0" else "1"))
+    assert not ids.is_valid_uscc("91110102MA01ABCDI" + "X")  # I is not in the alphabet
