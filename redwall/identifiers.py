@@ -52,17 +52,38 @@ def id_sex_code(value: str) -> str:
     return "1" if int(value[16]) % 2 else "2"
 
 
+def id_check_char_expr(first17: pl.Expr) -> pl.Expr:
+    """The check character of 17 leading digits (vectorised :func:`id_check_char`)."""
+    total = pl.sum_horizontal(
+        first17.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(ID_WEIGHTS)
+    )
+    return (total % 11).replace_strict(list(range(11)), list(ID_CHECK_CHARS), return_dtype=pl.String)
+
+
 def citizen_id_check_expr(col: pl.Expr) -> pl.Expr:
     """True where an 18-character value carries the right check character (vectorised)."""
-    total = pl.sum_horizontal(
-        col.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(ID_WEIGHTS)
-    )
-    expected = (total % 11).replace_strict(
-        list(range(11)), list(ID_CHECK_CHARS), return_dtype=pl.String
-    )
     return (col.str.len_chars() == 18) & col.str.slice(0, 17).str.contains(r"^\d{17}$") & (
-        expected == col.str.slice(17, 1).str.to_uppercase()
+        id_check_char_expr(col.str.slice(0, 17)) == col.str.slice(17, 1).str.to_uppercase()
     )
+
+
+def upgrade_legacy_id_expr(col: pl.Expr) -> pl.Expr:
+    """Vectorised :func:`upgrade_legacy_id` for 15-digit values."""
+    first17 = pl.concat_str([col.str.slice(0, 6), pl.lit("19"), col.str.slice(6, 9)])
+    return first17 + id_check_char_expr(first17)
+
+
+def excel_rounded_id_expr(col: pl.Expr) -> pl.Expr:
+    """True where an ID was stored as a number by Excel and so lost its last digits.
+
+    Excel keeps 15 significant digits: an 18-digit ID typed into a numeric cell comes back as
+    ``1.10102199003071E+17`` or as ``110102199003071000``. Such a value is destroyed, never
+    repairable. A real ID may end in 000, so a value counts as rounded only when it also fails the
+    check character.
+    """
+    scientific = col.str.contains(r"^\d(\.\d+)?[eE]\+?\d+$")
+    padded = col.str.contains(r"^\d{15}000$") & ~citizen_id_check_expr(col)
+    return scientific | padded
 
 
 def id_birth_date_expr(col: pl.Expr) -> pl.Expr:
@@ -89,7 +110,28 @@ def is_valid_uscc(value: str) -> bool:
     return uscc_check_char(value[:17]) == value[17]
 
 
+def uscc_check_expr(col: pl.Expr) -> pl.Expr:
+    """Vectorised :func:`is_valid_uscc` on upper-case values."""
+    values = {c: i for i, c in enumerate(USCC_ALPHABET)}
+    total = pl.sum_horizontal(
+        col.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int32) * w
+        for i, w in enumerate(USCC_WEIGHTS)
+    )
+    expected = ((31 - total % 31) % 31).replace_strict(
+        list(range(31)), list(USCC_ALPHABET), return_dtype=pl.String
+    )
+    return col.str.contains(f"^[{USCC_ALPHABET}]{{18}}$") & (expected == col.str.slice(17, 1))
+
+
 # -- phone -------------------------------------------------------------------------------------
+FIXED_LINE_PATTERN = r"^(0\d{2,3})?\d{7,8}$"
+
+
+def is_phone_expr(col: pl.Expr) -> pl.Expr:
+    """True for a normalised mobile number or a fixed-line number (with or without area code)."""
+    return col.str.contains(PHONE_PATTERN) | col.str.contains(FIXED_LINE_PATTERN)
+
+
 def normalise_phone_expr(col: pl.Expr) -> pl.Expr:
     """Digits only, +86/0086 dropped: '+86 138-1234-5678' -> '13812345678'."""
     digits = col.str.replace_all(r"[^\d]", "")

@@ -25,13 +25,17 @@ def open_table(home: Home, layer: str, name: str) -> DeltaTable:
     return DeltaTable(home.table_uri(layer, name), storage_options=home.storage_options())
 
 
-def read(home: Home, layer: str, name: str, columns: list[str] | None = None) -> pl.DataFrame:
-    """The current version of a table (an empty frame if it was never written)."""
+def read(
+    home: Home, layer: str, name: str, columns: list[str] | None = None, where: pl.Expr | None = None
+) -> pl.DataFrame:
+    """The current version of a table (an empty frame if it was never written), optionally only
+    the rows ``where`` holds (pushed down to the Parquet scan)."""
     if not exists(home, layer, name):
         return pl.DataFrame()
-    return pl.read_delta(
-        home.table_uri(layer, name), columns=columns, storage_options=home.storage_options() or None
-    )
+    frame = scan(home, layer, name)
+    if where is not None:
+        frame = frame.filter(where)
+    return frame.select(columns or pl.all()).collect()
 
 
 def scan(home: Home, layer: str, name: str) -> pl.LazyFrame:
@@ -59,6 +63,21 @@ def write(
     return DeltaTable(uri, storage_options=home.storage_options()).version()
 
 
+def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) -> None:
+    """Replace the rows matching the SQL predicate ``where`` by ``frame`` in one commit (new
+    columns are added). Writing the same rows again is idempotent: the way to re-run a write, and
+    an upsert of a few rows by key that costs no merge."""
+    present = exists(home, layer, name)  # a first write appends: never a whole-table overwrite
+    write_deltalake(
+        home.table_uri(layer, name),
+        frame.to_arrow(),
+        mode="overwrite" if present else "append",
+        predicate=where if present else None,
+        schema_mode="merge",
+        storage_options=home.storage_options() or None,
+    )
+
+
 def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str]) -> dict:
     """Upsert ``frame`` into the table by business key (creating it on first use); returns
     deltalake's merge metrics."""
@@ -73,3 +92,15 @@ def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str
         .when_not_matched_insert_all()
         .execute()
     )
+
+
+def compact(home: Home, layer: str, name: str, min_files: int = 32) -> dict | None:
+    """Rewrite a table's small files into a few large ones once it has gathered ``min_files``
+    (a feed appending hourly adds a file per commit, and every read pays for each). One commit;
+    readers keep reading the previous version meanwhile. Returns the optimize metrics, or None."""
+    if not exists(home, layer, name):
+        return None
+    table = open_table(home, layer, name)
+    if len(table.file_uris()) < min_files:
+        return None
+    return table.optimize.compact()

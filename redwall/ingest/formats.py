@@ -1,0 +1,329 @@
+"""Reading a delivered file as it really is: format and encoding come from the content, never from
+the file name, and every cell is read as the text it holds.
+
+A reader returns :class:`Grid` objects: the cells of a worksheet, a delimited text, a Parquet file
+or one record type of a JSON Lines file, every value a string. Where the header is not known yet
+(worksheets and delimited text, whose title rows and notes clerks add), the grid's ``header`` is
+``None`` and :mod:`redwall.ingest.layout` finds it. A file that cannot be read at all raises
+:class:`Unreadable` with the reason in Chinese.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import fastexcel
+import msoffcrypto
+import polars as pl
+import pyarrow.parquet as pq
+from charset_normalizer import from_bytes
+
+from redwall.ingest.inbox import DICT_SUFFIX
+
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+PARQUET_MAGIC = b"PAR1"
+DELIMITERS = (",", "\t", ";", "|")
+SNIFF_LINES = 30
+
+
+class Unreadable(Exception):
+    """The file cannot be taken in; ``reason_zh`` goes to the sender's receipt."""
+
+    def __init__(self, rule: str, reason_zh: str):
+        super().__init__(rule)
+        self.rule = rule
+        self.reason_zh = reason_zh
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cells as delivered: one String column per delivered column, and ``_row_number``, the row's
+    number in the file's own terms (Excel row, line, record). A delimited text's data lines are
+    renumbered from 1 below its header once that is found (``data_lines``)."""
+
+    format: str
+    cells: pl.DataFrame
+    sheet: str | None = None
+    header: tuple[str, ...] | None = None  # known column names (Parquet, JSON), else locate it
+    record_type: str | None = None  # JSON Lines: the records' ``type``
+    broken: bool = False  # JSON Lines: lines that are not a JSON record
+    letters: tuple[str, ...] = ()  # xlsx: the column letters, to name unlabelled columns
+    data_lines: bool = False
+    encoding: str | None = None
+    glossary: dict[str, str] = field(default_factory=dict)  # exchange code → Chinese name
+    # Workbooks: which cells of a column hold numbers (per grid row). Asked only for ID columns: an
+    # ID Excel stored as a number lost its last digits, whatever its text looks like now.
+    numbers: Callable[[str], pl.Series] | None = field(default=None, compare=False)
+
+    @property
+    def place(self) -> str:
+        """How a sender finds row ``{}`` in this file, for messages."""
+        if self.format in ("xlsx", "xls"):
+            return "第{}行"
+        if self.format == "jsonl":
+            return "第{}行记录"
+        if self.data_lines:
+            return "第{}条数据"
+        return "第{}条记录"
+
+
+def read_file(path: Path) -> list[Grid]:
+    """All grids of a delivered file, or :class:`Unreadable`."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if not head:
+        raise Unreadable("empty_file", "空文件（0字节），可能未传输完整，请重新报送")
+    if head.startswith(ZIP_MAGIC):
+        return _read_workbook(path, "xlsx")
+    if head.startswith(OLE_MAGIC):
+        with path.open("rb") as f:
+            try:
+                encrypted = msoffcrypto.OfficeFile(f).is_encrypted()
+            except Exception:  # msoffcrypto raises its own zoo for non-Office OLE files
+                raise Unreadable("not_a_table", "文件不是Excel工作簿，也不是CSV/JSON/Parquet数据文件") from None
+        if encrypted:
+            raise Unreadable("encrypted", "工作簿设置了打开密码，无法读取，请取消密码后重新报送")
+        return _read_workbook(path, "xls")
+    if head.startswith(PARQUET_MAGIC):
+        return [_read_parquet(path)]
+    text, encoding = _decode(path.read_bytes())
+    if text.lstrip("\ufeff \r\n\t").startswith("{"):
+        return _read_jsonl(text, encoding)
+    return [_read_delimited(text, encoding, _glossary(path))]
+
+
+# -- text ----------------------------------------------------------------------------------------
+def _decode(raw: bytes) -> tuple[str, str]:
+    """Detect the encoding: a BOM, else strict UTF-8, else GB18030 (a superset of GBK, so a GBK
+    ledger decodes too), else whatever charset-normalizer is confident about. UTF-8 comes first
+    because Chinese text in GB18030 is almost never valid UTF-8, while the converse decodes."""
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    declared = [encoding for bom, encoding in boms if raw.startswith(bom)]
+    if not declared and b"\x00" in raw[:4096]:
+        raise Unreadable("wrong_format", "文件不是文本数据，也不是Excel/Parquet文件，无法识别格式")
+    for encoding in declared or ("utf-8", "gb18030"):
+        try:  # not final: a character cut off at the end (a copy broken off) is no encoding error
+            return codecs.getincrementaldecoder(encoding)().decode(raw, final=False), encoding
+        except UnicodeDecodeError:
+            continue
+    best = None if declared else from_bytes(raw).best()
+    if best is None:
+        raise Unreadable("encoding", "无法识别文件的字符编码（或文件不完整），请另存为UTF-8或GB18030编码的CSV后重新报送")
+    return str(best), best.encoding
+
+
+def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
+    lines = text.split("\n", SNIFF_LINES)[:SNIFF_LINES]
+    delimiter = max(DELIMITERS, key=lambda d: max(line.count(d) for line in lines))
+    # A width no line exceeds: title rows and ragged lines then read without loss.
+    width = pl.Series(text.split("\n")).str.count_matches(delimiter, literal=True).max() + 1
+    last = text.rsplit("\n", 1)[-1]
+    if last.strip() and last.count(delimiter) < width - 1:  # no line end, and fields missing
+        raise Unreadable("incomplete", "文件最后一行不完整，可能仍在复制或传输中断，未读入；请传输完成后重新报送")
+    try:
+        cells = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")), has_header=False, separator=delimiter,
+            schema={f"c{i}": pl.String for i in range(width)}, missing_columns="insert",
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError:
+        raise Unreadable("corrupt", "文件无法按CSV格式解析（引号或分隔符错乱），请检查后重新导出") from None
+    return Grid("csv", _numbered(cells), data_lines=True, encoding=encoding, glossary=glossary)
+
+
+def _read_jsonl(text: str, encoding: str) -> list[Grid]:
+    """One grid per record ``type``, values as delivered (nested objects stay JSON text), plus one
+    grid of the lines that are not a JSON record at all (e.g. a line cut off by a broken upload)."""
+    lines = (
+        pl.Series("line", text.lstrip("\ufeff").split("\n")).to_frame()
+        .with_row_index("_row_number", offset=1)
+        .filter(pl.col("line").str.strip_chars() != "")
+        .with_columns(pl.col("line").str.json_path_match("$.type").alias("type"))
+    )
+    grids, broken = [], [lines.filter(pl.col("type").is_null())]
+    for (record_type,), part in lines.filter(pl.col("type").is_not_null()).group_by(
+            "type", maintain_order=True):
+        try:
+            cells = _flatten(part["line"])
+        except pl.exceptions.PolarsError:  # records polars cannot read as objects: kept as lines
+            broken.append(part)
+            continue
+        grids.append(Grid("jsonl", cells.with_columns(part["_row_number"]),
+                          header=tuple(cells.columns), record_type=record_type, encoding=encoding))
+    if (lost := pl.concat(broken)).height:
+        grids.append(Grid("jsonl", lost.select("_row_number", "line").sort("_row_number"), broken=True,
+                          encoding=encoding))
+    return grids
+
+
+def _flatten(lines: pl.Series) -> pl.DataFrame:
+    """The envelope's keys and the payload's, flattened into one row per record."""
+    envelope = _ndjson_strings(lines)
+    columns = [envelope.drop("type", "payload", strict=False)]
+    if "payload" in envelope.columns:  # a payload that is no object yields no fields
+        payload = envelope.select(
+            pl.when(pl.col("payload").str.starts_with("{")).then("payload").otherwise(pl.lit("{}")))
+        fields = _ndjson_strings(payload.to_series())
+        clashing = set(fields.columns) & set(columns[0].columns)
+        columns.append(fields.rename({k: f"payload.{k}" for k in clashing}))
+    return pl.concat(columns, how="horizontal")
+
+
+def _ndjson_strings(lines: pl.Series) -> pl.DataFrame:
+    """Parse JSON objects with every key read as text: numbers as written, nested values as JSON."""
+    data = "\n".join(lines).encode("utf-8")
+    keys = pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema().names()
+    return pl.read_ndjson(io.BytesIO(data), schema={k: pl.String for k in keys})
+
+
+# -- Parquet -------------------------------------------------------------------------------------
+def _read_parquet(path: Path) -> Grid:
+    try:
+        frame = pl.from_arrow(pq.read_table(path))
+    except Exception:  # pyarrow raises ArrowInvalid/OSError for truncated or damaged files
+        raise Unreadable("corrupt", "Parquet文件已损坏或未传输完整，无法读取，请重新报送") from None
+    cells = frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
+    return Grid("parquet", _numbered(cells), header=tuple(frame.columns), glossary=_glossary(path))
+
+
+def _numbered(cells: pl.DataFrame) -> pl.DataFrame:
+    """Number the rows from 1 as the file counts them (Excel row, line, record)."""
+    return cells.with_row_index("_row_number", offset=1)
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text it holds; nested values as JSON."""
+    col = pl.col(name)
+    if not dtype.is_nested():
+        return col.cast(pl.String)
+    # json_encode of the one-field struct {"name": value}; keep the value part
+    encoded = pl.struct(col).struct.json_encode().str.slice(len(name) + 4).str.head(-1)
+    return pl.when(col.is_null()).then(None).otherwise(encoded).alias(name)
+
+
+# -- Excel ---------------------------------------------------------------------------------------
+def _read_workbook(path: Path, fmt: str) -> list[Grid]:
+    if fmt == "xlsx":
+        try:
+            with zipfile.ZipFile(path) as z:
+                if "xl/workbook.xml" not in z.namelist():
+                    raise Unreadable("wrong_format", "压缩文件不是Excel工作簿（.xlsx），无法读取")
+                merges = _xlsx_merges(z)
+        except zipfile.BadZipFile:
+            raise Unreadable("corrupt", "Excel文件已损坏或未传输完整，无法打开，请重新报送") from None
+    try:
+        reader = fastexcel.read_excel(path.read_bytes())  # by content: clerks name xlsx files .xls
+        grids = []
+        for name in reader.sheet_names:
+            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+            cells = sheet.to_polars()
+            letters = tuple(_letter(c.absolute_index) for c in sheet.available_columns())
+            cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)))))
+            if fmt == "xlsx":
+                cells = _fill_merged(cells, merges.get(name, ()), letters)
+            grids.append(Grid(fmt, _numbered(cells), sheet=name, letters=letters,
+                              numbers=partial(_number_cells, reader, name, cells.height)))
+    except fastexcel.FastExcelError:
+        raise Unreadable("corrupt", "Excel文件已损坏，无法打开，请用Excel打开检查后重新保存报送") from None
+    return grids
+
+
+def _number_cells(reader: fastexcel.ExcelReader, sheet: str, height: int, column: str) -> pl.Series:
+    """True where the cell of ``column`` (c<i>) holds a number. Read as booleans, a numeric cell
+    converts and a text cell does not, even digits-only text (read as floats, "1101…" would)."""
+    index = int(column[1:])
+    values = reader.load_sheet(sheet, header_row=None, skip_rows=0, use_columns=[index],
+                               dtypes={index: "boolean"}).to_polars().to_series()
+    return values.is_not_null().extend_constant(False, height - values.len())
+
+
+def _letter(index: int) -> str:
+    """0 → A, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _column_index(letters: str) -> int:
+    """A → 0, AA → 26."""
+    index = 0
+    for char in letters:
+        index = index * 26 + ord(char) - 64
+    return index - 1
+
+
+def _xlsx_merges(z: zipfile.ZipFile) -> dict[str, list[str]]:
+    """Merged ranges per sheet name, read from the sheet XML (calamine would parse every cell again)."""
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+          "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+          "p": "http://schemas.openxmlformats.org/package/2006/relationships"}
+    rels = {r.get("Id"): r.get("Target")
+            for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")).findall("p:Relationship", ns)}
+    merges = {}
+    for sheet in ET.fromstring(z.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
+        target = rels.get(sheet.get(f"{{{ns['r']}}}id"), "")
+        member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        if member in z.namelist():
+            data = z.read(member)
+            tail = data[data.rfind(b"<mergeCells"):] if b"<mergeCells" in data else b""
+            merges[sheet.get("name")] = re.findall(rb'<mergeCell ref="([A-Z]+\d+:[A-Z]+\d+)"', tail)
+    return merges
+
+
+def _fill_merged(cells: pl.DataFrame, ranges: list[bytes], letters: tuple[str, ...]) -> pl.DataFrame:
+    """A cell merged down over several rows (a community over its residents) holds the value of
+    every row it spans. Single-row merges are titles, notes and group headers: left as they are."""
+    position = {_column_index(letter): i for i, letter in enumerate(letters)}
+    fills: dict[int, tuple[list[int], list[str | None]]] = {}
+    for ref in ranges:
+        (c0, r0), (c1, r1) = (re.match(r"([A-Z]+)(\d+)", part).groups() for part in ref.decode().split(":"))
+        top, bottom = int(r0) - 1, min(int(r1) - 1, cells.height - 1)
+        if bottom <= top:
+            continue
+        first, last = _column_index(c0), _column_index(c1)
+        value = cells[top, position[first]] if first in position else None
+        for absolute in range(first, last + 1):
+            if absolute in position:
+                rows, values = fills.setdefault(position[absolute], ([], []))
+                rows.extend(range(top, bottom + 1))
+                values.extend([value] * (bottom - top + 1))
+    return cells.with_columns(
+        cells.to_series(i).scatter(rows, pl.Series(values, dtype=pl.String))
+        for i, (rows, values) in fills.items()
+    )
+
+
+# -- the city exchange's data dictionary ---------------------------------------------------------
+def dictionary_of(path: Path) -> Path | None:
+    """The ``<stem>.dict.json`` beside an exchange file, else the dataset's ``<dataset>.dict.json``."""
+    candidates = [path.with_name(path.stem + DICT_SUFFIX)]
+    if m := re.match(r"(.+?)_\d{6,10}$", path.stem):
+        candidates.append(path.with_name(m.group(1) + DICT_SUFFIX))
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _glossary(path: Path) -> dict[str, str]:
+    """Field code → Chinese name from the exchange's data dictionary (``{"JTBH": {"name": "家庭编号",
+    "type": "string"}, …}``); an unreadable dictionary just explains nothing."""
+    dictionary = dictionary_of(path)
+    try:
+        doc = json.loads(dictionary.read_text(encoding="utf-8-sig")) if dictionary else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {code: entry["name"] for code, entry in doc.items()
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str)}

@@ -1,0 +1,170 @@
+"""Receipts: every delivered file is answered, and the answer is kept in the lake.
+
+Three ops tables:
+
+- ``ops/file_receipt``: one row per delivery (upserted by receipt id, so a re-run after a crash
+  rewrites its own receipt instead of adding one);
+- ``ops/rejection``: one row per problem found in a row (replaced per file hash on a re-run);
+- ``ops/file_registry``: one row per file content loaded. It is written last, after bronze, silver,
+  rejections and the receipt: a content is "loaded" only once all of that has committed.
+
+Beside the delivered file's kept copy lies a receipt for the sender: ``<name>.回执.txt`` in Chinese
+for a department's ledger, ``<name>.receipt.json`` for a system feed. Receipts and rejection
+messages name rows, columns and rules, never the personal values themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+
+import polars as pl
+
+from redwall import lake
+from redwall.home import Home
+from redwall.ingest.inbox import LEDGERS, LOCAL_TZ
+
+OPS = "ops"
+RECEIPTS = "file_receipt"
+REJECTIONS = "rejection"
+REGISTRY = "file_registry"
+STATUS_ZH = {"accepted": "全部接收", "partially_accepted": "部分接收", "rejected": "拒收", "duplicate": "重复文件，未重复加载"}
+LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
+
+RECEIPT_SCHEMA = {
+    "receipt_id": pl.String, "source": pl.String, "department": pl.String, "file_name": pl.String,
+    "file_path": pl.String, "file_hash": pl.String, "file_size": pl.Int64, "load_id": pl.String,
+    "received_at": pl.Datetime("us", "UTC"), "as_of": pl.Date, "status": pl.String, "refusal": pl.String,
+    "tables": pl.List(pl.String), "rows_read": pl.Int64, "rows_accepted": pl.Int64, "rows_rejected": pl.Int64,
+    "rows_warned": pl.Int64, "rows_deduplicated": pl.Int64, "rows_skipped": pl.Int64, "reasons_zh": pl.String,
+    "stored_as": pl.String,
+}
+REJECTION_SCHEMA = {
+    "receipt_id": pl.String, "load_id": pl.String, "file_hash": pl.String, "source": pl.String,
+    "table": pl.String, "file_name": pl.String, "sheet": pl.String, "row_number": pl.Int64,
+    "column": pl.String, "column_label": pl.String, "rule": pl.String, "severity": pl.String,
+    "message_zh": pl.String, "recorded_at": pl.Datetime("us", "UTC"),
+}
+REGISTRY_SCHEMA = {
+    "file_hash": pl.String, "receipt_id": pl.String, "source": pl.String, "department": pl.String,
+    "file_name": pl.String, "tables": pl.List(pl.String), "scopes": pl.List(pl.String), "as_of": pl.Date,
+    "load_id": pl.String, "loaded_at": pl.Datetime("us", "UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    receipt_id: str
+    source: str
+    department: str | None
+    file_name: str
+    file_path: str  # inbox-relative: <source>/[<department>/]<name>
+    file_hash: str
+    file_size: int
+    load_id: str
+    received_at: dt.datetime
+    as_of: dt.date
+    status: str  # accepted | partially_accepted | rejected | duplicate
+    refusal: str | None  # why a file was refused whole (empty_file, encrypted, …, duplicate)
+    tables: tuple[str, ...]
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    rows_warned: int  # accepted with a non-required value set to null
+    rows_deduplicated: int  # accepted, but the same business key was already there or repeated
+    rows_skipped: int  # notes and repeated headers under the data: not rows, counted for the sender
+    reasons_zh: str
+    stored_as: str  # where the delivered file is kept, relative to the data home
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame([asdict(self) | {"tables": list(self.tables)}], schema=RECEIPT_SCHEMA)
+
+
+def status_of(rows_read: int, rows_rejected: int) -> str:
+    if rows_read == 0 or rows_rejected == rows_read:
+        return "rejected"
+    return "partially_accepted" if rows_rejected else "accepted"
+
+
+# -- the ops tables ------------------------------------------------------------------------------
+def registered(home: Home, file_hash: str) -> dict | None:
+    """The registry entry of a content already loaded, if any."""
+    found = lake.read(home, OPS, REGISTRY, where=pl.col("file_hash") == file_hash)
+    return found.row(0, named=True) if found.height else None
+
+
+def latest_as_of(home: Home, table_key: str, scope: tuple[str, ...]) -> dt.date | None:
+    """The newest date of a delivery already loaded into ``table_key`` for any part of ``scope``
+    (see :func:`redwall.ingest.history.scope`): when a snapshot was last the truth there."""
+    found = lake.read(home, OPS, REGISTRY, columns=["as_of"], where=pl.col("scopes").list.set_intersection(
+        [f"{table_key}|{part}" for part in scope]).list.len() > 0)
+    return found["as_of"].max() if found.height else None
+
+
+def record(home: Home, receipt: Receipt, issues: pl.DataFrame) -> None:
+    """Write the rows' problems and the receipt, both idempotent for a re-run of the same file.
+    Judging is deterministic, so a file without problems now had none in an earlier attempt."""
+    if issues.height:
+        lake.replace(home, OPS, REJECTIONS, issues.select(REJECTION_SCHEMA.keys()).cast(REJECTION_SCHEMA),
+                     where=f"file_hash = '{receipt.file_hash}'")
+    lake.replace(home, OPS, RECEIPTS, receipt.frame(), where=f"receipt_id = '{receipt.receipt_id}'")
+
+
+def register(home: Home, receipt: Receipt, scopes: list[str], loaded_at: dt.datetime) -> None:
+    """Mark the content as loaded: the last write of a delivery. ``scopes``: ``<table>|<scope>`` of
+    every snapshot it applied, for :func:`latest_as_of`."""
+    entry = pl.DataFrame([{
+        "file_hash": receipt.file_hash, "receipt_id": receipt.receipt_id, "source": receipt.source,
+        "department": receipt.department, "file_name": receipt.file_name, "tables": list(receipt.tables),
+        "scopes": scopes, "as_of": receipt.as_of, "load_id": receipt.load_id, "loaded_at": loaded_at,
+    }], schema=REGISTRY_SCHEMA)
+    lake.replace(home, OPS, REGISTRY, entry, where=f"file_hash = '{receipt.file_hash}'")
+
+
+def find(home: Home, receipt_id: str) -> tuple[Receipt, pl.DataFrame]:
+    """A receipt already recorded, with its rows' problems."""
+    row = lake.read(home, OPS, RECEIPTS, where=pl.col("receipt_id") == receipt_id).row(0, named=True)
+    receipt = Receipt(**(row | {"tables": tuple(row["tables"])}))
+    return receipt, issues_of(home, receipt)
+
+
+def issues_of(home: Home, receipt: Receipt) -> pl.DataFrame:
+    if not lake.exists(home, OPS, REJECTIONS):
+        return pl.DataFrame(schema=REJECTION_SCHEMA)
+    return lake.read(home, OPS, REJECTIONS, where=pl.col("receipt_id") == receipt.receipt_id)
+
+
+# -- the sender's copy ---------------------------------------------------------------------------
+def receipt_file_name(receipt: Receipt, stored_name: str) -> str:
+    return f"{stored_name}.回执.txt" if receipt.source == LEDGERS else f"{stored_name}.receipt.json"
+
+
+def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) -> str:
+    """The receipt a sender reads: Chinese text for a clerk, JSON for a system."""
+    listed = issues.sort("row_number", "column").head(LISTED_ISSUES) if issues.height else issues
+    if receipt.source != LEDGERS:
+        body = asdict(receipt) | {"status_zh": STATUS_ZH[receipt.status], "tables": list(receipt.tables),
+                                  "received_at": receipt.received_at.isoformat(),
+                                  "as_of": receipt.as_of.isoformat(), "issues_total": issues.height}
+        body["issues"] = listed.select("sheet", "row_number", "column", "rule", "severity", "message_zh").to_dicts() \
+            if listed.height else []
+        return json.dumps(body, ensure_ascii=False, indent=2)
+    lines = [
+        "数据接收回执",
+        f"回执编号：{receipt.receipt_id}",
+        f"报送部门：{department_name or receipt.department or '未注明'}",
+        f"文件：{receipt.file_name}",
+        f"接收时间：{receipt.received_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}",
+        f"处理结果：{STATUS_ZH[receipt.status]}",
+        "",
+        "说明：",
+        *(f"  {line}" for line in receipt.reasons_zh.splitlines()),
+    ]
+    if listed.height:
+        lines += ["", f"需要更正的地方（共{issues.height}处）："]
+        lines += [f"  {'工作表「' + s + '」' if s else ''}{m}" for s, m in listed.select("sheet", "message_zh").iter_rows()]
+        if issues.height > listed.height:
+            lines.append(f"  其余{issues.height - listed.height}处请向大数据中心索取拒收明细。")
+    lines += ["", "请按以上说明更正后重新报送；已接收的行无需重复报送。"]
+    return "\n".join(lines) + "\n"
