@@ -5,8 +5,6 @@ One multi-asset per source, because one file can feed several tables (a grid-app
 events, status steps, visits and inspections) and its receipt must account for all of them.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 
 import dagster as dg
@@ -16,7 +14,7 @@ from assets import keys
 from assets.metadata import description, freshness, spec_metadata
 from pipelines.resources import RedwallHome
 from redwall import lake
-from redwall.ingest import process_file, process_source
+from redwall.ingest import compact, process_file, process_source
 from schemas import Contracts, load_contracts
 
 
@@ -99,11 +97,14 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             )
         )
 
-    @dg.multi_asset(name=f"ingest_{source}", specs=specs, check_specs=check_specs, can_subset=False)
+    # One pool per source: two runs must never load the same source at once (see home.DAGSTER_YAML).
+    @dg.multi_asset(name=f"ingest_{source}", specs=specs, check_specs=check_specs, can_subset=False,
+                    pool=f"inbox_{source}")
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, redwall: RedwallHome):
         home = redwall.home()
         if config.files:
             receipts = [process_file(home, source, home.root / f) for f in config.files if (home.root / f).exists()]
+            compact(home, source)
         else:
             receipts = process_source(home, source)
         statuses = Counter(r.status for r in receipts)

@@ -1,7 +1,6 @@
 """The curated marts (人、地、事、物、组织, grid and care visits) and their publication to the
 shared DuckDB warehouse. Each mart's lineage comes from its contract's ``related`` tables."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -9,7 +9,7 @@ from schemas import load_contracts
 
 
 def ingest_job_name(source: str) -> str:
-    return f"ingest_{source}"
+    return f"ingest_{source}_job"
 
 
 def ingest_jobs() -> list[dg.UnresolvedAssetJobDefinition]:

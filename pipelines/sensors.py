@@ -6,7 +6,6 @@ Duplicates are the ingestion's business, not the sensor's: a re-sent file gets i
 receipt says 重复文件 and which loads nothing (the file registry is keyed by content hash).
 """
 
-from __future__ import annotations
 
 import hashlib
 import json
@@ -15,7 +14,7 @@ import dagster as dg
 
 from pipelines.jobs import ingest_job_name
 from pipelines.resources import RedwallHome
-from redwall.ingest import inbox_files
+from redwall.ingest import inbox_files, is_ready
 from schemas import load_contracts
 
 TICK_SECONDS = 30
@@ -23,19 +22,15 @@ TICK_SECONDS = 30
 
 def ready_files(files, previous: dict[str, list[int]]) -> tuple[list, dict[str, list[int]]]:
     """The files complete now, and the observations to remember for the next tick."""
-    seen = {str(f.path): [f.size, f.mtime_ns] for f in files}
-    ready = [
-        f for f in files
-        if f.path.with_name(f.path.name + ".ready").exists() or previous.get(str(f.path)) == seen[str(f.path)]
-    ]
-    return ready, seen
+    ready = [f for f in files if is_ready(f, previous.get(str(f.path)))]
+    return ready, {str(f.path): list(f.observation) for f in files}
 
 
 def inbox_sensor(source: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"inbox_{source}", job_name=ingest_job_name(source), minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Watches inbox/{source} and starts ingest_{source} for every complete file.",
+        description=f"Watches inbox/{source} and starts ingest_{source}_job for every complete file.",
     )
     def _sensor(context: dg.SensorEvaluationContext, redwall: RedwallHome):
         home = redwall.home()

@@ -26,11 +26,15 @@ DEFAULT_HOME = ".redwall"
 DEMO_MARKER = "DEMO"
 
 DAGSTER_YAML = """\
-# Written by redwall: no telemetry, no first-visit modal.
+# Written by redwall: no telemetry, no first-visit modal, and one load at a time per source
+# (each ingestion asset runs in its source's pool).
 telemetry:
   enabled: false
 nux:
   enabled: false
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 

@@ -57,3 +57,18 @@ def test_asset_graph_matches_snapshot():
     if os.environ.get("REDWALL_UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
         SNAPSHOT.write_text(json.dumps(graph, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     assert graph == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_workspace_yaml_loads_the_code_location(tmp_path):
+    """What `dagster dev -w workspace.yaml` loads, validated by Dagster's own CLI."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "REDWALL_HOME": str(tmp_path / "home")}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

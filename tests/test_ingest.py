@@ -323,6 +323,14 @@ def test_floating_increments_keep_residence_history(home):
     assert "早于" in late.reasons_zh and unchanged
 
 
+def test_an_empty_daily_increment_is_a_day_with_nothing_new(home):
+    drop(home, "floating", "流动人口登记_20240502.xlsx", floating_file([]))
+    (receipt,) = process_source(home, "floating")
+    assert (receipt.status, receipt.rows_read) == ("accepted", 0)
+    assert "没有新增" in receipt.reasons_zh
+    assert (home.archive("floating") / "流动人口登记_20240502.xlsx").exists()
+
+
 # -- grid_app: hourly JSON Lines, one table per record type ----------------------------------------
 GRID = "110102001001001"
 

@@ -81,6 +81,9 @@ def process_file(home: Home, source: str, path: str | Path, contracts: Contracts
         grids = read_file(file.path)
         found, ignored = blocks(grids, candidates(contracts, file))
         if not any(b.rows.height for b in found):
+            # An empty increment is a day with nothing new; an empty snapshot would deregister everyone.
+            if found and all(b.table is not None and b.table.load != "snapshot" for b in found):
+                return delivery.answer("accepted", None, "文件只有表头，本期没有新增或变更记录。")
             raise Unreadable("no_data", "文件只有表头，没有数据行，未读入；如为全量快照，空文件不会注销任何人员")
     except Unreadable as why:
         return delivery.answer("rejected", why.rule, f"无法读入：{why.reason_zh}。")
@@ -174,8 +177,9 @@ class Delivery:
         ).select(receipts.REJECTION_SCHEMA.keys()).cast(receipts.REJECTION_SCHEMA)
 
     # -- answering -------------------------------------------------------------------------------
-    def answer(self, status: str, refusal: str, reason_zh: str) -> Receipt:
-        """A delivery refused whole (or a duplicate): receipt, then the file filed away."""
+    def answer(self, status: str, refusal: str | None, reason_zh: str) -> Receipt:
+        """A delivery with no rows to load (refused whole, a duplicate, or an empty increment):
+        receipt, then the file filed away."""
         receipt = self._receipt(status, Counter(), (), reason_zh, refusal)
         nothing = pl.DataFrame(schema=receipts.REJECTION_SCHEMA)
         receipts.record(self.home, receipt, nothing)
