@@ -20,3 +20,5 @@ def mart(table: Table) -> dg.AssetKey:
 
 
 WAREHOUSE = dg.AssetKey(["warehouse", "redwall"])
+CATALOG = dg.AssetKey(["catalog", "resource_directory"])
+TEMPLATES = dg.AssetKey(["catalog", "ledger_templates"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.directory import directory_assets
 from assets.ingest import all_ingest_assets
 from assets.marts import mart_assets
 from pipelines.jobs import build_all, ingest_jobs, publish_job
@@ -13,7 +14,7 @@ from pipelines.schedules import nightly_build
 from pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
-    assets=[*all_ingest_assets(), *mart_assets()],
+    assets=[*all_ingest_assets(), *mart_assets(), *directory_assets()],
     jobs=[*ingest_jobs(), publish_job, build_all],
     sensors=inbox_sensors(),
     schedules=[nightly_build],
