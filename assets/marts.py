@@ -34,11 +34,14 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     @dg.multi_asset(name="marts", specs=specs, can_subset=False)
     def _marts(context: dg.AssetExecutionContext, redwall: RedwallHome):
         counts = build_marts(redwall.home())
-        for t in marts:
-            yield dg.MaterializeResult(asset_key=keys.mart(t), metadata={"dagster/row_count": counts.get(t.name, 0)})
+        # Dagster wants a mart after the marts it depends on: build_marts counts in that order.
+        for name, rows in counts.items():
+            yield dg.MaterializeResult(asset_key=keys.mart(contracts.table(f"mart.{name}")),
+                                       metadata={"dagster/row_count": rows})
 
     @dg.asset(
-        key=keys.WAREHOUSE, deps=[keys.mart(t) for t in marts], group_name="publish", kinds={"duckdb"},
+        key=keys.WAREHOUSE, deps=[*(keys.mart(t) for t in marts), keys.CATALOG], group_name="publish",
+        kinds={"duckdb"},
         description=(
             "**共享数据仓库** `warehouse/redwall.duckdb`：各主题库（mart）按目录共享属性脱敏后发布，"
             "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。"

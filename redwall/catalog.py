@@ -140,6 +140,12 @@ PROVIDES, RECEIVES = "提供", "回流使用"  # a department's ledger; a mart i
 TRACKED = ("sharing", "sharing_condition", "sharing_method", "open", "update_cycle")
 ITEM_TRACKED = ("label", "data_type", "values", "sensitivity", "required")
 LABELS = {f.name: f.label for f in (*RESOURCE_FIELDS, *ITEM_FIELDS, *DEPARTMENT_FIELDS)}
+# The catalogue's Delta tables (layer ``catalog``): title and fields, for the warehouse's comments.
+TABLES = {
+    "resource": ("信息资源目录：每个数据资源一条", RESOURCE_FIELDS),
+    "item": ("信息资源目录的信息项：每个数据资源的每个字段一条", ITEM_FIELDS),
+    "department": ("部门视图：各部门提供和回流使用的数据资源", DEPARTMENT_FIELDS),
+}
 
 
 # -- codes and relations -------------------------------------------------------------------------

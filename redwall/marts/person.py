@@ -1,0 +1,323 @@
+"""The person marts: every record that names a person, resolved to one ``person_key``, then one row
+per person (``person``) and where each person lived when (``person_history``).
+
+**Resolution** (this version: exact). A record names a person by a valid citizen ID (GB 11643),
+or, for foreigners and 港澳台 residents, by document type and number (``414:E12345678``). The
+``person_key`` is the first 16 hex digits of SHA-256 of that identity: stable across runs and
+machines, with no row numbers involved. The lake and the restricted warehouse hold the ID in clear
+anyway; the shared warehouse re-keys ``person_key`` with the secret pseudonym key. Records without
+an identity stay unresolved (``person_key`` null), waiting for the probabilistic linkage to come.
+
+**Survivorship.**
+- Identity attributes (ID, name, sex, birth date, ethnicity, phone, hukou address): the first
+  non-null value by source priority — police, floating, municipal, ledgers, grid app — and the
+  most recent record first within a source. Birth date and sex fall back to what the ID encodes.
+- Residence (address, house, building, grid, community, person type, 人户一致): all from one
+  record, so they never contradict each other: the person's current registration of residence
+  (police: in the latest snapshot and not deregistered, before floating: the latest registration);
+  without one, the first record carrying an address or a house in the order above.
+
+**Status.** 死亡 (``3``) when the municipal death register has the person or the police register
+deregistered them for death. 迁出 (``2``) when a residence register (police or floating) knows the
+person but the latest police snapshot does not list them as living here (absent, or
+deregistered), unless the floating register holds a current registration dated on or after they
+left the police register (for someone it never listed: at most 30 days before its latest
+snapshot, the time the police register takes to catch up with a newcomer).
+Otherwise 在册 (``1``), including people only municipal data, ledgers or visits know of, so that
+a flawed police record never drops someone from a care list. Without any police snapshot loaded,
+nobody has moved out.
+
+**Care tags.** 独居老人: in the current 独居老人台账 as living alone (居住情况 独居). 高龄: 80 or
+older on the build date, or on the current elderly-allowance list. 残疾人: a current disability
+certificate not expired. 低保: a current minimum-income membership covering the build date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import polars as pl
+
+from redwall.identifiers import citizen_id_check_expr, id_birth_date_expr, normalise_phone_expr, PHONE_PATTERN
+from redwall.marts.address import locate
+from redwall.marts.tables import communities, current
+
+POLICE, FLOATING, VISIT = "police.population", "floating.registration", "grid_app.visit"
+PRIORITY = {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}
+SOURCES = (POLICE, FLOATING, "municipal.mz_dibao", "municipal.cl_disability", "municipal.mz_death",
+           "municipal.rs_elderly_allowance", "ledgers.elderly_alone", "ledgers.hardship_aid", VISIT)
+CITIZEN_ID, PASSPORT = "111", "414"
+REGISTERED, FLOATING_TYPE, FOREIGN = "1", "2", "3"
+ACTIVE, MOVED_OUT, DECEASED = "1", "2", "3"
+DIED = "1"  # police deregistration reason 死亡
+ALONE = "1"  # ledger living situation 独居
+# care_type codes (codes.csv) and the person flag each sets
+LIVING_ALONE_CARE, VERY_OLD_CARE, DISABLED_CARE, DIBAO_CARE = "1", "2", "3", "4"
+CARE_FLAGS = {LIVING_ALONE_CARE: "is_living_alone", VERY_OLD_CARE: "is_very_old", DISABLED_CARE: "is_disabled",
+              DIBAO_CARE: "is_dibao"}
+VERY_OLD_AGE = 80
+POLICE_LAG = dt.timedelta(days=30)  # documented choice: a newcomer reaches the police register within it
+PERSON_TYPES = (REGISTERED, FLOATING_TYPE, FOREIGN)
+RESIDENT_COUNTS = ["residents", "registered_residents", "floating_residents", "foreign_residents"]
+
+IDENTITY = ["id_number", "doc_type", "name", "sex", "birth_date", "ethnicity", "phone", "hukou_address"]
+RESIDENCE = ["residence_address", "house_code", "building_code", "grid_code", "community_code",
+             "person_type", "hukou_match"]
+VISIT_PERSONS = pl.List(pl.Struct({"name": pl.String, "id_number": pl.String, "phone": pl.String}))
+
+
+# -- records ------------------------------------------------------------------------------------
+def _citizen_id(col: pl.Expr) -> pl.Expr:
+    """The value when it is a valid 18-character citizen ID, else null."""
+    return pl.when(citizen_id_check_expr(col) & id_birth_date_expr(col).is_not_null()).then(col)
+
+
+def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
+    """One source's records in the common shape (absent columns are added null by the union)."""
+    return frame.select(
+        source=pl.lit(source), priority=pl.lit(PRIORITY[source.split(".")[0]]), **columns,
+    )
+
+
+def _citizen(frame: pl.DataFrame, source: str, name: str = "name", **columns: pl.Expr) -> pl.DataFrame:
+    """Records of a source that names people by citizen ID only."""
+    return _record(source, frame, identity=_citizen_id(pl.col("id_number")), id_number=pl.col("id_number"),
+                   doc_type=pl.lit(CITIZEN_ID), name=pl.col(name), registered_now=pl.lit(False),
+                   observed_on=pl.col("_valid_from"), **columns)
+
+
+def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFrame:
+    """Every record of every source that names a person, in one shape, before resolution: the
+    police and floating registers with their whole history (for status and residence history),
+    the other snapshot sources as their latest snapshot stands, the append-only ones whole."""
+    citizen = pl.col("citizen_id")
+    # the police register gives foreigners' passport numbers in place of a citizen ID
+    by_passport = citizen.is_null() & (pl.col("person_type") == FOREIGN)
+    police = _record(
+        POLICE, silver[POLICE].with_columns(citizen_id=_citizen_id(pl.col("id_number"))),
+        identity=pl.coalesce(citizen, pl.when(by_passport).then(pl.concat_str(pl.lit(f"{PASSPORT}:"), "id_number"))),
+        doc_type=pl.when(by_passport).then(pl.lit(PASSPORT)).otherwise(pl.lit(CITIZEN_ID)),
+        registered_now=pl.col("_valid_to").is_null() & pl.col("deregistered_on").is_null(),
+        observed_on=pl.col("_valid_from"),
+        left_on=pl.coalesce("deregistered_on", "_valid_to"),
+        died_on=pl.when(pl.col("deregistration_reason") == DIED).then(pl.coalesce("deregistered_on", "_valid_from")),
+        **{c: pl.col(c) for c in ("id_number", "name", "sex", "birth_date", "ethnicity", "phone", "hukou_address",
+                                  "residence_address", "person_type", "hukou_match", "registered_on",
+                                  "deregistered_on", "_valid_from", "_valid_to")},
+    )
+    by_citizen_id = pl.col("doc_type").is_null() | (pl.col("doc_type") == CITIZEN_ID)
+    floating = _record(
+        FLOATING, silver[FLOATING].with_columns(citizen_id=_citizen_id(pl.col("id_number"))),
+        identity=pl.when(by_citizen_id).then(citizen)
+        .otherwise(pl.concat_str("doc_type", pl.lit(":"), "id_number")),
+        doc_type=pl.col("doc_type").fill_null(CITIZEN_ID),
+        person_type=pl.when(by_citizen_id).then(pl.lit(FLOATING_TYPE)).otherwise(pl.lit(FOREIGN)),
+        hukou_address=pl.col("hukou_place"),
+        registered_now=pl.col("_valid_to").is_null(),
+        observed_on=pl.col("registered_on"),
+        **{c: pl.col(c) for c in ("id_number", "name", "sex", "birth_date", "residence_address", "registered_on",
+                                  "_valid_from", "_valid_to")},
+    )
+    dibao = current(silver["municipal.mz_dibao"])
+    disability = current(silver["municipal.cl_disability"])
+    ledger = current(silver["ledgers.elderly_alone"])
+    records = [
+        police, floating,
+        _citizen(dibao, "municipal.mz_dibao", care_type=pl.when(
+            (pl.col("start_on") <= today) & (pl.col("end_on").is_null() | (pl.col("end_on") >= today))).then(pl.lit(DIBAO_CARE))),
+        _citizen(disability, "municipal.cl_disability", care_type=pl.when(
+            pl.col("valid_until").is_null() | (pl.col("valid_until") >= today)).then(pl.lit(DISABLED_CARE))),
+        _citizen(current(silver["municipal.mz_death"]), "municipal.mz_death", died_on=pl.col("died_on")),
+        _citizen(current(silver["municipal.rs_elderly_allowance"]), "municipal.rs_elderly_allowance",
+                 care_type=pl.lit(VERY_OLD_CARE)),
+        _citizen(ledger, "ledgers.elderly_alone", phone=pl.col("phone"), residence_address=pl.col("address"),
+                 care_type=pl.when(pl.col("living_situation") == ALONE).then(pl.lit(LIVING_ALONE_CARE)),
+                 visited_on=pl.col("last_visit_on")),
+        _citizen(silver["ledgers.hardship_aid"], "ledgers.hardship_aid", name="head_name"),
+        _visit_records(silver[VISIT]),
+    ]
+    return pl.concat(records, how="diagonal_relaxed")
+
+
+def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
+    """One record per person seen on a household visit; the visit places them in its house."""
+    seen = (
+        visits.select("house_code", visited_on=pl.col("recorded_at").dt.date(),
+                      person=pl.col("persons").str.json_decode(VISIT_PERSONS))
+        .explode("person")
+        .unnest("person")
+        .filter(pl.any_horizontal(pl.col("name", "id_number", "phone").is_not_null()))
+        .with_columns(id_number=_citizen_id(pl.col("id_number").str.strip_chars().str.to_uppercase()),
+                      phone=normalise_phone_expr(pl.col("phone")))
+    )
+    return _record(
+        VISIT, seen,
+        identity=pl.col("id_number"), id_number=pl.col("id_number"),
+        doc_type=pl.lit(CITIZEN_ID), name=pl.col("name"),
+        phone=pl.when(pl.col("phone").str.contains(PHONE_PATTERN)).then(pl.col("phone")),
+        visit_house_code=pl.col("house_code"), visited_on=pl.col("visited_on"), observed_on=pl.col("visited_on"),
+        registered_now=pl.lit(False),
+    )
+
+
+def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
+    """Records with the house, building, grid and community their address (or visit) resolves to."""
+    return (
+        locate(records, "residence_address", buildings, houses)
+        .with_columns(house_code=pl.coalesce("house_code", "visit_house_code"))
+        .join(houses.select("house_code", house_building="building_code"), on="house_code", how="left")
+        .with_columns(building_code=pl.coalesce("building_code", "house_building"))
+        .join(buildings.select("building_code", "grid_code", "community_code"), on="building_code", how="left")
+        .drop("visit_house_code", "house_building")
+    )
+
+
+# -- resolution ---------------------------------------------------------------------------------
+def _sha16(values: pl.Series) -> pl.Series:
+    return pl.Series([hashlib.sha256(v.encode()).hexdigest()[:16] for v in values], dtype=pl.String)
+
+
+def resolve(records: pl.DataFrame) -> pl.DataFrame:
+    """Each record with its ``person_key`` (null where it names no one we can tell exactly)."""
+    keys = records.select(pl.col("identity").drop_nulls().unique())
+    keys = keys.with_columns(person_key=_sha16(keys["identity"]))
+    return records.join(keys, on="identity", how="left")
+
+
+# -- the person mart ----------------------------------------------------------------------------
+def _age(birth: pl.Expr, today: dt.date) -> pl.Expr:
+    before_birthday = (birth.dt.month().cast(pl.Int32) * 100 + birth.dt.day()) > today.month * 100 + today.day
+    return (today.year - birth.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int64)
+
+
+def _first(value: pl.Expr, rank: pl.Expr, where: pl.Expr) -> pl.Expr:
+    """In a group, ``value`` of the best-ranked (lowest) row where ``where`` holds; no sort."""
+    return value.get(pl.when(where).then(rank).arg_min())
+
+
+def person_status(resolved: pl.DataFrame) -> pl.DataFrame:
+    """Per person: ``status`` and, for whoever died or moved out, ``gone_on``, the day from which
+    they no longer live here (for a move noticed by absence, the snapshot that noticed it)."""
+    source = pl.col("source")
+    # The latest police snapshot's date, as far as silver tells: the last day a snapshot opened or
+    # closed a version (a later snapshot that changed nothing leaves no trace).
+    snapshot_on = resolved.filter(source == POLICE).select(
+        pl.max_horizontal(pl.col("_valid_from").max(), pl.col("_valid_to").max())).item()
+    snapshot = pl.lit(snapshot_on, pl.Date)
+    gone_since = pl.coalesce("left_police_on", snapshot)  # someone it never listed: gone by then
+    # A floating registration after that says they are (back) here; for someone the register never
+    # listed, one up to POLICE_LAG before its snapshot too: it takes time to catch up with newcomers.
+    back = pl.col("floating_since") >= pl.coalesce("left_police_on", snapshot - POLICE_LAG)
+    moved_out = (pl.lit(snapshot_on is not None) & pl.col("registered") & ~pl.col("living_per_police")
+                 & ~back.fill_null(False))
+    return (
+        resolved.filter(pl.col("person_key").is_not_null())
+        .group_by("person_key")
+        .agg(
+            registered=source.is_in([POLICE, FLOATING]).any(),
+            living_per_police=((source == POLICE) & pl.col("registered_now")).any(),
+            left_police_on=pl.col("left_on").filter(source == POLICE).max(),
+            floating_since=pl.col("registered_on").filter((source == FLOATING) & pl.col("registered_now")).max(),
+            died_on=pl.col("died_on").min(),
+            died=pl.col("died_on").is_not_null().any(),
+        )
+        .select(
+            "person_key",
+            status=pl.when(pl.col("died")).then(pl.lit(DECEASED)).when(moved_out).then(pl.lit(MOVED_OUT))
+            .otherwise(pl.lit(ACTIVE)),
+            gone_on=pl.when(pl.col("died")).then(pl.col("died_on")).when(moved_out).then(gone_since),
+        )
+    )
+
+
+def build_person(resolved: pl.DataFrame, statuses: pl.DataFrame, grids: pl.DataFrame,
+                 today: dt.date) -> pl.DataFrame:
+    """One row per person from the resolved records and their :func:`person_status`."""
+    source = pl.col("source")
+    # Survivorship order as one number, lowest first: source priority, then the most recent.
+    days = 100_000  # more than any date's days since 1970
+    rank = pl.col("priority").cast(pl.Int64) * days - pl.col("observed_on").cast(pl.Int64).fill_null(-days)
+    residence_rank = rank + (~pl.col("registered_now")).cast(pl.Int64) * len(PRIORITY) * 2 * days
+    has_place = pl.col("residence_address").is_not_null() | pl.col("house_code").is_not_null()
+    id_sex = pl.col("id_number").str.slice(16, 1).cast(pl.Int32, strict=False) % 2
+    is_citizen = pl.col("doc_type") == CITIZEN_ID
+    return (
+        resolved.filter(pl.col("person_key").is_not_null())
+        .group_by("person_key")
+        .agg(
+            *(_first(pl.col(c), rank, pl.col(c).is_not_null()).alias(c) for c in IDENTITY),
+            residence=_first(pl.struct(RESIDENCE), residence_rank, has_place),
+            sources=pl.concat_str([pl.when((source == s).any()).then(pl.lit(s)) for s in SOURCES],
+                                  separator=",", ignore_nulls=True),
+            **{flag: (pl.col("care_type") == code).any() for code, flag in CARE_FLAGS.items()},
+        )
+        .unnest("residence")
+        .join(statuses.select("person_key", "status"), on="person_key")
+        .with_columns(
+            birth_date=pl.coalesce("birth_date", pl.when(is_citizen).then(id_birth_date_expr(pl.col("id_number")))),
+            sex=pl.coalesce("sex", pl.when(is_citizen).then((2 - id_sex).cast(pl.String))),  # odd: male "1"
+        )
+        .with_columns(age=_age(pl.col("birth_date"), today))
+        .with_columns(is_very_old=pl.col("is_very_old") | (pl.col("age") >= VERY_OLD_AGE).fill_null(False))
+        .join(communities(grids), on="community_code", how="left")
+    )
+
+
+def residents_by(persons: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Active residents (neither moved out nor deceased) per ``keys``, in all and by person type."""
+    kind = pl.col("person_type")
+    return (
+        persons.filter(pl.col("status") == ACTIVE)
+        .group_by(keys)
+        .agg(pl.len().alias(RESIDENT_COUNTS[0]),
+             *((kind == code).sum().alias(name) for code, name in zip(PERSON_TYPES, RESIDENT_COUNTS[1:])))
+        .with_columns(pl.col(RESIDENT_COUNTS).cast(pl.Int64))
+    )
+
+
+# -- residence history --------------------------------------------------------------------------
+def build_person_history(resolved: pl.DataFrame, statuses: pl.DataFrame) -> pl.DataFrame:
+    """Non-overlapping stays per person (``valid_to`` exclusive, null = until now).
+
+    The police register's versions are the backbone; floating registrations fill the time after a
+    person left it, or the whole story of someone it never knew. Each stay starts at its version's
+    ``_valid_from`` (a person's first version per source at the registration date, when earlier)
+    and ends at its version's end, deregistration, the next stay's start, or the day the person
+    died or was found gone (:func:`person_status`). Consecutive stays in the same place merge into one.
+    """
+    key, source = pl.col("person_key"), pl.col("source")
+    place = ["grid_code", "community_code", "house_code"]
+    stays = (
+        resolved.filter(key.is_not_null() & source.is_in([POLICE, FLOATING]))
+        .select("person_key", "source", "priority", *place, "_valid_from", "_valid_to", "registered_on",
+                "deregistered_on")
+        .sort("person_key", "_valid_from", "priority")
+        .with_columns(
+            valid_from=pl.when(pl.struct("person_key", "source").is_first_distinct())
+            .then(pl.min_horizontal("registered_on", "_valid_from")).otherwise(pl.col("_valid_from")),
+            valid_to=pl.min_horizontal("_valid_to", "deregistered_on"),
+        )
+    )
+    # until when the police register covers each person: for good while a version is open
+    police_end = stays.filter(source == POLICE).group_by("person_key").agg(
+        police_end=pl.when(pl.col("valid_to").is_null().any()).then(pl.lit(dt.date.max)).otherwise(pl.col("valid_to").max())
+    )
+    same_person_next = key.shift(-1) == key
+    stays = (
+        stays.join(police_end, on="person_key", how="left")
+        .filter((source == POLICE) | pl.col("police_end").is_null() | (pl.col("valid_from") >= pl.col("police_end")))
+        .join(statuses.select("person_key", "gone_on"), on="person_key", how="left")
+        .sort("person_key", "valid_from", "priority")
+        .with_columns(valid_to=pl.min_horizontal(
+            "valid_to", "gone_on", pl.when(same_person_next).then(pl.col("valid_from").shift(-1))))
+        .filter(pl.col("valid_to").is_null() | (pl.col("valid_from") < pl.col("valid_to")))
+    )
+    continues = (key == key.shift(1)) & (pl.col("valid_from") == pl.col("valid_to").shift(1)) & pl.all_horizontal(
+        pl.col(c).eq_missing(pl.col(c).shift(1)) for c in place)
+    return (
+        stays.with_columns(stay=(~continues.fill_null(False)).cum_sum())
+        .group_by("stay", maintain_order=True)
+        .agg(pl.col("person_key", *place, "valid_from").first(), pl.col("valid_to").last())
+        .drop("stay")
+    )

@@ -1,0 +1,64 @@
+"""What the marts read and write: silver tables as the ingestion promises them, marts as their
+contracts declare them.
+
+Silver interface: every feed and ledger table ``T`` lives at ``silver/<T.bronze_name>`` with exactly
+the contract's columns (typed per ``T.schema()``), lineage columns, and history: ``_valid_from`` and
+``_valid_to`` (dates, the end exclusive; a null end marks the current version).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from redwall import lake
+from redwall.home import Home
+from schemas import Table, load_contracts
+
+HISTORY = {"_valid_from": pl.Date(), "_valid_to": pl.Date()}
+
+
+def typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """``frame``'s columns of ``schema``, in its order and types. Delta hands time-zone-aware
+    datetimes back in UTC, so those are converted, not cast."""
+    return frame.select(
+        pl.col(name).dt.convert_time_zone(dtype.time_zone)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone
+        else pl.col(name).cast(dtype)
+        for name, dtype in schema.items()
+    )
+
+
+def read_typed(home: Home, layer: str, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The lake table's columns of ``schema``, typed; a table never written is an empty frame of
+    that schema."""
+    frame = lake.read(home, layer, name, columns=list(schema))
+    return typed(frame, schema) if frame.width else pl.DataFrame(schema=schema)
+
+
+def read_silver(home: Home, keys: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+    """The silver frames (contract columns and history) of the contract tables ``keys``
+    (``source.table``); one never loaded is empty, so every mart still builds."""
+    tables = [load_contracts().table(key) for key in keys]
+    return {t.key: read_typed(home, "silver", t.bronze_name, {**t.schema(), **HISTORY}) for t in tables}
+
+
+def current(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows valid now: the latest snapshot's view of a snapshot table."""
+    return frame.filter(pl.col("_valid_to").is_null())
+
+
+def conform(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """A computed mart checked against its contract: the same columns, no more and no fewer, in
+    the contract's order and types."""
+    schema = table.schema()
+    if set(frame.columns) != set(schema):
+        raise ValueError(
+            f"{table.key} does not match its contract: missing {sorted(set(schema) - set(frame.columns))}, "
+            f"undeclared {sorted(set(frame.columns) - set(schema))}"
+        )
+    return typed(frame, schema)
+
+
+def communities(grids: pl.DataFrame) -> pl.DataFrame:
+    """Community code → name, as the district grid register gives them."""
+    return grids.select("community_code", "community_name").unique("community_code")

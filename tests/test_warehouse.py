@@ -1,0 +1,203 @@
+"""Publishing to DuckDB: atomic for readers in other processes, commented, and leaking no ID or
+phone number into the shared warehouse. Uses the hand-built street of test_marts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import queue
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+
+import duckdb
+import polars as pl
+import pytest
+
+from redwall import lake
+from redwall.home import Home
+from redwall.identifiers import PHONE_PATTERN, is_valid_citizen_id
+from redwall.marts import build_marts
+from redwall.privacy import KEY_ENV, MissingKeyError, pseudonyms, shared_columns
+from redwall.warehouse import publish, restricted_path
+from schemas import load_contracts
+from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
+
+NUMBER = re.compile(r"\d+[Xx]?")  # a whole run: a 20-digit house code holds no 18-digit ID
+SECRET = "test-secret-not-the-demo-key"
+
+READER = textwrap.dedent("""
+    import json, os, sys, time
+    import duckdb
+    path, stop, mode = sys.argv[1:4]
+    query = "SELECT (SELECT count(*) FROM mart.person), (SELECT count(*) FROM mart.person_history)"
+    held = duckdb.connect(path, read_only=True) if mode == "held" else None
+    last = None
+    while not os.path.exists(stop):
+        if held:
+            seen = held.execute(query).fetchone()
+        else:
+            with duckdb.connect(path, read_only=True) as con:
+                seen = con.execute(query).fetchone()
+        if seen != last:  # one line per change of what the reader sees
+            print(json.dumps(seen), flush=True)
+            last = seen
+        time.sleep(0.02)
+""")
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Home:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    home = Home.at(tmp_path / "home")
+    write_silver(home, street_silver())
+    build_marts(home, as_of=AS_OF)
+    lake.write(home, "ops", "file_receipt", pl.DataFrame(
+        {"source": ["police"], "file_name": ["实有人口_20261116.csv"], "rows_read": [13], "status": ["loaded"]}))
+    return home
+
+
+def personal_numbers(text: str) -> list[str]:
+    """The valid citizen IDs and mobile numbers written in ``text``."""
+    return [n for n in NUMBER.findall(text) if is_valid_citizen_id(n) or re.fullmatch(PHONE_PATTERN, n)]
+
+
+def strings(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], list[str]]:
+    """Every text value of every table, by (schema, table, column), plus the comments."""
+    columns = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                          "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
+    values = {(s, t, c): [v for (v,) in con.execute(f'SELECT "{c}" FROM "{s}"."{t}" WHERE "{c}" IS NOT NULL').fetchall()]
+              for s, t, c in columns}
+    values[("meta", "comments", "")] = [v for (v,) in con.execute(
+        "SELECT comment FROM duckdb_tables() UNION ALL SELECT comment FROM duckdb_columns() WHERE comment IS NOT NULL"
+    ).fetchall() if v]
+    return values
+
+
+def test_shared_warehouse_holds_no_id_or_phone_number(home):
+    counts = publish(home)
+    with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
+        clear = strings(con)
+    raw = {v for (_, t, c), vs in clear.items() if c in ("id_number", "phone") for v in vs}
+    assert any(is_valid_citizen_id(v) for v in raw) and any(re.fullmatch(PHONE_PATTERN, v) for v in raw)
+    assert {P[1], "E12345678", "13912340001"} <= raw  # the check can fail: the data had them
+
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        shared = strings(con)
+        assert con.execute("SELECT count(*) FROM mart.person").fetchone() == (counts["mart.person"],) == (14,)
+    for (schema, table, column), values in shared.items():
+        if column.endswith("_key"):  # pseudonyms: 16 hex digits, never an 18-character ID
+            assert all(re.fullmatch(r"[0-9a-f]{16}", v) for v in values), (schema, table, column)
+            continue
+        for v in values:
+            assert not personal_numbers(v), (schema, table, column, v)
+            assert not any(r in v for r in raw), (schema, table, column, v)
+
+
+def test_shared_view_masks_pseudonymises_and_leaves_out_sensitive_columns(home):
+    publish(home)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        person = con.execute("SELECT * FROM mart.person").pl()
+        care = con.execute("SELECT * FROM mart.care_visit").pl()
+    with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
+        clear = con.execute("SELECT * FROM mart.person").pl()
+    assert {"ethnicity", "is_disabled", "is_dibao", "is_living_alone"}.isdisjoint(person.columns)
+    assert {"id_number_key", "phone_key", "is_very_old"} <= set(person.columns)
+    assert "care_types" in care.columns  # opted in by the care_visit contract
+    one = clear.filter(pl.col("id_number") == P[1]).row(0, named=True)
+    masked = person.filter(pl.col("id_number_key") == pseudonyms(pl.Series([P[1]]), SECRET.encode())[0]).row(
+        0, named=True)
+    assert masked["id_number"] == P[1][:6] + "*" * 8 + P[1][-4:]
+    assert masked["phone"] == one["phone"][:3] + "****" + one["phone"][-4:]
+    assert masked["name"] == "户*"
+    assert masked["residence_address"] == "府右街12号院3号楼"
+    assert masked["person_key"] == pseudonyms(pl.Series([one["person_key"]]), SECRET.encode())[0]
+    assert set(person.filter(pl.col("id_number").str.starts_with("*"))["id_number"]) == {"*******78"}  # passport
+
+
+def test_pseudonyms_are_hmac_sha256_and_opting_in_needs_a_sensitive_column():
+    for key in (SECRET.encode(), b"k" * 100):  # a key longer than SHA-256's block is hashed first
+        assert pseudonyms(pl.Series([P[1], None]), key).to_list() == [
+            hmac.new(key, P[1].encode(), "sha256").hexdigest()[:16], None]
+    care = load_contracts().table("mart.care_visit")
+    wrong = dataclasses.replace(care, catalogue={**care.catalogue, "share_sensitive": ["name"]})
+    with pytest.raises(ValueError, match="share_sensitive"):
+        shared_columns(wrong)
+
+
+def test_comments_come_from_the_contracts(home):
+    publish(home)
+    person = load_contracts().table("mart.person")
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        (table_comment,) = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'mart' "
+                                       "AND table_name = 'person'").fetchone()
+        comments = dict(con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'mart' "
+                                    "AND table_name = 'person'").fetchall())
+        schemas = {s for (s,) in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ref'").fetchall()}
+    assert table_comment.startswith(person.title)
+    assert comments["sex"] == "性别" and comments["id_number"] == "证件号码（脱敏）"
+    assert comments["id_number_key"] == "证件号码（假名）"
+    assert all(comments.values())
+    assert schemas == {"mart", "ops", "ref"}
+    assert {"calendar", "event_class", "component_class", "codes"} <= tables
+
+
+def test_restricted_warehouse_is_for_the_owner_only(home):
+    publish(home)
+    path = restricted_path(home)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in home.warehouse.parent.iterdir()) == ["redwall.duckdb", "restricted"]
+
+
+def test_publishing_needs_the_key_outside_demo(home, monkeypatch):
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(MissingKeyError):
+        publish(home)
+    assert not home.warehouse.exists()
+    publish(home, demo=True)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        demo_keys = set(con.execute("SELECT id_number_key FROM mart.person").pl()["id_number_key"])
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    publish(home)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        keys = set(con.execute("SELECT id_number_key FROM mart.person").pl()["id_number_key"])
+    assert keys.isdisjoint(demo_keys)
+
+
+def test_readers_in_other_processes_never_see_a_half_published_warehouse(home, tmp_path):
+    # Two versions of the street, published alternately: 14 persons, then 15.
+    grown = street_silver()
+    grown["police.population"] = pl.concat([grown["police.population"], silver(
+        "police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}])])
+    published = [tuple(publish(home)[t] for t in ("mart.person", "mart.person_history"))]
+    stop = tmp_path / "stop"
+    fresh, held = (subprocess.Popen([sys.executable, "-c", READER, str(home.warehouse), str(stop), mode],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for mode in ("fresh", "held"))
+    seen = queue.Queue()
+    threading.Thread(target=lambda: [seen.put(tuple(json.loads(line))) for line in fresh.stdout], daemon=True).start()
+    try:
+        for version in (grown, street_silver(), grown, street_silver()):
+            assert seen.get(timeout=30) == published[-1]  # the reader has seen the last publish
+            write_silver(home, version)
+            build_marts(home, as_of=AS_OF)
+            counts = publish(home)
+            published.append((counts["mart.person"], counts["mart.person_history"]))
+        assert seen.get(timeout=30) == published[-1]
+    finally:
+        stop.touch()
+        held_out, held_err = held.communicate(timeout=60)
+        fresh.wait(timeout=60)
+        fresh_err = fresh.stderr.read()
+    assert fresh.returncode == 0, fresh_err
+    assert held.returncode == 0, held_err
+    assert [p[0] for p in published] == [14, 15, 14, 15, 14]
+    assert seen.empty()  # only whole versions, each seen once, in order
+    assert [tuple(json.loads(line)) for line in held_out.splitlines()] == [published[0]]  # its snapshot stays
+    assert not [p for p in home.warehouse.parent.iterdir() if p.name.startswith(".")]
