@@ -1,7 +1,7 @@
-"""Working time: case time limits run in working hours/days of the official calendar (调休 included).
+"""Working time for the generator: adding a case's time limit to a million timestamps.
 
-A working day is 09:00–12:00 and 13:00–18:00 (8 working hours). Minutes are counted on a grid
-from ``origin``, so adding working time to a million timestamps is one ``searchsorted``.
+The rules (working calendar, working hours) are the shared ones of :mod:`redwall.worktime`; this
+clock only counts them in minutes on a grid from ``origin``, so an addition is one ``searchsorted``.
 """
 
 from __future__ import annotations
@@ -10,24 +10,19 @@ import datetime as dt
 
 import numpy as np
 
-from schemas import reference
+from redwall.worktime import SESSIONS, WORKDAY_SECONDS, working_days
 
-WORKING_SPANS = ((9 * 60, 12 * 60), (13 * 60, 18 * 60))
-HOURS_PER_DAY = sum(b - a for a, b in WORKING_SPANS) // 60
+HOURS_PER_DAY = WORKDAY_SECONDS // 3600
 
 
 class WorkClock:
     def __init__(self, first: dt.date, last: dt.date):
         self.origin = np.datetime64(first, "m")
-        days = np.arange(np.datetime64(first), np.datetime64(last) + 1)
-        calendar = reference("calendar")
-        known = dict(zip(calendar["date"].to_list(), calendar["is_workday"].to_list()))
-        # Outside the committed calendar, fall back to Monday–Friday.
-        workday = np.array([known.get(d, d.weekday() < 5) for d in days.astype(dt.date)])
+        workday = working_days(first, last)["is_workday"].to_numpy()
         minute = np.arange(24 * 60)
         in_hours = np.zeros(24 * 60, bool)
-        for start, stop in WORKING_SPANS:
-            in_hours |= (minute >= start) & (minute < stop)
+        for start, stop in SESSIONS:
+            in_hours |= (minute >= start // 60) & (minute < stop // 60)
         working = (workday[:, None] & in_hours[None, :]).ravel()
         self.cumulative = np.concatenate([[0], np.cumsum(working)])
 

@@ -25,7 +25,7 @@ from redwall.marts.person import (
 )
 from redwall.marts.place import build_place
 from redwall.marts.tables import conform, current, read_silver
-from redwall.marts.worktime import TIME_ZONE
+from redwall.worktime import TIME_ZONE
 from schemas import load_contracts
 
 INPUTS = (

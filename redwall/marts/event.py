@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from redwall.marts.classes import classes
-from redwall.marts.worktime import TIME_ZONE, limit_seconds, with_working_clocks, working_days
+from redwall.worktime import TIME_ZONE, limit_seconds, with_working_clocks, working_days
 from schemas import reference
 
 STEPS = {"01": "reported_at", "02": "filed_at", "04": "dispatched_at", "05": "handled_at",
