@@ -101,7 +101,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _home(args)
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "REDWALL_HOME": str(home.root)}
-    cmd = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    # From a checkout, the workspace file; from an installed package, the module itself.
+    where = ["-w", str(workspace)] if workspace.exists() else ["-m", "pipelines.definitions"]
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", *where, "-p", str(args.port)]
     # dagster dev started from a script ignores SIGINT/SIGTERM unless the defaults are restored.
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT,
                             preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL),
