@@ -22,3 +22,5 @@ def mart(table: Table) -> dg.AssetKey:
 WAREHOUSE = dg.AssetKey(["warehouse", "redwall"])
 CATALOG = dg.AssetKey(["catalog", "resource_directory"])
 TEMPLATES = dg.AssetKey(["catalog", "ledger_templates"])
+QUALITY_ISSUE = dg.AssetKey(["quality", "issue"])
+QUALITY_METRICS = dg.AssetKey(["quality", "loop_metrics"])

@@ -40,7 +40,9 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
                                        metadata={"dagster/row_count": rows})
 
     @dg.asset(
-        key=keys.WAREHOUSE, deps=[*(keys.mart(t) for t in marts), keys.CATALOG], group_name="publish",
+        # Quality comes first: its blocking checks keep a bad load out of the shared warehouse.
+        key=keys.WAREHOUSE, deps=[*(keys.mart(t) for t in marts), keys.CATALOG, keys.QUALITY_ISSUE,
+                                  keys.QUALITY_METRICS], group_name="publish",
         kinds={"duckdb"},
         description=(
             "**共享数据仓库** `warehouse/redwall.duckdb`：各主题库（mart）按目录共享属性脱敏后发布，"

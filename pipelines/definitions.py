@@ -8,13 +8,14 @@ import dagster as dg
 from assets.directory import directory_assets
 from assets.ingest import all_ingest_assets
 from assets.marts import mart_assets
+from assets.quality import quality_assets
 from pipelines.jobs import build_all, ingest_jobs, publish_job
 from pipelines.resources import resources_for_environment
 from pipelines.schedules import nightly_build
 from pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
-    assets=[*all_ingest_assets(), *mart_assets(), *directory_assets()],
+    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets()],
     jobs=[*ingest_jobs(), publish_job, build_all],
     sensors=inbox_sensors(),
     schedules=[nightly_build],

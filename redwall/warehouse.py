@@ -1,11 +1,11 @@
 """Publishing to DuckDB: the shared warehouse dashboards read, and a restricted one.
 
 ``warehouse/redwall.duckdb`` (shared) holds schema ``mart`` (every mart, masked per
-:mod:`redwall.privacy`), ``ops`` (every operational Delta table: receipts, rejections… which hold
-no personal values), ``catalog`` (the data resource directory) and ``ref`` (the committed
-reference tables), with the contracts' titles and labels as table and column comments.
-``warehouse/restricted/redwall_restricted.duckdb`` holds the
-marts unmasked, readable by the owner only (folder 0700, file 0600).
+:mod:`redwall.privacy`), ``ops`` (receipts, rejections…) and ``quality`` (rectification issues,
+loop metrics), which hold no personal values, ``catalog`` (the data resource directory) and
+``ref`` (the committed reference tables), with the contracts' titles and labels as table and
+column comments. ``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked,
+readable by the owner only (folder 0700, file 0600).
 
 A DuckDB file has one writer or many readers, never both, so a publish never writes a file anyone
 reads: it builds a new file beside the old one and renames it into place (``os.replace``, atomic
@@ -63,7 +63,9 @@ def publish(home: Home, demo: bool = False) -> dict[str, int]:
         restricted.append(Published("mart", t.name, frame, comment, {c.name: c.label for c in t.columns}))
         shared.append(Published("mart", t.name, shared_view(frame, t, key), comment,
                                 {c.name: c.label for c in shared_columns(t)}))
-    shared += [Published("ops", name, lake.read(home, "ops", name)) for name in _layer_tables(home, "ops")]
+    # Operational and quality tables hold reasons, counts and digests, never personal values.
+    shared += [Published(layer, name, lake.read(home, layer, name))
+               for layer in ("ops", "quality") for name in _layer_tables(home, layer)]
     shared += [Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
                for name, (title, fields) in CATALOG_TABLES.items() if lake.exists(home, "catalog", name)]
     shared += [Published("ref", path.stem, reference(path.stem)) for path in sorted(REFERENCE.glob("*.csv"))]

@@ -174,14 +174,14 @@ def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.Dat
 
 
 # -- resolution ---------------------------------------------------------------------------------
-def _sha16(values: pl.Series) -> pl.Series:
+def person_digest(values: pl.Series) -> pl.Series:
     return pl.Series([hashlib.sha256(v.encode()).hexdigest()[:16] for v in values], dtype=pl.String)
 
 
 def resolve(records: pl.DataFrame) -> pl.DataFrame:
     """Each record with its ``person_key`` (null where it names no one we can tell exactly)."""
     keys = records.select(pl.col("identity").drop_nulls().unique())
-    keys = keys.with_columns(person_key=_sha16(keys["identity"]))
+    keys = keys.with_columns(person_key=person_digest(keys["identity"]))
     return records.join(keys, on="identity", how="left")
 
 

@@ -1,0 +1,100 @@
+"""The quality-control closed loop in Dagster: ``quality/issue`` (detect, route, re-check, close,
+waive; rectification lists to the outbox) and ``quality/loop_metrics`` (how well the loop works).
+
+Checks are blocking where a wrong load would mislead everyone downstream: a police snapshot far
+smaller than the one before (a half-written export), and an error rate over the threshold."""
+
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+
+from assets import keys
+from pipelines.resources import RedwallHome
+from quality.loop import ISSUES, LAYER, METRICS, OPEN, Waiver, loop_metrics, markdown, run_loop
+from quality.outbox import write_outbox
+from redwall import lake
+from redwall.worktime import TIME_ZONE
+from schemas import load_contracts
+
+ISSUE_KEY, METRICS_KEY = keys.QUALITY_ISSUE, keys.QUALITY_METRICS
+POLICE_SHRINK = "police_snapshot_not_shrunk"
+ERROR_RATE = "open_error_rate_below_threshold"
+MIN_POLICE_RATIO = 0.8  # a weekly register does not lose a fifth of a street
+MAX_ERROR_RATE = 0.5  # half of a source failing means a broken feed, not sloppy rows
+
+
+class WaiverConfig(dg.Config):
+    issue_id: str
+    reason: str
+    by: str
+
+
+class LoopConfig(dg.Config):
+    """Waivers granted by an authorised analyst for this run (recorded in the issue table)."""
+
+    waivers: list[WaiverConfig] = []
+
+
+def _police_snapshots(home) -> dg.AssetCheckResult:
+    """Rows of the newest police snapshot against the one before (from the file receipts)."""
+    receipts = lake.read(home, "ops", "file_receipt", columns=["source", "as_of", "rows_accepted", "status"])
+    sizes = receipts.filter(pl.col("source") == "police", pl.col("status") != "duplicate") \
+        .group_by("as_of").agg(pl.col("rows_accepted").sum()).sort("as_of") if receipts.height else receipts
+    rows = sizes["rows_accepted"].to_list() if sizes.height else []
+    ratio = rows[-1] / rows[-2] if len(rows) >= 2 and rows[-2] else 1.0
+    return dg.AssetCheckResult(check_name=POLICE_SHRINK, asset_key=ISSUE_KEY, passed=ratio >= MIN_POLICE_RATIO,
+                               metadata={"snapshots": len(rows), "latest_to_previous": round(ratio, 3)})
+
+
+def _error_rate(metrics: pl.DataFrame) -> dg.AssetCheckResult:
+    by_source = metrics.group_by("source").agg(pl.col("failure_rate").sum()).sort("source")
+    worst = by_source["failure_rate"].max() if by_source.height else 0.0
+    return dg.AssetCheckResult(
+        check_name=ERROR_RATE, asset_key=METRICS_KEY, passed=(worst or 0.0) <= MAX_ERROR_RATE,
+        metadata={"threshold": MAX_ERROR_RATE,
+                  "failure_rate_by_source": dg.MetadataValue.json(
+                      {s: round(r, 4) for s, r in by_source.iter_rows()})},
+    )
+
+
+def quality_assets() -> list:
+    contracts = load_contracts()
+    silver = [keys.silver(t) for t in contracts.feeds + contracts.ledgers]
+    person = keys.mart(contracts.table("mart.person"))
+
+    @dg.asset(key=ISSUE_KEY, deps=[*silver, person], group_name="quality", kinds={"delta", "polars"},
+              check_specs=[dg.AssetCheckSpec(POLICE_SHRINK, asset=ISSUE_KEY, blocking=True,
+                                             description="最新公安快照行数不少于上一期的80%")],
+              description="**整改问题**：入库拒收/警告、规则集和跨源规则发现的每条问题，按网格、社区和报送部门分派，"
+                          "复核后自动关闭；整改清单和台账错误标注表写入 outbox。")
+    def issue(context: dg.AssetExecutionContext, config: LoopConfig, redwall: RedwallHome):
+        home = redwall.home()
+        issues = run_loop(home, [Waiver(w.issue_id, w.reason, w.by) for w in config.waivers])
+        files = write_outbox(home, issues)
+        counts = issues.group_by("rule", "status").len().sort("rule", "status")
+        yield dg.MaterializeResult(metadata={
+            "dagster/row_count": issues.height,
+            "open": int((issues["status"] == OPEN).sum()),
+            "by_rule_and_status": dg.MetadataValue.json(
+                {f"{r}/{s}": n for r, s, n in counts.iter_rows()}),
+            "waivers_applied": len(config.waivers), "outbox_files": dg.MetadataValue.json(files),
+        })
+        yield _police_snapshots(home)
+
+    @dg.asset(key=METRICS_KEY, deps=[ISSUE_KEY], group_name="quality", kinds={"delta", "polars"},
+              check_specs=[dg.AssetCheckSpec(ERROR_RATE, asset=METRICS_KEY, blocking=True,
+                                             description=f"各来源待整改问题率不超过{MAX_ERROR_RATE:.0%}")],
+              description="**质量闭环指标**：按来源、网格、规则和运行日期统计失败率、待整改、已整改和整改中位时长。")
+    def loop_metrics_asset(context: dg.AssetExecutionContext, redwall: RedwallHome):
+        home = redwall.home()
+        today = dt.datetime.now(ZoneInfo(TIME_ZONE)).date()
+        metrics = loop_metrics(home, lake.read(home, LAYER, ISSUES), today)
+        yield dg.MaterializeResult(metadata={"dagster/row_count": metrics.height,
+                                             "loop": dg.MetadataValue.md(markdown(metrics)),
+                                             "table": f"{LAYER}/{METRICS}"})
+        yield _error_rate(metrics)
+
+    return [issue, loop_metrics_asset]

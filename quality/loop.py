@@ -1,0 +1,364 @@
+"""The quality-control closed loop (质量控制闭环): detect, explain, route, re-check, close.
+
+Every failing record becomes one rectification issue in ``quality/issue``:
+
+- **detect**: the row problems ingestion already found (``ops/rejection``: ``error`` rows were kept
+  out, ``warning`` rows loaded with the value blanked), the contract suites run with Great
+  Expectations on current silver (:mod:`quality.suites`), and the cross-source rules
+  (:mod:`quality.rules`);
+- **explain**: ``message_zh`` says row, column and what to do, never the value itself;
+- **route**: to the grid (and its community) of the record's grid code, else of the person's
+  residence in ``mart/person``; a ledger's issues also go to the department that sent it;
+- **re-check and close**: an issue found at ingestion closes when a later delivery brings the same
+  record (same business key; where the key itself was destroyed, the same row of a re-sent file of
+  the same name) and it loads; an issue found on silver closes when the record is current and
+  passes. A record still failing keeps its issue open and moves ``last_seen``. A closed issue that
+  fails again reopens;
+- **waive**: an authorised analyst waives an issue by id with a reason; the waiver is kept.
+
+``issue_id`` is stable: a digest of source, table, record key and rule. Record keys holding personal
+data are digests: a single citizen-ID key hashes exactly as ``person_key`` does (so issues join the
+person mart), other personal keys hash their joined values; keys without personal data stay legible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import polars as pl
+
+from quality.rules import CROSS_RULES, cross_checks
+from quality.suites import RULES_ZH, suite_tables, validate
+from redwall import lake
+from redwall.home import Home
+from redwall.ingest.normalise import judge
+from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
+from redwall.marts.person import person_digest
+from schemas import Table, load_contracts
+
+LAYER = "quality"
+ISSUES = "issue"
+PLACE = "第{}行"
+OPEN, CLOSED, WAIVED = "open", "closed", "waived"
+INGEST, SUITE, CROSS = "ingest", "suite", "cross"
+UTC = pl.Datetime("us", "UTC")
+
+ISSUE_SCHEMA = {
+    "issue_id": pl.String, "origin": pl.String, "source": pl.String, "table": pl.String,
+    "file_path": pl.String, "row_number": pl.Int64, "column": pl.String, "record_key": pl.String,
+    "key_broken": pl.Boolean, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
+    "grid_code": pl.String, "community_code": pl.String, "department": pl.String,
+    "first_seen": UTC, "last_seen": UTC, "status": pl.String, "closed_at": UTC,
+    "waiver_reason": pl.String, "waived_by": pl.String, "waived_at": UTC,
+}
+FINDING = [c for c in ISSUE_SCHEMA if c not in ("issue_id", "first_seen", "status", "closed_at", "waiver_reason",
+                                                "waived_by", "waived_at", "community_code")]
+# routing hints a finding carries until :func:`route` turns them into grid and community
+ROUTING = ("person_key", "community_name")
+
+
+@dataclass(frozen=True)
+class Waiver:
+    issue_id: str
+    reason: str
+    by: str
+
+
+# -- record keys -----------------------------------------------------------------------------------
+def record_key(table: Table, rows: pl.DataFrame) -> pl.Series:
+    """The business key of each row as an issue may show it (null where a key part is missing)."""
+    parts = [table.column(k) for k in table.keys]
+    joined = rows.select(pl.concat_str([pl.col(c.name).cast(pl.String) for c in parts], separator="|")).to_series()
+    if not any(c.pii for c in parts):
+        return joined.alias("record_key")
+    present = joined.drop_nulls().unique()
+    digests = dict(zip(present, person_digest(present)))
+    return joined.replace_strict(digests, default=None, return_dtype=pl.String).alias("record_key")
+
+
+def _person_key(table: Table) -> pl.Expr:
+    """The person a record names, when its key is one citizen ID: its digest is the person_key."""
+    single_id = len(table.keys) == 1 and table.column(table.keys[0]).format == "person_id"
+    return pl.col("record_key") if single_id else pl.lit(None, dtype=pl.String)
+
+
+def _routing(table: Table) -> list[pl.Expr]:
+    names = {c.name for c in table.all_columns}
+    grid = next((c.name for c in table.all_columns if c.format == "grid_code" or c.codes == "grid"), None)
+    community = next((c.name for c in table.all_columns if c.codes == "community"), None)
+    return [
+        (pl.col(grid) if grid in names else pl.lit(None, dtype=pl.String)).alias("grid_code"),
+        _person_key(table).alias("person_key"),
+        (pl.col(community) if community else pl.lit(None, dtype=pl.String)).alias("community_name"),
+        pl.lit(table.department["code"] if table.department else None, dtype=pl.String).alias("department"),
+    ]
+
+
+# -- detect ----------------------------------------------------------------------------------------
+def rejection_findings(home: Home) -> pl.DataFrame:
+    """Every row problem ingestion recorded, with the record's key recovered from bronze."""
+    problems = lake.read(home, OPS, REJECTIONS)
+    if not problems.height:
+        return _empty_findings()
+    receipts = lake.read(home, OPS, RECEIPTS, columns=["receipt_id", "file_path", "department"])
+    problems = problems.join(receipts, on="receipt_id", how="left")
+    contracts = load_contracts()
+    found = []
+    for key, part in problems.group_by("table"):
+        table = contracts.tables.get(key[0])
+        located = part.select("file_hash", "row_number").unique()
+        if table is None:  # records that belong to no table (broken JSON): only their place is known
+            keys = located.with_columns(record_key=pl.lit(None, dtype=pl.String), grid_code=pl.lit(None, pl.String),
+                                        person_key=pl.lit(None, pl.String), community_name=pl.lit(None, pl.String))
+        else:
+            bronze = lake.scan(home, "bronze", table.bronze_name).join(
+                located.lazy().rename({"file_hash": "_file_hash", "row_number": "_row_number"}),
+                on=["_file_hash", "_row_number"], how="semi").collect()
+            typed = judge(table, bronze, PLACE).rows.with_columns(bronze["_file_hash"])
+            keys = typed.with_columns(record_key=record_key(table, typed)).select(
+                pl.col("_file_hash").alias("file_hash"), pl.col("_row_number").alias("row_number"), "record_key",
+                *[e for e in _routing(table) if e.meta.output_name() != "department"])
+        broken = pl.col("record_key").is_null() | (pl.col("severity") == "error") & pl.col("column").is_in(
+            list(table.keys) if table else [])
+        found.append(part.join(keys, on=["file_hash", "row_number"], how="left").select(
+            pl.lit(INGEST).alias("origin"), "source", "table", "file_path", "row_number", "column", "record_key",
+            broken.alias("key_broken"), "rule", "severity", "message_zh", "grid_code", "department",
+            pl.col("recorded_at").alias("last_seen"), *ROUTING,
+        ))
+    return pl.concat(found, how="diagonal_relaxed")
+
+
+def _silver_findings(table: Table, rows: pl.DataFrame, failing: pl.DataFrame, origin: str, text: pl.Expr) -> pl.DataFrame:
+    """Findings for the rows at ``failing["index"]`` of ``rows`` (current silver with lineage)."""
+    picked = rows.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)).join(failing, on="index")
+    return picked.with_columns(record_key=record_key(table, picked)).select(
+        pl.lit(origin).alias("origin"), pl.lit(table.source).alias("source"), pl.lit(table.key).alias("table"),
+        pl.col("_source_file").alias("file_path"), pl.col("_row_number").alias("row_number"), "column",
+        "record_key", pl.lit(False).alias("key_broken"), "rule", "severity",
+        pl.concat_str(pl.lit("第"), pl.col("_row_number").cast(pl.String), pl.lit("行"), text).alias("message_zh"),
+        *_routing(table), pl.col("_loaded_at").alias("last_seen"),
+    )
+
+
+def _label_text(table: Table) -> pl.Expr:
+    """The suite rule's message with the column's label (the key's labels for a duplicate key)."""
+    labels = {c.name: c.label for c in table.all_columns}
+    key_label = "、".join(labels[k] for k in table.keys)
+    texts = {(rule, c): text.format(label=labels.get(c, key_label) if c else key_label)
+             for rule, text in RULES_ZH.items() for c in [None, *labels]}
+    return pl.struct("rule", "column").map_elements(lambda r: texts[(r["rule"], r["column"])], return_dtype=pl.String)
+
+
+def parameters(grids: pl.DataFrame) -> dict[str, list[str]]:
+    """The district register's grids and communities, for the suites' ``$PARAMETER`` sets. A ledger
+    writes 府右街南 or 府右街南社区 for the same community."""
+    names = grids["community_name"].drop_nulls().unique()
+    return {"grid_codes": grids["grid_code"].drop_nulls().unique().to_list(),
+            "community_codes": grids["community_code"].drop_nulls().unique().to_list(),
+            "community_names": pl.concat([names, names.str.strip_suffix("社区")]).unique().to_list()}
+
+
+def current_silver(home: Home, table: Table) -> pl.DataFrame:
+    frame = lake.read(home, "silver", table.bronze_name, where=pl.col("_valid_to").is_null())
+    return frame if frame.height else pl.DataFrame(schema={**table.schema(), "_source_file": pl.String,
+                                                           "_row_number": pl.Int64, "_loaded_at": UTC})
+
+
+def silver_findings(home: Home) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Suite and cross-source findings on current silver, and every record they judged
+    (``origin, table, record_key``): a judged record without a finding passed."""
+    contracts = load_contracts()
+    current = {t.key: current_silver(home, t) for t in suite_tables()}
+    params = parameters(current["district.grid"])
+    found, judged = [], []
+    for table in suite_tables():
+        rows = current[table.key]
+        if not rows.height:
+            continue
+        failing = validate(table, rows.select(table.schema().keys()), params)
+        found.append(_silver_findings(table, rows, failing, SUITE, _label_text(table)))
+        judged.append(_judged(table, rows, SUITE))
+    for rule, rows in cross_checks(current).items():
+        subject, column, severity, text = CROSS_RULES[rule]
+        table = contracts.table(subject)
+        failing = rows.with_row_index("index").filter("_fails").select(
+            pl.col("index").cast(pl.Int64), pl.lit(rule).alias("rule"), pl.lit(column).alias("column"),
+            pl.lit(severity).alias("severity"))
+        found.append(_silver_findings(table, rows, failing, f"{CROSS}:{rule}", pl.lit(text)))
+        judged.append(_judged(table, rows, f"{CROSS}:{rule}"))
+    return pl.concat(found, how="diagonal_relaxed"), pl.concat(judged).unique()
+
+
+def _judged(table: Table, rows: pl.DataFrame, origin: str) -> pl.DataFrame:
+    return pl.DataFrame({"origin": origin, "table": table.key, "record_key": record_key(table, rows)})
+
+
+def _empty_findings() -> pl.DataFrame:
+    return pl.DataFrame(schema={c: ISSUE_SCHEMA[c] for c in FINDING} | {r: pl.String for r in ROUTING})
+
+
+# -- route -----------------------------------------------------------------------------------------
+def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
+    """Grid and community of each finding: its own grid code, else the person's residence, else
+    (a ledger naming its community) the community alone."""
+    grids = lake.read(home, "silver", "district_grid", where=pl.col("_valid_to").is_null())
+    grids = grids.select("grid_code", "community_code", "community_name") if grids.height else \
+        pl.DataFrame(schema={"grid_code": pl.String, "community_code": pl.String, "community_name": pl.String})
+    persons = lake.read(home, "mart", "person", columns=["person_key", "grid_code"])
+    if not persons.height:
+        persons = pl.DataFrame(schema={"person_key": pl.String, "grid_code": pl.String})
+    named = pl.concat([grids.select("community_name", "community_code"),
+                       grids.select(pl.col("community_name").str.strip_suffix("社区"), "community_code")]).unique()
+    return (
+        findings.join(persons.rename({"grid_code": "resident_grid"}), on="person_key", how="left")
+        .with_columns(pl.coalesce("grid_code", "resident_grid").alias("grid_code"))
+        .join(grids.select("grid_code", "community_code"), on="grid_code", how="left")
+        .join(named.rename({"community_code": "named_community"}), on="community_name", how="left")
+        .with_columns(pl.coalesce("community_code", "named_community").alias("community_code"))
+    )
+
+
+# -- the loop --------------------------------------------------------------------------------------
+def issue_id(frame: pl.DataFrame) -> pl.Series:
+    """Stable id: source, table, record key (its place where the key is broken) and rule."""
+    who = pl.when(pl.col("key_broken")).then(pl.concat_str("file_path", pl.lit("#"), pl.col("row_number").cast(pl.String))) \
+        .otherwise("record_key")
+    text = frame.select(pl.concat_str("source", "table", who.fill_null(""), "rule", separator="|")).to_series()
+    return pl.Series("issue_id", [hashlib.sha256(v.encode()).hexdigest()[:16] for v in text], dtype=pl.String)
+
+
+def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = None) -> pl.DataFrame:
+    """Detect, route, re-check, close and waive; writes ``quality/issue`` and returns it."""
+    now = now or dt.datetime.now(dt.UTC)
+    found, judged = silver_findings(home)
+    findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
+    findings = findings.with_columns(issue_id(findings)).sort("last_seen")
+    # one issue per id: the latest evidence describes it, the earliest says since when
+    seen = findings.group_by("issue_id").agg(pl.col("last_seen").min().alias("first_seen"),
+                                             pl.all().exclude("first_seen").last())
+    previous = lake.read(home, LAYER, ISSUES)
+    if not previous.height:
+        previous = pl.DataFrame(schema=ISSUE_SCHEMA)
+    issues = _merge(previous.cast(ISSUE_SCHEMA), seen, now)
+    issues = _close_ingest(issues, home)
+    issues = _close_silver(issues, seen, judged, now)
+    issues = _waive(issues, waivers, now).select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA).sort("issue_id")
+    lake.write(home, LAYER, ISSUES, issues)
+    return issues
+
+
+def _merge(previous: pl.DataFrame, seen: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """Known issues take the newest evidence; an issue failing again after it closed reopens."""
+    fresh = seen.select([c for c in ISSUE_SCHEMA if c in seen.columns])
+    both = previous.join(fresh, on="issue_id", how="full", coalesce=True, suffix="_new")
+    newer = pl.col("last_seen_new").is_not_null() & (pl.col("last_seen").is_null() | (pl.col("last_seen_new") > pl.col("last_seen")))
+    updates = [pl.when(newer).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
+               for c in fresh.columns if c not in ("issue_id", "first_seen")]
+    reopened = newer & (pl.col("status") == CLOSED) & (pl.col("last_seen_new") > pl.col("closed_at"))
+    return both.with_columns(
+        *updates,
+        pl.min_horizontal("first_seen", "first_seen_new").alias("first_seen"),
+        pl.when(pl.col("status").is_null() | reopened).then(pl.lit(OPEN)).otherwise("status").alias("status"),
+        pl.when(reopened).then(None).otherwise("closed_at").alias("closed_at"),
+    ).select(previous.columns)
+
+
+def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
+    """An ingestion issue closes when a delivery newer than its last failure loaded the record: by
+    key, or, where the key was destroyed, at the same row of a file of the same name."""
+    versions = []
+    for table in suite_tables():
+        rows = lake.read(home, "silver", table.bronze_name)
+        if rows.height:
+            versions.append(rows.select(pl.lit(table.key).alias("table"), record_key(table, rows),
+                                        pl.col("_source_file").alias("file_path"),
+                                        pl.col("_row_number").alias("row_number"), pl.col("_loaded_at").alias("at")))
+    if not versions:
+        return issues
+    versions = pl.concat(versions)
+    open_ = issues.filter((pl.col("origin") == INGEST) & (pl.col("status") == OPEN))
+    by_key = open_.filter(~pl.col("key_broken")).join(versions.select("table", "record_key", "at"),
+                                                      on=["table", "record_key"])
+    by_place = open_.filter(pl.col("key_broken")).join(versions.select("table", "file_path", "row_number", "at"),
+                                                       on=["table", "file_path", "row_number"])
+    fixed = pl.concat([by_key.select("issue_id", "last_seen", "at"), by_place.select("issue_id", "last_seen", "at")]) \
+        .filter(pl.col("at") > pl.col("last_seen")).group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
+    return _closed(issues, fixed)
+
+
+def _close_silver(issues: pl.DataFrame, seen: pl.DataFrame, judged: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """A suite or cross-source issue closes when its record was judged now and did not fail."""
+    failing_now = seen.select("issue_id")
+    fixed = (issues.filter((pl.col("origin") != INGEST) & (pl.col("status") == OPEN))
+             .join(judged, on=["origin", "table", "record_key"], how="semi")
+             .join(failing_now, on="issue_id", how="anti")
+             .select("issue_id", pl.lit(now, dtype=UTC).alias("fixed_at")))
+    return _closed(issues, fixed)
+
+
+def _closed(issues: pl.DataFrame, fixed: pl.DataFrame) -> pl.DataFrame:
+    return issues.join(fixed, on="issue_id", how="left").with_columns(
+        pl.when(pl.col("fixed_at").is_not_null()).then(pl.lit(CLOSED)).otherwise("status").alias("status"),
+        pl.coalesce("fixed_at", "closed_at").alias("closed_at"),
+    ).drop("fixed_at")
+
+
+def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.DataFrame:
+    """Waivers by an authorised analyst: recorded with reason, author and time; never undone here."""
+    if not waivers:
+        return issues
+    given = pl.DataFrame([{"issue_id": w.issue_id, "w_reason": w.reason, "w_by": w.by} for w in waivers])
+    unknown = set(given["issue_id"]) - set(issues["issue_id"])
+    if unknown:
+        raise ValueError(f"waivers name unknown issues: {sorted(unknown)}")
+    hit = pl.col("w_by").is_not_null() & (pl.col("status") != WAIVED)
+    return issues.join(given, on="issue_id", how="left").with_columns(
+        pl.when(hit).then(pl.lit(WAIVED)).otherwise("status").alias("status"),
+        pl.when(hit).then("w_reason").otherwise("waiver_reason").alias("waiver_reason"),
+        pl.when(hit).then("w_by").otherwise("waived_by").alias("waived_by"),
+        pl.when(hit).then(pl.lit(now, dtype=UTC)).otherwise("waived_at").alias("waived_at"),
+    ).drop("w_reason", "w_by")
+
+
+# -- measure ---------------------------------------------------------------------------------------
+METRICS = "loop_metrics"
+
+
+def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.DataFrame:
+    """Per source, grid and rule on ``run_date``: open, fixed and waived issues, the median hours an
+    issue took to fix, and the failure rate (open issues per record the source holds now: current
+    silver rows plus rows kept out). Replaces that run date's rows in ``quality/loop_metrics``."""
+    held = {}
+    for table in suite_tables():
+        if lake.exists(home, "silver", table.bronze_name):
+            rows = lake.scan(home, "silver", table.bronze_name).filter(pl.col("_valid_to").is_null())
+            held[table.source] = held.get(table.source, 0) + rows.select(pl.len()).collect().item()
+    kept_out = issues.filter(pl.col("origin") == INGEST, pl.col("severity") == "error").group_by("source").agg(
+        pl.struct("file_path", "row_number").n_unique().alias("kept_out"))
+    records = pl.DataFrame({"source": list(held), "held": list(held.values())}, schema={"source": pl.String, "held": pl.Int64})
+    hours = (pl.col("closed_at") - pl.col("first_seen")).dt.total_seconds() / 3600
+    metrics = (
+        issues.with_columns(pl.col("grid_code").fill_null("未定位"))
+        .group_by("source", "grid_code", "rule")
+        .agg(open_issues=(pl.col("status") == OPEN).sum(), fixed_issues=(pl.col("status") == CLOSED).sum(),
+             waived_issues=(pl.col("status") == WAIVED).sum(),
+             median_hours_to_fix=hours.filter(pl.col("status") == CLOSED).median())
+        .join(records, on="source", how="left").join(kept_out, on="source", how="left")
+        .with_columns(failure_rate=pl.col("open_issues") / (pl.col("held").fill_null(0) + pl.col("kept_out").fill_null(0)))
+        .select(pl.lit(run_date).alias("run_date"), "source", "grid_code", "rule", "failure_rate", "open_issues",
+                "fixed_issues", "waived_issues", "median_hours_to_fix")
+        .sort("source", "grid_code", "rule")
+    )
+    lake.replace(home, LAYER, METRICS, metrics, where=f"run_date = '{run_date}'")
+    return metrics
+
+
+def markdown(metrics: pl.DataFrame, limit: int = 40) -> str:
+    """The metrics as a markdown table (no personal values: sources, grid codes, rules, counts)."""
+    head = "| 来源 | 网格 | 规则 | 失败率 | 待整改 | 已整改 | 整改中位时长(小时) |\n|---|---|---|---|---|---|---|\n"
+    return head + "".join(
+        f"| {r['source']} | {r['grid_code']} | {r['rule']} | {r['failure_rate'] or 0:.2%} | {r['open_issues']} | "
+        f"{r['fixed_issues']} | {'' if r['median_hours_to_fix'] is None else round(r['median_hours_to_fix'], 1)} |\n"
+        for r in metrics.head(limit).iter_rows(named=True))

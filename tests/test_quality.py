@@ -1,0 +1,122 @@
+"""The quality loop: suites match the contracts, custom expectations catch what they claim, and on
+generator output the loop finds the planted rejection-worthy defects, raises no false alarms on
+clean rows, and closes the issues of records re-sent corrected."""
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+from openpyxl import Workbook
+
+from quality.loop import Waiver, loop_metrics, run_loop
+from quality.outbox import write_outbox
+from quality.suites import render, suite_path, suite_tables, validate
+from redwall import lake
+from redwall.generator import generate
+from redwall.home import Home
+from redwall.ingest import process_source
+from redwall.marts import build_marts
+from schemas import load_contracts
+
+REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
+
+
+def test_committed_suites_match_the_contracts():
+    for table in suite_tables():
+        assert suite_path(table).read_text(encoding="utf-8") == render(table), \
+            f"{suite_path(table).name} drifted from its contract: run quality.suites.write_suites()"
+
+
+def test_custom_expectations_catch_bad_ids_birth_dates_and_unknown_grids():
+    table = load_contracts().table("police.population")
+    good = "11010219900307123X"
+    rows = pl.DataFrame({c: [None] * 4 for c in table.schema()}, schema=table.schema()).with_columns(
+        id_number=pl.Series([good, good[:-1] + "1", "110102199003081231", "E12345678"]),
+        birth_date=pl.Series([dt.date(1990, 3, 7), dt.date(1990, 3, 7), dt.date(1990, 3, 7), None]),
+        person_type=pl.Series(["1", "1", "1", "3"]), name=pl.lit("x"), sex=pl.lit("1"),
+        residence_address=pl.lit("x"), registered_on=pl.lit(dt.date(2020, 1, 1)), phone=pl.Series(["12", None, None, None]))
+    failing = validate(table, rows, {"grid_codes": [], "community_codes": [], "community_names": []})
+    found = set(failing.select("index", "rule").iter_rows())
+    assert (1, "id_checksum") in found and (2, "id_birth_date_mismatch") in found and (0, "phone_invalid") in found
+    assert (3, "id_checksum") not in found  # a passport is no citizen ID and is not checked as one
+
+
+@pytest.fixture(scope="module")
+def looped(tmp_path_factory):
+    home = Home.at(tmp_path_factory.mktemp("quality")).ensure()
+    generate(home, scale="small", seed=11, days=3)
+    for source in load_contracts().sources:
+        process_source(home, source)
+    build_marts(home)
+    return home, run_loop(home)
+
+
+def test_recall_per_defect_kind_and_no_false_alarms(looped):
+    home, issues = looped
+    defects = pl.read_parquet(home.truth / "defects.parquet").filter(pl.col("row").is_not_null()).with_columns(
+        file_path=pl.concat_str("source", pl.lit("/"), "file"))
+    located = issues.select("file_path", pl.col("row_number").alias("row")).unique()
+    recall = (defects.filter(pl.col("kind").is_in(REJECTION_WORTHY))
+              .join(located.with_columns(found=pl.lit(True)), on=["file_path", "row"], how="left")
+              .group_by("kind").agg(pl.col("found").fill_null(False).mean().alias("recall"), pl.len()))
+    print("\nrecall per defect kind:", dict(recall.select("kind", "recall").iter_rows()))
+    assert recall.height == len(REJECTION_WORTHY) and recall["recall"].min() >= 0.95
+    false_alarms = located.join(defects.select("file_path", "row").unique(), on=["file_path", "row"], how="anti")
+    print("false alarms on clean rows:", false_alarms.height)
+    assert false_alarms.height == 0
+    assert issues["issue_id"].n_unique() == issues.height and (issues["status"] == "open").all()
+    personal = pl.read_parquet(home.truth / "persons.parquet")["id_number"].drop_nulls()
+    assert not issues["record_key"].is_in(personal.implode()).any()  # keys are digests, never IDs
+
+
+def test_outbox_and_metrics(looped):
+    home, issues = looped
+    files = write_outbox(home, issues)
+    assert files["department"] >= 1 and files["ledger_workbooks"] >= 1
+    assert list((home.outbox / "ledgers" / "civil_affairs").glob("*_错误标注.xlsx"))
+    metrics = loop_metrics(home, issues, dt.date(2026, 11, 20))
+    assert metrics["open_issues"].sum() == (issues["status"] == "open").sum()
+
+
+def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
+    home, first = looped
+    contracts = load_contracts()
+    table = contracts.table("ledgers.elderly_alone")
+    broken = first.filter(pl.col("table") == table.key, pl.col("rule") == "id_excel_number")
+    path = broken.filter(~pl.col("file_path").str.ends_with(".csv"))["file_path"].mode()[0]
+    mine = broken.filter(pl.col("file_path") == path).sort("row_number")
+    other = first.filter(pl.col("file_path") == path, pl.col("rule") != "id_excel_number")["row_number"]
+    # half the rows with no other problem come back corrected (a row still refused proves no fix)
+    fixed_rows = set(mine.filter(~pl.col("row_number").is_in(other.implode()))["row_number"].to_list()[::2])
+    truth = pl.read_parquet(home.truth / "records.parquet").filter(
+        pl.concat_str(pl.lit("ledgers/"), "file") == path, pl.col("role") == "subject").join(
+        pl.read_parquet(home.truth / "persons.parquet").select("person_id", "id_number"), on="person_id")
+    true_id = dict(truth.select("row", "id_number").iter_rows())
+    bronze = lake.read(home, "bronze", table.bronze_name, where=pl.col("_source_file") == path)
+    columns = [c for c in table.columns if c.name in bronze.columns]
+    book = Workbook()
+    sheet = book.active
+    sheet.cell(1, 1, table.title)
+    for j, c in enumerate(columns, 1):
+        sheet.cell(2, j, c.label)
+    for row in bronze.iter_rows(named=True):
+        for j, c in enumerate(columns, 1):
+            value = row[c.name]
+            if c.name == "id_number" and row["_row_number"] in fixed_rows:
+                value = true_id[row["_row_number"]]
+            elif c.name == "id_number" and value and value.isdigit():  # still typed into a number cell
+                value = int(value)
+            sheet.cell(row["_row_number"], j, value)
+    target = home.inbox("ledgers") / path.removeprefix("ledgers/")
+    book.save(target)
+    process_source(home, "ledgers")
+    waived = first.filter(pl.col("source") == "police")["issue_id"][0]
+    second = run_loop(home, [Waiver(waived, "公安已线下核实", "analyst01")])
+    again = second.filter(pl.col("issue_id").is_in(mine["issue_id"].implode()))
+    closed = set(again.filter(pl.col("status") == "closed")["row_number"])
+    assert closed == fixed_rows
+    still = again.filter(pl.col("status") == "open")
+    assert (still["last_seen"] > mine.filter(pl.col("row_number").is_in(still["row_number"].implode()))["last_seen"].max()).all()
+    assert second.filter(pl.col("issue_id") == waived).row(0, named=True)["waived_by"] == "analyst01"
+    print(f"\nround two: {len(closed)} closed, {still.height} still open of {mine.height}")
