@@ -36,6 +36,9 @@ elif stage == "ingest":
 elif stage == "marts":
     from redwall.marts import build_marts
     facts = {"rows": sum(build_marts(home).values())}
+elif stage == "resolution":
+    from redwall.marts.evaluate import measure
+    facts = {"resolution": measure(home)}
 elif stage == "publish":
     from redwall.warehouse import publish
     facts = {"tables": len(publish(home, demo=True))}
@@ -86,6 +89,7 @@ def main() -> None:
     pipeline.append(("marts", run_stage(home, "marts", "-")))
     pipeline.append(("publish", run_stage(home, "publish", "-")))
     rows += pipeline
+    resolution = run_stage(home, "resolution", "-")["resolution"]
 
     print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
     for name, f in rows:
@@ -95,6 +99,8 @@ def main() -> None:
     total = sum(f["wall"] for _, f in pipeline)
     peak = max(f["peak_rss_mb"] for _, f in pipeline)
     print(f"\nend to end (ingest → marts → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
+    print("person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
+          + ", ".join(f"{k} {v}" for k, v in resolution.items()))
 
     if args.dagster:
         copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))

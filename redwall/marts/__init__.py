@@ -21,7 +21,8 @@ from redwall.marts.grid import build_grid
 from redwall.marts.objects import build_object
 from redwall.marts.organization import build_organization
 from redwall.marts.person import (
-    build_person, build_person_history, person_records, person_status, place_records, resolve,
+    build_person, build_person_history, build_person_link, documented, person_records, person_status, place_records,
+    resolve,
 )
 from redwall.marts.place import build_place
 from redwall.marts.tables import conform, current, read_silver
@@ -42,11 +43,13 @@ def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime) -> dict[s
     moment ages, open-event deadlines and overdue visits are judged at."""
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
     grids, buildings, houses = (current(silver[f"district.{name}"]) for name in ("grid", "building", "house"))
-    resolved = resolve(place_records(person_records(silver, today), buildings, houses))
+    linked = resolve(place_records(person_records(silver, today), buildings, houses))
+    resolved = documented(linked)
     statuses = person_status(resolved)
     persons = build_person(resolved, statuses, grids, today)
     events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of)
     return {
+        "person_link": build_person_link(linked),
         "person": persons,
         "person_history": build_person_history(resolved, statuses),
         "place": build_place(buildings, houses, grids, persons),

@@ -35,13 +35,15 @@ certificate not expired. 低保: a current minimum-income membership covering th
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
+import duckdb
 import polars as pl
 
 from redwall.identifiers import citizen_id_check_expr, id_birth_date_expr, normalise_phone_expr, PHONE_PATTERN
 from redwall.marts.address import locate
+from redwall.marts.resolution import features, link
 from redwall.marts.tables import communities, current
+from schemas import load_contracts
 
 POLICE, FLOATING, VISIT = "police.population", "floating.registration", "grid_app.visit"
 PRIORITY = {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}
@@ -64,6 +66,7 @@ RESIDENT_COUNTS = ["residents", "registered_residents", "floating_residents", "f
 IDENTITY = ["id_number", "doc_type", "name", "sex", "birth_date", "ethnicity", "phone", "hukou_address"]
 RESIDENCE = ["residence_address", "house_code", "building_code", "grid_code", "community_code",
              "person_type", "hukou_match"]
+COMPARED = ["name", "birth_date", "sex", "phone", "house_code", "building_code"]  # what features() reads
 VISIT_PERSONS = pl.List(pl.Struct({"name": pl.String, "id_number": pl.String, "phone": pl.String}))
 
 
@@ -74,9 +77,12 @@ def _citizen_id(col: pl.Expr) -> pl.Expr:
 
 
 def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
-    """One source's records in the common shape (absent columns are added null by the union)."""
+    """One source's records in the common shape (absent columns are added null by the union),
+    each with its ``record_key``: the source table's contract key, as text."""
+    keys = load_contracts().table(source).keys
     return frame.select(
-        source=pl.lit(source), priority=pl.lit(PRIORITY[source.split(".")[0]]), **columns,
+        source=pl.lit(source), priority=pl.lit(PRIORITY[source.split(".")[0]]),
+        record_key=pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="|"), **columns,
     )
 
 
@@ -143,9 +149,10 @@ def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFr
 def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
     """One record per person seen on a household visit; the visit places them in its house."""
     seen = (
-        visits.select("house_code", visited_on=pl.col("recorded_at").dt.date(),
+        visits.select("record_id", "house_code", visited_on=pl.col("recorded_at").dt.date(),
                       person=pl.col("persons").str.json_decode(VISIT_PERSONS))
-        .explode("person")
+        .with_columns(item=pl.int_ranges(pl.col("person").list.len()))
+        .explode("person", "item")
         .unnest("person")
         .filter(pl.any_horizontal(pl.col("name", "id_number", "phone").is_not_null()))
         .with_columns(id_number=_citizen_id(pl.col("id_number").str.strip_chars().str.to_uppercase()),
@@ -156,7 +163,8 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
         identity=pl.col("id_number"), id_number=pl.col("id_number"),
         doc_type=pl.lit(CITIZEN_ID), name=pl.col("name"),
         phone=pl.when(pl.col("phone").str.contains(PHONE_PATTERN)).then(pl.col("phone")),
-        visit_house_code=pl.col("house_code"), visited_on=pl.col("visited_on"), observed_on=pl.col("visited_on"),
+        item=pl.col("item"), visit_house_code=pl.col("house_code"), visited_on=pl.col("visited_on"),
+        observed_on=pl.col("visited_on"),
         registered_now=pl.lit(False),
     )
 
@@ -174,15 +182,109 @@ def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.Dat
 
 
 # -- resolution ---------------------------------------------------------------------------------
+EXACT_ID, SPLINK, SPLINK_CLUSTER, UNMATCHED = "exact_id", "splink", "splink_cluster", "unmatched"
+DOCUMENTED = (EXACT_ID, SPLINK)  # rules that give a record a person with a document
+
+
 def person_digest(values: pl.Series) -> pl.Series:
-    return pl.Series([hashlib.sha256(v.encode()).hexdigest()[:16] for v in values], dtype=pl.String)
+    """First 16 hex digits of SHA-256 of each value (null stays null)."""
+    frame = values.rename("value").to_frame()
+    return duckdb.sql("SELECT left(sha256(value), 16) AS digest FROM frame").pl()["digest"]
 
 
-def resolve(records: pl.DataFrame) -> pl.DataFrame:
-    """Each record with its ``person_key`` (null where it names no one we can tell exactly)."""
+def identify(records: pl.DataFrame) -> pl.DataFrame:
+    """Each record with its ``record_id`` and, where it has a valid identity, ``person_key``."""
+    records = records.with_columns(record_id=pl.concat_str(
+        "source", "record_key", pl.col("item").cast(pl.String), separator="|", ignore_nulls=True))
     keys = records.select(pl.col("identity").drop_nulls().unique())
     keys = keys.with_columns(person_key=person_digest(keys["identity"]))
     return records.join(keys, on="identity", how="left")
+
+
+def resolve(records: pl.DataFrame) -> pl.DataFrame:
+    """Each record with its ``record_id`` (source, record key and item: stable across runs), its
+    ``person_key``, the ``match_rule`` that gave it and the ``match_probability``.
+
+    A valid identity gives its person exactly (:data:`EXACT_ID`). Records without one are linked
+    by the model of :mod:`redwall.marts.resolution`: to an identified person (:data:`SPLINK`),
+    else into a person known only from such records (:data:`SPLINK_CLUSTER`, keyed by its
+    first-seen record), else alone (:data:`UNMATCHED`, keyed by itself). Keys never depend on row
+    order, and an identified person's key never on what else arrived."""
+    exact = identify(records)
+    unidentified = exact.filter(pl.col("identity").is_null())
+    identified = exact.filter(pl.col("identity").is_not_null())
+    linked = _link(identified, unidentified)
+    return (
+        exact.join(linked, on="record_id", how="left", suffix="_linked")
+        .with_columns(
+            person_key=pl.coalesce("person_key", "person_key_linked"),
+            match_rule=pl.when(pl.col("identity").is_not_null()).then(pl.lit(EXACT_ID)).otherwise("match_rule"),
+            match_probability=pl.when(pl.col("identity").is_not_null()).then(pl.lit(1.0))
+            .otherwise("match_probability"),
+        )
+        .drop("person_key_linked")
+    )
+
+
+def _link(identified: pl.DataFrame, unidentified: pl.DataFrame) -> pl.DataFrame:
+    """``record_id``, ``person_key``, ``match_rule``, ``match_probability`` of the unidentified
+    records (:func:`resolve`)."""
+    records = unidentified.unique("record_id").select("record_id", "observed_on", *COMPARED)
+    # only identified records that share a blocking value with an unidentified one can match
+    shared = pl.any_horizontal(pl.col(c).is_in(records[c].drop_nulls().implode())
+                               for c in ("phone", "house_code", "building_code", "birth_date"))
+    candidates = identified.filter(shared).unique(["person_key", *COMPARED]).select(
+        "record_id", "person_key", *COMPARED)
+    to_persons, within = link(features(candidates), features(records))
+    # clusters of unidentified records, labelled by their first-seen record
+    order = records.sort("observed_on", "record_id", nulls_last=True).select(
+        "record_id", label=pl.int_range(pl.len()))
+    edges = pl.concat([within.select(a="record_id_l", b="record_id_r"),
+                       within.select(a="record_id_r", b="record_id_l")])
+    labels = order
+    while True:
+        spread = (edges.join(labels, left_on="b", right_on="record_id")
+                  .group_by("a").agg(pl.col("label").min().alias("reached")))
+        moved = (labels.join(spread, left_on="record_id", right_on="a", how="left", maintain_order="left")
+                 .select("record_id", label=pl.min_horizontal("label", "reached")))
+        if moved.equals(labels):
+            break
+        labels = moved
+    best_within = pl.concat([within.select(record_id="record_id_l", p="match_probability"),
+                             within.select(record_id="record_id_r", p="match_probability")])
+    clusters = (
+        labels.join(order.select(first="record_id", label="label"), on="label")
+        .join(to_persons, on="record_id", how="left")
+        .join(best_within.group_by("record_id").agg(p=pl.col("p").max()), on="record_id", how="left")
+        .with_columns(size=pl.len().over("label"))
+    )
+    # a cluster with members linked to identified persons joins its best-scoring one
+    joined = (clusters.filter(pl.col("person_key").is_not_null())
+              .sort("match_probability", "person_key", descending=[True, False])
+              .unique("label", keep="first").select("label", cluster_person="person_key"))
+    clusters = clusters.join(joined, on="label", how="left")
+    return clusters.select(
+        "record_id",
+        person_key=pl.coalesce("cluster_person", person_digest(clusters["first"])),
+        match_rule=pl.when(pl.col("cluster_person").is_not_null()).then(pl.lit(SPLINK))
+        .when(pl.col("size") > 1).then(pl.lit(SPLINK_CLUSTER)).otherwise(pl.lit(UNMATCHED)),
+        match_probability=pl.coalesce("match_probability", "p"),
+    )
+
+
+def documented(resolved: pl.DataFrame) -> pl.DataFrame:
+    """``resolved`` with ``person_key`` only on records of persons with a document: the persons of
+    the person marts. The others stay sightings (a visit of an unknown person counts for its house)."""
+    return resolved.with_columns(person_key=pl.when(pl.col("match_rule").is_in(DOCUMENTED)).then("person_key"))
+
+
+def build_person_link(resolved: pl.DataFrame) -> pl.DataFrame:
+    """One row per record naming a person: which person, by which rule, how likely."""
+    return (
+        resolved.unique(["record_id"], keep="first")
+        .select("source", "record_key", "item", "person_key", "match_rule", "match_probability")
+        .sort("source", "record_key", "item", nulls_last=True)
+    )
 
 
 # -- the person mart ----------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""Probabilistic person resolution (Splink 5 on DuckDB) for the records that carry no usable ID.
+
+Records with a valid identity are resolved exactly (:func:`redwall.marts.person.resolve`), and an
+exact match always wins. Only the records without one — today the people a grid worker saw on a
+household visit without being shown an ID — go through the model, in two steps:
+
+1. each is scored against the identified records (``predict_between``) and joins the best-scoring
+   person at or above :data:`THRESHOLD`;
+2. all of them are scored among themselves (``predict_within``) and linked into clusters; a cluster
+   with members that joined identified persons takes the best-scoring one's person, any other
+   cluster is a person of its own (:func:`link` leaves keying it to the caller).
+
+The model is data: ``person_model.json`` holds the comparisons, blocking rules and trained m/u
+probabilities, and :func:`train` rewrites it from a data home's records. Predicting never
+retrains, so a pair scores the same whatever else arrived.
+
+Names compare in levels: exact; equal once normalised (full-width folded, spaces dropped,
+traditional → simplified with OpenCC); the same toneless pinyin, a homophone typo (each
+character's most common reading, the one a pinyin input method offers first); one character
+different; else. Blocking (phone; house; building + surname; birth date + surname) keeps the
+candidate pairs proportional to the records without an ID, not to the population.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+
+MODEL = Path(__file__).with_name("person_model.json")
+THRESHOLD = 0.9  # match probability from which two records are one person
+FEATURES = ["name", "name_norm", "name_pinyin", "surname", "birth_date", "sex", "phone", "house_code",
+            "building_code"]
+
+
+# -- name forms -----------------------------------------------------------------------------------
+@cache
+def _character(char: str) -> tuple[str, str]:
+    """A character's simplified form (OpenCC t2s) and toneless pinyin."""
+    from pypinyin import Style, lazy_pinyin
+
+    simple = _t2s().convert(char)
+    return simple, lazy_pinyin(simple, style=Style.NORMAL)[0]
+
+
+@cache
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def with_name_forms(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``name_norm`` (NFKC, no spaces, simplified), ``name_pinyin`` and ``surname``
+    of its ``name``; characters are converted once each, names as lists of characters."""
+    letters = pl.col("name").str.normalize("NFKC").str.replace_all(r"\s+", "").str.split("")
+    chars = frame.select(letters.list.explode().drop_nulls().unique())["name"].to_list()
+    simple = {c: _character(c)[0] for c in chars}
+    pinyin = {c: _character(c)[1] for c in chars}
+    norm = letters.list.eval(pl.element().replace(simple)).list.join("")
+    return frame.with_columns(
+        name_norm=pl.when(norm != "").then(norm),
+        name_pinyin=pl.when(norm != "").then(letters.list.eval(pl.element().replace(pinyin)).list.join(" ")),
+    ).with_columns(surname=pl.col("name_norm").str.slice(0, 1))
+
+
+def features(frame: pl.DataFrame) -> pl.DataFrame:
+    """The comparison columns of records (``name``, ``birth_date``, ``sex``, ``phone``,
+    ``house_code``, ``building_code``), names in their compared forms, dates as text."""
+    return with_name_forms(frame).select(
+        pl.exclude("birth_date"), birth_date=pl.col("birth_date").cast(pl.String))
+
+
+# -- the model ------------------------------------------------------------------------------------
+def _model_spec() -> dict:
+    """Comparisons and blocking rules, untrained (what :func:`train` fits)."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    def exact(column: str, label: str) -> cl.CustomComparison:
+        return cl.CustomComparison([cll.NullLevel(column), cll.ExactMatchLevel(column), cll.ElseLevel()],
+                                   output_column_name=column, comparison_description=label)
+
+    name = cl.CustomComparison([
+        cll.NullLevel("name_norm"),
+        cll.ExactMatchLevel("name").configure(label_for_charts="exact"),
+        cll.ExactMatchLevel("name_norm").configure(label_for_charts="normalised"),
+        cll.ExactMatchLevel("name_pinyin").configure(label_for_charts="same pinyin"),
+        cll.CustomLevel("length(name_norm_l) = length(name_norm_r) "
+                        "AND damerau_levenshtein(name_norm_l, name_norm_r) = 1", "one character different"),
+        cll.ElseLevel(),
+    ], output_column_name="name", comparison_description="name")
+    place = cl.CustomComparison([
+        cll.CustomLevel("(house_code_l IS NULL AND building_code_l IS NULL) "
+                        "OR (house_code_r IS NULL AND building_code_r IS NULL)").configure(is_null_level=True),
+        cll.ExactMatchLevel("house_code").configure(label_for_charts="same house"),
+        cll.ExactMatchLevel("building_code").configure(label_for_charts="same building"),
+        cll.ElseLevel(),
+    ], output_column_name="place", comparison_description="house, else building")
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
+        comparisons=[name, exact("birth_date", "birth date"), exact("sex", "sex"), exact("phone", "phone"), place],
+        blocking_rules_to_generate_predictions=[
+            block_on("phone"), block_on("house_code"), block_on("building_code", "surname"),
+            block_on("birth_date", "surname"),
+        ],
+    )
+
+
+def train(records: pl.DataFrame, path: Path = MODEL) -> None:
+    """Fit the model on ``records`` (:func:`features` columns and ``record_id``): u from random
+    pairs, m by expectation maximisation on two blockings that leave each other's comparisons
+    free; written to ``path`` as Splink settings JSON."""
+    from splink import DuckDBAPI, Linker, block_on
+
+    linker = Linker(DuckDBAPI().register(records.to_arrow(), dataset_display_name="records"), _model_spec())
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("name_norm", "phone"), block_on("name_norm", "house_code")], recall=0.8)
+    linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=7)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("phone"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("house_code"))
+    linker.misc.save_model_to_json(str(path), overwrite=True)
+
+
+def _pairs(frame) -> pl.DataFrame:
+    return frame.as_duckdbpyrelation().select("record_id_l, record_id_r, match_probability").pl()
+
+
+def link(identified: pl.DataFrame, unidentified: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Scored links at or above :data:`THRESHOLD`: ``(to_persons, within)``.
+
+    ``identified`` holds :func:`features` with ``record_id`` and ``person_key``, ``unidentified``
+    :func:`features` with ``record_id``. ``to_persons``: each unidentified record's best person
+    (``record_id``, ``person_key``, ``match_probability``); ``within``: pairs of unidentified
+    records (``record_id_l``, ``record_id_r``, ``match_probability``)."""
+    from splink import DuckDBAPI, Linker
+
+    schema = {"record_id": pl.String, "person_key": pl.String, "match_probability": pl.Float64}
+    if unidentified.is_empty():
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema={
+            "record_id_l": pl.String, "record_id_r": pl.String, "match_probability": pl.Float64})
+    db = DuckDBAPI()
+    columns = ["record_id", *FEATURES]
+    new = db.register(unidentified.select(columns).to_arrow(), dataset_display_name="unidentified")
+    known = db.register(identified.select(columns).to_arrow(), dataset_display_name="identified")
+    linker = Linker(new, str(MODEL))
+    between = _pairs(linker.inference.predict_between(known, new, threshold_match_probability=THRESHOLD))
+    within = _pairs(linker.inference.predict_within(new, threshold_match_probability=THRESHOLD))
+    to_persons = (
+        between.join(identified.select("record_id", "person_key"), left_on="record_id_l", right_on="record_id")
+        .sort("match_probability", "person_key", descending=[True, False])
+        .unique("record_id_r", keep="first")
+        .select(record_id="record_id_r", person_key="person_key", match_probability="match_probability")
+    )
+    return to_persons.cast(schema), within
+
