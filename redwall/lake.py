@@ -7,6 +7,7 @@ readable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 import polars as pl
@@ -76,6 +77,12 @@ def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) 
         schema_mode="merge",
         storage_options=home.storage_options() or None,
     )
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """The SQL predicate ``column IN ('a', 'b', …)`` for :func:`replace`: the rows of a batch."""
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
 
 
 def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str]) -> dict:

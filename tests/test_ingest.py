@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import re
+import shutil
+import time
 from pathlib import Path
 
 import openpyxl
@@ -32,7 +35,7 @@ from redwall.identifiers import (
     uscc_check_char,
     uscc_check_expr,
 )
-from redwall.ingest import Receipt, inbox_files, is_ready, process_file, process_source
+from redwall.ingest import Receipt, inbox_files, is_ready, process_file, process_files, process_source
 from redwall.ingest import history, load, receipts
 
 D1, D2, D3 = dt.date(2024, 5, 1), dt.date(2024, 5, 8), dt.date(2024, 5, 15)
@@ -622,15 +625,198 @@ def test_the_same_content_is_loaded_once(home):
     assert len(kept) == 3 and "实有人口_20240501.csv" in kept  # nothing overwritten, nothing deleted
 
 
+# -- batches: the files of a source share one commit per table, with the result of one by one ------
+def deliver(homes: list[Home], source: str, files: dict[str, bytes], department: str | None = None) -> None:
+    """Drop the same files into every home, one after another a second apart: the same names,
+    contents and modification times, so the same deliveries (and receipt ids) in each."""
+    written = time.time_ns()
+    for i, (name, data) in enumerate(files.items()):
+        for h in homes:
+            os.utime(drop(h, source, name, data, department), ns=(written + i * 10**9,) * 2)
+
+
+def lines(*records: str) -> bytes:
+    return ("\n".join(records) + "\n").encode()
+
+
+def one_by_one(home: Home, source: str) -> list[Receipt]:
+    """The files waiting, each taken in as a batch of its own."""
+    return [process_file(home, source, f.path) for f in inbox_files(home, source)]
+
+
+def same_result(batched: Home, alone: Home, source: str, by_batch: list[Receipt], by_file: list[Receipt]) -> None:
+    """Both homes hold the same silver tables and rejections, and answered each file alike, up to
+    what differs between two runs (load ids and times)."""
+    __tracebackhide__ = True
+
+    def answers(taken: list[Receipt]) -> list[tuple]:
+        return [(r.file_path, r.status, r.tables, r.rows_read, r.rows_accepted, r.rows_rejected, r.rows_warned,
+                 r.rows_deduplicated, r.rows_skipped, r.stored_as,
+                 re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "", r.reasons_zh)) for r in taken]
+
+    def kept(frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.drop("_load_id", "_loaded_at", "load_id", "recorded_at", strict=False)
+        return frame.sort(frame.columns) if frame.width else frame
+
+    assert answers(by_batch) == answers(by_file)
+    for table in load.load_contracts().source_tables(source):
+        identical = kept(silver(batched, table.bronze_name)).equals(kept(silver(alone, table.bronze_name)))
+        assert identical, table.key  # compared aside: pytest would print the rows
+    problems = [kept(lake.read(h, "ops", "rejection", where=pl.col("source") == source)) for h in (batched, alone)]
+    identical = problems[0].equals(problems[1])
+    assert identical, "rejections"
+
+
+def test_a_batch_of_increments_loads_as_one_by_one(home, tmp_path):
+    """Rows older than silver, a re-export of the same day, a change and a change back, a key twice in
+    a file: taken in one batch, they leave the history and the receipts that one by one leaves."""
+    alone = Home.at(tmp_path / "alone").ensure()
+    a5, a6, a7 = "西城区府右街12号院3号楼2单元501", "西城区西交民巷5号院1号楼1单元302", "西城区钟声胡同5号"
+    c1, c2 = "西城区北新华街18号", "西城区北新华街20号"
+    C, D = cid("19990101", "082"), cid("19950505", "113")
+
+    def person(ident: str, address: str, day: str) -> list:
+        return floating_row(1, "刘洋", ident, f"{ident[6:10]}-{ident[10:12]}-{ident[12:14]}", address, day)
+
+    deliver([home, alone], "floating", {"流动人口登记_20240505.xlsx": floating_file([person(F_ID, a5, "2024-05-05")])})
+    for h in (home, alone):
+        process_source(h, "floating")
+    deliver([home, alone], "floating", {
+        "流动人口登记_20240503.xlsx": floating_file([person(F_ID, a7, "2024-05-03"), person(C, c1, "2024-05-03")]),
+        "流动人口登记_20240506.xlsx": floating_file([person(F_ID, a6, "2024-05-06"), person(C, c1, "2024-05-03"),
+                                                  person(D, c1, "2024-05-06"), person(D, c2, "2024-05-06")]),
+        "流动人口登记_20240506(补报).xlsx": floating_file([person(F_ID, a7, "2024-05-06")]),
+        "流动人口登记_20240508.xlsx": floating_file([person(F_ID, a5, "2024-05-08"), person(C, c2, "2024-05-08")]),
+    })
+    by_batch, by_file = process_source(home, "floating"), one_by_one(alone, "floating")
+    for receipt in by_batch:
+        balanced(home, receipt)
+    same_result(home, alone, "floating", by_batch, by_file)
+    assert lake.open_table(home, "silver", "floating_registration").version() == 1  # one commit for four files
+
+    versions = silver(home, "floating_registration").filter(pl.col("id_number") == F_ID).sort("_valid_from")
+    same(versions["residence_address"], [a5, a7, a5], "A's residences")  # 5-6's first export replaced that day
+    may = [dt.date(2024, 5, day) for day in (5, 6, 8)]
+    assert versions.select("_valid_from", "_valid_to").rows() == [(may[0], may[1]), (may[1], may[2]), (may[2], None)]
+    late, day, again, last = by_batch
+    assert "1条早于已有登记" in late.reasons_zh and "新增1条" in late.reasons_zh
+    assert day.rows_deduplicated == 1 and "新增1条，变更1条" in day.reasons_zh  # D twice; C unchanged
+    assert "变更1条" in again.reasons_zh and "变更2条" in last.reasons_zh
+
+
+def test_a_batch_of_appends_loads_as_one_by_one(home, tmp_path):
+    """A record uploaded again with other values, and back; a retry in the same file and a later one."""
+    alone = Home.at(tmp_path / "alone").ensure()
+    moved, second, third = EVENT | {"address": "府右街14号"}, EVENT | {"event_id": "E2"}, EVENT | {"event_id": "E3"}
+    deliver([home, alone], "grid_app", {"grid_app_2024050108.jsonl": lines(record("r1", "event", EVENT))})
+    for h in (home, alone):
+        process_source(h, "grid_app")
+    deliver([home, alone], "grid_app", {
+        "grid_app_2024050109.jsonl": lines(record("r1", "event", moved), record("r2", "event", second)),
+        "grid_app_2024050110.jsonl": lines(record("r1", "event", EVENT), record("r2", "event", second),
+                                           record("r3", "event", third),
+                                           record("r3", "event", third | {"photo_count": 3})),
+        "grid_app_2024050211.jsonl": lines(record("r1", "event", moved)),
+    })
+    by_batch, by_file = process_source(home, "grid_app"), one_by_one(alone, "grid_app")
+    for receipt in by_batch:
+        balanced(home, receipt)
+    same_result(home, alone, "grid_app", by_batch, by_file)
+    assert [r.rows_deduplicated for r in by_batch] == [0, 2, 0]  # r2 again unchanged, r3 twice in its file
+    events = silver(home, "grid_app_event").sort("record_id")
+    assert events.select("address", "photo_count", "_valid_from").rows() == [
+        ("府右街14号", 2, dt.date(2024, 5, 2)), ("府右街12号", 2, dt.date(2024, 5, 1)), ("府右街12号", 3, dt.date(2024, 5, 1))]
+    assert events["_source_file"].to_list() == [f"grid_app/{n}" for n in (
+        "grid_app_2024050211.jsonl", "grid_app_2024050109.jsonl", "grid_app_2024050110.jsonl")]
+
+
+def test_a_batch_judges_each_file_by_its_own_headers(home, tmp_path):
+    """Clerks head the grid column 所属网格 or 网格编码: each file's messages use its own header, and
+    the rows still apply in delivery order (the last rectification date wins)."""
+    alone = Home.at(tmp_path / "alone").ensure()
+
+    def ledger(grid_header: str, rectified: str | None, grid: str = GRID) -> bytes:
+        return workbook([["场所名称", "场所地址", grid_header, "隐患类型", "发现日期", "整改期限", "整改日期", "排查人"],
+                         ["钟声社区自行车棚", "西城区钟声胡同5号", grid, "电动车违规充电", "2024-05-03", "2024-05-10",
+                          rectified, "孙立"]])
+
+    deliver([home, alone], "ledgers", {"消防隐患_第1周.xlsx": ledger("所属网格", None, grid="1101020011"),
+                                       "消防隐患_第2周.xlsx": ledger("网格编码", "2024-05-08", grid="1101020012"),
+                                       "消防隐患_第2周更正.xlsx": ledger("所属网格", "2024-05-09")}, department="safety")
+    by_batch, by_file = process_source(home, "ledgers"), one_by_one(alone, "ledgers")
+    same_result(home, alone, "ledgers", by_batch, by_file)
+    labels = [rejections(home, r)["column_label"].to_list() for r in by_batch]
+    assert labels == [["所属网格"], ["网格编码"], []]
+    rows = silver(home, "ledgers_fire_hazard")
+    assert rows.select("rectified_on", "_source_file").rows() == [
+        (dt.date(2024, 5, 9), "ledgers/safety/消防隐患_第2周更正.xlsx")]
+
+
+def test_a_batch_costs_one_commit_per_table(home, monkeypatch):
+    paths = [drop(home, "grid_app", f"grid_app_20240501{h:02d}.jsonl",
+                  lines(record(f"r{h}", "event", EVENT | {"event_id": f"E{h}"}))) for h in range(10)]
+    taken = process_files(home, "grid_app", reversed(paths))  # in any order: taken oldest data first
+    assert [r.file_name for r in taken] == [p.name for p in paths]
+    for layer, name in (("bronze", "grid_app_event"), ("silver", "grid_app_event"), ("ops", "file_receipt"),
+                        ("ops", "file_registry")):
+        assert lake.open_table(home, layer, name).version() == 0, name  # ten files, one commit
+
+    monkeypatch.setattr(load, "BATCH_FILES", 4)
+    more = [drop(home, "grid_app", f"grid_app_20240502{h:02d}.jsonl",
+                 lines(record(f"s{h}", "event", EVENT | {"event_id": f"F{h}"}))) for h in range(10)]
+    for receipt in process_files(home, "grid_app", more):
+        balanced(home, receipt)
+    assert lake.open_table(home, "ops", "file_receipt").version() == 3  # batches of 4, 4 and 2
+    assert silver(home, "grid_app_event").height == 20
+
+
+def test_a_duplicate_inside_a_batch_is_loaded_once(home):
+    hour = lines(record("r1", "event", EVENT),
+                 record("r2", "inspection", {"object_id": "1101020101000001", "status": "完好"}))
+    deliver([home], "grid_app", {"grid_app_2024050108.jsonl": hour,
+                                 "grid_app_2024050109.jsonl": lines(record("r3", "event", EVENT | {"event_id": "E3"})),
+                                 "grid_app_2024050108(1).jsonl": hour})  # the phone uploaded the hour twice
+    first, other, copy = process_source(home, "grid_app")
+    for receipt in (first, other):
+        assert balanced(home, receipt).status == "accepted"
+    assert (copy.status, copy.refusal, copy.rows_read) == ("duplicate", "duplicate", 0)
+    assert "「grid_app_2024050108.jsonl」完全相同" in copy.reasons_zh
+    assert lake.read(home, "bronze", "grid_app_event", where=pl.col("_file_hash") == first.file_hash).height == 1
+    assert silver(home, "grid_app_event")["record_id"].sort().to_list() == ["r1", "r3"]
+    assert lake.read(home, "ops", "file_registry")["file_name"].sort().to_list() == [first.file_name, other.file_name]
+    assert lake.read(home, "ops", "file_receipt").height == 3
+    kept = home.root / copy.stored_as
+    assert kept.exists() and (kept.parent / (kept.name + ".receipt.json")).exists()
+
+
+def test_a_refused_file_inside_a_batch_does_not_stop_the_others(home):
+    deliver([home], "grid_app", {
+        "grid_app_2024050108.jsonl": lines(record("r1", "event", EVENT)),
+        "grid_app_2024050109.jsonl": b"",  # the upload never came through
+        "grid_app_2024050110.jsonl": b"\x89PNG\r\n\x1a\n" + bytes(200),  # a photo where the records belong
+        "grid_app_2024050111.jsonl": lines(record("r2", "event", EVENT | {"event_id": "E2"})),
+    })
+    first, empty, photo, last = process_source(home, "grid_app")
+    for refused, why in ((empty, "empty_file"), (photo, "wrong_format")):
+        assert (refused.status, refused.refusal, refused.rows_read) == ("rejected", why, 0)
+        assert (home.root / refused.stored_as).is_relative_to(home.rejected("grid_app"))
+    for receipt in (first, last):
+        assert balanced(home, receipt).status == "accepted"
+    assert silver(home, "grid_app_event")["record_id"].sort().to_list() == ["r1", "r2"]
+    assert lake.read(home, "ops", "file_registry").height == 2 and lake.read(home, "ops", "file_receipt").height == 4
+    assert not inbox_files(home, "grid_app")
+
+
 # -- a run killed half-way is completed by the next, without duplicates ----------------------------
+def killed(*args, **kwargs):
+    raise RuntimeError("killed")
+
+
 def test_crash_between_bronze_and_silver_then_rerun(home, monkeypatch):
     drop(home, "police", "实有人口_20240501.csv", police_snapshot([
         police_row(P1, "张秀英", "西城区府右街12号院3号楼2单元501"), police_row(P2, "王建国", "西城区钟声胡同5号"),
         ["110102199003071000", "坏号", "男", "汉族", "19900307", "北京", "西城区", "01", "户籍人口", "", "2020-01-01", "", ""],
     ]))
-
-    def killed(*args, **kwargs):
-        raise RuntimeError("killed")
 
     monkeypatch.setattr(history, "apply", killed)
     with pytest.raises(RuntimeError):
@@ -653,9 +839,6 @@ def test_crash_after_registration_is_finished_not_called_a_duplicate(home, monke
     drop(home, "ledgers", "独居老人台账.xlsx", elderly_ledger([
         ["张秀英", E1, "府右街南社区", "西城区府右街12号院3号楼2单元501", "13812345678", "独居", None, None,
          "2024-05-03", "李红", None]]), department="civil_affairs")
-
-    def killed(*args, **kwargs):
-        raise RuntimeError("killed")
 
     monkeypatch.setattr(receipts, "render", killed)  # dies while writing the sender's receipt
     with pytest.raises(RuntimeError):
@@ -692,6 +875,60 @@ def test_every_table_stays_readable_after_a_crash_mid_silver(home, monkeypatch):
     balanced(home, receipt)
     for name in ("grid_app_event", "grid_app_inspection", "grid_app_event_status"):
         assert silver(home, name).height == 1, name
+
+
+def an_hour_of_records(hour: int) -> bytes:
+    """Three records of an hour: an event (r1, retried every hour), an inspection, a broken line."""
+    inspection = {"object_id": "1101020101000001", "status": "完好"}
+    return lines(record("r1", "event", EVENT), record(f"i{hour}", "inspection", inspection),
+                 record(f"e{hour}", "event", EVENT)[:50])
+
+
+def test_crash_between_bronze_and_silver_of_a_batch_then_rerun(home, monkeypatch):
+    deliver([home], "grid_app", {f"grid_app_20240501{h:02d}.jsonl": an_hour_of_records(h) for h in (8, 9, 10)})
+    monkeypatch.setattr(history, "apply", killed)
+    with pytest.raises(RuntimeError):
+        process_source(home, "grid_app")
+    assert lake.read(home, "bronze", "grid_app_event").height == 3  # bronze committed for the batch...
+    assert not lake.exists(home, "silver", "grid_app_event")  # ...silver not
+    assert not lake.exists(home, "ops", "file_receipt") and not lake.exists(home, "ops", "file_registry")
+    assert len(inbox_files(home, "grid_app")) == 3
+
+    monkeypatch.undo()
+    taken = process_source(home, "grid_app")
+    for receipt in taken:  # bronze holds each file's rows once, not twice
+        assert balanced(home, receipt).status == "partially_accepted"
+    assert [(r.rows_read, r.rows_rejected, r.rows_deduplicated) for r in taken] == [(3, 1, 0), (3, 1, 1), (3, 1, 1)]
+    assert set(lake.read(home, "bronze", "grid_app_unrouted")["_load_id"]) == {r.load_id for r in taken}
+    assert silver(home, "grid_app_event").height == 1 and silver(home, "grid_app_inspection").height == 3
+    assert lake.read(home, "ops", "file_receipt").height == 3 and lake.read(home, "ops", "file_registry").height == 3
+    assert lake.read(home, "ops", "rejection").height == 3
+
+
+def test_crash_after_a_batch_is_registered_is_finished_not_called_duplicates(home, monkeypatch):
+    deliver([home], "grid_app", {f"grid_app_20240501{h:02d}.jsonl": an_hour_of_records(h) for h in (8, 9, 10)})
+    real, rendered = receipts.render, []
+
+    def dies_on_second(*args, **kwargs):
+        rendered.append(1)
+        if len(rendered) == 2:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(receipts, "render", dies_on_second)  # dies filing the batch away, one file done
+    with pytest.raises(RuntimeError):
+        process_source(home, "grid_app")
+    assert lake.read(home, "ops", "file_registry").height == 3 and len(inbox_files(home, "grid_app")) == 2
+
+    monkeypatch.undo()
+    taken = process_source(home, "grid_app")
+    assert [r.file_name for r in taken] == ["grid_app_2024050109.jsonl", "grid_app_2024050110.jsonl"]
+    for receipt in taken:
+        assert balanced(home, receipt).status == "partially_accepted"
+    recorded = lake.read(home, "ops", "file_receipt")
+    assert recorded.height == 3 and set(recorded["status"]) == {"partially_accepted"}
+    assert lake.read(home, "bronze", "grid_app_inspection").height == 3 and not inbox_files(home, "grid_app")
+    assert silver(home, "grid_app_inspection").height == 3 and lake.read(home, "ops", "rejection").height == 3
 
 
 # -- the inbox as a sensor sees it -----------------------------------------------------------------
@@ -771,6 +1008,17 @@ def test_generated_feeds_are_accounted_for_row_by_row(tmp_path):
     # Community ledgers are snapshots per community: none closed another community's people.
     elderly = silver(home, "ledgers_elderly_alone")
     assert elderly["_valid_to"].null_count() == elderly.height
+
+
+def test_generated_feeds_load_in_batches_as_one_by_one(tmp_path):
+    generator = pytest.importorskip("redwall.generator")
+    batched, alone = (Home.at(tmp_path / name).ensure() for name in ("batched", "alone"))
+    generator.generate(batched, scale="small", seed=5, days=2)
+    shutil.copytree(batched.root / "inbox", alone.root / "inbox", dirs_exist_ok=True)  # mtimes kept: same deliveries
+    for source in ("grid_app", "floating", "ledgers"):  # the feeds with files that load in batches
+        by_batch, by_file = process_source(batched, source), one_by_one(alone, source)
+        assert len(by_batch) > 1
+        same_result(batched, alone, source, by_batch, by_file)
 
 
 def test_compaction_keeps_hourly_tables_small_and_whole(home):

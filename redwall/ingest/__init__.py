@@ -11,7 +11,8 @@ source delivers, which headers name a column, what is required, how a table load
 
 Modules: :mod:`.inbox` (deliveries, readiness), :mod:`.formats` (readers), :mod:`.layout` (header
 mapping), :mod:`.normalise` (typing and rules), :mod:`.history` (silver loads), :mod:`.receipts`
-(ops tables, receipt files), :mod:`.load` (one file end to end, crash-safe ordering; compaction).
+(ops tables, receipt files), :mod:`.load` (files end to end, loaded in batches, crash-safe ordering;
+compaction).
 Runs of one source must not overlap (a sensor's run queue per source): two runs could both judge
 the same silver state.
 
@@ -35,7 +36,7 @@ VACUUM and copies to DuckDB, and can be queried with a plain predicate.
 from redwall.ingest.formats import Unreadable
 from redwall.ingest.history import Change, silver_schema
 from redwall.ingest.inbox import InboxFile, inbox_files, is_ready
-from redwall.ingest.load import compact, process_file, process_source
+from redwall.ingest.load import compact, process_file, process_files, process_source
 from redwall.ingest.receipts import Receipt
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "inbox_files",
     "is_ready",
     "process_file",
+    "process_files",
     "process_source",
     "silver_schema",
 ]

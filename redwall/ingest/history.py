@@ -19,9 +19,11 @@ How a delivery changes silver depends on the contract's ``load``:
   latest values.
 
 A second delivery on the same date replaces that date's version in place instead of opening a
-version that lasts no day. Only the keys of the delivery are read and only changed rows are
-written, so a small increment costs in proportion to itself: when nothing existing changes, the
-rows are appended without a merge.
+version that lasts no day. Increments and appends are applied a batch of deliveries at a time, with
+the result of applying them one after another: one read and one write per table, however many files
+the batch holds. Only the keys of the batch are read and only changed rows are written, so a small
+batch costs in proportion to itself: when nothing existing changes, the rows are appended without a
+merge.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from redwall.home import Home
 from schemas import Table
 
 LAYER = "silver"
+FILE = "_file_hash"  # names the delivery a row came from
+POSITION = "_position"  # a row's place in the batch: deliveries oldest first, rows as delivered
 LINEAGE = {
     "_source_file": pl.String(),
     "_row_number": pl.Int64(),
@@ -81,50 +85,86 @@ def _scope_columns(table: Table) -> list[str]:
     return [c.name for c in table.columns if c.codes in SCOPE_CODES] if table.load == "snapshot" else []
 
 
-def apply(home: Home, table: Table, rows: pl.DataFrame, as_of: dt.date, *, stale: bool = False) -> Change:
-    """Bring silver up to date with the accepted ``rows`` (silver columns, in delivery order) of a
-    delivery describing ``as_of``. ``stale``: a snapshot older than one already applied to its
-    :func:`scope`."""
+def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt.date], *,
+          stale: bool = False) -> dict[str, Change]:
+    """Bring silver up to date with the accepted ``rows`` (table columns and lineage) of
+    ``deliveries`` (file hash → the date it describes), oldest data first, each delivery's rows in
+    delivery order. Returns what happened, per delivery.
+
+    Several deliveries at once leave silver, and their counts, as applying them one after another
+    would: each row is compared with the version its key has just before it, earlier in the batch
+    or else in silver. A snapshot is applied one delivery at a time (absent keys close);
+    ``stale``: it is older than one already applied to its :func:`scope`."""
     keys = list(table.keys)
-    latest = rows.unique(subset=keys, keep="last", maintain_order=True)
-    collapsed = rows.height - latest.height
+    rows = rows.with_columns(
+        pl.col(FILE).replace_strict(deliveries, return_dtype=pl.Date).alias("_valid_from"),
+        pl.lit(None, dtype=pl.Date).alias("_valid_to"),
+    ).select(list(silver_schema(table))).with_row_index(POSITION)
+    latest = rows.unique([FILE, *keys], keep="last").sort(POSITION)  # a key once per delivery
+    collapsed = rows.join(latest, on=POSITION, how="anti").select(FILE, pl.lit("collapsed").alias("outcome"))
     if stale:
-        return Change(collapsed=collapsed, late=latest.height)
-    current = _current(home, table, None if table.load == "snapshot" else latest.select(keys))
+        return _tally(deliveries, pl.concat([collapsed, latest.select(FILE, pl.lit("late").alias("outcome"))]))
+
+    current = _current(home, table, None if table.load == "snapshot" else latest.select(keys).unique())
     content = [c for c in table.schema() if c not in keys]
     seen = latest.join(
         current.select(*keys, *content, "_valid_from").rename(lambda c: c if c in keys else f"{c}.current"),
         on=keys, how="left", nulls_equal=True,
-    )
-    since = pl.col("_valid_from.current")
-    same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.current")) for c in content)
-    # a snapshot is never older than silver (stale ones stop above); an increment row may be
-    is_late = (since > as_of) if table.load == "increment" else pl.lit(False)
-    new = seen.filter(since.is_null())
-    late = seen.filter(since.is_not_null() & ~same & is_late).height
-    changed = seen.filter(since.is_not_null() & ~same & ~is_late)
-    unchanged = seen.filter(since.is_not_null() & same).height
+    ).sort(*keys, POSITION)  # each key's rows together, in delivery order: a plain shift finds the row before
+    since, day = pl.col("_valid_from.current"), pl.col("_valid_from")
+    # An increment row older than silver's version never applies. The deliveries come oldest first,
+    # so such rows precede the others of their key, and each other row follows the one before it.
+    behind = (since > day) if table.load == "increment" else pl.lit(False)
+    seen = seen.with_columns(behind.alias("_behind"))
+    fresh = pl.col("_behind") | ~_same_key(keys, 1) | pl.col("_behind").shift(1)  # compared with silver
+    before = [pl.when(fresh).then(pl.col(f"{c}.current")).otherwise(pl.col(c).shift(1)) for c in content]
+    same = pl.all_horizontal(pl.col(c).eq_missing(b) for c, b in zip(content, before))
+    seen = seen.with_columns(
+        pl.when(fresh & since.is_null()).then(pl.lit("opened")).when(same).then(pl.lit("unchanged"))
+        .when(pl.col("_behind")).then(pl.lit("late")).otherwise(pl.lit("changed")).alias("outcome"))
+    applied = seen.filter(pl.col("outcome").is_in(["opened", "changed"]))
     schema = list(silver_schema(table))
 
-    if table.load == "append":  # one row per key: changed rows are updated in place
-        upserts = pl.concat([new, changed]).select(schema)
-        _write(home, table, upserts, keys, in_place=changed.height > 0)
-        return Change(opened=new.height, changed=changed.height, unchanged=unchanged,
-                      collapsed=collapsed, late=late)
+    if table.load == "append":  # one row per key, with its latest values: changed rows are updated in place
+        upserts = applied.unique(keys, keep="last")
+        _write(home, table, upserts.select(schema), keys, in_place=upserts["_valid_from.current"].is_not_null().any())
+        return _tally(deliveries, pl.concat([collapsed, seen.select(FILE, "outcome")]))
 
-    # versions: close what changed on an earlier day, replace what changed on this same day
-    successor = changed.filter(since < as_of).select(keys)
-    gone = current.join(latest.select(keys), on=keys, how="anti", nulls_equal=True) \
-        if table.load == "snapshot" else current.clear()
-    if columns := _scope_columns(table):  # a community's ledger closes only its own community's rows
-        gone = gone.filter(_scope_key(columns).is_in(scope(table, latest)))
-    closing = pl.concat([current.join(successor, on=keys, how="semi", nulls_equal=True), gone])
-    closing = closing.with_columns(pl.lit(as_of).alias("_valid_to"))
-    versions = pl.concat([new, changed]).select(schema)
-    _write(home, table, pl.concat([closing.select(schema), versions]), [*keys, "_valid_from"],
-           in_place=closing.height > 0 or changed.height > successor.height)
-    return Change(opened=new.height, changed=changed.height, closed=gone.height, unchanged=unchanged,
-                  collapsed=collapsed, late=late)
+    # versions: one per key and day (a later delivery of the same day replaces the day's version),
+    # each valid until the next; silver's version closes on the first day, or is replaced on its own
+    versions = applied.unique([*keys, "_valid_from"], keep="last").sort(*keys, POSITION).with_columns(
+        pl.when(_same_key(keys, -1)).then(pl.col("_valid_from").shift(-1)).alias("_valid_to"))
+    successor = versions.unique(keys, keep="first").filter(since < day).select(
+        *keys, pl.col("_valid_from").alias("_until"))
+    closing = current.join(successor, on=keys, how="inner", nulls_equal=True).with_columns(
+        pl.col("_until").alias("_valid_to"))
+    outcomes = [collapsed, seen.select(FILE, "outcome")]
+    gone = current.clear()
+    if table.load == "snapshot":  # the keys absent from the delivery close on its date
+        ((delivery, as_of),) = deliveries.items()
+        gone = current.join(latest.select(keys), on=keys, how="anti", nulls_equal=True)
+        if columns := _scope_columns(table):  # a community's ledger closes only its own community's rows
+            gone = gone.filter(_scope_key(columns).is_in(scope(table, latest)))
+        gone = gone.with_columns(pl.lit(as_of).alias("_valid_to"))
+        outcomes.append(gone.with_columns(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome"))
+                        .select(FILE, "outcome"))  # counted for the snapshot; the rows keep their lineage
+    closing = pl.concat([closing.select(schema), gone.select(schema)])
+    _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"],
+           in_place=closing.height > 0 or versions.filter(since == day).height > 0)
+    return _tally(deliveries, pl.concat(outcomes))
+
+
+def _same_key(keys: list[str], offset: int) -> pl.Expr:
+    """Whether the row ``offset`` rows away holds the same key (in rows sorted by key)."""
+    return pl.all_horizontal(pl.col(k).eq_missing(pl.col(k).shift(offset)) for k in keys)
+
+
+def _tally(deliveries: dict[str, dt.date], outcomes: pl.DataFrame) -> dict[str, Change]:
+    """Each delivery's :class:`Change`, from one ``outcome`` (a field of Change) per row."""
+    counted = {delivery: {} for delivery in deliveries}
+    for delivery, outcome, n in outcomes.group_by(FILE, "outcome").len().iter_rows():
+        counted[delivery][outcome] = n
+    return {delivery: Change(**counts) for delivery, counts in counted.items()}
 
 
 def _current(home: Home, table: Table, keys: pl.DataFrame | None) -> pl.DataFrame:

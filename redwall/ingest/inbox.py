@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -111,8 +111,12 @@ def inbox_files(home: Home, source: str) -> list[InboxFile]:
     paths = root.glob("*/*") if source == LEDGERS else root.glob("*")
     if source == LEDGERS:  # a ledger dropped without a department folder is still a delivery
         paths = [*paths, *root.glob("*")]
-    files = [inbox_file(home, source, p) for p in paths if _is_delivery(p)]
-    return sorted(files, key=lambda f: (f.as_of, f.mtime_ns, f.relative))
+    return in_data_order(inbox_file(home, source, p) for p in paths if _is_delivery(p))
+
+
+def in_data_order(files: Iterable[InboxFile]) -> list[InboxFile]:
+    """Oldest data first (then first written), each file once."""
+    return sorted(set(files), key=lambda f: (f.as_of, f.mtime_ns, f.relative))
 
 
 def is_ready(file: InboxFile, previous: Sequence[int] | None) -> bool:

@@ -1,17 +1,23 @@
-"""Taking one delivered file in: read, keep, type, answer, file away.
+"""Taking delivered files in: read, keep, type, answer, file away, a batch of files at a time.
+
+Each file is read and answered on its own, but the files of a batch are loaded together: one Delta
+commit per table and per ops table for the whole batch, so a run costs in proportion to its rows,
+not to its files (the grid app delivers a small file every hour). A file feeding a snapshot table
+is a batch of its own: each snapshot is the truth on its date and is applied alone, in date order.
 
 The order of writes makes a run killed at any point safe to repeat:
 
-1. bronze, per table: the file's rows replace whatever an earlier attempt left for the same file
-   hash (one Delta commit each);
+1. bronze, per table: the batch's rows replace whatever an earlier attempt left for the same file
+   hashes (one Delta commit each);
 2. silver, per table: a diff against the current state, so a second application changes nothing;
 3. ops/rejection (replaced per file hash) and ops/file_receipt (upserted by receipt id);
-4. ops/file_registry: only now is the content "loaded";
-5. the receipt file is written beside the kept copy, then the file leaves the inbox.
+4. ops/file_registry: only now are the contents "loaded";
+5. each receipt file is written beside its kept copy, then the file leaves the inbox.
 
-A re-run before step 4 repeats steps 1–3 without duplicates; after step 4 it recognises its own
-delivery (same receipt id) and only finishes step 5. The receipt id is derived from the delivery
-(path, size, mtime, content), so the same delivery always gets the same receipt.
+A re-run before step 4 repeats steps 1–3 without duplicates, whichever batch each file then falls
+in; after step 4 it recognises each delivery (same receipt id) and only finishes step 5. The receipt
+id is derived from the delivery (path, size, mtime, content), so the same delivery always gets the
+same receipt.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import hashlib
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -31,9 +38,9 @@ from redwall import lake
 from redwall.home import Home
 from redwall.ingest import history, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
-from redwall.ingest.inbox import DICT_SUFFIX, LEDGERS, InboxFile, inbox_file, inbox_files
+from redwall.ingest.inbox import DICT_SUFFIX, LEDGERS, InboxFile, in_data_order, inbox_file, inbox_files
 from redwall.ingest.layout import NUMBER_CELL, Block, blocks
-from redwall.ingest.normalise import RULE_NAMES, at_row, judge
+from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
 from schemas import Contracts, Table, load_contracts
 
@@ -44,19 +51,24 @@ UNROUTED_RULES = {
     "record_type_unknown": ("类型未知", "的记录类型不是本中心接收的类型，已原样保存，请核对采集App版本"),
 }
 SHORT_NAMES = RULE_NAMES | {rule: short for rule, (short, _) in UNROUTED_RULES.items()}
+PROBLEM_SCHEMA = ISSUE_SCHEMA | {"table": pl.String}  # a file's problems, in every table
+# A batch ends at whichever comes first: the work a crash makes a re-run repeat and the length of
+# its IN (…) predicates stay bounded by the files, the memory it holds by the rows.
+BATCH_FILES = 200
+BATCH_ROWS = 250_000
 
 
 def process_source(home: Home, source: str, contracts: Contracts | None = None) -> list[Receipt]:
-    """Take in every file waiting in the source's inbox, oldest data first, then :func:`compact`."""
+    """Take in every file waiting in the source's inbox (:func:`process_files`), then :func:`compact`."""
     contracts = contracts or load_contracts()
-    taken = [process_file(home, source, f.path, contracts) for f in inbox_files(home, source)]
+    taken = process_files(home, source, [f.path for f in inbox_files(home, source)], contracts)
     compact(home, source, contracts)
     return taken
 
 
 def compact(home: Home, source: str, contracts: Contracts | None = None) -> None:
     """Compact the source's bronze and silver tables and the ops tables where small files piled
-    up (each delivery appends a few). Call it after a batch of :func:`process_file` calls."""
+    up (each batch appends a few). Call it after :func:`process_files`."""
     contracts = contracts or load_contracts()
     tables = [("bronze", f"{source}_{UNROUTED}")]
     tables += [(layer, t.bronze_name) for t in contracts.source_tables(source) for layer in ("bronze", "silver")]
@@ -66,28 +78,46 @@ def compact(home: Home, source: str, contracts: Contracts | None = None) -> None
 
 
 def process_file(home: Home, source: str, path: str | Path, contracts: Contracts | None = None) -> Receipt:
-    """Take in one delivered file and answer it with a receipt (see the module docstring)."""
+    """Take in one delivered file and answer it with a receipt: a batch of one."""
+    (receipt,) = process_files(home, source, [path], contracts)
+    return receipt
+
+
+def process_files(home: Home, source: str, paths: Iterable[str | Path],
+                  contracts: Contracts | None = None) -> list[Receipt]:
+    """Take in delivered files of one source (paths absolute or inside the source's inbox) and
+    answer each with its own receipt; returned oldest data first, the order they are taken in."""
     contracts = contracts or load_contracts()
-    file = inbox_file(home, source, Path(path))
-    delivery = Delivery(home, file, contracts)
-    known = receipts.registered(home, file.sha256)
-    if known and known["receipt_id"] == delivery.receipt_id:  # an earlier run died while filing away
-        return delivery.file_away(*receipts.find(home, delivery.receipt_id))
-    if known:
-        when = known["loaded_at"].astimezone(receipts.LOCAL_TZ)
-        return delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}已加载的"
-                                                         f"「{known['file_name']}」完全相同，未重复加载。")
-    try:
-        grids = read_file(file.path)
-        found, ignored = blocks(grids, candidates(contracts, file))
-        if not any(b.rows.height for b in found):
-            # An empty increment is a day with nothing new; an empty snapshot would deregister everyone.
-            if found and all(b.table is not None and b.table.load != "snapshot" for b in found):
-                return delivery.answer("accepted", None, "文件只有表头，本期没有新增或变更记录。")
-            raise Unreadable("no_data", "文件只有表头，没有数据行，未读入；如为全量快照，空文件不会注销任何人员")
-    except Unreadable as why:
-        return delivery.answer("rejected", why.rule, f"无法读入：{why.reason_zh}。")
-    return delivery.load(grids, found, ignored)
+    files = in_data_order(inbox_file(home, source, Path(p)) for p in paths)
+    known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
+    taken: list[Delivery] = []
+    batch: list[Delivery] = []
+    for file in files:
+        delivery = Delivery(home, file, contracts)
+        taken.append(delivery)
+        earlier = known.get(file.sha256)
+        if earlier and earlier["receipt_id"] == delivery.receipt_id:  # an earlier run died while filing away
+            delivery.receipt, delivery.issues = receipts.find(home, delivery.receipt_id)
+            delivery.file_away()
+            continue
+        if earlier:
+            when = earlier["loaded_at"].astimezone(receipts.LOCAL_TZ)
+            delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}已加载的"
+                                                      f"「{earlier['file_name']}」完全相同，未重复加载。")
+        elif delivery.read():  # its rows will load: a later copy in this run is a duplicate
+            known[file.sha256] = {"receipt_id": delivery.receipt_id, "loaded_at": delivery.received_at,
+                                  "file_name": file.name}
+        if delivery.snapshot:  # applied alone, after what came before it
+            _load(home, contracts, batch)
+            _load(home, contracts, [delivery])
+            batch = []
+            continue
+        batch.append(delivery)
+        if len(batch) == BATCH_FILES or sum(d.counts["read"] for d in batch) >= BATCH_ROWS:
+            _load(home, contracts, batch)
+            batch = []
+    _load(home, contracts, batch)
+    return [d.receipt for d in taken]
 
 
 def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
@@ -100,8 +130,78 @@ def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
     return named or tables
 
 
+def _load(home: Home, contracts: Contracts, batch: list[Delivery]) -> None:
+    """Load a batch in the order of writes of the module docstring, then file its files away."""
+    if not batch:
+        return
+    loading = [d for d in batch if d.receipt is None]
+    parts: dict[str, list[Delivery]] = {}  # table key → the deliveries with rows for it, oldest first
+    for delivery in loading:
+        for key in delivery.bronze:
+            parts.setdefault(key, []).append(delivery)
+    ours = lake.one_of("_file_hash", (d.file.sha256 for d in loading))
+    for key, deliveries in parts.items():
+        rows = pl.concat([d.bronze[key] for d in deliveries], how="diagonal")
+        lake.replace(home, "bronze", _bronze_name(key), rows.drop(cs.starts_with(NUMBER_CELL)), where=ours)
+    for key, deliveries in parts.items():
+        if key in contracts.tables:
+            _conform(home, contracts.table(key), deliveries)
+    for delivery in loading:
+        delivery.conclude()
+    receipts.record(home, [d.receipt for d in batch], pl.concat([d.issues for d in batch]))
+    if loading:
+        receipts.register(home, [(d.receipt, d.scopes) for d in loading])
+    for delivery in batch:
+        delivery.file_away()
+        delivery.bronze.clear()  # loaded: a run holds only its receipts, not every batch's rows
+
+
+def _bronze_name(key: str) -> str:
+    return key.replace(".", "_", 1)
+
+
+def _conform(home: Home, table: Table, deliveries: list[Delivery]) -> None:
+    """Judge a table's rows of a batch, apply the accepted ones to silver, and tell each delivery."""
+    judged = _judge(table, deliveries)
+    flags = dict(judged.rows.group_by("_file_hash").agg(pl.struct(
+        pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned"))).iter_rows())
+    problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
+    accepted = judged.rows.filter(~pl.col("_rejected"))
+    latest, stale = None, False
+    if table.load == "snapshot":
+        (delivery,) = deliveries
+        scope = history.scope(table, accepted)
+        delivery.scopes += [f"{table.key}|{part}" for part in scope]
+        latest = receipts.latest_as_of(home, table.key, scope)
+        stale = latest is not None and latest > delivery.file.as_of
+    changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries}, stale=stale)
+    for delivery in deliveries:
+        change = changes[delivery.file.sha256]
+        delivery.counts.update(flags.get(delivery.file.sha256, {}))
+        delivery.counts["deduplicated"] += change.collapsed + (change.unchanged if table.load == "append" else 0)
+        if (found := problems.get((delivery.file.sha256,))) is not None:
+            delivery.problems.append(found)
+        delivery.changes[table.key] = _change_note(table, change, stale, latest)
+
+
+def _judge(table: Table, deliveries: list[Delivery]) -> Judged:
+    """One :func:`judge` per way the deliveries name rows and columns (a call costs more than a
+    row), its rows back in delivery order."""
+    ways: dict[tuple, list[Delivery]] = {}
+    for delivery in deliveries:
+        labels = column_labels(table, delivery.labels[table.key])
+        ways.setdefault((delivery.place, tuple(labels.items())), []).append(delivery)
+    judged = [judge(table, pl.concat([d.bronze[table.key] for d in group], how="diagonal"), place, dict(labels))
+              for (place, labels), group in ways.items()]
+    if len(judged) == 1:
+        return judged[0]
+    order = {d.file.sha256: i for i, d in enumerate(deliveries)}
+    rows = pl.concat([j.rows for j in judged]).sort(pl.col("_file_hash").replace_strict(order), maintain_order=True)
+    return Judged(rows, pl.concat([j.issues for j in judged]))
+
+
 class Delivery:
-    """One delivered file on its way through a run."""
+    """One delivered file on its way through a run: read, then answered alone or loaded in a batch."""
 
     def __init__(self, home: Home, file: InboxFile, contracts: Contracts):
         self.home, self.file, self.contracts = home, file, contracts
@@ -109,56 +209,50 @@ class Delivery:
         self.receipt_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self.received_at = dt.datetime.now(dt.UTC)
         self.load_id = f"{self.received_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.receipt: Receipt | None = None  # set once answered
+        self.issues = pl.DataFrame(schema=receipts.REJECTION_SCHEMA)
+        self.bronze: dict[str, pl.DataFrame] = {}  # table key → its rows as bronze keeps them
+        self.labels: dict[str, dict[str, str]] = {}  # table key → column → header as written
+        self.place = ""  # how a sender finds a row, for messages
+        self.snapshot = False  # feeds a snapshot table
+        self.counts: Counter = Counter()
+        self.problems: list[pl.DataFrame] = []  # ISSUE_SCHEMA and table, per table
+        self.notes: list[str] = []  # how the file was read
+        self.changes: dict[str, str] = {}  # table key → what the file did to it
+        self.scopes: list[str] = []  # <table>|<scope> of each snapshot applied
 
-    # -- loading ---------------------------------------------------------------------------------
-    def load(self, grids: list[Grid], found: list[Block], ignored: list[str]) -> Receipt:
-        source = self.file.source
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self) -> bool:
+        """Read the file into its bronze rows per table; False when it has none to load, answered
+        already (refused whole, or an empty increment)."""
+        try:
+            grids = read_file(self.file.path)
+            found, ignored = blocks(grids, candidates(self.contracts, self.file))
+            if not any(b.rows.height for b in found):
+                # An empty increment is a day with nothing new; an empty snapshot would deregister everyone.
+                if found and all(b.table is not None and b.table.load != "snapshot" for b in found):
+                    self.answer("accepted", None, "文件只有表头，本期没有新增或变更记录。")
+                    return False
+                raise Unreadable("no_data", "文件只有表头，没有数据行，未读入；如为全量快照，空文件不会注销任何人员")
+        except Unreadable as why:
+            self.answer("rejected", why.rule, f"无法读入：{why.reason_zh}。")
+            return False
+        self.place = found[0].grid.place
         by_table: dict[str, list[Block]] = {}
         for block in found:
-            by_table.setdefault(block.table.key if block.table else f"{source}.{UNROUTED}", []).append(block)
-        bronze = {key: pl.concat([self._lineage(b.rows) for b in group], how="diagonal")
-                  for key, group in by_table.items()}
-        for key, rows in bronze.items():
-            lake.replace(self.home, "bronze", key.replace(".", "_", 1), rows.drop(cs.starts_with(NUMBER_CELL)),
-                         where=f"_file_hash = '{self.file.sha256}'")
-
-        notes, issues, scopes, counts = [], [], [], Counter()
-        place = found[0].grid.place
-        for key, rows in bronze.items():
-            counts["read"] += rows.height
-            if key not in self.contracts.tables:
-                issues.append(_unrouted_issues(by_table[key], place).with_columns(pl.lit(key).alias("table")))
-                counts["rejected"] += rows.height
-                continue
-            table = self.contracts.table(key)
-            judged = judge(table, rows, place, by_table[key][0].labels)
-            issues.append(judged.issues.with_columns(pl.lit(key).alias("table")))
-            counts["rejected"] += judged.rows["_rejected"].sum()
-            counts["warned"] += judged.rows["_warned"].sum()
-            accepted = self._lineage(judged.rows.filter(~pl.col("_rejected"))).with_columns(
-                pl.lit(self.file.as_of).alias("_valid_from"), pl.lit(None, dtype=pl.Date).alias("_valid_to"))
-            accepted = accepted.select(list(history.silver_schema(table)))
-            latest = None
-            if table.load == "snapshot":
-                scope = history.scope(table, accepted)
-                scopes += [f"{key}|{part}" for part in scope]
-                latest = receipts.latest_as_of(self.home, key, scope)
-            stale = latest is not None and latest > self.file.as_of
-            change = history.apply(self.home, table, accepted, self.file.as_of, stale=stale)
-            counts["deduplicated"] += change.collapsed + (change.unchanged if table.load == "append" else 0)
-            notes.append(_change_note(table, change, stale, latest))
-
-        counts["skipped"] = sum(len(b.skipped) for b in found)
-        problems = pl.concat(issues)
-        receipt = self._receipt(
-            receipts.status_of(counts["read"], counts["rejected"]), counts, tuple(bronze),
-            "\n".join([_count_note(counts), *_problem_notes(problems),
-                       *_reading_notes(grids, found, ignored, self.file), *notes]),
-        )
-        recorded = self._issues_frame(problems, receipt)
-        receipts.record(self.home, receipt, recorded)
-        receipts.register(self.home, receipt, scopes, self.received_at)
-        return self.file_away(receipt, recorded)
+            by_table.setdefault(block.table.key if block.table else f"{self.file.source}.{UNROUTED}", []).append(block)
+        for key, group in by_table.items():
+            self.bronze[key] = pl.concat([self._lineage(b.rows) for b in group], how="diagonal")
+            self.labels[key] = group[0].labels
+            if group[0].table is None:
+                self.problems.append(_unrouted_issues(group, self.place, self.file.sha256).with_columns(
+                    pl.lit(key).alias("table")))
+                self.counts["rejected"] += self.bronze[key].height
+        self.snapshot = any(b.table is not None and b.table.load == "snapshot" for b in found)
+        self.counts["read"] = sum(rows.height for rows in self.bronze.values())
+        self.counts["skipped"] = sum(len(b.skipped) for b in found)
+        self.notes = _reading_notes(grids, found, ignored, self.file)
+        return True
 
     def _lineage(self, rows: pl.DataFrame) -> pl.DataFrame:
         return rows.with_columns(
@@ -168,22 +262,27 @@ class Delivery:
             pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("_loaded_at"),
         )
 
-    def _issues_frame(self, problems: pl.DataFrame, receipt: Receipt) -> pl.DataFrame:
-        return problems.rename({"_row_number": "row_number", "_sheet": "sheet"}).with_columns(
-            pl.lit(receipt.receipt_id).alias("receipt_id"), pl.lit(self.load_id).alias("load_id"),
-            pl.lit(self.file.sha256).alias("file_hash"), pl.lit(self.file.source).alias("source"),
-            pl.lit(self.file.name).alias("file_name"),
+    # -- answering -------------------------------------------------------------------------------
+    def conclude(self) -> None:
+        """The receipt of a loaded file, once its batch has been applied to silver."""
+        problems = pl.concat([pl.DataFrame(schema=PROBLEM_SCHEMA), *self.problems], how="diagonal")
+        counts = self.counts
+        self.receipt = self._receipt(
+            receipts.status_of(counts["read"], counts["rejected"]), counts, tuple(self.bronze),
+            "\n".join([_count_note(counts), *_problem_notes(problems), *self.notes,
+                       *(self.changes[key] for key in self.bronze if key in self.changes)]),
+        )
+        self.issues = problems.rename({"_row_number": "row_number", "_sheet": "sheet", "_file_hash": "file_hash"}
+                                      ).with_columns(
+            pl.lit(self.receipt_id).alias("receipt_id"), pl.lit(self.load_id).alias("load_id"),
+            pl.lit(self.file.source).alias("source"), pl.lit(self.file.name).alias("file_name"),
             pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
         ).select(receipts.REJECTION_SCHEMA.keys()).cast(receipts.REJECTION_SCHEMA)
 
-    # -- answering -------------------------------------------------------------------------------
-    def answer(self, status: str, refusal: str | None, reason_zh: str) -> Receipt:
-        """A delivery with no rows to load (refused whole, a duplicate, or an empty increment):
-        receipt, then the file filed away."""
-        receipt = self._receipt(status, Counter(), (), reason_zh, refusal)
-        nothing = pl.DataFrame(schema=receipts.REJECTION_SCHEMA)
-        receipts.record(self.home, receipt, nothing)
-        return self.file_away(receipt, nothing)
+    def answer(self, status: str, refusal: str | None, reason_zh: str) -> None:
+        """A delivery with no rows to load (refused whole, a duplicate, or an empty increment): its
+        receipt, recorded and filed away with its batch."""
+        self.receipt = self._receipt(status, Counter(), (), reason_zh, refusal)
 
     def _receipt(self, status: str, counts: Counter, tables: tuple[str, ...], reasons: str,
                  refusal: str | None = None) -> Receipt:
@@ -209,14 +308,15 @@ class Delivery:
         return next((folder / n for n in (name.name, hashed) if not (folder / n).exists()),
                     folder / f"{name.stem}.{self.file.sha256[:12]}.{self.load_id}{name.suffix}")
 
-    def file_away(self, receipt: Receipt, issues: pl.DataFrame) -> Receipt:
+    def file_away(self) -> None:
         """Write the sender's receipt beside the kept copy, then move the file (and its ``.ready``
         marker and data dictionary) out of the inbox. Nothing is deleted."""
+        receipt = self.receipt
         target = self.home.root / receipt.stored_as
         target.parent.mkdir(parents=True, exist_ok=True)
         department = self.contracts.departments.get(receipt.department or "")
         target.with_name(receipts.receipt_file_name(receipt, target.name)).write_text(
-            receipts.render(receipt, issues, department), encoding="utf-8")
+            receipts.render(receipt, self.issues, department), encoding="utf-8")
         if self.file.marker.exists():
             shutil.move(self.file.marker, target.with_name(target.name + self.file.marker.suffix))
         if (dictionary := dictionary_of(self.file.path)) is not None:
@@ -224,14 +324,14 @@ class Delivery:
             own = dictionary.name == self.file.path.stem + DICT_SUFFIX
             (shutil.move if own else shutil.copy2)(dictionary, kept)  # a dataset's dictionary serves later files too
         shutil.move(self.file.path, target)
-        return receipt
 
 
-def _unrouted_issues(group: list[Block], place: str) -> pl.DataFrame:
+def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataFrame:
     """Each record that belongs to no table is rejected, with why."""
     return pl.concat([
         b.rows.select(
-            "_row_number", "_sheet", pl.lit(None, dtype=pl.String).alias("column"),
+            pl.lit(file_hash).alias("_file_hash"), "_row_number", "_sheet",
+            pl.lit(None, dtype=pl.String).alias("column"),
             pl.lit(None, dtype=pl.String).alias("column_label"), pl.lit(b.rule).alias("rule"),
             pl.lit("error").alias("severity"), at_row(place, pl.lit(UNROUTED_RULES[b.rule][1])).alias("message_zh"),
         ) for b in group
@@ -251,7 +351,7 @@ def _count_note(counts: Counter) -> str:
 def _problem_notes(problems: pl.DataFrame) -> list[str]:
     """Problems counted by column and rule, errors first: no values, only where and why."""
     counted = problems.group_by("severity", "rule", "column_label").agg(pl.len().alias("n")).sort(
-        "n", "rule", descending=[True, False])
+        "n", "rule", "column_label", descending=[True, False, False])
     notes = []
     for severity, title in (("error", "拒收原因"), ("warning", "警告（已按空值接收）")):
         part = counted.filter(pl.col("severity") == severity)

@@ -25,6 +25,7 @@ from redwall.identifiers import (
     uscc_check_expr,
 )
 from redwall.ingest.layout import NUMBER_CELL
+from redwall.lake import LINEAGE
 from schemas import DYNAMIC_CODES, Column, Table, code_lists, reference
 
 FULL_WIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
@@ -61,8 +62,8 @@ RULES = {
 }
 RULE_NAMES = {rule: short for rule, (short, _) in RULES.items()}
 ISSUE_SCHEMA = {
-    "_row_number": pl.Int64, "_sheet": pl.String, "column": pl.String, "column_label": pl.String,
-    "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
+    "_file_hash": pl.String, "_row_number": pl.Int64, "_sheet": pl.String, "column": pl.String,
+    "column_label": pl.String, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
 }
 
 
@@ -70,13 +71,19 @@ ISSUE_SCHEMA = {
 class Judged:
     """Typed rows (every bronze row, with ``_rejected``/``_warned`` flags) and their issues."""
 
-    rows: pl.DataFrame
+    rows: pl.DataFrame  # typed values, lineage and flags
     issues: pl.DataFrame  # ISSUE_SCHEMA
 
 
+def column_labels(table: Table, labels: dict[str, str]) -> dict[str, str]:
+    """What messages call each column: the header the sender wrote where given, else its contract label."""
+    return {c.name: labels.get(c.name, c.label) for c in table.all_columns}
+
+
 def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str] | None = None) -> Judged:
-    """Type the contract columns of ``bronze`` and list every problem found. Messages call a column
-    by ``labels`` (the header the sender wrote) where given, else by its contract label.
+    """Type the contract columns of ``bronze`` (rows of one or more files, with their lineage) and
+    list every problem found. Messages call a column by :func:`column_labels`. Each row is judged on
+    its own, so the rows of many files cost one call.
 
     Three stages, each a plain ``with_columns`` (one expression tree per column would nest the
     ID check within the ID upgrade within the cleaning, and cost more to plan than to run): the
@@ -97,11 +104,12 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
             rule = pl.when(pl.col(column.name).is_null()).then(pl.lit("required_missing")).otherwise(rule)
         values.append(pl.when(rule.is_null()).then(value).otherwise(None).cast(column.dtype).alias(column.name))
         (errors if _required(table, column) else warnings).append(rule.alias(f"_rule.{column.name}"))
-    judged = frame.select(*values, *errors, *warnings, "_row_number", "_sheet")
+    judged = frame.select(*values, *errors, *warnings, *(c for c in LINEAGE if c in frame.columns))
     rejected = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in errors)
     warned = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in warnings)
     rows = judged.with_columns(rejected.alias("_rejected"), (warned & ~rejected).alias("_warned"))
-    return Judged(rows.drop(pl.selectors.starts_with("_rule.")), _issues(table, judged, place, labels or {}))
+    return Judged(rows.drop(pl.selectors.starts_with("_rule.")),
+                  _issues(table, judged, place, column_labels(table, labels or {})))
 
 
 def _required(table: Table, column: Column) -> bool:
@@ -111,21 +119,21 @@ def _required(table: Table, column: Column) -> bool:
 
 def _issues(table: Table, judged: pl.DataFrame, place: str, labels: dict[str, str]) -> pl.DataFrame:
     lookup = pl.DataFrame(
-        [_message(table, column, rule, labels.get(column.name, column.label))
+        [_message(table, column, rule, labels[column.name])
          for column in table.all_columns for rule in RULES],
         schema={"column": pl.String, "column_label": pl.String, "rule": pl.String,
                 "severity": pl.String, "text": pl.String},
         orient="row",
     )
     return (
-        judged.select("_row_number", "_sheet", pl.selectors.starts_with("_rule."))
-        .unpivot(index=["_row_number", "_sheet"], variable_name="column", value_name="rule")
+        judged.select("_file_hash", "_row_number", "_sheet", pl.selectors.starts_with("_rule."))
+        .unpivot(index=["_file_hash", "_row_number", "_sheet"], variable_name="column", value_name="rule")
         .drop_nulls("rule")
         .with_columns(pl.col("column").str.strip_prefix("_rule."))
         .join(lookup, on=["column", "rule"], how="left")
         .select(*ISSUE_SCHEMA.keys() - {"message_zh"}, at_row(place, pl.col("text")).alias("message_zh"))
         .select(ISSUE_SCHEMA.keys())
-        .sort("_row_number", "column")
+        .sort("_file_hash", "_row_number", "column")
     )
 
 

@@ -8,6 +8,8 @@ Three ops tables:
 - ``ops/file_registry``: one row per file content loaded. It is written last, after bronze, silver,
   rejections and the receipt: a content is "loaded" only once all of that has committed.
 
+Each is written in one commit per batch of deliveries (see :mod:`redwall.ingest.load`).
+
 Beside the delivered file's kept copy lies a receipt for the sender: ``<name>.回执.txt`` in Chinese
 for a department's ledger, ``<name>.receipt.json`` for a system feed. Receipts and rejection
 messages name rows, columns and rules, never the personal values themselves.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -77,9 +80,6 @@ class Receipt:
     reasons_zh: str
     stored_as: str  # where the delivered file is kept, relative to the data home
 
-    def frame(self) -> pl.DataFrame:
-        return pl.DataFrame([asdict(self) | {"tables": list(self.tables)}], schema=RECEIPT_SCHEMA)
-
 
 def status_of(rows_read: int, rows_rejected: int) -> str:
     if rows_read == 0 or rows_rejected == rows_read:
@@ -88,10 +88,10 @@ def status_of(rows_read: int, rows_rejected: int) -> str:
 
 
 # -- the ops tables ------------------------------------------------------------------------------
-def registered(home: Home, file_hash: str) -> dict | None:
-    """The registry entry of a content already loaded, if any."""
-    found = lake.read(home, OPS, REGISTRY, where=pl.col("file_hash") == file_hash)
-    return found.row(0, named=True) if found.height else None
+def registered(home: Home, file_hashes: Iterable[str]) -> dict[str, dict]:
+    """The registry entries of the contents already loaded, by file hash."""
+    found = lake.read(home, OPS, REGISTRY, where=pl.col("file_hash").is_in(list(file_hashes)))
+    return {entry["file_hash"]: entry for entry in found.iter_rows(named=True)}
 
 
 def latest_as_of(home: Home, table_key: str, scope: tuple[str, ...]) -> dt.date | None:
@@ -102,24 +102,26 @@ def latest_as_of(home: Home, table_key: str, scope: tuple[str, ...]) -> dt.date 
     return found["as_of"].max() if found.height else None
 
 
-def record(home: Home, receipt: Receipt, issues: pl.DataFrame) -> None:
-    """Write the rows' problems and the receipt, both idempotent for a re-run of the same file.
-    Judging is deterministic, so a file without problems now had none in an earlier attempt."""
+def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:
+    """Write the rows' problems and the receipts of a batch of deliveries, one commit each, both
+    idempotent for a re-run of the same files. Judging is deterministic, so a file without problems
+    now had none in an earlier attempt."""
     if issues.height:
         lake.replace(home, OPS, REJECTIONS, issues.select(REJECTION_SCHEMA.keys()).cast(REJECTION_SCHEMA),
-                     where=f"file_hash = '{receipt.file_hash}'")
-    lake.replace(home, OPS, RECEIPTS, receipt.frame(), where=f"receipt_id = '{receipt.receipt_id}'")
+                     where=lake.one_of("file_hash", issues["file_hash"].unique()))
+    frame = pl.DataFrame([asdict(r) | {"tables": list(r.tables)} for r in answered], schema=RECEIPT_SCHEMA)
+    lake.replace(home, OPS, RECEIPTS, frame, where=lake.one_of("receipt_id", frame["receipt_id"]))
 
 
-def register(home: Home, receipt: Receipt, scopes: list[str], loaded_at: dt.datetime) -> None:
-    """Mark the content as loaded: the last write of a delivery. ``scopes``: ``<table>|<scope>`` of
-    every snapshot it applied, for :func:`latest_as_of`."""
-    entry = pl.DataFrame([{
-        "file_hash": receipt.file_hash, "receipt_id": receipt.receipt_id, "source": receipt.source,
-        "department": receipt.department, "file_name": receipt.file_name, "tables": list(receipt.tables),
-        "scopes": scopes, "as_of": receipt.as_of, "load_id": receipt.load_id, "loaded_at": loaded_at,
-    }], schema=REGISTRY_SCHEMA)
-    lake.replace(home, OPS, REGISTRY, entry, where=f"file_hash = '{receipt.file_hash}'")
+def register(home: Home, loaded: list[tuple[Receipt, list[str]]]) -> None:
+    """Mark the contents of a batch as loaded: its last write. Each receipt comes with the
+    ``<table>|<scope>`` of every snapshot it applied, for :func:`latest_as_of`."""
+    entries = pl.DataFrame([{
+        "file_hash": r.file_hash, "receipt_id": r.receipt_id, "source": r.source, "department": r.department,
+        "file_name": r.file_name, "tables": list(r.tables), "scopes": scopes, "as_of": r.as_of,
+        "load_id": r.load_id, "loaded_at": r.received_at,
+    } for r, scopes in loaded], schema=REGISTRY_SCHEMA)
+    lake.replace(home, OPS, REGISTRY, entries, where=lake.one_of("file_hash", entries["file_hash"]))
 
 
 def find(home: Home, receipt_id: str) -> tuple[Receipt, pl.DataFrame]:
