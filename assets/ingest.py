@@ -14,7 +14,7 @@ from assets import keys
 from assets.metadata import description, freshness, spec_metadata
 from pipelines.resources import RedwallHome
 from redwall import lake
-from redwall.ingest import compact, process_file, process_source
+from redwall.ingest import compact, process_files, process_source
 from schemas import Contracts, load_contracts
 
 
@@ -103,7 +103,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, redwall: RedwallHome):
         home = redwall.home()
         if config.files:
-            receipts = [process_file(home, source, home.root / f) for f in config.files if (home.root / f).exists()]
+            receipts = process_files(home, source, [home.root / f for f in config.files if (home.root / f).exists()])
             compact(home, source)
         else:
             receipts = process_source(home, source)

@@ -226,6 +226,19 @@ def test_police_snapshots_deregister_and_version(home):
     assert unchanged
 
 
+def test_a_snapshot_with_no_usable_row_deregisters_nobody(home):
+    drop(home, "police", "实有人口_20240501.csv", police_snapshot([police_row(P1, "张秀英", "西城区钟声胡同5号")]))
+    process_source(home, "police")
+    before = silver(home, "police_population")
+    broken = P2[:17] + ("0" if P2[17] != "0" else "1")  # every row fails the checksum
+    drop(home, "police", "实有人口_20240508.csv", police_snapshot([police_row(broken, "王建国", "西城区钟声胡同5号")]))
+    (receipt,) = process_source(home, "police")
+    balanced(home, receipt)
+    assert receipt.rows_rejected == receipt.rows_read == 1
+    assert "未应用" in receipt.reasons_zh
+    assert silver(home, "police_population").equals(before)  # P1 still registered
+
+
 # -- floating: daily xlsx increments, title row, notes, Excel habits --------------------------------
 FLOATING_HEADER = ["序号", "姓名", "证件类型", "身份证号", "性别", "出生日期", "户籍地", "现住地址", "来京日期",
                    "流入原因", "居住证号", "居住证有效期至", "住所类型", "房主姓名", "房主电话", "登记人", "登记日期",

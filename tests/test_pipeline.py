@@ -3,7 +3,10 @@ answers every file, builds the marts and publishes the warehouse; re-sending a f
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import runpy
 import shutil
 from pathlib import Path
@@ -23,7 +26,10 @@ from schemas import load_contracts
 def demo_home(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "home"
     saved = {k: os.environ.get(k) for k in ("REDWALL_HOME", "DAGSTER_HOME")}
-    assert main(["--home", str(root), "demo", "--scale", "small", "--days", "7"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert main(["--home", str(root), "demo", "--scale", "small", "--days", "7"]) == 0
+    (root / "demo_output.txt").write_text(printed.getvalue(), encoding="utf-8")
     yield Home.at(root)
     for k, v in saved.items():
         if v is None:
@@ -90,3 +96,39 @@ def test_analyst_notebook_runs_on_the_demo_warehouse(demo_home, notebook, monkey
     monkeypatch.setenv("REDWALL_HOME", str(demo_home.root))
     runpy.run_path(str(notebook), run_name="__main__")
     assert capsys.readouterr().out.count("shape:") >= 3  # every result frame printed
+
+
+def _strings_in_warehouse(path) -> set[str]:
+    """Every distinct text value of every table (the file itself is compressed, so ask DuckDB)."""
+    values: set[str] = set()
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                          "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
+        for schema, table, column in columns:
+            values |= {v for (v,) in con.sql(f'SELECT DISTINCT "{column}" FROM "{schema}"."{table}"').fetchall() if v}
+    return values
+
+
+def test_no_raw_id_or_phone_leaves_the_restricted_zone(demo_home):
+    """The shared warehouse, Dagster's event log and run storage, the receipts and the demo's own
+    output hold no ID number or phone number of any generated person."""
+    from redwall.warehouse import restricted_path
+
+    persons = pl.read_parquet(demo_home.truth / "persons.parquet")
+    secrets = set(persons["id_number"].drop_nulls()) | set(persons["phone"].drop_nulls())
+    assert len(secrets) > 1000
+    candidates = re.compile(r"\d{17}[\dXx]|1[3-9]\d{9}")
+
+    def leaked(texts) -> set[str]:
+        return {m for text in texts for m in candidates.findall(text) if m in secrets}
+
+    assert leaked(_strings_in_warehouse(demo_home.warehouse)) == set()
+    assert leaked(_strings_in_warehouse(restricted_path(demo_home)))  # there they are: the scan can fail
+    files = [demo_home.root / "demo_output.txt",
+             *(p for p in demo_home.dagster_home.rglob("*") if p.is_file()),
+             *(p for d in ("archive", "rejected") for p in (demo_home.root / d).rglob("*")
+               if p.suffix in (".txt", ".json"))]
+    assert len(files) > 10
+    leaks = {str(p.relative_to(demo_home.root)) for p in files
+             if leaked([p.read_bytes().decode("utf-8", errors="replace")])}
+    assert leaks == set()

@@ -168,13 +168,20 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery]) -> None:
     problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
     accepted = judged.rows.filter(~pl.col("_rejected"))
     latest, stale = None, False
-    if table.load == "snapshot":
+    if table.load == "snapshot" and not accepted.is_empty():
         (delivery,) = deliveries
         scope = history.scope(table, accepted)
         delivery.scopes += [f"{table.key}|{part}" for part in scope]
         latest = receipts.latest_as_of(home, table.key, scope)
         stale = latest is not None and latest > delivery.file.as_of
-    changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries}, stale=stale)
+    if table.load == "snapshot" and accepted.is_empty():
+        # Every row refused: applied, this snapshot would close every current record (deregister a
+        # whole register). It stays in bronze with its rejections; silver keeps the last good one.
+        changes = {deliveries[0].file.sha256: history.Change()}
+        stale = None
+    else:
+        changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries},
+                                stale=stale)
     for delivery in deliveries:
         change = changes[delivery.file.sha256]
         delivery.counts.update(flags.get(delivery.file.sha256, {}))
@@ -378,7 +385,9 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     return notes
 
 
-def _change_note(table: Table, change: history.Change, stale: bool, latest: dt.date | None) -> str:
+def _change_note(table: Table, change: history.Change, stale: bool | None, latest: dt.date | None) -> str:
+    if stale is None:
+        return f"{table.title}：本快照没有一行可用，未应用，当前数据仍以上一份快照为准。"
     if stale:
         return (f"{table.title}：本快照日期早于已加载的{latest:%Y-%m-%d}快照，仅存入原始层，"
                 "当前数据以较新的快照为准。")
