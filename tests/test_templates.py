@@ -19,6 +19,8 @@ from redwall.ingest.layout import blocks
 from redwall.templates import (
     AUXILIARY_SHEETS,
     DYNAMIC_VALUES,
+    FIRST_DATA_ROW,
+    HEADER_ROW,
     IDENTITY_SHEET,
     INSTRUCTIONS_SHEET,
     REQUIRED_FILL,
@@ -37,16 +39,20 @@ GRIDS = ["110102001001001", "110102001001002", "110102001002001"]
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Home:
-    """A home whose district grid register has arrived (one grid closed since: not offered)."""
+    """A home whose district grid register has arrived twice (one grid closed since: not offered)."""
+    from redwall.ingest import process_source
+
     home = Home.at(tmp_path_factory.mktemp("home")).ensure()
-    day = dt.date(2026, 11, 7)
-    lake.write(home, "silver", "district_grid", pl.DataFrame({
+    grids = pl.DataFrame({
         "grid_code": [*GRIDS, "110102001009001"],
         "community_code": ["110102001001", "110102001001", "110102001002", "110102001009"],
         "community_name": [COMMUNITIES[0], COMMUNITIES[0], COMMUNITIES[1], "已撤并社区"],
-        "_valid_from": [day] * 4,
-        "_valid_to": [None, None, None, day + dt.timedelta(days=7)],
-    }, schema_overrides={"_valid_to": pl.Date}))
+        "street_code": ["110102001"] * 4, "area_m2": [52000.0] * 4, "worker_ids": ["WG110102001001"] * 4,
+    })
+    home.inbox("district").mkdir(parents=True, exist_ok=True)
+    grids.write_parquet(home.inbox("district") / "grid_20261107.parquet")
+    grids.head(3).write_parquet(home.inbox("district") / "grid_20261114.parquet")
+    process_source(home, "district")
     return home
 
 
@@ -282,3 +288,71 @@ def test_a_renamed_header_makes_older_templates_outdated(tmp_path):
     renamed = _edited_contracts(tmp_path, "fire_hazard", lambda y: y.replace(
         "template: {version: 1,", "template: {version: 2,").replace("label: 排查人", "label: 排查人员"))
     assert template_compatibility(renamed.table("ledgers.fire_hazard"), 1) == "outdated"
+
+
+# -- round trip: template → clerk → watched folder → receipt, error workbook, loaded rows ----------
+def _fill(sheet, table, rows: list[dict]) -> None:
+    for r, values in enumerate(rows, start=FIRST_DATA_ROW):
+        for c, column in enumerate(table.columns, start=1):
+            if column.name in values:
+                sheet.cell(r, c, values[column.name])
+
+
+def test_round_trip_through_the_watched_folder(home, published):
+    from quality.loop import run_loop
+    from quality.outbox import write_outbox
+    from redwall.ingest import process_source
+
+    from redwall.identifiers import id_check_char
+
+    def cid(first17: str) -> str:
+        return first17 + id_check_char(first17)
+
+    table = load_contracts().table("ledgers.elderly_alone")
+    workbook, sheet = _data_sheet(home, published, table)
+    good = {"name": "王秀兰", "id_number": cid("11010219400312001"), "community": COMMUNITIES[1],
+            "address": "西城区西交民巷8号院1号楼101", "living_situation": "独居", "last_visit_on": dt.date(2026, 11, 2)}
+    _fill(sheet, table, [
+        good,
+        {**good, "name": "赵桂兰", "id_number": cid("11010219380715002"), "last_visit_on": "2026年11月3日"},  # text date
+        {**good, "name": "孙玉珍", "id_number": int(cid("11010219361224004").replace("X", "1"))},  # typed as a number: Excel destroys it
+        {**good, "name": "周淑英", "id_number": cid("11010219390228006"), "address": None},  # required cell left empty
+    ])
+    extra = len(table.columns) + 1
+    sheet.cell(HEADER_ROW, extra, "身体状况")  # a column the clerk added
+    sheet.cell(FIRST_DATA_ROW, extra, "行动不便")
+    folder = home.inbox("ledgers", "civil_affairs")
+    folder.mkdir(parents=True, exist_ok=True)
+    workbook.save(folder / "西交民巷社区独居老人台账（11月）.xlsx")
+
+    (receipt,) = process_source(home, "ledgers")
+    assert (receipt.status, receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (
+        "partially_accepted", 4, 2, 2)
+    assert "公民身份号码」被Excel按数字保存" in receipt.reasons_zh and "居住地址」为空" in receipt.reasons_zh
+    assert "身体状况" in receipt.reasons_zh  # the added column is named, kept in bronze only
+    answer = next(home.archive("ledgers").rglob("*回执*"))
+    assert "拒收2行" in answer.read_text(encoding="utf-8")
+
+    loaded = lake.read(home, "silver", "ledgers_elderly_alone")
+    assert sorted(loaded["last_visit_on"].to_list()) == [dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
+
+    write_outbox(home, run_loop(home))
+    (marked,) = (home.outbox / "ledgers" / "civil_affairs").glob("*错误标注*.xlsx")
+    # The clerk's own rows (by their row number in the sent file), the bad cells explained.
+    sheet = openpyxl.load_workbook(marked).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    commented = {(row[0].value, header[c.column - 1]) for row in sheet.iter_rows(min_row=2) for c in row if c.comment}
+    assert commented == {(FIRST_DATA_ROW + 2, "公民身份号码"), (FIRST_DATA_ROW + 3, "居住地址")}
+
+
+def test_a_template_of_another_department_is_refused_with_its_name(home, published):
+    from redwall.ingest import process_source
+
+    table = load_contracts().table("ledgers.fire_hazard")  # the safety office's ledger
+    folder = home.inbox("ledgers", "civil_affairs")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(home.root / published[table.key]["path"], folder / "消防台账.xlsx")
+    (receipt,) = process_source(home, "ledgers")
+    assert receipt.status == "rejected" and receipt.refusal == "foreign_template"
+    assert "平安建设办公室" in receipt.reasons_zh and "消防隐患排查台账" in receipt.reasons_zh
+    assert (home.rejected("ledgers") / "civil_affairs" / "消防台账.xlsx").exists()

@@ -42,6 +42,7 @@ from redwall.ingest.inbox import DICT_SUFFIX, LEDGERS, InboxFile, in_data_order,
 from redwall.ingest.layout import NUMBER_CELL, Block, blocks
 from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
+from redwall.templates import AUXILIARY_SHEETS, template_compatibility, template_identity
 from schemas import Contracts, Table, load_contracts
 
 UNROUTED = "unrouted"  # bronze <source>_unrouted: records that belong to no contract table
@@ -234,7 +235,11 @@ class Delivery:
         already (refused whole, or an empty increment)."""
         try:
             grids = read_file(self.file.path)
-            found, ignored = blocks(grids, candidates(self.contracts, self.file))
+            tables = candidates(self.contracts, self.file)
+            if self.file.source == LEDGERS and (identity := template_identity(self.file.path)):
+                tables = [self._template_table(*identity)]
+                grids = [g for g in grids if g.sheet not in AUXILIARY_SHEETS]  # instructions, identity
+            found, ignored = blocks(grids, tables)
             if not any(b.rows.height for b in found):
                 # An empty increment is a day with nothing new; an empty snapshot would deregister everyone.
                 if found and all(b.table is not None and b.table.load != "snapshot" for b in found):
@@ -260,6 +265,20 @@ class Delivery:
         self.counts["skipped"] = sum(len(b.skipped) for b in found)
         self.notes = _reading_notes(grids, found, ignored, self.file)
         return True
+
+    def _template_table(self, key: str, version: int) -> Table:
+        """The ledger a workbook made from one of our templates says it is, or :class:`Unreadable`
+        when it belongs elsewhere or its template is too old to read safely."""
+        table = self.contracts.tables.get(key)
+        if table is None or table.kind != "ledger":
+            raise Unreadable("foreign_template", "这是本中心已停用或未知的模板，请到模板目录下载当前模板重新填写")
+        if self.file.department and table.department["code"] != self.file.department:
+            raise Unreadable("foreign_template", f"这是{table.department['name']}的「{table.title}」模板，"
+                                                 "不是本部门的台账，请放入对应部门的文件夹或改用本部门模板")
+        if template_compatibility(table, version) == "outdated":
+            raise Unreadable("outdated_template", f"「{table.title}」模板版本过旧（第{version}版），列已变化，"
+                                                  f"请下载第{table.template['version']}版模板重新填写")
+        return table
 
     def _lineage(self, rows: pl.DataFrame) -> pl.DataFrame:
         return rows.with_columns(
