@@ -74,6 +74,10 @@ def test_marts_hold_rows_and_warehouse_serves_them(demo_home):
             "SELECT comment FROM duckdb_tables() WHERE schema_name='mart' AND table_name='person'"
         ).fetchone()[0]
         assert comment and contracts.table("mart.person").title in comment
+        # The data directory and the quality loop are published beside the marts.
+        assert con.sql("SELECT count(*) FROM catalog.resource").fetchone()[0] == len(contracts.tables)
+        assert con.sql("SELECT count(*) FROM quality.issue WHERE status = 'open'").fetchone()[0] > 0
+        assert con.sql("SELECT count(*) FROM ops.file_receipt").fetchone()[0] > 0
 
 
 def test_resending_a_file_changes_nothing(demo_home):
