@@ -388,8 +388,8 @@ def test_event_status_open_and_overdue_as_of_build_time(marts):
     assert (e8["status"], e8["is_open"], e8["grid_code"], e8["overdue"], e8["class_name"]) == ("02", True, G2, None, None)
     assert (events["E9"]["status"], events["E9"]["is_open"], events["E9"]["overdue"]) == ("11", True, True)
     assert events["E1"]["overdue"] is None and events["E1"]["community_code"] == C1
-    e10 = events["E10"]  # a problem with a component: classed by the component class, no time limit
-    assert (e10["class_name"], e10["time_limit"], e10["is_open"], e10["overdue"]) == ("上水井盖", None, True, None)
+    e10 = events["E10"]  # a problem with a component: classed, and time-limited, by the component class
+    assert (e10["class_name"], e10["time_limit"], e10["is_open"], e10["overdue"]) == ("上水井盖", 2, True, None)
 
 
 def test_object_latest_inspection_and_open_events(marts):

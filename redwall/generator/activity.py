@@ -13,6 +13,7 @@ from redwall.generator import vocab
 from redwall.generator.addresses import with_variants
 from redwall.generator.world import Dice, World, pick
 from redwall.generator.worktime import HOURS_PER_DAY, WorkClock
+from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
 from schemas import reference
 
 EVENT_SOURCES = {"网格员巡查": 0.55, "居民上报": 0.10, "热线": 0.15, "视频": 0.15, "传感器": 0.05}
@@ -20,7 +21,6 @@ EVENT_WEIGHTS = {("01", "02"): 14, ("01", "04"): 10, ("02", "01"): 14, ("05", "0
                  ("05", "07"): 10, ("01", "03"): 5, ("01", "01"): 3, ("01", "07"): 3, ("03", "01"): 3,
                  ("03", "02"): 2, ("04", "02"): 2, ("04", "04"): 4, ("05", "01"): 8}
 COMPONENT_EVENT_SHARE = 0.3
-COMPONENT_TIME_LIMIT = (2, "working_days")  # component cases (no limit in the event-class table)
 EVENTS_PER_GRID_DAY = 1.6
 PLACE_SUFFIXES = ["", "", "门口", "东侧", "西侧", "北侧约20米", "院内", "对面"]
 CARE_NOTE = {"独居老人": "独居", "高龄": "高龄", "残疾人": "残疾", "低保": "低保"}
@@ -75,9 +75,13 @@ def build_events(world: World, clock: WorkClock, dice: Dice) -> tuple[pl.DataFra
     occurrences = occurrences.join(classes.select("major", "minor", "name", "time_limit", "time_unit"),
                                    left_on=["major_code", "minor_code"], right_on=["major", "minor"], how="left",
                                    maintain_order="left")
+    # a component case's time limit is its component class's
+    component_limits = reference("component_class").select(
+        c_major="major", c_minor="minor", c_limit=pl.col("time_limit").cast(pl.Int64), c_unit="time_unit")
     components = world.components.filter(pl.col("status") == "正常").select(
         "grid_code", "object_id", pl.col("major_code").alias("c_major"), pl.col("minor_code").alias("c_minor"),
-        pl.col("name").alias("c_name"), pl.col("lon").alias("c_lon"), pl.col("lat").alias("c_lat"))
+        pl.col("name").alias("c_name"), pl.col("lon").alias("c_lon"), pl.col("lat").alias("c_lat")).join(
+        component_limits, on=["c_major", "c_minor"], how="left", maintain_order="left")
     occurrences = one_per_row(rng, occurrences, components)
     buildings = world.buildings.select("grid_code", "building_code", "road", "door_no", "building_no",
                                        pl.col("lon").alias("b_lon"), pl.col("lat").alias("b_lat"))
@@ -98,9 +102,8 @@ def build_events(world: World, clock: WorkClock, dice: Dice) -> tuple[pl.DataFra
         minor_code=pl.when(pl.Series(comp)).then("c_minor").otherwise("minor_code"),
         class_name=pl.when(pl.Series(comp)).then("c_name").otherwise("name"),
         object_id=pl.when(pl.Series(comp)).then("object_id"),
-        time_limit=pl.when(pl.Series(comp)).then(pl.lit(COMPONENT_TIME_LIMIT[0])).otherwise(
-            pl.col("time_limit").cast(pl.Int64)),
-        time_unit=pl.when(pl.Series(comp)).then(pl.lit(COMPONENT_TIME_LIMIT[1])).otherwise("time_unit"),
+        time_limit=pl.when(pl.Series(comp)).then("c_limit").otherwise(pl.col("time_limit").cast(pl.Int64)),
+        time_unit=pl.when(pl.Series(comp)).then("c_unit").otherwise("time_unit"),
         description=pl.when(pl.Series(comp)).then(pl.concat_str(["c_name", problem])).otherwise(pl.Series(describe)),
         lon=(pl.when(pl.Series(comp)).then("c_lon").otherwise("b_lon") + pl.Series(rng.normal(0, 0.0002, n))).round(6),
         lat=(pl.when(pl.Series(comp)).then("c_lat").otherwise("b_lat") + pl.Series(rng.normal(0, 0.0002, n))).round(6),
@@ -149,11 +152,14 @@ def _workflow(events: pl.DataFrame, clock: WorkClock, end: np.datetime64,
     verified = working(feedback, rng.uniform(15, 240, n))
     closed = working(verified, rng.uniform(5, 60, n))
     live = ~rejected & ~parked
+    extension_at = working(dispatched, 0.8 * limit)
+    # the event mart's rule: an extension counts when asked for before the feedback
+    granted = extended & (extension_at < feedback)
     steps = [
         ("上报", t0, np.ones(n, bool), "reporter"), ("不予立案", filed, rejected, "centre"),
         ("立案", filed, ~rejected, "centre"), ("派遣", first_dispatch, ~rejected, "centre"),
         ("回退", returned_at, returned, "department"), ("派遣", dispatched, returned, "centre"),
-        ("延期", working(dispatched, 0.8 * limit), extended, "department"),
+        ("延期", extension_at, extended, "department"),
         ("挂账", working(dispatched, 0.5 * limit), parked, "centre"),
         ("处置", handled, live, "department"), ("督办", later(deadline, 30, 120), supervised, "centre"),
         ("反馈", feedback, live, "department"), ("核查", verified, live, "reporter"), ("结案", closed, live, "centre"),
@@ -172,12 +178,11 @@ def _workflow(events: pl.DataFrame, clock: WorkClock, end: np.datetime64,
         rejected=pl.Series(rejected), returned=pl.Series(returned), parked=pl.Series(parked),
         extended=pl.Series(extended), supervised=pl.Series(supervised & (later(deadline, 30, 120) <= end)),
         dispatched_at=ended(dispatched, ~rejected),
-        deadline_at=pl.Series(np.where(rejected, np.datetime64("NaT"), deadline).astype("datetime64[ms]")),
+        deadline_at=pl.Series(np.where(rejected, np.datetime64("NaT"), clock.add(dispatched, limit * (1 + granted)))
+                              .astype("datetime64[ms]")),
         feedback_at=ended(feedback, live), closed_at=ended(closed, live),
-        # On time: handling fed back within the (extended) limit; unknown while still running.
-        on_time=pl.when(pl.Series(~live)).then(None)
-        .when(pl.Series(feedback <= end)).then(pl.Series(feedback <= deadline))
-        .when(pl.Series(deadline < end)).then(False),
+        on_time=pl.when(pl.Series(live)).then(
+            _on_time(dispatched, np.where(feedback <= end, feedback, np.datetime64("NaT")), limit * (1 + granted), end)),
         last_status=last["status"],  # every event has at least its 上报 step
     )
     events = events.with_columns(
@@ -190,6 +195,25 @@ def _workflow(events: pl.DataFrame, clock: WorkClock, end: np.datetime64,
         .otherwise(pl.lit(vocab.CENTRE)),
     )
     return events, steps_frame
+
+
+def _on_time(dispatched: np.ndarray, feedback: np.ndarray, allowed_minutes: np.ndarray, end: np.datetime64) -> pl.Series:
+    """The event mart's rule (redwall/marts/event.py), to the second: fed back within the allowed
+    working time from the (last) dispatch; false once more than that has passed by ``end`` without
+    a feedback (NaT); null while still running."""
+    def moment(t):
+        return pl.Series(np.asarray(t).astype("datetime64[ms]")).cast(pl.Datetime("us")).dt.replace_time_zone(TIME_ZONE)
+
+    moments = pl.DataFrame({"dispatched": moment(dispatched), "feedback": moment(feedback),
+                            "end": moment(np.full(len(dispatched), end)), "allowed": allowed_minutes * 60})
+    last = end.astype("datetime64[D]").astype(dt.date)  # later dispatches get no clock: nothing to judge yet
+    first = min(moments["dispatched"].dt.date().min(), last)
+    clocked = with_working_clocks(moments.with_row_index(), ["dispatched", "feedback", "end"], working_days(first, last))
+    return clocked.sort("index").select(
+        pl.when(pl.col("feedback").is_not_null())
+        .then(pl.col("feedback_clock") - pl.col("dispatched_clock") <= pl.col("allowed"))
+        .when(pl.col("end_clock") - pl.col("dispatched_clock") > pl.col("allowed")).then(False)
+    ).to_series()
 
 
 def build_visits(world: World, dice: Dice) -> pl.DataFrame:

@@ -1,5 +1,5 @@
-"""The curated marts: person (人), place (地), event (事), object (物), organisation, grid and care
-visits, declared in ``schemas/marts/``.
+"""The curated marts: person (人), place (地) and the addresses that resolve to none, event (事),
+object (物), organisation, grid and care visits, declared in ``schemas/marts/``.
 
 :func:`compute_marts` is pure polars, silver frames in, mart frames out; :func:`build_marts` reads
 silver from the lake, checks every mart against its contract, and only then writes each one as a
@@ -24,7 +24,7 @@ from redwall.marts.person import (
     build_person, build_person_history, build_person_link, documented, person_records, person_status, place_records,
     resolve,
 )
-from redwall.marts.place import build_place
+from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
 from redwall.worktime import TIME_ZONE
 from schemas import load_contracts
@@ -43,7 +43,8 @@ def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime) -> dict[s
     moment ages, open-event deadlines and overdue visits are judged at."""
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
     grids, buildings, houses = (current(silver[f"district.{name}"]) for name in ("grid", "building", "house"))
-    linked = resolve(place_records(person_records(silver, today), buildings, houses))
+    placed = place_records(person_records(silver, today), buildings, houses)
+    linked = resolve(placed)
     resolved = documented(linked)
     statuses = person_status(resolved)
     persons = build_person(resolved, statuses, grids, today)
@@ -53,6 +54,8 @@ def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime) -> dict[s
         "person": persons,
         "person_history": build_person_history(resolved, statuses),
         "place": build_place(buildings, houses, grids, persons),
+        "address_issue": build_address_issue(placed, current(silver["district.organization"]),
+                                             silver["grid_app.event"], buildings, houses, grids),
         "event": events,
         "object": build_object(current(silver["district.component"]), silver["grid_app.inspection"], events,
                                grids, today),

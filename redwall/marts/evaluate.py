@@ -1,13 +1,20 @@
-"""Person resolution measured on the generator's ground truth, and the model trained on it.
+"""Person resolution and address matching measured on the generator's ground truth, and the
+person model trained on it.
 
-    python -m redwall.marts.evaluate HOME          # pairwise precision and recall
-    python -m redwall.marts.evaluate HOME --train  # refit person_model.json first
+    python -m redwall.marts.evaluate HOME            # pairwise precision and recall
+    python -m redwall.marts.evaluate HOME --train    # refit person_model.json first
+    python -m redwall.marts.evaluate HOME --addresses  # address match rates
 
 A record's true person comes from ``truth/records.parquet`` for the records without an ID (a
 visit's record id and item) and from ``truth/persons.parquet`` by document for the others.
 Precision and recall are pairwise: of the record pairs put in one person, the share that are
 one person; of the pairs that are one person, the share put together. They are given over all
 records and over the pairs the model decides (at least one record without an ID).
+
+Address matching is measured on ``truth/addresses.parquet`` (every delivered address text with the
+place it means): the share of texts resolved to the right place at the level written (house or
+building), to the right building only (a house-level text whose house stays unknown), to a wrong
+place, or to none.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import polars as pl
 
 from redwall.home import Home
 from redwall.marts import INPUTS
+from redwall.marts.address import resolve_addresses
 from redwall.marts.person import COMPARED, PASSPORT, identify, person_records, place_records, resolve
 from redwall.marts.resolution import features, train
 from redwall.marts.tables import current, read_silver
@@ -84,6 +92,41 @@ def measure(home: Home) -> dict[str, float | int]:
     return {**figures, "seconds": round(time.perf_counter() - started, 1)}
 
 
+ADDRESS_OUTCOMES = ("right", "building_only", "wrong", "unmatched")
+LEVELS = ("house", "building")
+
+
+def address_outcomes(truth: pl.DataFrame, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
+    """``truth`` (address, level, house_code, building_code) with the ``outcome`` of resolving each
+    text. A house-level text is judged by its house: the truth's building of a relocated person's
+    old address is their new one."""
+    found = resolve_addresses(truth["address"], buildings, houses).select(
+        "address", found_building="building_code", found_house="house_code")
+    house_found = (pl.col("level") == "house") & pl.col("found_house").is_not_null()
+    return truth.join(found, on="address", how="left").with_columns(
+        outcome=pl.when(house_found).then(
+            pl.when(pl.col("found_house") == pl.col("house_code")).then(pl.lit("right")).otherwise(pl.lit("wrong")))
+        .when(pl.col("found_building").is_null()).then(pl.lit("unmatched"))
+        .when(pl.col("found_building") != pl.col("building_code")).then(pl.lit("wrong"))
+        .when(pl.col("level") == "building").then(pl.lit("right"))
+        .otherwise(pl.lit("building_only")))
+
+
+def measure_addresses(home: Home) -> dict[str, float | int]:
+    """Shares of the home's delivered address texts by outcome (:func:`address_outcomes`), over all
+    texts and per level (figures only, no values)."""
+    silver = read_silver(home, ("district.building", "district.house"))
+    started = time.perf_counter()
+    outcomes = address_outcomes(pl.read_parquet(home.truth / "addresses.parquet"),
+                                *(current(silver[f"district.{name}"]) for name in ("building", "house")))
+    figures: dict[str, float | int] = {"seconds": round(time.perf_counter() - started, 2)}
+    for level, texts in (("all", outcomes), *((lv, outcomes.filter(pl.col("level") == lv)) for lv in LEVELS)):
+        figures[f"{level}_texts"] = texts.height
+        for outcome in ADDRESS_OUTCOMES:
+            figures[f"{level}_{outcome}"] = round((texts["outcome"] == outcome).mean() or 0.0, 4)
+    return figures
+
+
 def train_on(home: Home) -> None:
     """Refit ``person_model.json`` on the home's records: the identified ones once per person and
     distinct attributes, and every record without an ID."""
@@ -95,8 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("home")
     parser.add_argument("--train", action="store_true")
+    parser.add_argument("--addresses", action="store_true")
     args = parser.parse_args()
     home = Home.at(args.home)
+    if args.addresses:
+        print(json.dumps(measure_addresses(home)))
+        return
     if args.train:
         train_on(home)
     print(json.dumps(measure(home)))

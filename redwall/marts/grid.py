@@ -22,7 +22,7 @@ def build_grid(grids: pl.DataFrame, persons: pl.DataFrame, events: pl.DataFrame)
         events_open=pl.col("is_open").sum(),
         events_overdue=pl.col("overdue").sum(),
         events_closed=(pl.col("status") == CLOSED).sum(),
-        events_closed_on_time=pl.col("on_time").sum(),
+        events_closed_on_time=((pl.col("status") == CLOSED) & pl.col("on_time")).sum(),
     )
     counts = [*RESIDENT_COUNTS, *CARE_COUNTS, *EVENT_COUNTS]
     return (

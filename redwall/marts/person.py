@@ -76,13 +76,17 @@ def _citizen_id(col: pl.Expr) -> pl.Expr:
     return pl.when(citizen_id_check_expr(col) & id_birth_date_expr(col).is_not_null()).then(col)
 
 
+def record_key(source: str) -> pl.Expr:
+    """A record's key in its source table: the contract key, as text."""
+    return pl.concat_str([pl.col(k).cast(pl.String) for k in load_contracts().table(source).keys], separator="|")
+
+
 def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
     """One source's records in the common shape (absent columns are added null by the union),
-    each with its ``record_key``: the source table's contract key, as text."""
-    keys = load_contracts().table(source).keys
+    each with its :func:`record_key`."""
     return frame.select(
-        source=pl.lit(source), priority=pl.lit(PRIORITY[source.split(".")[0]]),
-        record_key=pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="|"), **columns,
+        source=pl.lit(source), priority=pl.lit(PRIORITY[source.split(".")[0]]), record_key=record_key(source),
+        **columns,
     )
 
 
@@ -170,7 +174,8 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
 
 
 def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
-    """Records with the house, building, grid and community their address (or visit) resolves to."""
+    """Records with the house, building, grid and community their address (or visit) resolves to,
+    and the ``address_issue`` where their address does not resolve (:func:`locate`)."""
     return (
         locate(records, "residence_address", buildings, houses)
         .with_columns(house_code=pl.coalesce("house_code", "visit_house_code"))
