@@ -56,6 +56,7 @@ elif stage == "dagster":
     import os
     os.environ["REDWALL_HOME"] = sys.argv[1]
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    home.mark_demo()  # generated data: the demo pseudonym key may publish it
     from redwall.cli import build
     build(home)
 facts["seconds"] = time.perf_counter() - started
