@@ -65,7 +65,10 @@ def build(home: Home) -> "dg.ExecuteInProcessResult":  # noqa: F821
     from pipelines.definitions import defs
 
     with dg.DagsterInstance.get() as instance:
-        return defs.resolve_job_def("build_all").execute_in_process(instance=instance, raise_on_error=True)
+        # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        return defs.resolve_job_def("build_all").execute_in_process(
+            run_config=quiet, instance=instance, raise_on_error=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

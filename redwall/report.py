@@ -29,8 +29,12 @@ def print_summary(home: Home, seconds: float) -> None:
         print(f"  mart.{t.name:<14}{rows:>10,}  {t.title}")
     print(f"""
 where to look next:
-  warehouse   duckdb -readonly {home.warehouse}   (or python: duckdb.connect(path, read_only=True))
-              e.g. SELECT community_name, count(*) FROM mart.person GROUP BY 1;
+  warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref)
+              e.g. residents per community:
+              python -c "import duckdb; print(duckdb.connect('{home.warehouse}', read_only=True).sql('SELECT community_name, sum(residents) FROM mart.grid GROUP BY 1'))"
+  notebook    REDWALL_HOME={home.root} python notebooks/grid_overview.py
+  templates   {home.published / 'templates'}   catalogue {home.published / 'catalog'}
+  outbox      {home.outbox}  (rectification lists per grid and department, ledger error workbooks)
   receipts    {home.root / 'archive'}/<source>/*回执*  and ops.file_receipt in the warehouse
   rejected    {home.root / 'rejected'}
   Dagster UI  redwall --home {home.root} ui   → http://localhost:3000
