@@ -40,6 +40,9 @@ class IngestConfig(dg.Config):
 # Check names are constants: the graph snapshot and the UI refer to them.
 KEYS_UNIQUE = "current_keys_unique"
 RECEIPTS_BALANCE = "receipts_balance"
+FEED_LAYOUT_INTACT = "feed_layout_intact"
+# Refusals that mean the source changed its layout (a column vanished or was renamed), not a bad row.
+LAYOUT_REFUSALS = ("required_column_missing", "header_unrecognised")
 
 
 def _keys_unique(home, table) -> dg.AssetCheckResult:
@@ -68,12 +71,25 @@ def _receipts_balance(receipts, asset_key) -> dg.AssetCheckResult:
     )
 
 
+def _layout_intact(receipts, asset_key) -> dg.AssetCheckResult:
+    """A feed whose required column vanished is a broken feed: block publishing until it is fixed."""
+    broken = [r for r in receipts if r.refusal in LAYOUT_REFUSALS]
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=FEED_LAYOUT_INTACT, passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"files": len(receipts), "files_with_changed_layout": len(broken),
+                  "refusals": dg.MetadataValue.json(dict(Counter(r.refusal for r in broken)))},
+    )
+
+
 def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     tables = contracts.source_tables(source)
     # The receipt check hangs on the source's first bronze table: receipts are per file, not per table.
     receipts_key = keys.bronze(tables[0])
     check_specs = [dg.AssetCheckSpec(RECEIPTS_BALANCE, asset=receipts_key,
-                                     description="每个文件：读入行数 = 接收行数 + 拒收行数")]
+                                     description="每个文件：读入行数 = 接收行数 + 拒收行数"),
+                   dg.AssetCheckSpec(FEED_LAYOUT_INTACT, asset=receipts_key, blocking=True,
+                                     description="本次没有因必填列缺失或表头无法识别而整体拒收的文件（数据源格式变化）")]
     check_specs += [
         dg.AssetCheckSpec(KEYS_UNIQUE, asset=keys.silver(t), blocking=True,
                           description=f"现行记录按业务主键（{', '.join(t.keys)}）唯一")
@@ -129,6 +145,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             )
             yield _keys_unique(home, t)
         yield _receipts_balance(receipts, receipts_key)
+        yield _layout_intact(receipts, receipts_key)
 
     return _ingest
 

@@ -98,3 +98,17 @@ def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatc
     assert receipts.height == len(request.run_config["ops"]["ingest_police"]["config"]["files"]) == 2
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
+
+
+def test_a_feed_that_lost_a_required_column_blocks_publishing(home, monkeypatch):
+    from pipelines.definitions import defs
+
+    monkeypatch.setenv("REDWALL_HOME", str(home.root))
+    drop(home, "实有人口_20261120.csv", "姓名,性别\n张三,男\n".encode("gb18030"))  # 公民身份号码 vanished
+    result = defs.resolve_job_def("ingest_police_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "feed_layout_intact"]
+    assert not check.passed and check.metadata["files_with_changed_layout"].value == 1
+    # Blocking: the marts and the warehouse downstream do not run on a broken feed.
+    ingest = next(a for a in defs.assets if getattr(a, "node_def", None) and a.node_def.name == "ingest_police")
+    assert next(c for c in ingest.check_specs if c.name == "feed_layout_intact").blocking
