@@ -1043,3 +1043,60 @@ def test_compaction_keeps_hourly_tables_small_and_whole(home):
     table = lake.open_table(home, "silver", "grid_app_event")
     assert len(table.file_uris()) < 32 and lake.read(home, "silver", "grid_app_event").height == 34
     assert lake.read(home, "ops", "file_receipt").height == 34
+
+
+# -- per-community snapshots: ledgers of different communities share a batch ------------------------
+def elder(name: str, ident: str, community: str, phone: str | None = None) -> list:
+    return [name, ident, community, "西城区府右街12号", phone, "独居", None, None, "2024-05-03", "李红", None]
+
+
+def test_community_ledgers_in_a_batch_load_as_one_by_one(home, tmp_path):
+    """Ledgers of several communities, one community twice, a person moving between communities, a
+    refused row and a stale ledger: batched, they leave what one by one leaves."""
+    alone = Home.at(tmp_path / "alone").ensure()
+    M, N = cid("19360606", "062"), cid("19370707", "073")
+    deliver([home, alone], "ledgers", {
+        "府右街南_20240420.xlsx": elderly_ledger([elder("张秀英", E1, "府右街南社区"), elder("刘桂兰", E2, "府右街南")]),
+        "西交民巷_20240420.xlsx": elderly_ledger([elder("陈淑珍", E3, "西交民巷社区"), elder("马秀兰", M, "西交民巷社区")]),
+        "钟声_20240425.xlsx": elderly_ledger([elder("周大爷", N, "钟声社区")]),
+    }, department="civil_affairs")
+    for h in (home, alone):
+        process_source(h, "ledgers")
+    deliver([home, alone], "ledgers", {
+        "钟声_20240424.xlsx": elderly_ledger([elder("周大爷", N, "钟声社区", "66012345")]),  # older than loaded
+        "府右街南_20240501.xlsx": elderly_ledger([elder("张秀英", E1, "府右街南社区")]),  # 刘桂兰 gone
+        "西交民巷_20240501.xlsx": elderly_ledger([elder("陈淑珍", E3, "西交民巷社区"), elder("无证", None, "西交民巷")]),
+        "钟声_20240502.xlsx": elderly_ledger([elder("周大爷", N, "钟声社区"), elder("马秀兰", M, "钟声社区")]),  # moved
+        "府右街南_20240508.xlsx": elderly_ledger([elder("张秀英", E1, "府右街南社区", "13812345678"),
+                                                 elder("刘桂兰", E2, "府右街南社区")]),  # the same community again
+        "府右街南_20240508(更正).xlsx": elderly_ledger([elder("张秀英", E1, "府右街南社区", "13812345679")]),
+    }, department="civil_affairs")
+    versions = {name: lake.open_table(home, layer, name).version()
+                for layer, name in (("silver", "ledgers_elderly_alone"), ("ops", "file_registry"))}
+    by_batch = process_files(home, "ledgers", [f.path for f in inbox_files(home, "ledgers")])
+    by_file = one_by_one(alone, "ledgers")
+    for receipt in by_batch:
+        balanced(home, receipt)
+    same_result(home, alone, "ledgers", by_batch, by_file)
+    assert "早于已加载" in by_batch[0].reasons_zh
+    # groups: 钟声 (stale) 府右街南 西交民巷 | 钟声 (马秀兰 was 西交民巷's) 府右街南 | 府右街南 (更正)
+    assert lake.open_table(home, "silver", "ledgers_elderly_alone").version() == versions["ledgers_elderly_alone"] + 3
+    assert lake.open_table(home, "ops", "file_registry").version() == versions["file_registry"] + 3
+    rows = silver(home, "ledgers_elderly_alone").filter(pl.col("id_number") == M).sort("_valid_from")
+    assert rows.select("community", "_valid_from", "_valid_to").rows() == [
+        ("西交民巷社区", dt.date(2024, 4, 20), dt.date(2024, 5, 1)), ("钟声社区", dt.date(2024, 5, 2), None)]
+    current = silver(home, "ledgers_elderly_alone", current=True)
+    same(sorted(current["id_number"]), sorted([E1, E3, M, N]), "current")  # the correction omits 刘桂兰
+
+
+def test_community_ledgers_cost_one_commit_per_table(home):
+    communities = ["府右街南", "西交民巷", "钟声", "北新华街", "六部口"]
+    deliver([home], "ledgers", {
+        f"{c}_20240501.xlsx": elderly_ledger([elder("某", cid("19400101", f"{i:03d}"), f"{c}社区")])
+        for i, c in enumerate(communities)}, department="civil_affairs")
+    for receipt in process_source(home, "ledgers"):
+        assert balanced(home, receipt).status == "accepted"
+    for layer, name in (("bronze", "ledgers_elderly_alone"), ("silver", "ledgers_elderly_alone"),
+                        ("ops", "file_receipt"), ("ops", "file_registry")):
+        assert lake.open_table(home, layer, name).version() == 0, name  # five ledgers, one commit
+    assert silver(home, "ledgers_elderly_alone", current=True).height == 5

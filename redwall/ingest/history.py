@@ -139,19 +139,57 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     closing = current.join(successor, on=keys, how="inner", nulls_equal=True).with_columns(
         pl.col("_until").alias("_valid_to"))
     outcomes = [collapsed, seen.select(FILE, "outcome")]
-    gone = current.clear()
-    if table.load == "snapshot":  # the keys absent from the delivery close on its date
-        ((delivery, as_of),) = deliveries.items()
-        gone = current.join(latest.select(keys), on=keys, how="anti", nulls_equal=True)
-        if columns := _scope_columns(table):  # a community's ledger closes only its own community's rows
-            gone = gone.filter(_scope_key(columns).is_in(scope(table, latest)))
-        gone = gone.with_columns(pl.lit(as_of).alias("_valid_to"))
-        outcomes.append(gone.with_columns(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome"))
-                        .select(FILE, "outcome"))  # counted for the snapshot; the rows keep their lineage
-    closing = pl.concat([closing.select(schema), gone.select(schema)])
+    gone = [current.clear()]
+    if table.load == "snapshot":  # the keys absent from each delivery close on its date
+        columns = _scope_columns(table)
+        assert columns or len(deliveries) == 1, "whole-table snapshots are applied one at a time"
+        for delivery, as_of in deliveries.items():
+            own = latest.filter(pl.col(FILE) == delivery)
+            absent = current.join(own.select(keys), on=keys, how="anti", nulls_equal=True)
+            if columns:  # a community's ledger closes only its own community's rows
+                absent = absent.filter(_scope_key(columns).is_in(scope(table, own)))
+            gone.append(absent.with_columns(pl.lit(as_of).alias("_valid_to")))
+            outcomes.append(absent.select(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome")))
+            # counted for the snapshot; the rows keep their lineage
+    closing = pl.concat([closing.select(schema), *(g.select(schema) for g in gone)])
     _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"],
            in_place=closing.height > 0 or versions.filter(since == day).height > 0)
     return _tally(deliveries, pl.concat(outcomes))
+
+
+def disjoint_prefix(table: Table, parts: list[pl.DataFrame], current: pl.DataFrame) -> int:
+    """How many of the leading snapshot deliveries (each one's accepted rows, oldest first) can be
+    applied together on top of ``current`` with the result of one after another: at least one.
+
+    They can when they are the truth for different communities and no business key concerns two of
+    them, a key concerning a delivery when its rows name it or its community's current rows hold it
+    (a person moving between two communities is applied in date order). A whole-table snapshot, or
+    a second delivery for a community, starts the next group."""
+    columns = _scope_columns(table)
+    if not columns:
+        return 1
+    keys = list(table.keys)
+    held = current.select(*keys, _scope_key(columns).alias("_scope"))
+    communities: set[str] = set()
+    touched = held.clear().select(keys)
+    for n, rows in enumerate(parts):
+        parts_scope = set(scope(table, rows))
+        mine = pl.concat([rows.select(keys), held.filter(pl.col("_scope").is_in(list(parts_scope))).select(keys)])
+        if n and (parts_scope & communities or mine.join(touched, on=keys, how="semi", nulls_equal=True).height):
+            return n
+        communities |= parts_scope
+        touched = pl.concat([touched, mine.unique()])
+    return len(parts)
+
+
+def per_community(table: Table) -> bool:
+    """Whether the table is a snapshot kept per community (see :func:`scope`)."""
+    return bool(_scope_columns(table))
+
+
+def current_versions(home: Home, table: Table) -> pl.DataFrame:
+    """Every current version of a table: what a snapshot is compared with."""
+    return _current(home, table, None)
 
 
 def _same_key(keys: list[str], offset: int) -> pl.Expr:

@@ -4,6 +4,9 @@ Each file is read and answered on its own, but the files of a batch are loaded t
 commit per table and per ops table for the whole batch, so a run costs in proportion to its rows,
 not to its files (the grid app delivers a small file every hour). A file feeding a snapshot table
 is a batch of its own: each snapshot is the truth on its date and is applied alone, in date order.
+Except consecutive snapshots of one table kept per community (a ledger per community): those of
+different communities, touching different people, are applied together, with the result of one
+after another; a community's second snapshot starts the next batch.
 
 The order of writes makes a run killed at any point safe to repeat:
 
@@ -93,6 +96,7 @@ def process_files(home: Home, source: str, paths: Iterable[str | Path],
     known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
     taken: list[Delivery] = []
     batch: list[Delivery] = []
+    batch_kind: object = "batch"
     for file in files:
         delivery = Delivery(home, file, contracts)
         taken.append(delivery)
@@ -108,17 +112,31 @@ def process_files(home: Home, source: str, paths: Iterable[str | Path],
         elif delivery.read():  # its rows will load: a later copy in this run is a duplicate
             known[file.sha256] = {"receipt_id": delivery.receipt_id, "loaded_at": delivery.received_at,
                                   "file_name": file.name}
-        if delivery.snapshot:  # applied alone, after what came before it
+        kind = _kind(contracts, delivery)
+        if kind is not None and kind != batch_kind:  # after what came before it
             _load(home, contracts, batch)
-            _load(home, contracts, [delivery])
-            batch = []
-            continue
+            batch, batch_kind = [], kind
         batch.append(delivery)
         if len(batch) == BATCH_FILES or sum(d.counts["read"] for d in batch) >= BATCH_ROWS:
             _load(home, contracts, batch)
             batch = []
     _load(home, contracts, batch)
     return [d.receipt for d in taken]
+
+
+def _kind(contracts: Contracts, delivery: Delivery) -> object:
+    """Which deliveries a delivery may share a batch with: ``None`` (answered, nothing to load: any),
+    ``"batch"`` (no snapshot: each other), the table of a per-community snapshot (snapshots of that
+    table alone, applied in groups of different communities by :func:`_load`), or itself (any
+    other snapshot: applied alone)."""
+    if delivery.receipt is not None:
+        return None
+    if not delivery.snapshot:
+        return "batch"
+    (key, *more) = delivery.bronze
+    if not more and key in contracts.tables and history.per_community(contracts.table(key)):
+        return key
+    return delivery
 
 
 def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
@@ -132,7 +150,26 @@ def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
 
 
 def _load(home: Home, contracts: Contracts, batch: list[Delivery]) -> None:
-    """Load a batch in the order of writes of the module docstring, then file its files away."""
+    """Load a batch in the order of writes of the module docstring, then file its files away. A
+    batch of per-community snapshots of one table loads as consecutive groups that can be applied
+    together (:func:`history.disjoint_prefix`), each group a batch of its own: its silver commit
+    precedes its registry entry, and a second snapshot of a community follows the first's."""
+    loading = [d for d in batch if d.receipt is None]
+    keys = {key for d in loading for key in d.bronze}
+    if len(loading) < 2 or len(keys) != 1 or not history.per_community(table := contracts.table(keys.pop())):
+        _load_batch(home, contracts, batch)
+        return
+    answered = [d for d in batch if d.receipt is not None]
+    for delivery in loading:  # judged once, before anything is written: a group depends on what it holds
+        delivery.judged[table.key] = _judge(table, [delivery])
+    while loading:
+        accepted = [d.judged[table.key].rows.filter(~pl.col("_rejected")) for d in loading]
+        n = history.disjoint_prefix(table, accepted, history.current_versions(home, table))
+        _load_batch(home, contracts, answered + loading[:n])
+        answered, loading = [], loading[n:]
+
+
+def _load_batch(home: Home, contracts: Contracts, batch: list[Delivery]) -> None:
     if not batch:
         return
     loading = [d for d in batch if d.receipt is None]
@@ -155,6 +192,7 @@ def _load(home: Home, contracts: Contracts, batch: list[Delivery]) -> None:
     for delivery in batch:
         delivery.file_away()
         delivery.bronze.clear()  # loaded: a run holds only its receipts, not every batch's rows
+        delivery.judged.clear()
 
 
 def _bronze_name(key: str) -> str:
@@ -168,33 +206,46 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery]) -> None:
         pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned"))).iter_rows())
     problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
     accepted = judged.rows.filter(~pl.col("_rejected"))
-    latest, stale = None, False
-    if table.load == "snapshot" and not accepted.is_empty():
-        (delivery,) = deliveries
-        scope = history.scope(table, accepted)
-        delivery.scopes += [f"{table.key}|{part}" for part in scope]
-        latest = receipts.latest_as_of(home, table.key, scope)
-        stale = latest is not None and latest > delivery.file.as_of
-    if table.load == "snapshot" and accepted.is_empty():
-        # Every row refused: applied, this snapshot would close every current record (deregister a
-        # whole register). It stays in bronze with its rejections; silver keeps the last good one.
-        changes = {deliveries[0].file.sha256: history.Change()}
-        stale = None
+    stale: dict[str, bool | None] = {}  # per snapshot delivery, with the newest date already applied
+    latest: dict[str, dt.date | None] = {}
+    if table.load == "snapshot":  # several only when of different communities (see _load)
+        changes, live = {}, {}
+        for delivery in deliveries:
+            sha, as_of = delivery.file.sha256, delivery.file.as_of
+            own = accepted.filter(pl.col("_file_hash") == sha)
+            if own.is_empty():
+                # Every row refused: applied, this snapshot would close every current record (deregister
+                # a whole register). It stays in bronze with its rejections; silver keeps the last good one.
+                changes[sha], stale[sha] = history.Change(), None
+                continue
+            scope = history.scope(table, own)
+            delivery.scopes += [f"{table.key}|{part}" for part in scope]
+            latest[sha] = receipts.latest_as_of(home, table.key, scope)
+            stale[sha] = latest[sha] is not None and latest[sha] > as_of
+            if stale[sha]:
+                changes |= history.apply(home, table, own, {sha: as_of}, stale=True)
+            else:
+                live[sha] = as_of
+        if live:
+            changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live)
     else:
-        changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries},
-                                stale=stale)
+        changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries})
     for delivery in deliveries:
-        change = changes[delivery.file.sha256]
+        sha = delivery.file.sha256
+        change = changes[sha]
         delivery.counts.update(flags.get(delivery.file.sha256, {}))
         delivery.counts["deduplicated"] += change.collapsed + (change.unchanged if table.load == "append" else 0)
         if (found := problems.get((delivery.file.sha256,))) is not None:
             delivery.problems.append(found)
-        delivery.changes[table.key] = _change_note(table, change, stale, latest)
+        delivery.changes[table.key] = _change_note(table, change, stale.get(sha, False), latest.get(sha))
 
 
 def _judge(table: Table, deliveries: list[Delivery]) -> Judged:
     """One :func:`judge` per way the deliveries name rows and columns (a call costs more than a
     row), its rows back in delivery order."""
+    if all(table.key in d.judged for d in deliveries):
+        judged = [d.judged[table.key] for d in deliveries]
+        return Judged(pl.concat([j.rows for j in judged], how="diagonal"), pl.concat([j.issues for j in judged]))
     ways: dict[tuple, list[Delivery]] = {}
     for delivery in deliveries:
         labels = column_labels(table, delivery.labels[table.key])
@@ -222,6 +273,7 @@ class Delivery:
         self.bronze: dict[str, pl.DataFrame] = {}  # table key → its rows as bronze keeps them
         self.labels: dict[str, dict[str, str]] = {}  # table key → column → header as written
         self.place = ""  # how a sender finds a row, for messages
+        self.judged: dict[str, Judged] = {}  # table key → its rows judged ahead of the batch (see _load)
         self.snapshot = False  # feeds a snapshot table
         self.counts: Counter = Counter()
         self.problems: list[pl.DataFrame] = []  # ISSUE_SCHEMA and table, per table
