@@ -13,6 +13,7 @@ import polars as pl
 
 from assets import keys
 from pipelines.resources import RedwallHome
+from quality.docs import docs_index
 from quality.loop import ISSUES, LAYER, METRICS, OPEN, Waiver, loop_metrics, markdown, run_loop
 from quality.outbox import write_outbox
 from redwall import lake
@@ -81,6 +82,7 @@ def quality_assets() -> list:
             "by_rule_and_status": dg.MetadataValue.json(
                 {f"{r}/{s}": n for r, s, n in counts.iter_rows()}),
             "waivers_applied": len(config.waivers), "outbox_files": dg.MetadataValue.json(files),
+            "data_docs": dg.MetadataValue.path(str(docs_index(home))),
         })
         yield _police_snapshots(home)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from quality.docs import build_data_docs
 from quality.rules import CROSS_RULES, cross_checks
 from quality.suites import RULES_ZH, suite_tables, validate
 from redwall import lake
@@ -166,9 +167,10 @@ def current_silver(home: Home, table: Table) -> pl.DataFrame:
                                                            "_row_number": pl.Int64, "_loaded_at": UTC})
 
 
-def silver_findings(home: Home) -> tuple[pl.DataFrame, pl.DataFrame]:
+def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Suite and cross-source findings on current silver, and every record they judged
-    (``origin, table, record_key``): a judged record without a finding passed."""
+    (``origin, table, record_key``): a judged record without a finding passed. With ``keep``, the
+    summarised suite validations are appended to it (for the data docs)."""
     contracts = load_contracts()
     current = {t.key: current_silver(home, t) for t in suite_tables()}
     params = parameters(current["district.grid"])
@@ -177,7 +179,7 @@ def silver_findings(home: Home) -> tuple[pl.DataFrame, pl.DataFrame]:
         rows = current[table.key]
         if not rows.height:
             continue
-        failing = validate(table, rows.select(table.schema().keys()), params)
+        failing = validate(table, rows.select(table.schema().keys()), params, keep)
         found.append(_silver_findings(table, rows, failing, SUITE, _label_text(table)))
         judged.append(_judged(table, rows, SUITE))
     for rule, rows in cross_checks(current).items():
@@ -230,9 +232,12 @@ def issue_id(frame: pl.DataFrame) -> pl.Series:
 
 
 def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = None) -> pl.DataFrame:
-    """Detect, route, re-check, close and waive; writes ``quality/issue`` and returns it."""
+    """Detect, route, re-check, close and waive; writes ``quality/issue`` and returns it. Also
+    rebuilds the Great Expectations data docs of this run's suite validations
+    (``published/quality/data_docs/index.html``, :mod:`quality.docs`)."""
     now = now or dt.datetime.now(dt.UTC)
-    found, judged = silver_findings(home)
+    validations = []
+    found, judged = silver_findings(home, validations)
     findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
     findings = findings.with_columns(issue_id(findings)).sort("last_seen")
     # one issue per id: the latest evidence describes it, the earliest says since when
@@ -246,6 +251,7 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
     issues = _close_silver(issues, seen, judged, now)
     issues = _waive(issues, waivers, now).select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA).sort("issue_id")
     lake.write(home, LAYER, ISSUES, issues)
+    build_data_docs(home, validations)
     return issues
 
 

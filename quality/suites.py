@@ -63,7 +63,9 @@ def _citizen_condition(table: Table) -> dict:
     for column in table.all_columns:
         if column.codes in CITIZEN_DOCUMENTS:
             codes = list(CITIZEN_DOCUMENTS[column.codes])
-            return {"row_condition": f"{column.name} in {codes}", "condition_parser": "pandas"}
+            # GE 1.x Condition, as JSON: ``Column(name).is_in(codes).dict()`` (no string condition_parser)
+            return {"row_condition": {"type": "comparison", "column": {"name": column.name}, "operator": "IN",
+                                      "parameter": codes}}
     return {}
 
 
@@ -151,10 +153,13 @@ def load_suite(table: Table) -> dict:
 FAILURE_SCHEMA = {"index": pl.Int64, "rule": pl.String, "column": pl.String, "severity": pl.String}
 
 
-def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]]) -> pl.DataFrame:
+def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]],
+             keep: list | None = None) -> pl.DataFrame:
     """Run the table's committed suite on ``frame`` (its current rows) in one Great Expectations batch;
     returns one row per failing row and expectation: its position in ``frame``, rule, column, severity.
-    An expectation that errors (not fails) raises: a broken suite must not pass silently."""
+    An expectation that errors (not fails) raises: a broken suite must not pass silently.
+    With ``keep``, appends ``(suite, result summarised to counts)`` for the data docs
+    (:mod:`quality.docs`): the same validation, its value lists dropped."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -180,4 +185,8 @@ def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]]
         meta = r.expectation_config.meta
         for index in r.result.get("unexpected_index_list") or []:
             failures.append((int(index), meta["rule"], meta["column"], meta["severity"]))  # numpy → int
+    if keep is not None:
+        from quality.docs import summarise
+
+        keep.append((suite, summarise(result)))
     return pl.DataFrame(failures, schema=FAILURE_SCHEMA, orient="row")

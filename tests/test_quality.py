@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 from openpyxl import Workbook
 
+import quality.docs
+from quality.docs import build_data_docs, docs_index
 from quality.loop import Waiver, loop_metrics, run_loop
 from quality.outbox import write_outbox
 from quality.suites import render, suite_path, suite_tables, validate
@@ -28,18 +30,44 @@ def test_committed_suites_match_the_contracts():
             f"{suite_path(table).name} drifted from its contract: run quality.suites.write_suites()"
 
 
-def test_custom_expectations_catch_bad_ids_birth_dates_and_unknown_grids():
-    table = load_contracts().table("police.population")
-    good = "11010219900307123X"
-    rows = pl.DataFrame({c: [None] * 4 for c in table.schema()}, schema=table.schema()).with_columns(
-        id_number=pl.Series([good, good[:-1] + "1", "110102199003081231", "E12345678"]),
+GOOD_ID = "11010219900307123X"
+PLANTED = (GOOD_ID[:-1] + "1", "110102199003081231", "13912345678")  # bad checksum, wrong birth date, phone
+
+
+def _planted(table):
+    return pl.DataFrame({c: [None] * 4 for c in table.schema()}, schema=table.schema()).with_columns(
+        id_number=pl.Series([GOOD_ID, PLANTED[0], PLANTED[1], "E12345678"]),
         birth_date=pl.Series([dt.date(1990, 3, 7), dt.date(1990, 3, 7), dt.date(1990, 3, 7), None]),
         person_type=pl.Series(["1", "1", "1", "3"]), name=pl.lit("x"), sex=pl.lit("1"),
-        residence_address=pl.lit("x"), registered_on=pl.lit(dt.date(2020, 1, 1)), phone=pl.Series(["12", None, None, None]))
-    failing = validate(table, rows, {"grid_codes": [], "community_codes": [], "community_names": []})
+        residence_address=pl.lit("x"), registered_on=pl.lit(dt.date(2020, 1, 1)),
+        phone=pl.Series([PLANTED[2] + "0", None, None, None]))
+
+
+def test_custom_expectations_catch_bad_ids_birth_dates_and_unknown_grids():
+    table = load_contracts().table("police.population")
+    failing = validate(table, _planted(table), {"grid_codes": [], "community_codes": [], "community_names": []})
     found = set(failing.select("index", "rule").iter_rows())
     assert (1, "id_checksum") in found and (2, "id_birth_date_mismatch") in found and (0, "phone_invalid") in found
     assert (3, "id_checksum") not in found  # a passport is no citizen ID and is not checked as one
+
+
+def _docs_text(index):
+    return "\n".join(p.read_text(encoding="utf-8") for p in index.parent.rglob("*.html"))
+
+
+def test_data_docs_keep_counts_never_failing_values(tmp_path, monkeypatch):
+    table = load_contracts().table("police.population")
+    empty = {"grid_codes": [], "community_codes": [], "community_names": []}
+    kept = []
+    failing = validate(table, _planted(table), empty, kept)
+    text = _docs_text(build_data_docs(Home.at(tmp_path / "a"), kept))
+    assert failing.height and "police_population" in text
+    assert not [v for v in PLANTED if v in text]
+    # the scan has teeth: GE's own rendering of the unsummarised result shows the values
+    monkeypatch.setattr(quality.docs, "summarise", lambda result: result)
+    raw = []
+    validate(table, _planted(table), empty, raw)
+    assert all(v in _docs_text(build_data_docs(Home.at(tmp_path / "b"), raw)) for v in PLANTED)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +96,22 @@ def test_recall_per_defect_kind_and_no_false_alarms(looped):
     assert issues["issue_id"].n_unique() == issues.height and (issues["status"] == "open").all()
     personal = pl.read_parquet(home.truth / "persons.parquet")["id_number"].drop_nulls()
     assert not issues["record_key"].is_in(personal.implode()).any()  # keys are digests, never IDs
+
+
+def test_data_docs_name_every_table_and_hold_no_personal_values(looped):
+    home, _ = looped
+    index = docs_index(home)
+    assert index.exists()
+    html = index.read_text(encoding="utf-8")
+    validated = [t for t in suite_tables() if lake.exists(home, "silver", t.bronze_name)]
+    assert validated and all(t.bronze_name in html for t in validated)
+    assert len(list((index.parent / "validations").rglob("*.html"))) == len(validated)  # latest run only
+    persons = pl.read_parquet(home.truth / "persons.parquet")
+    secrets = set(persons["id_number"].drop_nulls()) | {p for p in persons["phone"].drop_nulls() if len(p) >= 7}
+    text = _docs_text(index)
+    assert len(secrets) > 100
+    found = [v for v in secrets if v in text]
+    assert not found, f"personal values in the data docs: {len(found)}"
 
 
 def test_outbox_and_metrics(looped):
