@@ -4,6 +4,12 @@ object (物), organisation, grid and care visits, declared in ``schemas/marts/``
 :func:`compute_marts` is pure polars, silver frames in, mart frames out; :func:`build_marts` reads
 silver from the lake, checks every mart against its contract, and only then writes each one as a
 Delta table (one overwrite commit each).
+
+Person resolution is incremental across builds: :func:`build_marts` hands the previous
+``mart.person_link`` with the feature digests it was resolved on (``state.person_resolution``,
+never published) to :func:`compute_marts`, so only new or changed records without an ID go through
+the model (:func:`redwall.marts.person.resolve`). Without it (a first build, or ``full=True``),
+everything is resolved afresh.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from redwall.marts.objects import build_object
 from redwall.marts.organization import build_organization
 from redwall.marts.person import (
     build_person, build_person_history, build_person_link, documented, person_records, person_status, place_records,
-    resolve,
+    resolution_memory, resolve,
 )
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
@@ -38,17 +44,32 @@ INPUTS = (
 )
 
 
-def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime) -> dict[str, pl.DataFrame]:
+STATE = ("state", "person_resolution")  # records as last resolved: record_id, feature_hash, person_key, scored
+
+
+def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
+                  previous: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
     """Every mart from the silver frames of :data:`INPUTS`; ``as_of`` (time-zone aware) is the
-    moment ages, open-event deadlines and overdue visits are judged at."""
+    moment ages, open-event deadlines and overdue visits are judged at; ``previous``
+    (:func:`redwall.marts.person.resolution_memory`, default none: a full resolution) the links
+    of an earlier run that records without an ID keep while unchanged."""
+    return _compute(silver, as_of, previous)[0]
+
+
+def _compute(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
+             previous: pl.DataFrame | None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """:func:`compute_marts`, and the resolution state of every record naming a person
+    (``record_id``, ``feature_hash``, ``person_key``, ``scored``: whether the model resolved it)."""
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
     grids, buildings, houses = (current(silver[f"district.{name}"]) for name in ("grid", "building", "house"))
     placed = place_records(person_records(silver, today), buildings, houses)
-    linked = resolve(placed)
+    linked = resolve(placed, previous)
     resolved = documented(linked)
     statuses = person_status(resolved)
     persons = build_person(resolved, statuses, grids, today)
     events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of)
+    state = linked.unique("record_id").select(
+        "record_id", "feature_hash", "person_key", scored=pl.col("scored").fill_null(False))
     return {
         "person_link": build_person_link(linked),
         "person": persons,
@@ -62,17 +83,20 @@ def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime) -> dict[s
         "organization": build_organization(current(silver["district.organization"]), buildings, houses, grids),
         "grid": build_grid(grids, persons, events),
         "care_visit": build_care_visit(persons, resolved, today),
-    }
+    }, state
 
 
-def build_marts(home: Home, as_of: dt.datetime | None = None) -> dict[str, int]:
+def build_marts(home: Home, as_of: dt.datetime | None = None, full: bool = False) -> dict[str, int]:
     """Build every mart from the home's silver tables; returns rows per mart, in dependency order
-    (each mart after the marts its contract names as related)."""
-    marts = compute_marts(read_silver(home, INPUTS), as_of or dt.datetime.now(ZoneInfo(TIME_ZONE)))
+    (each mart after the marts its contract names as related). Person resolution starts from the
+    previous build's links unless ``full``."""
+    previous = None if full else resolution_memory(lake.read(home, "mart", "person_link"), lake.read(home, *STATE))
+    marts, state = _compute(read_silver(home, INPUTS), as_of or dt.datetime.now(ZoneInfo(TIME_ZONE)), previous)
     contracts = {t.name: t for t in load_contracts().marts}
     if set(marts) != set(contracts):
         raise ValueError(f"marts built {sorted(marts)} differ from the mart contracts {sorted(contracts)}")
     checked = {name: conform(frame, contracts[name]) for name, frame in marts.items()}
     for name, frame in checked.items():
         lake.write(home, "mart", name, frame)
+    lake.write(home, *STATE, state)  # after person_link: resolution_memory keeps only where both agree
     return {name: frame.height for name, frame in checked.items()}

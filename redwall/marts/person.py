@@ -206,19 +206,58 @@ def identify(records: pl.DataFrame) -> pl.DataFrame:
     return records.join(keys, on="identity", how="left")
 
 
-def resolve(records: pl.DataFrame) -> pl.DataFrame:
+def _feature_text() -> pl.Expr:
+    """A record's :data:`COMPARED` values as one text (nulls marked), for :func:`feature_digest`."""
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null("\x00") for c in COMPARED], separator="\x1f")
+
+
+def feature_digest(records: pl.DataFrame) -> pl.Series:
+    """``feature_hash``: first 16 hex digits of SHA-256 of each record's compared values, to tell
+    whether a record changed since it was resolved."""
+    return person_digest(records.select(_feature_text()).to_series()).rename("feature_hash")
+
+
+def resolution_memory(person_link: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame | None:
+    """What an earlier run resolved, for :func:`resolve`'s ``previous``: its ``person_link`` rows
+    (``record_id``, ``person_key``, ``match_rule``, ``match_probability``) with the ``feature_hash``
+    each record was resolved on (``state``: ``record_id``, ``feature_hash``, ``person_key``). Both
+    must agree on the person, so a run that wrote one and not the other leaves its records to be
+    scored again. None without either."""
+    if person_link.is_empty() or state.is_empty():
+        return None
+    return (
+        person_link.select(
+            record_id=pl.concat_str("source", "record_key", pl.col("item").cast(pl.String), separator="|",
+                                    ignore_nulls=True),
+            person_key="person_key", match_rule="match_rule", match_probability="match_probability")
+        .join(state.select("record_id", "feature_hash", "person_key"), on=["record_id", "person_key"])
+    )
+
+
+def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
     """Each record with its ``record_id`` (source, record key and item: stable across runs), its
-    ``person_key``, the ``match_rule`` that gave it and the ``match_probability``.
+    ``person_key``, the ``match_rule`` that gave it, the ``match_probability``, its ``feature_hash``
+    (:func:`feature_digest`) and, for a record without an ID, whether the model ``scored`` it this run.
 
     A valid identity gives its person exactly (:data:`EXACT_ID`). Records without one are linked
     by the model of :mod:`redwall.marts.resolution`: to an identified person (:data:`SPLINK`),
     else into a person known only from such records (:data:`SPLINK_CLUSTER`, keyed by its
     first-seen record), else alone (:data:`UNMATCHED`, keyed by itself). Keys never depend on row
-    order, and an identified person's key never on what else arrived."""
+    order, and an identified person's key never on what else arrived.
+
+    ``previous`` (:func:`resolution_memory`) makes it incremental: a record without an ID that it
+    holds with the same ``feature_hash`` keeps its link unscored; only new or changed records go
+    through the model, against the identified records, each other and the kept records sharing a
+    blocking value with them, so a new sighting still joins an earlier person (then the persons it
+    bridges merge, as a full run would merge them). Kept records are also compared with identified
+    records that are new or changed, so a newly documented person still claims earlier sightings.
+    Without ``previous``, everything is scored. Not covered (a full run, ``previous`` None, settles
+    them): a kept record that vanished or changed and so no longer bridges or heads its cluster."""
     exact = identify(records)
+    exact = exact.with_columns(feature_digest(exact))
     unidentified = exact.filter(pl.col("identity").is_null())
     identified = exact.filter(pl.col("identity").is_not_null())
-    linked = _link(identified, unidentified)
+    linked = _link(identified, unidentified, previous)
     return (
         exact.join(linked, on="record_id", how="left", suffix="_linked")
         .with_columns(
@@ -227,53 +266,102 @@ def resolve(records: pl.DataFrame) -> pl.DataFrame:
             match_probability=pl.when(pl.col("identity").is_not_null()).then(pl.lit(1.0))
             .otherwise("match_probability"),
         )
-        .drop("person_key_linked")
+        .drop("person_key_linked", "feature_hash_linked")
     )
 
 
-def _link(identified: pl.DataFrame, unidentified: pl.DataFrame) -> pl.DataFrame:
-    """``record_id``, ``person_key``, ``match_rule``, ``match_probability`` of the unidentified
-    records (:func:`resolve`)."""
-    records = unidentified.unique("record_id").select("record_id", "observed_on", *COMPARED)
-    # only identified records that share a blocking value with an unidentified one can match
-    shared = pl.any_horizontal(pl.col(c).is_in(records[c].drop_nulls().implode())
-                               for c in ("phone", "house_code", "building_code", "birth_date"))
-    candidates = identified.filter(shared).unique(["person_key", *COMPARED]).select(
-        "record_id", "person_key", *COMPARED)
-    to_persons, within = link(features(candidates), features(records))
-    # clusters of unidentified records, labelled by their first-seen record
-    order = records.sort("observed_on", "record_id", nulls_last=True).select(
-        "record_id", label=pl.int_range(pl.len()))
-    edges = pl.concat([within.select(a="record_id_l", b="record_id_r"),
-                       within.select(a="record_id_r", b="record_id_l")])
-    labels = order
+def _blocked_by(records: pl.DataFrame) -> pl.Expr:
+    """Rows sharing a blocking value with one of ``records`` (the only ones that can match them)."""
+    return pl.any_horizontal(pl.col(c).is_in(records[c].drop_nulls().implode())
+                             for c in ("phone", "house_code", "building_code", "birth_date"))
+
+
+def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """``record_id``, ``person_key``, ``match_rule``, ``match_probability``, ``feature_hash`` and
+    ``scored`` of the unidentified records (:func:`resolve`)."""
+    records = unidentified.unique("record_id").select("record_id", "observed_on", "feature_hash", *COMPARED)
+    memory = pl.DataFrame(schema={"record_id": pl.String, "feature_hash": pl.String, "person_key": pl.String,
+                                  "match_rule": pl.String, "match_probability": pl.Float64})
+    if previous is not None:
+        memory = previous.select(memory.columns).cast(memory.schema)
+    remembered = memory.filter(pl.col("match_rule") != EXACT_ID)
+    kept = records.join(remembered, on=["record_id", "feature_hash"])
+    fresh = records.join(kept, on="record_id", how="anti")
+
+    def persons(frame: pl.DataFrame) -> pl.DataFrame:  # one identified record per person and features
+        return features(frame.unique(["person_key", *COMPARED]).select("record_id", "person_key", *COMPARED))
+
+    earlier = kept.filter(_blocked_by(fresh)).select("record_id", *COMPARED)
+    to_persons, within = link(persons(identified.filter(_blocked_by(fresh))), features(fresh), features(earlier))
+    # identified records new or changed since: kept records they may match are scored against them
+    arrived = identified.unique("record_id").join(
+        memory.filter(pl.col("match_rule") == EXACT_ID), on=["record_id", "feature_hash"], how="anti")
+    near = kept.filter(_blocked_by(arrived)).select("record_id", *COMPARED)
+    kept_offers, _ = link(persons(arrived.filter(_blocked_by(near))), features(near), within=False)
+    # nodes: each fresh record, and each person of kept records (their links stand), labelled in
+    # the order first seen; clusters as in a full run, a kept person taking part with all its records
+    group = pl.concat_str(pl.lit("person:"), "person_key")
+    kept = kept.with_columns(node=group)
+    members = pl.concat([fresh.select("record_id", "observed_on", "feature_hash", node="record_id"),
+                         kept.select("record_id", "observed_on", "feature_hash", "node")])
+    order = (members.sort("observed_on", "record_id", nulls_last=True)
+             .unique("node", keep="first", maintain_order=True)
+             .select("node", first="record_id", label=pl.int_range(pl.len())))
+    node_of = members.select("record_id", "node")
+    edges = (within.join(node_of, left_on="record_id_l", right_on="record_id")
+             .join(node_of, left_on="record_id_r", right_on="record_id", suffix="_r")
+             .select(a="node", b="node_r"))
+    edges = pl.concat([edges, edges.select(a="b", b="a")])
+    labels = order.select("node", "label")
     while True:
-        spread = (edges.join(labels, left_on="b", right_on="record_id")
+        spread = (edges.join(labels, left_on="b", right_on="node")
                   .group_by("a").agg(pl.col("label").min().alias("reached")))
-        moved = (labels.join(spread, left_on="record_id", right_on="a", how="left", maintain_order="left")
-                 .select("record_id", label=pl.min_horizontal("label", "reached")))
+        moved = (labels.join(spread, left_on="node", right_on="a", how="left", maintain_order="left")
+                 .select("node", label=pl.min_horizontal("label", "reached")))
         if moved.equals(labels):
             break
         labels = moved
     best_within = pl.concat([within.select(record_id="record_id_l", p="match_probability"),
                              within.select(record_id="record_id_r", p="match_probability")])
+    # a kept person found by the model offers itself at its best probability
+    kept_persons = (kept.filter(pl.col("match_rule") == SPLINK).group_by("node")
+                    .agg(pl.col("person_key").first(), pl.col("match_probability").max()))
+    offers = pl.concat([
+        members.select("record_id", "node").join(pl.concat([to_persons, kept_offers]), on="record_id")
+        .drop("record_id"),
+        kept_persons.select("node", "person_key", "match_probability"),
+    ])
     clusters = (
-        labels.join(order.select(first="record_id", label="label"), on="label")
-        .join(to_persons, on="record_id", how="left")
+        members.join(labels, on="node")
+        .join(order.select(first="first", label="label"), on="label")
         .join(best_within.group_by("record_id").agg(p=pl.col("p").max()), on="record_id", how="left")
-        .with_columns(size=pl.len().over("label"))
+        .join(to_persons, on="record_id", how="left")
+        .join(kept.select("record_id", "person_key", "match_rule", "match_probability"), on="record_id",
+              how="left", suffix="_kept")
+        .join(kept_offers.select("record_id", offered="match_probability"), on="record_id", how="left")
+        .with_columns(size=pl.len().over("label"), touched=(
+            pl.col("person_key_kept").is_null() | pl.col("offered").is_not_null()).any().over("label"))
     )
     # a cluster with members linked to identified persons joins its best-scoring one
-    joined = (clusters.filter(pl.col("person_key").is_not_null())
-              .sort("match_probability", "person_key", descending=[True, False])
+    joined = (offers.join(labels, on="node").sort("match_probability", "person_key", descending=[True, False])
               .unique("label", keep="first").select("label", cluster_person="person_key"))
     clusters = clusters.join(joined, on="label", how="left")
+    rule = (pl.when(pl.col("cluster_person").is_not_null()).then(pl.lit(SPLINK))
+            .when(pl.col("size") > 1).then(pl.lit(SPLINK_CLUSTER)).otherwise(pl.lit(UNMATCHED)))
+    kept_probability = pl.max_horizontal("offered", pl.when(pl.col("match_rule") == SPLINK)
+                                         .then("match_probability_kept")
+                                         .otherwise(pl.max_horizontal("match_probability_kept", "p")))
+    touched = pl.col("touched")  # a cluster with a fresh record or a new offer is resolved again; any other stands
     return clusters.select(
         "record_id",
-        person_key=pl.coalesce("cluster_person", person_digest(clusters["first"])),
-        match_rule=pl.when(pl.col("cluster_person").is_not_null()).then(pl.lit(SPLINK))
-        .when(pl.col("size") > 1).then(pl.lit(SPLINK_CLUSTER)).otherwise(pl.lit(UNMATCHED)),
-        match_probability=pl.coalesce("match_probability", "p"),
+        person_key=pl.when(touched).then(pl.coalesce("cluster_person", person_digest(clusters["first"])))
+        .otherwise("person_key_kept"),
+        match_rule=pl.when(touched).then(rule).otherwise("match_rule"),
+        match_probability=pl.when(touched & pl.col("match_rule").is_null())
+        .then(pl.coalesce("match_probability", "p"))
+        .when(touched).then(kept_probability).otherwise("match_probability_kept"),
+        feature_hash="feature_hash",
+        scored=pl.col("person_key_kept").is_null(),
     )
 
 

@@ -10,6 +10,10 @@ household visit without being shown an ID — go through the model, in two steps
    with members that joined identified persons takes the best-scoring one's person, any other
    cluster is a person of its own (:func:`link` leaves keying it to the caller).
 
+A day's increment re-resolves only what changed: records resolved in an earlier run keep their
+links and are only scored against the new or changed ones (``resolved`` of :func:`link`), so a
+new sighting can still join an earlier person (:func:`redwall.marts.person.resolve`).
+
 The model is data: ``person_model.json`` holds the comparisons, blocking rules and trained m/u
 probabilities, and :func:`train` rewrites it from a data home's records. Predicting never
 retrains, so a pair scores the same whatever else arrived.
@@ -129,31 +133,40 @@ def _pairs(frame) -> pl.DataFrame:
     return frame.as_duckdbpyrelation().select("record_id_l, record_id_r, match_probability").pl()
 
 
-def link(identified: pl.DataFrame, unidentified: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.DataFrame | None = None,
+         within: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Scored links at or above :data:`THRESHOLD`: ``(to_persons, within)``.
 
     ``identified`` holds :func:`features` with ``record_id`` and ``person_key``, ``unidentified``
-    :func:`features` with ``record_id``. ``to_persons``: each unidentified record's best person
-    (``record_id``, ``person_key``, ``match_probability``); ``within``: pairs of unidentified
-    records (``record_id_l``, ``record_id_r``, ``match_probability``)."""
+    :func:`features` with ``record_id``: the records to score. ``resolved`` (optional,
+    :func:`features` with ``record_id``) holds records without an ID resolved in an earlier run:
+    they are scored against ``unidentified`` only, never among themselves. ``to_persons``: each
+    unidentified record's best person (``record_id``, ``person_key``, ``match_probability``);
+    ``within``: pairs among unidentified records and between an unidentified and a resolved one
+    (``record_id_l``, ``record_id_r``, ``match_probability``), none unless ``within``."""
     from splink import DuckDBAPI, Linker
 
     schema = {"record_id": pl.String, "person_key": pl.String, "match_probability": pl.Float64}
+    pair_schema = {"record_id_l": pl.String, "record_id_r": pl.String, "match_probability": pl.Float64}
     if unidentified.is_empty():
-        return pl.DataFrame(schema=schema), pl.DataFrame(schema={
-            "record_id_l": pl.String, "record_id_r": pl.String, "match_probability": pl.Float64})
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema=pair_schema)
     db = DuckDBAPI()
     columns = ["record_id", *FEATURES]
     new = db.register(unidentified.select(columns).to_arrow(), dataset_display_name="unidentified")
     known = db.register(identified.select(columns).to_arrow(), dataset_display_name="identified")
     linker = Linker(new, str(MODEL))
     between = _pairs(linker.inference.predict_between(known, new, threshold_match_probability=THRESHOLD))
-    within = _pairs(linker.inference.predict_within(new, threshold_match_probability=THRESHOLD))
+    pairs = pl.DataFrame(schema=pair_schema)
+    if within:
+        pairs = _pairs(linker.inference.predict_within(new, threshold_match_probability=THRESHOLD))
+    if resolved is not None and not resolved.is_empty():
+        earlier = db.register(resolved.select(columns).to_arrow(), dataset_display_name="resolved")
+        pairs = pl.concat([pairs.cast(pair_schema), _pairs(
+            linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD))])
     to_persons = (
         between.join(identified.select("record_id", "person_key"), left_on="record_id_l", right_on="record_id")
         .sort("match_probability", "person_key", descending=[True, False])
         .unique("record_id_r", keep="first")
         .select(record_id="record_id_r", person_key="person_key", match_probability="match_probability")
     )
-    return to_persons.cast(schema), within
-
+    return to_persons.cast(schema), pairs.cast(pair_schema)
