@@ -3,13 +3,22 @@ shared DuckDB warehouse. Each mart's lineage comes from its contract's ``related
 
 
 import dagster as dg
+import polars as pl
 
 from assets import keys
 from assets.metadata import description, spec_metadata
 from pipelines.resources import RedwallHome
-from redwall.marts import build_marts
+from redwall import lake
+from redwall.marts import STATE, build_marts
+from redwall.marts.person import EXACT_ID
 from redwall.warehouse import publish
 from schemas import Contracts, load_contracts
+
+
+class MartsConfig(dg.Config):
+    full_resolution: bool = False
+    """Re-score every record without an ID, not only new or changed ones (after a model change,
+    or to settle links whose bridging record has since vanished)."""
 
 
 def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]:
@@ -32,12 +41,20 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
 
     # Marts are built together: person resolution feeds person, place, grid and care_visit alike.
     @dg.multi_asset(name="marts", specs=specs, can_subset=False)
-    def _marts(context: dg.AssetExecutionContext, redwall: RedwallHome):
-        counts = build_marts(redwall.home())
+    def _marts(context: dg.AssetExecutionContext, config: MartsConfig, redwall: RedwallHome):
+        home = redwall.home()
+        counts = build_marts(home, full=config.full_resolution)
+        # How incremental the resolution was: records without an ID the model scored this run.
+        state = lake.read(home, *STATE)
+        by_model = lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height
+        scored = int(state["scored"].sum())
+        resolution = {"resolution/records_scored": scored, "resolution/records_kept": by_model - scored}
+        context.log.info(f"person resolution: {scored} of {by_model} records without an ID scored by the model")
         # Dagster wants a mart after the marts it depends on: build_marts counts in that order.
         for name, rows in counts.items():
             yield dg.MaterializeResult(asset_key=keys.mart(contracts.table(f"mart.{name}")),
-                                       metadata={"dagster/row_count": rows})
+                                       metadata={"dagster/row_count": rows,
+                                                 **(resolution if name == "person_link" else {})})
 
     @dg.asset(
         # Quality comes first: its blocking checks keep a bad load out of the shared warehouse.

@@ -6,12 +6,18 @@
 
 Each stage runs in its own process, so its peak RSS is its own. Targets (DEVELOPERS' brief, issue 2):
 street end to end < 60 s; district < 10 min within 8 GB on 2 cores.
+
+A day's increment: the files dated on the last generated day are held back from the first build,
+then taken in and the marts, quality loop and warehouse rebuilt, so the increment's cost can be set
+against the full build's (it should follow the increment, not the size of the lake).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,8 +40,13 @@ elif stage == "ingest":
     receipts = process_source(home, arg)
     facts = {"files": len(receipts), "rows": sum(r.rows_read for r in receipts)}
 elif stage == "marts":
-    from redwall.marts import build_marts
-    facts = {"rows": sum(build_marts(home).values())}
+    import polars as pl
+    from redwall import lake
+    from redwall.marts import STATE, build_marts
+    from redwall.marts.person import EXACT_ID
+    facts = {"rows": sum(build_marts(home).values()),
+             "scored": int(lake.read(home, *STATE)["scored"].sum()),
+             "without_id": lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height}
 elif stage == "resolution":
     from redwall.marts.evaluate import measure
     facts = {"resolution": measure(home)}
@@ -78,6 +89,31 @@ def run_stage(home: Path, stage: str, arg: str) -> dict:
     return facts
 
 
+def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]]]:
+    """Move every inbox file named with the last date any file carries aside; returns that date and
+    (held, original) path pairs."""
+    inbox = home / "inbox"
+    dated = [(m.group(1), p) for p in inbox.rglob("*") if p.is_file()
+             and (m := re.search(r"_(\d{8})(?:\d{2})?\.", p.name))]
+    last = max(day for day, _ in dated)
+    moved = []
+    for day, path in dated:
+        if day == last:
+            held = home / "held" / path.relative_to(inbox)
+            held.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, held)
+            moved.append((held, path))
+    return last, moved
+
+
+def print_stages(rows: list[tuple[str, dict]]) -> None:
+    print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
+    for name, f in rows:
+        rate = f"{f['rows'] / f['seconds']:,.0f}" if f.get("rows") else ""
+        print(f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}"
+              f"{f.get('rows', ''):>11}{rate:>11}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="street")
@@ -93,26 +129,39 @@ def main() -> None:
 
     home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-bench-{args.scale}-"))
     print(f"benchmark {args.scale} (seed {args.seed}, {args.days} days) in {home}")
-    rows, pipeline = [], []
+    rows, pipeline, increment = [], [], []
+    held: list[tuple[Path, Path]] = []
+    sources = load_contracts().sources
     if args.start == "generate":
         rows.append(("generate", run_stage(home, "generate", f"{args.scale}:{args.seed}:{args.days}")))
-        for source in load_contracts().sources:
+        last_day, held = hold_back_last_day(home)
+        for source in sources:
             pipeline.append((f"ingest {source}", run_stage(home, "ingest", source)))
     for stage in ("marts", "quality", "directory", "publish"):
         pipeline.append((stage, run_stage(home, stage, "-")))
     rows += pipeline
     resolution = run_stage(home, "resolution", "-")["resolution"]
+    if held:
+        for held_path, original in held:
+            shutil.move(held_path, original)
+        for source in sorted({original.relative_to(home / "inbox").parts[0] for _, original in held}):
+            increment.append((f"ingest {source}", run_stage(home, "ingest", source)))
+        for stage in ("marts", "quality", "publish"):
+            increment.append((stage, run_stage(home, stage, "-")))
 
-    print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
-    for name, f in rows:
-        rate = f"{f['rows'] / f['seconds']:,.0f}" if f.get("rows") else ""
-        print(f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}"
-              f"{f.get('rows', ''):>11}{rate:>11}")
+    print_stages(rows)
     total = sum(f["wall"] for _, f in pipeline)
     peak = max(f["peak_rss_mb"] for _, f in pipeline)
     print(f"\nend to end ({pipeline[0][0]} → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
     print("person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
           + ", ".join(f"{k} {v}" for k, v in resolution.items()))
+    if increment:
+        print(f"\na day's increment: the {len(held)} files dated {last_day}, taken in after the build above")
+        print_stages(increment)
+        marts = dict(increment)["marts"]
+        print(f"increment end to end: {sum(f['wall'] for _, f in increment):.1f} s wall; marts "
+              f"{marts['wall']:.1f} s against {dict(pipeline)['marts']['wall']:.1f} s for the first build, "
+              f"{marts['scored']:,} of {marts['without_id']:,} records without an ID scored again")
 
     if args.dagster:
         copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))
