@@ -64,12 +64,12 @@ def _error_rate(metrics: pl.DataFrame) -> dg.AssetCheckResult:
 def quality_assets() -> list:
     contracts = load_contracts()
     silver = [keys.silver(t) for t in contracts.feeds + contracts.ledgers]
-    person = keys.mart(contracts.table("mart.person"))
+    marts = [keys.mart(contracts.table(name)) for name in ("mart.person", "mart.address_issue")]
 
-    @dg.asset(key=ISSUE_KEY, deps=[*silver, person], group_name="quality", kinds={"delta", "polars"},
+    @dg.asset(key=ISSUE_KEY, deps=[*silver, *marts], group_name="quality", kinds={"delta", "polars"},
               check_specs=[dg.AssetCheckSpec(POLICE_SHRINK, asset=ISSUE_KEY, blocking=True,
                                              description="最新公安快照行数不少于上一期的80%")],
-              description="**整改问题**：入库拒收/警告、规则集和跨源规则发现的每条问题，按网格、社区和报送部门分派，"
+              description="**整改问题**：入库拒收/警告、规则集、跨源规则和地址核实发现的每条问题，按网格、社区和报送部门分派，"
                           "复核后自动关闭；整改清单和台账错误标注表写入 outbox。")
     def issue(context: dg.AssetExecutionContext, config: LoopConfig, redwall: RedwallHome):
         home = redwall.home()

@@ -4,11 +4,11 @@ Every failing record becomes one rectification issue in ``quality/issue``:
 
 - **detect**: the row problems ingestion already found (``ops/rejection``: ``error`` rows were kept
   out, ``warning`` rows loaded with the value blanked), the contract suites run with Great
-  Expectations on current silver (:mod:`quality.suites`), and the cross-source rules
-  (:mod:`quality.rules`);
+  Expectations on current silver (:mod:`quality.suites`), the cross-source rules and the
+  addresses the registers do not confirm (``mart/address_issue``, :mod:`quality.rules`);
 - **explain**: ``message_zh`` says row, column and what to do, never the value itself;
-- **route**: to the grid (and its community) of the record's grid code, else of the person's
-  residence in ``mart/person``; a ledger's issues also go to the department that sent it;
+- **route**: to the grid (and its community) of the record's grid code (for an address, of the
+  building it did match), else of the person's residence in ``mart/person``; a ledger's issues also go to the department that sent it;
 - **re-check and close**: an issue found at ingestion closes when a later delivery brings the same
   record (same business key; where the key itself was destroyed, the same row of a re-sent file of
   the same name) and it loads; an issue found on silver closes when the record is current and
@@ -30,20 +30,21 @@ from dataclasses import dataclass
 import polars as pl
 
 from quality.docs import build_data_docs
-from quality.rules import CROSS_RULES, cross_checks
+from quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
 from quality.suites import RULES_ZH, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.person import person_digest
+from redwall.marts.place import ADDRESSED
 from schemas import Table, load_contracts
 
 LAYER = "quality"
 ISSUES = "issue"
 PLACE = "第{}行"
 OPEN, CLOSED, WAIVED = "open", "closed", "waived"
-INGEST, SUITE, CROSS = "ingest", "suite", "cross"
+INGEST, SUITE, CROSS, ADDRESS = "ingest", "suite", "cross", "address"
 UTC = pl.Datetime("us", "UTC")
 
 ISSUE_SCHEMA = {
@@ -132,14 +133,18 @@ def rejection_findings(home: Home) -> pl.DataFrame:
 
 
 def _silver_findings(table: Table, rows: pl.DataFrame, failing: pl.DataFrame, origin: str, text: pl.Expr) -> pl.DataFrame:
-    """Findings for the rows at ``failing["index"]`` of ``rows`` (current silver with lineage)."""
+    """Findings for the rows at ``failing["index"]`` of ``rows`` (current silver with lineage); a
+    ``finding_grid`` in ``failing`` routes before the record's own grid."""
     picked = rows.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)).join(failing, on="index")
+    routing = _routing(table)
+    if "finding_grid" in picked.columns:
+        routing[0] = pl.coalesce("finding_grid", routing[0]).alias("grid_code")
     return picked.with_columns(record_key=record_key(table, picked)).select(
         pl.lit(origin).alias("origin"), pl.lit(table.source).alias("source"), pl.lit(table.key).alias("table"),
         pl.col("_source_file").alias("file_path"), pl.col("_row_number").alias("row_number"), "column",
         "record_key", pl.lit(False).alias("key_broken"), "rule", "severity",
         pl.concat_str(pl.lit("第"), pl.col("_row_number").cast(pl.String), pl.lit("行"), text).alias("message_zh"),
-        *_routing(table), pl.col("_loaded_at").alias("last_seen"),
+        *routing, pl.col("_loaded_at").alias("last_seen"),
     )
 
 
@@ -190,6 +195,16 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
             pl.lit(severity).alias("severity"))
         found.append(_silver_findings(table, rows, failing, f"{CROSS}:{rule}", pl.lit(text)))
         judged.append(_judged(table, rows, f"{CROSS}:{rule}"))
+    addresses = lake.read(home, "mart", "address_issue")  # none before the first mart build: not judged yet
+    for source, rows in (address_checks(current, addresses) if addresses.width else {}).items():
+        table = contracts.table(source)
+        column = ADDRESSED[source]
+        texts = {rule: text.format(label=table.column(column).label) for rule, text in ADDRESS_RULES.values()}
+        failing = rows.with_row_index("index").filter("_fails").select(
+            pl.col("index").cast(pl.Int64), pl.col("_rule").alias("rule"), pl.lit(column).alias("column"),
+            pl.lit("warning").alias("severity"), pl.col("_grid").alias("finding_grid"))
+        found.append(_silver_findings(table, rows, failing, ADDRESS, pl.col("rule").replace_strict(texts)))
+        judged.append(_judged(table, rows, ADDRESS))
     return pl.concat(found, how="diagonal_relaxed"), pl.concat(judged).unique()
 
 

@@ -1,10 +1,14 @@
-"""Cross-source rules: facts one source states that another contradicts. Each rule is vectorised
-polars over current silver and returns the subject table's rows it judged, with ``_fails``."""
+"""Cross-source rules: facts one source states that another contradicts, and addresses that the
+district's building and house registers do not confirm. Each rule is vectorised polars over
+current silver and returns the subject table's rows it judged, with ``_fails``."""
 
 from __future__ import annotations
 
 import polars as pl
 
+from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
+from redwall.marts.person import person_digest, record_key
+from redwall.marts.place import ADDRESSED
 from schemas import code_lists
 
 # rule → (subject table, column the finding points at, severity, message after "第N行")
@@ -41,3 +45,28 @@ def cross_checks(silver: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     early = closing.with_columns(_fails=(pl.col("closed") < pl.col("dispatched")).fill_null(False)) \
         .drop("dispatched", "closed")
     return {"registered_after_death": after_death, "person_unknown": unknown, "closed_before_dispatch": early}
+
+
+# mart.address_issue's reason → (rule, message after "第N行"; {label} is the address column's label)
+ADDRESS_RULES = {
+    NO_BUILDING: ("address_no_building", "{label}在区楼栋登记中找不到，请核实街巷名称和门牌号后更正"),
+    NO_HOUSE: ("address_no_house", "{label}已对应到楼栋，但在房屋登记中找不到，请核实单元号和房间号后更正"),
+    AMBIGUOUS: ("address_ambiguous", "{label}可对应多处楼栋或房屋，请补全院内楼号、单元号和房间号"),
+}
+
+
+def address_checks(silver: dict[str, pl.DataFrame], address_issues: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Source table → its current rows with ``_fails`` where ``mart.address_issue`` found the
+    address resolving to no place or to several, its ``_rule`` and ``_grid`` (the grid of the
+    building it did match, else the record's own). ``silver`` holds current rows of
+    :data:`~redwall.marts.place.ADDRESSED` tables."""
+    rules = {reason: rule for reason, (rule, _) in ADDRESS_RULES.items()}
+    checked = {}
+    for source in ADDRESSED:
+        rows = silver[source]
+        found = address_issues.filter(pl.col("source") == source).select(
+            _digest="record_key", _rule=pl.col("reason").replace_strict(rules), _grid="grid_code")
+        digests = person_digest(rows.select(record_key(source)).to_series()).alias("_digest")
+        checked[source] = (rows.with_columns(digests).join(found, on="_digest", how="left", maintain_order="left")
+                           .with_columns(_fails=pl.col("_rule").is_not_null()).drop("_digest"))
+    return checked

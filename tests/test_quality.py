@@ -19,6 +19,8 @@ from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import process_source
 from redwall.marts import build_marts
+from redwall.marts.evaluate import address_outcomes
+from redwall.marts.place import ADDRESSED
 from schemas import load_contracts
 
 REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
@@ -84,7 +86,9 @@ def test_recall_per_defect_kind_and_no_false_alarms(looped):
     home, issues = looped
     defects = pl.read_parquet(home.truth / "defects.parquet").filter(pl.col("row").is_not_null()).with_columns(
         file_path=pl.concat_str("source", pl.lit("/"), "file"))
-    located = issues.select("file_path", pl.col("row_number").alias("row")).unique()
+    # addresses the registers do not confirm are judged against the address truth (test below)
+    located = issues.filter(pl.col("origin") != "address").select(
+        "file_path", pl.col("row_number").alias("row")).unique()
     recall = (defects.filter(pl.col("kind").is_in(REJECTION_WORTHY))
               .join(located.with_columns(found=pl.lit(True)), on=["file_path", "row"], how="left")
               .group_by("kind").agg(pl.col("found").fill_null(False).mean().alias("recall"), pl.len()))
@@ -164,3 +168,68 @@ def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
     assert (still["last_seen"] > mine.filter(pl.col("row_number").is_in(still["row_number"].implode()))["last_seen"].max()).all()
     assert second.filter(pl.col("issue_id") == waived).row(0, named=True)["waived_by"] == "analyst01"
     print(f"\nround two: {len(closed)} closed, {still.height} still open of {mine.height}")
+
+
+def _current(home, table_key):
+    return lake.read(home, "silver", load_contracts().table(table_key).bronze_name, where=pl.col("_valid_to").is_null())
+
+
+def test_addresses_the_registers_do_not_confirm_are_issues_of_their_grid(looped):
+    home, issues = looped
+    found = issues.filter(pl.col("origin") == "address")
+    mart = lake.read(home, "mart", "address_issue")
+    assert found.height == mart.height
+    assert dict(found.group_by("table").len().iter_rows()) == dict(mart.group_by("source").len().iter_rows())
+    # only texts that truly do not name their place are flagged
+    texts = pl.concat([_current(home, source).select(file_path="_source_file", row_number="_row_number",
+                                                     address=column)
+                       for source, column in ADDRESSED.items()])
+    outcomes = address_outcomes(pl.read_parquet(home.truth / "addresses.parquet"),
+                                _current(home, "district.building"), _current(home, "district.house"))
+    flagged = found.join(texts, on=["file_path", "row_number"]).join(
+        outcomes.select("address", "outcome").unique(), on="address", how="left")
+    assert flagged.height == found.height
+    assert not (flagged["outcome"] == "right").any()
+    with_grid = mart.filter(pl.col("grid_code").is_not_null()).height
+    assert found.filter(pl.col("grid_code").is_not_null()).height >= with_grid
+    assert not any(a in m for a, m in flagged.select("address", "message_zh").iter_rows())
+
+
+def _ledger(home, rows, table, name):
+    """``rows`` written as a clerk's workbook of ``table`` (title, header, data) into the inbox."""
+    book = Workbook()
+    sheet = book.active
+    sheet.append([table.title])
+    columns = [c for c in table.columns if c.name in rows.columns]
+    sheet.append([c.label for c in columns])
+    for row in rows.select(c.name for c in columns).iter_rows():
+        sheet.append(list(row))
+    book.save(home.inbox("ledgers") / table.department["code"] / name)
+
+
+def test_an_unknown_address_goes_to_its_community_and_closes_when_corrected(looped):
+    home, _ = looped
+    table = load_contracts().table("ledgers.elderly_alone")
+    rows = _current(home, table.key)
+    community = rows["community"].mode().sort()[0]
+    mine = rows.filter(pl.col("community") == community).sort("_row_number")
+    person = mine["id_number"][0]
+    unknown = mine.with_columns(address=pl.when(pl.col("id_number") == person)
+                                .then(pl.lit("西城区无名胡同999号")).otherwise("address"))
+
+    def round_(frame, name):
+        _ledger(home, frame, table, name)
+        process_source(home, "ledgers")
+        build_marts(home)
+        issues = run_loop(home)
+        return issues.filter(pl.col("origin") == "address", pl.col("table") == table.key,
+                             pl.col("rule") == "address_no_building")
+
+    flagged = round_(unknown, f"{community}社区独居老人台账（地址待核）.xlsx").filter(pl.col("status") == "open")
+    assert flagged.height == 1
+    issue = flagged.row(0, named=True)
+    assert issue["community_code"] and issue["department"] == table.department["code"]
+    assert "居住地址" in issue["message_zh"] and "无名胡同" not in issue["message_zh"]
+    after = round_(mine, f"{community}社区独居老人台账（地址已更正）.xlsx")
+    fixed = after.filter(pl.col("issue_id") == issue["issue_id"]).row(0, named=True)
+    assert fixed["status"] == "closed" and fixed["closed_at"] is not None

@@ -33,6 +33,11 @@ def build_place(buildings: pl.DataFrame, houses: pl.DataFrame, grids: pl.DataFra
     )
 
 
+# Every source table whose addresses are resolved, with the column its address is written in.
+ADDRESSED = {POLICE: "residence_address", FLOATING: "residence_address", "ledgers.elderly_alone": "address",
+             "district.organization": "address", "grid_app.event": "address"}
+
+
 def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
     """A source's records whose address does not resolve, keyed by the digest of their source key
     (as a person key is digested), so no ID number is held in clear."""
@@ -49,12 +54,11 @@ def build_address_issue(placed: pl.DataFrame, organizations: pl.DataFrame, event
     to settle: per source record, the reason (未匹配到楼栋 / 未匹配到房屋 / 多个候选), the address
     down to its building, and the best-known grid (the record's own, else its building's)."""
     building_grid = buildings.select("building_code", _building_grid="grid_code")
-    located = [
+    others = {"district.organization": organizations, "grid_app.event": events}
+    located = [  # person records carry their address as residence_address, located when placed
         (source, placed.filter((pl.col("source") == source) & pl.col("_valid_to").is_null()), "residence_address")
-        for source in (POLICE, FLOATING, "ledgers.elderly_alone")
-    ] + [
-        (source, locate(frame, "address", buildings, houses), "address")
-        for source, frame in (("district.organization", organizations), ("grid_app.event", events))
+        if source not in others else (source, locate(others[source], column, buildings, houses), column)
+        for source, column in ADDRESSED.items()
     ]
     issues = pl.concat([_issues(source, frame, column) for source, frame, column in located], how="diagonal_relaxed")
     return (
