@@ -18,13 +18,15 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     district_grid = keys.silver(contracts.table("district.grid"))
     # The catalogue shows each resource's live facts, so it follows every table it describes.
     described = [keys.silver(t) for t in contracts.feeds + contracts.ledgers] + [keys.mart(t) for t in contracts.marts]
+    # its department view counts each ledger's open rectification issues
+    described.append(keys.QUALITY_ISSUE)
 
     @dg.asset(
         key=keys.CATALOG, deps=described, group_name="directory", kinds={"excel", "json", "delta"},
         automation_condition=dg.AutomationCondition.eager(),
         description=(
             "**信息资源目录**：每个接入数据表、部门台账和主题库一条目录（国家编制指南的字段），信息项、"
-            "共享和开放属性、关联资源，以及当前记录数、最近更新时间和质量通过率；另有部门视图。"
+            "共享和开放属性、关联资源，以及当前记录数、最近更新时间和质量通过率；另有部门视图（各部门台账的报送是否按期、拒收行数和待整改问题数）。"
             "写入 `published/catalog`（xlsx、JSON、DCAT JSON-LD）和 Delta 表 `catalog/resource`、"
             "`catalog/item`、`catalog/department`。信息项或共享属性变化时条目升版并写明变更说明。"
         ),

@@ -3,22 +3,9 @@ labels, sharing and sensitivity tags, and a freshness policy from the update cyc
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 
-from schemas import SENSITIVITY, Table
-
-# How late a feed may be before the UI flags it, from the contract's update cycle.
-FRESHNESS = {
-    "实时": dt.timedelta(hours=6),
-    "每日": dt.timedelta(days=2),
-    "每周": dt.timedelta(days=9),
-    "每月": dt.timedelta(days=35),
-    "每季度": dt.timedelta(days=100),
-    "每半年": dt.timedelta(days=190),
-    "每年": dt.timedelta(days=370),
-}
+from schemas import DELIVERY_GRACE, SENSITIVITY, Table
 
 
 def column_schema(table: Table) -> dg.TableSchema:
@@ -48,7 +35,8 @@ def spec_metadata(table: Table, layer: str) -> dict[str, object]:
 
 
 def freshness(table: Table) -> dg.FreshnessPolicy | None:
-    window = FRESHNESS.get(table.catalogue["update_cycle"])
+    # late as the department view counts a delivery overdue
+    window = DELIVERY_GRACE.get(table.catalogue["update_cycle"])
     return dg.FreshnessPolicy.time_window(fail_window=window) if window else None
 
 

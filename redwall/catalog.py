@@ -43,7 +43,7 @@ from redwall.home import Home
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS, STATUS_ZH
 from redwall.templates import replace_file
-from schemas import DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
+from schemas import DELIVERY_GRACE, DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
 
 CATALOG = "catalog"  # lake layer, warehouse schema and folder under published/
 WORKBOOK, RECORD, DCAT = "信息资源目录.xlsx", "catalog.json", "catalog.jsonld"
@@ -133,8 +133,11 @@ DEPARTMENT_FIELDS = (
     Field("files_received", "累计报送文件数", pl.Int64(), 10),
     Field("last_received_at", "最近报送时间", pl.Datetime("us", "UTC"), 18, number_format="yyyy-mm-dd hh:mm"),
     Field("last_status", "最近报送结果", pl.String(), 14),
+    Field("delivery", "报送情况", pl.String(), 10),
     Field("rows_rejected", "累计拒收行数", pl.Int64(), 10),
+    Field("open_issues", "待整改问题数", pl.Int64(), 10),
 )
+ON_TIME, OVERDUE, NEVER = "按期", "逾期未报", "从未报送"  # a ledger's delivery against its update cycle
 PROVIDES, RECEIVES = "提供", "回流使用"  # a department's ledger; a mart its ledgers feed
 # What bumps an entry's version (besides its items), and which item attributes count.
 TRACKED = ("sharing", "sharing_condition", "sharing_method", "open", "update_cycle")
@@ -323,27 +326,41 @@ def build_catalog(home: Home, contracts: Contracts | None = None,
 
 
 # -- the departments' own view -------------------------------------------------------------------
-def department_view(home: Home, entries: list[dict[str, Any]],
-                    contracts: Contracts | None = None) -> list[dict[str, Any]]:
+def department_view(home: Home, entries: list[dict[str, Any]], contracts: Contracts | None = None,
+                    now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Per department: the ledgers it provides, with how many files it delivered, when it last
-    delivered and how that went, and how many rows were refused; and the marts its ledgers feed
-    (directly or through other marts), which it receives back under their sharing terms."""
+    delivered and whether that is within the ledger's update cycle at ``now``, how many rows were
+    refused and how many of its rectification issues (``quality/issue``) are still open; and the
+    marts its ledgers feed (directly or through other marts), which it receives back under their
+    sharing terms."""
     contracts = contracts or load_contracts()
+    now = now or dt.datetime.now(dt.UTC)
     by_key = {e["table_key"]: e for e in entries}
     users, receipts = _users(contracts), _receipts(home)
     rejected = (lake.read(home, OPS, REJECTIONS, columns=["receipt_id", "table", "sheet", "row_number"],
                           where=pl.col("severity") == "error")
                 if lake.exists(home, OPS, REJECTIONS) else None)
+    open_issues = _open_issues(home)
     rows = []
     for code, name in contracts.departments.items():
         ledgers = [t for t in contracts.ledgers if t.department["code"] == code]
         for table in ledgers:
             delivered = _carrying(receipts, table)
             delivered = delivered.filter(pl.col("department") == code) if delivered.height else delivered
-            rows.append(_view_row(code, name, PROVIDES, by_key[table.key]) | _delivery(delivered, rejected, table))
+            rows.append(_view_row(code, name, PROVIDES, by_key[table.key]) | _delivery(delivered, rejected, table, now)
+                        | {"open_issues": open_issues.get((code, table.key), 0)})
         for mart in _downstream([t.key for t in ledgers], users):
-            rows.append(_view_row(code, name, RECEIVES, by_key[mart]) | dict.fromkeys(DELIVERY))
+            rows.append(_view_row(code, name, RECEIVES, by_key[mart]) | dict.fromkeys((*DELIVERY, "open_issues")))
     return rows
+
+
+def _open_issues(home: Home) -> dict[tuple[str, str], int]:
+    """Open rectification issues by (department, table); none before the first quality run."""
+    if not lake.exists(home, "quality", "issue"):
+        return {}
+    issues = lake.read(home, "quality", "issue", columns=["department", "table", "status"],
+                       where=(pl.col("status") == "open") & pl.col("department").is_not_null())
+    return {(d, t): n for d, t, n in issues.group_by("department", "table").len().iter_rows()}
 
 
 def _view_row(code: str, name: str, relation: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -351,23 +368,26 @@ def _view_row(code: str, name: str, relation: str, entry: dict[str, Any]) -> dic
             **{k: entry[k] for k in ("code", "title", "table_key", "sharing", "update_cycle", "rows")}}
 
 
-DELIVERY = ("files_received", "last_received_at", "last_status", "rows_rejected")
+DELIVERY = ("files_received", "last_received_at", "delivery", "last_status", "rows_rejected")
 
 
-def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Table) -> dict[str, Any]:
+def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Table,
+              now: dt.datetime) -> dict[str, Any]:
     """How a department's deliveries of a ledger stand. Refused rows are summed over every delivery
     (a row counts once however many problems it had): a ledger delivered per community has no
-    single "latest" file, and which refusals were corrected is not known until a rectification
-    table tracks them. No ops/rejection table means no delivery ever had a refused row."""
+    single "latest" file; what is still to be corrected is the open issue count. No ops/rejection
+    table means no delivery ever had a refused row."""
     if not delivered.height:
-        return dict.fromkeys(DELIVERY) | {"files_received": 0}
+        return dict.fromkeys(DELIVERY) | {"files_received": 0, "delivery": NEVER}
     last = delivered.sort("received_at").row(-1, named=True)
+    grace = DELIVERY_GRACE.get(table.catalogue["update_cycle"])
     refused = 0
     if rejected is not None:
         refused = rejected.filter(pl.col("receipt_id").is_in(delivered["receipt_id"].implode()),
                                   pl.col("table") == table.key
                                   ).select(pl.struct("receipt_id", "sheet", "row_number").n_unique()).item()
     return {"files_received": delivered.height, "last_received_at": last["received_at"].astimezone(LOCAL_TZ),
+            "delivery": OVERDUE if grace and last["received_at"] + grace < now else ON_TIME,
             "last_status": STATUS_ZH[last["status"]], "rows_rejected": refused}
 
 

@@ -7,6 +7,8 @@ elsewhere.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -36,6 +38,12 @@ SENSITIVITY = {
 }
 SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
 UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
+# How late a delivery may be, by update cycle, before it counts as overdue (不定期: never).
+DELIVERY_GRACE = {
+    "实时": dt.timedelta(hours=6), "每日": dt.timedelta(days=2), "每周": dt.timedelta(days=9),
+    "每月": dt.timedelta(days=35), "每季度": dt.timedelta(days=100), "每半年": dt.timedelta(days=190),
+    "每年": dt.timedelta(days=370),
+}
 LOADS = ("snapshot", "increment", "append")
 # Code lists whose values arrive with the district feed, not from committed reference data.
 DYNAMIC_CODES = ("community", "grid")

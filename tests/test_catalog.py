@@ -26,6 +26,7 @@ from redwall.catalog import (
     RESOURCE_FIELDS,
     WORKBOOK,
     build_catalog,
+    department_view,
     publish_catalog,
     resource_code,
 )
@@ -189,6 +190,10 @@ def test_live_facts_and_the_departments_view(tmp_path):
          for r, n, s in problems], schema={n: REJECTION_SCHEMA[n] for n in
                                            ("receipt_id", "table", "sheet", "row_number", "severity")}))
 
+    issues = [("civil_affairs", "ledgers.elderly_alone", "open"), ("civil_affairs", "ledgers.elderly_alone", "open"),
+              ("civil_affairs", "ledgers.elderly_alone", "closed"), (None, "police.population", "open")]
+    lake.write(home, "quality", "issue", pl.DataFrame(issues, schema=["department", "table", "status"], orient="row"))
+
     publish_catalog(home)
     entries = {r["table_key"]: r for r in lake.read(home, "catalog", "resource").to_dicts()}
     police = entries["police.population"]
@@ -202,7 +207,13 @@ def test_live_facts_and_the_departments_view(tmp_path):
     alone = view.filter(pl.col("table_key") == "ledgers.elderly_alone").row(0, named=True)
     assert (alone["files_received"], alone["last_status"], alone["rows_rejected"]) == (2, "全部接收", 2)
     assert alone["last_received_at"] == later
-    assert view.filter(pl.col("table_key") == "ledgers.hardship_aid")["files_received"].to_list() == [0]
+    assert (alone["delivery"], alone["open_issues"]) == ("按期", 2)  # the closed and the police issue not
+    aid = view.filter(pl.col("table_key") == "ledgers.hardship_aid").row(0, named=True)
+    assert (aid["files_received"], aid["delivery"], aid["open_issues"]) == (0, "从未报送", 0)
+    # a monthly ledger last delivered on 9 November is overdue by Christmas
+    entries = build_catalog(home)
+    late = department_view(home, entries, now=dt.datetime(2026, 12, 25, tzinfo=dt.UTC))
+    assert next(r for r in late if r["table_key"] == "ledgers.elderly_alone")["delivery"] == "逾期未报"
     contracts = load_contracts()
     fed = {m.key for m in contracts.marts if set(m.related) & {"ledgers.elderly_alone", "ledgers.hardship_aid"}}
     assert fed <= set(view.filter(pl.col("relation") == RECEIVES)["table_key"])
