@@ -2,6 +2,9 @@
 shared DuckDB warehouse. Each mart's lineage comes from its contract's ``related`` tables."""
 
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 import polars as pl
 
@@ -12,7 +15,25 @@ from redwall import lake
 from redwall.marts import STATE, build_marts
 from redwall.marts.person import EXACT_ID
 from redwall.warehouse import publish
+from redwall.worktime import TIME_ZONE, calendar_reach
 from schemas import Contracts, load_contracts
+
+
+CALENDAR_CHECK = "working_calendar_ahead"
+CALENDAR_AHEAD_DAYS = 60  # time to add next year's holidays once the State Council publishes them
+
+
+def calendar_check(asset_key: dg.AssetKey, today: dt.date) -> dg.AssetCheckResult:
+    """Warn while the committed working calendar ends within :data:`CALENDAR_AHEAD_DAYS`."""
+    left = calendar_reach(today)
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=CALENDAR_CHECK, passed=left >= CALENDAR_AHEAD_DAYS,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"days_left": left, "calendar_ends": str(today + dt.timedelta(days=left))},
+        description=None if left >= CALENDAR_AHEAD_DAYS else
+        "工作日历即将用完：请按国务院办公厅公布的次年放假安排补充 schemas/reference/calendar.csv，"
+        "否则超出日历的日期只按周一至周五计算工作时限。",
+    )
 
 
 class MartsConfig(dg.Config):
@@ -39,8 +60,12 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         for t in marts
     ]
 
+    event = keys.mart(contracts.table("mart.event"))
+
     # Marts are built together: person resolution feeds person, place, grid and care_visit alike.
-    @dg.multi_asset(name="marts", specs=specs, can_subset=False)
+    @dg.multi_asset(name="marts", specs=specs, can_subset=False, check_specs=[dg.AssetCheckSpec(
+        CALENDAR_CHECK, asset=event,
+        description=f"工作日历（法定节假日和调休）至少覆盖未来{CALENDAR_AHEAD_DAYS}天，办结时限才算得准")])
     def _marts(context: dg.AssetExecutionContext, config: MartsConfig, redwall: RedwallHome):
         home = redwall.home()
         counts = build_marts(home, full=config.full_resolution)
@@ -55,6 +80,7 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
             yield dg.MaterializeResult(asset_key=keys.mart(contracts.table(f"mart.{name}")),
                                        metadata={"dagster/row_count": rows,
                                                  **(resolution if name == "person_link" else {})})
+        yield calendar_check(event, dt.datetime.now(ZoneInfo(TIME_ZONE)).date())
 
     @dg.asset(
         # Quality comes first: its blocking checks keep a bad load out of the shared warehouse.

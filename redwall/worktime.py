@@ -63,3 +63,9 @@ def with_working_clocks(frame: pl.DataFrame, columns: list[str], days: pl.DataFr
 
 def limit_seconds(limit: pl.Expr, unit: pl.Expr) -> pl.Expr:
     return limit * unit.replace_strict(UNIT_SECONDS, default=None, return_dtype=pl.Int64)
+
+
+def calendar_reach(today: dt.date) -> int:
+    """Days from ``today`` to the last day of the committed working calendar; past it, working
+    time falls back to Monday–Friday and misses holidays and 调休 days."""
+    return (reference("calendar")["date"].max() - today).days

@@ -21,7 +21,7 @@ from redwall.identifiers import id_check_char, uscc_check_char
 from redwall.marts import INPUTS, build_marts, compute_marts
 from redwall.marts.address import building_part, split
 from redwall.marts.tables import HISTORY
-from schemas import load_contracts
+from schemas import load_contracts, reference
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.datetime(2026, 11, 20, 10, 0, tzinfo=TZ)
@@ -421,3 +421,17 @@ def test_care_visits_by_id_by_house_and_overdue(marts):
         10: ("残疾人,低保", 90, dt.date(2026, 7, 1), 142, True),  # a visit to the house, no ID shown
         11: ("高龄", 30, None, None, True),  # never visited (the empty visit saw nobody)
     }
+
+
+def test_the_event_mart_warns_before_the_working_calendar_runs_out():
+    import dagster as dg
+
+    from assets.marts import CALENDAR_AHEAD_DAYS, calendar_check
+
+    key = dg.AssetKey(["lake", "mart", "event"])
+    ends = reference("calendar")["date"].max()
+    early = calendar_check(key, ends - dt.timedelta(days=CALENDAR_AHEAD_DAYS))
+    assert early.passed and early.metadata["days_left"].value == CALENDAR_AHEAD_DAYS
+    late = calendar_check(key, ends - dt.timedelta(days=CALENDAR_AHEAD_DAYS - 1))
+    assert not late.passed and late.severity == dg.AssetCheckSeverity.WARN
+    assert "calendar.csv" in late.description
