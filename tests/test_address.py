@@ -13,9 +13,11 @@ from redwall.marts.evaluate import measure_addresses
 from schemas import load_contracts
 
 BUILDINGS = pl.DataFrame({
-    "building_code": ["B1", "B2", "B3", "B4", "B5"],
+    "building_code": ["B1", "B2", "B3", "B4", "B5", "B6", "B7"],
     "address": ["西城区府右街12号院3号楼", "西城区钟声胡同5号", "西城区六部口街8号院1号楼",
-                "西城区未英胡同26号院1号楼", "西城区未英胡同26号院1号楼"],  # B4, B5: one address, two buildings
+                "西城区未英胡同26号院1号楼", "西城区未英胡同26号院1号楼",  # B4, B5: one address, two buildings
+                "西城区太仆寺街10号院2号楼", "西城区太仆寺街10号院2号楼"],  # B6, B7: the same, in two grids
+    "grid_code": ["G1", "G1", "G2", "G3", "G3", "G1", "G2"],
 })
 HOUSES = pl.DataFrame({
     "building_code": ["B1", "B1", "B1", "B4", "B5"], "house_code": ["H1", "H2", "H3", "H4", "H5"],
@@ -36,16 +38,17 @@ def test_spellings_standardise(written, standard):
 
 
 def test_addresses_resolve_at_the_level_written_and_ambiguity_is_not_guessed():
-    written = {
-        "府右街十二号院三号楼二单元501": ("B1", "H1", None),
-        "西城区府右街12号院3楼601室": ("B1", "H3", None),  # the only room 601 of the building
-        "西城区府右街12号院3号楼501": ("B1", None, AMBIGUOUS),  # room 501 in units 1 and 2
-        "西城区府右街12号院3号楼9单元901": ("B1", None, NO_HOUSE),
-        "西城区钟声胡同五号对面": ("B2", None, None),
-        "西城区六部口街8号院1号楼": ("B3", None, None),
-        "西城区未英胡同26号院1号楼": (None, None, AMBIGUOUS),
-        "西城区未英胡同26号院1号楼1单元202": ("B5", "H5", None),  # only one of the two has the house
-        "西城区某某大厦": (None, None, NO_BUILDING),
+    written = {  # address: grid, building, house, issue
+        "府右街十二号院三号楼二单元501": ("G1", "B1", "H1", None),
+        "西城区府右街12号院3楼601室": ("G1", "B1", "H3", None),  # the only room 601 of the building
+        "西城区府右街12号院3号楼501": ("G1", "B1", None, AMBIGUOUS),  # room 501 in units 1 and 2
+        "西城区府右街12号院3号楼9单元901": ("G1", "B1", None, NO_HOUSE),
+        "西城区钟声胡同五号对面": ("G1", "B2", None, None),
+        "西城区六部口街8号院1号楼": ("G2", "B3", None, None),
+        "西城区未英胡同26号院1号楼": ("G3", None, None, AMBIGUOUS),  # either building: the grid is known
+        "西城区未英胡同26号院1号楼1单元202": ("G3", "B5", "H5", None),  # only one of the two has the house
+        "西城区太仆寺街10号院2号楼": (None, None, None, AMBIGUOUS),  # two grids: not guessed either
+        "西城区某某大厦": (None, None, None, NO_BUILDING),
     }
     found = resolve_addresses(pl.Series(list(written)), BUILDINGS, HOUSES)
     assert {r[0]: r[1:] for r in found.iter_rows()} == written

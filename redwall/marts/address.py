@@ -105,10 +105,13 @@ def resolve_addresses(addresses: pl.Series, buildings: pl.DataFrame, houses: pl.
     """One row per distinct address: the ``building_code`` and ``house_code`` it resolves to and,
     where it does not resolve to the level it was written at, the ``address_issue``. A house is
     looked for in every building the address may mean, so a unit and room that only one of two
-    same-named buildings has settle which; a room without its unit, in every unit."""
-    keyed = buildings.select("building_code", _building=split(pl.col("address")).struct.field("building"))
+    same-named buildings has settle which; a room without its unit, in every unit. ``address_grid``
+    is the grid every building the address may mean lies in (null if they differ), so even an
+    ambiguous address reaches the grid worker who can settle it."""
+    keyed = buildings.select("building_code", "grid_code", _building=split(pl.col("address")).struct.field("building"))
     candidates = keyed.group_by("_building").agg(
-        _buildings=pl.col("building_code").n_unique(), building_code=_only(pl.col("building_code")))
+        _buildings=pl.col("building_code").n_unique(), building_code=_only(pl.col("building_code")),
+        address_grid=_only(pl.col("grid_code")))
     rooms = houses.join(keyed, on="building_code").select(
         "_building", "unit", "building_code", "house_code", _room=pl.col("room").str.strip_suffix("室"))
     found = [pl.col("house_code").n_unique().alias("_houses"), _only(pl.col("house_code")).alias("_house"),
@@ -128,7 +131,8 @@ def resolve_addresses(addresses: pl.Series, buildings: pl.DataFrame, houses: pl.
         .with_columns(pl.when(pl.col("_unit").is_null()).then(pl.col(f"{c}_any")).otherwise(c).alias(c)
                       for c in ("_houses", "_house", "_house_building"))
         .select(
-            "address", building_code=pl.coalesce("building_code", "_house_building"), house_code="_house",
+            "address", "address_grid", building_code=pl.coalesce("building_code", "_house_building"),
+            house_code="_house",
             address_issue=pl.when(pl.col("_buildings").is_null()).then(pl.lit(NO_BUILDING))
             .when(house_found).then(None)
             .when(several).then(pl.lit(AMBIGUOUS))
@@ -138,7 +142,7 @@ def resolve_addresses(addresses: pl.Series, buildings: pl.DataFrame, houses: pl.
 
 
 def locate(frame: pl.DataFrame, address: str, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with the ``building_code``, ``house_code`` and ``address_issue`` its ``address``
+    """``frame`` with the ``building_code``, ``house_code``, ``address_grid`` and ``address_issue`` its ``address``
     column resolves to (:func:`resolve_addresses`; all null where the address is). Each distinct
     address is parsed once."""
     places = resolve_addresses(frame[address], buildings, houses).rename({"address": address})

@@ -175,14 +175,20 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
 
 def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
     """Records with the house, building, grid and community their address (or visit) resolves to,
-    and the ``address_issue`` where their address does not resolve (:func:`locate`)."""
+    and the ``address_issue`` where their address does not resolve (:func:`locate`). An address
+    that may mean several buildings of one grid still places its record in that grid."""
+    grid_community = buildings.select("grid_code", "community_code").unique("grid_code")
     return (
         locate(records, "residence_address", buildings, houses)
         .with_columns(house_code=pl.coalesce("house_code", "visit_house_code"))
         .join(houses.select("house_code", house_building="building_code"), on="house_code", how="left")
         .with_columns(building_code=pl.coalesce("building_code", "house_building"))
         .join(buildings.select("building_code", "grid_code", "community_code"), on="building_code", how="left")
-        .drop("visit_house_code", "house_building")
+        .join(grid_community.rename({"grid_code": "address_grid", "community_code": "address_community"}),
+              on="address_grid", how="left")
+        .with_columns(grid_code=pl.coalesce("grid_code", "address_grid"),
+                      community_code=pl.coalesce("community_code", "address_community"))
+        .drop("visit_house_code", "house_building", "address_community")
     )
 
 

@@ -45,7 +45,7 @@ def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
     keys = issues.select(pl.col("record_key") if "record_key" in issues.columns else record_key(source))
     return issues.select(source=pl.lit(source), record_key=person_digest(keys.to_series()), reason="address_issue",
                          address_building=building_part(pl.col(address)), building_code="building_code",
-                         grid_code="grid_code")
+                         grid_code=pl.coalesce("grid_code", "address_grid"))
 
 
 def build_address_issue(placed: pl.DataFrame, organizations: pl.DataFrame, events: pl.DataFrame,
