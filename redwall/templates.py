@@ -360,6 +360,8 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
         "4. 日期列请填写如2026-11-02的日期；带下拉箭头的列请从列表中选择。",
         "5. 选中单元格时会显示该列的填写提示。下表逐列说明，最下方是一行填写示例（只作参考，请勿在本页填写）。",
         "6. 请使用大数据中心下发的最新版模板；填好后按.xlsx格式报送至本部门的台账报送目录。",
+        "7. 本台账按整表报送：每次请报送完整的名单，名单中没有的记录会被置为失效。" if table.load == "snapshot"
+        else "7. 同一记录再次报送时以最新一次为准；已接收的记录无需重复报送。",
     ]
     for row, text in enumerate(notes, start=1):
         sheet.cell(row, 1, text).alignment = Alignment(vertical="center")

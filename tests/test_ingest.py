@@ -215,7 +215,8 @@ def test_police_snapshots_deregister_and_version(home):
          "before the move")
     same(valid_on(rows, D3).filter(pl.col("id_number") == P1)["residence_address"], [moved], "after the move")
     assert valid_on(rows, D3).height == 2
-    assert "不在本次快照中、已置为失效1条" in second.reasons_zh
+    assert "不在本次名单中、已置为失效0条" in first.reasons_zh
+    assert "不在本次名单中、已置为失效1条" in second.reasons_zh
 
     # A late, older snapshot is kept in bronze but does not rewrite the truth.
     drop(home, "police", "实有人口_20240424.csv", police_snapshot([police_row(P3, "李红", "西城区钟声胡同5号")]))
@@ -446,10 +447,11 @@ def building_snapshot(codes: list[str], floors: list[int]) -> bytes:
 
 
 def test_district_snapshots(home):
-    drop(home, "district", "building_20240501.parquet", building_snapshot(["B1", "B2", "B3"], [6, 6, 18]))
+    drop(home, "district", "building_20240501.parquet", building_snapshot(["B1", "B2", "B3", "B4"], [6, 6, 18, 6]))
     drop(home, "district", "building_20240501.parquet.ready", b"")  # the platform's "copy complete" marker
     drop(home, "district", "building_20240515.parquet", building_snapshot(["B1", "B3"], [7, 18]))
-    for receipt in process_source(home, "district"):
+    first, second = sorted(process_source(home, "district"), key=lambda r: r.as_of)
+    for receipt in (first, second):
         assert balanced(home, receipt).status == "accepted"
     assert (home.archive("district") / "building_20240501.parquet.ready").exists()
     assert not any(home.inbox("district").iterdir())
@@ -457,7 +459,11 @@ def test_district_snapshots(home):
     assert current["building_code"].to_list() == ["B1", "B3"] and current["floors_above"].to_list() == [7, 18]
     assert current["building_type"].unique().to_list() == ["1"]
     closed = silver(home, "district_building").filter(pl.col("_valid_to").is_not_null())
-    assert sorted(closed.select("building_code", "_valid_to").rows()) == [("B1", D3), ("B2", D3)]
+    assert sorted(closed.select("building_code", "_valid_to").rows()) == [("B1", D3), ("B2", D3), ("B4", D3)]
+    # the receipts count what each snapshot closed: none at first, then B2 and B4
+    assert "新增4条，变更0条，不在本次名单中、已置为失效0条。" in first.reasons_zh
+    assert "新增0条，变更1条，不在本次名单中、已置为失效2条。" in second.reasons_zh
+    assert "注意" not in second.reasons_zh  # as many sent as closed: no sign of a partial list
     assert lake.read(home, "bronze", "district_building")["floors_above"].dtype == pl.String  # text as delivered
 
 
@@ -516,6 +522,25 @@ def test_ledger_workbook_as_a_clerk_fills_it(home):
     current = silver(home, "ledgers_elderly_alone", current=True)
     same(sorted(current["id_number"]), sorted([E1, other]), "current")
     same(silver(home, "ledgers_elderly_alone").filter(pl.col("_valid_to").is_not_null())["id_number"], [E3], "closed")
+    june = (kept.parent / "6月独居老人台账.xlsx.回执.txt").read_text(encoding="utf-8")
+    assert "已置为失效1条" in june and "请按以上说明更正后重新报送完整的名单" in june
+    assert "无需重复报送" not in june  # a partial re-send would close the rest of the community
+
+    # A clerk sends only two newcomers as a "supplement": the one resident listed is closed, and
+    # the receipt says so plainly.
+    newcomers = [cid("19390303", "072"), cid("19410404", "082")]
+    drop(home, "ledgers", "独居老人补报.xlsx", elderly_ledger([
+        [name, pid, "西交民巷社区", "西城区西交民巷7号", None, "独居", None, None, "2024-06-05", "周立", None]
+        for name, pid in zip(("王淑芬", "赵桂英"), newcomers)]), department="civil_affairs")
+    (supplement,) = process_source(home, "ledgers")
+    assert "已置为失效1条" in supplement.reasons_zh and "注意" not in supplement.reasons_zh
+    # One more newcomer alone closes both: more closed than sent, so the receipt warns.
+    drop(home, "ledgers", "独居老人再补报.xlsx", elderly_ledger([
+        ["李凤兰", cid("19420505", "092"), "西交民巷社区", "西城区西交民巷9号", None, "独居", None, None, "2024-06-06",
+         "周立", None]]), department="civil_affairs")
+    (again,) = process_source(home, "ledgers")
+    assert "新增1条，变更0条，不在本次名单中、已置为失效2条。注意" in again.reasons_zh
+    assert "如果只是补报部分记录，请重新报送完整的名单" in again.reasons_zh
 
 
 def test_ledger_csv_saved_from_excel_in_gbk(home):

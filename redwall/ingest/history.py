@@ -149,7 +149,8 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
             if columns:  # a community's ledger closes only its own community's rows
                 absent = absent.filter(_scope_key(columns).is_in(scope(table, own)))
             gone.append(absent.with_columns(pl.lit(as_of).alias("_valid_to")))
-            outcomes.append(absent.select(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome")))
+            outcomes.append(absent.with_columns(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome"))
+                            .select(FILE, "outcome"))  # one row per closed key
             # counted for the snapshot; the rows keep their lineage
     closing = pl.concat([closing.select(schema), *(g.select(schema) for g in gone)])
     _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"],

@@ -464,7 +464,11 @@ def _change_note(table: Table, change: history.Change, stale: bool | None, lates
                 "当前数据以较新的快照为准。")
     parts = [f"新增{change.opened}条", f"变更{change.changed}条"]
     if table.load == "snapshot":
-        parts.append(f"不在本次快照中、已置为失效{change.closed}条")
+        parts.append(f"不在本次名单中、已置为失效{change.closed}条")
     if change.late:
         parts.append(f"{change.late}条早于已有登记，仅存入原始层")
-    return f"{table.title}：" + "，".join(parts) + "。"
+    note = f"{table.title}：" + "，".join(parts) + "。"
+    if change.closed > change.opened + change.changed + change.unchanged:  # more gone than sent: a partial list?
+        note += (f"注意：置为失效的{change.closed}条多于本次报送的条数。本表按整表报送处理，名单中没有的记录"
+                 "会被置为失效；如果只是补报部分记录，请重新报送完整的名单。")
+    return note

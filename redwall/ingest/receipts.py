@@ -27,6 +27,7 @@ import polars as pl
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS, LOCAL_TZ
+from schemas import load_contracts
 
 OPS = "ops"
 RECEIPTS = "file_receipt"
@@ -138,6 +139,9 @@ def issues_of(home: Home, receipt: Receipt) -> pl.DataFrame:
 
 
 # -- the sender's copy ---------------------------------------------------------------------------
+# What to send again: a snapshot ledger is the whole list each time, other ledgers only the rows.
+RESEND_WHOLE = "请按以上说明更正后重新报送完整的名单：本表按整表报送处理，名单中没有的记录会被置为失效。"
+RESEND_ROWS = "请按以上说明更正后重新报送；已接收的行无需重复报送。"
 def receipt_file_name(receipt: Receipt, stored_name: str) -> str:
     return f"{stored_name}.回执.txt" if receipt.source == LEDGERS else f"{stored_name}.receipt.json"
 
@@ -168,5 +172,7 @@ def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) 
         lines += [f"  {'工作表「' + s + '」' if s else ''}{m}" for s, m in listed.select("sheet", "message_zh").iter_rows()]
         if issues.height > listed.height:
             lines.append(f"  其余{issues.height - listed.height}处请向大数据中心索取拒收明细。")
-    lines += ["", "请按以上说明更正后重新报送；已接收的行无需重复报送。"]
+    tables = load_contracts().tables
+    whole = any(tables[t].load == "snapshot" for t in receipt.tables if t in tables)
+    lines += ["", RESEND_WHOLE if whole else RESEND_ROWS]
     return "\n".join(lines) + "\n"
