@@ -341,7 +341,7 @@ def test_elderly_alone_ledgers_list_old_people_living_alone(truth):
 def test_records_point_at_rows_holding_the_person(home, truth):
     records = truth["records"].filter(pl.col("source") == "police")
     snapshot = sorted(records["file"].unique())[-1]
-    frame = _police(home.inbox("police") / snapshot).with_row_index("row", offset=1)
+    frame = _police(home.inbox("police") / snapshot).with_row_index("row", offset=2)  # under the header line
     mine = records.filter(pl.col("file") == snapshot).join(truth["persons"].select("person_id", "id_number"),
                                                            on="person_id")
     joined = mine.join(frame.select(pl.col("row").cast(pl.Int64), pl.col("公民身份号码").alias("delivered")), on="row")

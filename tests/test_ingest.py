@@ -429,7 +429,7 @@ def test_municipal_exchange_files_with_their_dictionary(home):
     assert (disability.rows_accepted, disability.rows_rejected) == (1, 1)
     assert silver(home, "municipal_cl_disability")["category"].to_list() == ["4"]  # 肢体, via the dictionary
     message = rejections(home, disability)["message_zh"].item()
-    assert message.startswith("第2条数据「残疾等级」")  # data line 2; the field named in Chinese, not CJDJ
+    assert message.startswith("第3行「残疾等级」")  # line 3, under the header; the field in Chinese, not CJDJ
     archive = home.archive("municipal")
     assert (archive / "mz_dibao_202405.dict.json").exists()  # the file's own dictionary moved with it
     assert (archive / "cl_disability_202405.dict.json").exists()  # the dataset's copied beside it...
@@ -557,7 +557,7 @@ def test_ledger_csv_saved_from_excel_in_gbk(home):
     assert (receipt.rows_read, receipt.rows_rejected, receipt.rows_deduplicated) == (3, 1, 1)
     assert "GB18030" in receipt.reasons_zh
     problem = rejections(home, receipt).row(0, named=True)
-    assert (problem["row_number"], problem["rule"]) == (2, "id_excel_number")  # data line 2 below the header
+    assert (problem["row_number"], problem["rule"]) == (4, "id_excel_number")  # the row Excel shows: title, header, data
     assert silver(home, "ledgers_hardship_aid")["amount"].to_list() == [800.0]
 
 

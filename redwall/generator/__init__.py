@@ -13,7 +13,7 @@ persons in the 15 streets of 西城区 (other streets get invented communities, 
 Feeds (file names; row numbers as an ingester counts them)
 ------------------------------------------------------------
 police     ``实有人口_YYYYMMDD.csv`` weekly (the last day and every 7 days back, at least two), GB18030,
-           header = contract labels; row = 1-based data line. Codes as names (男, 汉族, 户籍人口, 死亡);
+           header = contract labels; row = line (data from 2). Codes as names (男, 汉族, 户籍人口, 死亡);
            dates 出生日期 YYYYMMDD, others YYYY-MM-DD. Foreigners: passport/permit number in 公民身份号码.
 floating   ``流动人口登记_YYYYMMDD.xlsx`` daily (``…_YYYYMMDD_<street code>.xlsx`` when several streets),
            title row 1, header row 2 (labels), data from row 3 (row = Excel row), note row sometimes.
@@ -23,9 +23,10 @@ grid_app   ``grid_app_YYYYMMDDHH.jsonl`` by upload hour (only hours with uploads
            Envelope record_id/type/recorded_at(+08:00)/worker_id/grid_code, payload per type with the
            contract's column names; event ``source`` and status ``status`` as names.
 municipal  ``<dataset>_YYYYMM.parquet|csv`` + ``<dataset>_YYYYMM.dict.json`` monthly (as of the month's
-           last day in the period). mz_dibao, mz_death: Parquet; cl_disability, rs_elderly_allowance:
-           UTF-8 CSV (row = data line). Columns are exchange field codes; the dict says, per field,
-           ``name``, ``type`` and for code fields ``encoding`` (``code`` with ``codes`` or ``name``).
+           last day in the period). mz_dibao, mz_death: Parquet (row = record); cl_disability,
+           rs_elderly_allowance: UTF-8 CSV (row = line, data from 2). Columns are exchange field
+           codes; the dict says, per field, ``name``, ``type`` and for code fields ``encoding``
+           (``code`` with ``codes`` or ``name``).
 district   ``<table>_YYYYMMDD.parquet`` for grid, building, house, organization, component, columns =
            contract names, code columns as names. Delivered on the first day and (except grid) on
            one later day; organisation addresses in many spellings.

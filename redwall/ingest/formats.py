@@ -48,8 +48,9 @@ class Unreadable(Exception):
 @dataclass(frozen=True)
 class Grid:
     """Cells as delivered: one String column per delivered column, and ``_row_number``, the row's
-    number in the file's own terms (Excel row, line, record). A delimited text's data lines are
-    renumbered from 1 below its header once that is found (``data_lines``)."""
+    number in the file's own terms: the Excel row, the record of a JSON Lines file, and for a
+    delimited text the row Excel shows when the clerk opens it (its line, a quoted line break
+    aside), so every message's 第N行 is the row the sender sees."""
 
     format: str
     cells: pl.DataFrame
@@ -58,7 +59,6 @@ class Grid:
     record_type: str | None = None  # JSON Lines: the records' ``type``
     broken: bool = False  # JSON Lines: lines that are not a JSON record
     letters: tuple[str, ...] = ()  # xlsx: the column letters, to name unlabelled columns
-    data_lines: bool = False
     encoding: str | None = None
     glossary: dict[str, str] = field(default_factory=dict)  # exchange code → Chinese name
     # Workbooks: which cells of a column hold numbers (per grid row). Asked only for ID columns: an
@@ -68,12 +68,10 @@ class Grid:
     @property
     def place(self) -> str:
         """How a sender finds row ``{}`` in this file, for messages."""
-        if self.format in ("xlsx", "xls"):
+        if self.format in ("xlsx", "xls", "csv"):
             return "第{}行"
         if self.format == "jsonl":
             return "第{}行记录"
-        if self.data_lines:
-            return "第{}条数据"
         return "第{}条记录"
 
 
@@ -138,7 +136,7 @@ def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
         )
     except pl.exceptions.PolarsError:
         raise Unreadable("corrupt", "文件无法按CSV格式解析（引号或分隔符错乱），请检查后重新导出") from None
-    return Grid("csv", _numbered(cells), data_lines=True, encoding=encoding, glossary=glossary)
+    return Grid("csv", _numbered(cells), encoding=encoding, glossary=glossary)
 
 
 def _read_jsonl(text: str, encoding: str) -> list[Grid]:

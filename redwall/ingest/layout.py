@@ -147,8 +147,6 @@ def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
     else:
         headers = [(v or "").strip() for v in cells.select(data_columns).row(header_row)]
         cells = cells.slice(header_row + 1)
-        if grid.data_lines:  # a delimited text numbers its data lines from 1 below the header
-            cells = cells.with_columns(pl.col("_row_number") - (header_row + 1))
         cells, skipped = _set_aside(cells, data_columns, [(data_columns[i], headers[i]) for i in m.columns])
 
     names = {data_columns[i]: c.name for i, c in m.columns.items()}

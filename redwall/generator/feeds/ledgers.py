@@ -247,7 +247,7 @@ def render(ctx: Context, ledger: Ledger, rng: np.random.Generator) -> None:
     encodable = "gbk" if csv else None
     extension = ".csv" if csv else ".xls" if "xls_extension" in ledger.habits else ".xlsx"
     file = f"{ledger.department}/{ledger.name}{extension}"
-    first = 1 if csv else 3
+    first = 3  # title and header rows above, in a workbook or its CSV export alike
     frame = numbered(ledger.frame, file, first)
 
     # Cells: names, IDs, phones and dates as clerks type them.

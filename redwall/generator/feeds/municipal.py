@@ -72,7 +72,8 @@ def write(ctx: Context) -> None:
             fmt = FORMATS[name]
             stem = f"{name}_{on:%Y%m}"
             file = f"{stem}.{fmt}"
-            frame = numbered(frame.sort("id_number", maintain_order=True), file, 1)
+            # a CSV's rows as Excel shows them, under the header line; Parquet counts records
+            frame = numbered(frame.sort("id_number", maintain_order=True), file, 2 if fmt == "csv" else 1)
             fields = {c.name: c.field for c in table.columns}
             frame = frame.rename(fields)
             frame = flaw_column(frame, fields["id_number"], {"lowercase_x": 0.03}, rng)

@@ -77,7 +77,8 @@ def write(ctx: Context) -> None:
                                        .otherwise(pl.lit("迁出"))).alias(label["deregistration_reason"]),
         ).sort("person_id", maintain_order=True)
         name = f"实有人口_{day:%Y%m%d}.csv"
-        snap = numbered(snap, name, 1).with_columns(_person=pl.col("person_id"), _key=pl.col(label["id_number"]))
+        # row 1 is the header line
+        snap = numbered(snap, name, 2).with_columns(_person=pl.col("person_id"), _key=pl.col(label["id_number"]))
         with open(folder / name, "wb") as out:
             for i in range(0, max(snap.height, 1), CHUNK):
                 buffer = io.StringIO()
