@@ -55,6 +55,15 @@ ISSUE_SCHEMA = {
     "first_seen": UTC, "last_seen": UTC, "status": pl.String, "closed_at": UTC,
     "waiver_reason": pl.String, "waived_by": pl.String, "waived_at": UTC,
 }
+# Chinese labels of the issue columns: the warehouse's column comments and the rectification lists' headers.
+ISSUE_LABELS = {
+    "issue_id": "问题编号", "origin": "发现环节", "source": "来源系统", "table": "数据表", "file_path": "来源文件",
+    "row_number": "行号", "column": "字段", "record_key": "记录键（含个人信息的为摘要）", "key_broken": "记录键缺失或有误",
+    "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "grid_code": "网格编码",
+    "community_code": "社区编码", "department": "部门代码", "first_seen": "首次发现", "last_seen": "最近发现",
+    "status": "整改状态", "closed_at": "整改完成时间", "waiver_reason": "豁免理由", "waived_by": "豁免人",
+    "waived_at": "豁免时间",
+}
 FINDING = [c for c in ISSUE_SCHEMA if c not in ("issue_id", "first_seen", "status", "closed_at", "waiver_reason",
                                                 "waived_by", "waived_at", "community_code")]
 # routing hints a finding carries until :func:`route` turns them into grid and community
@@ -345,6 +354,16 @@ def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.
 
 # -- measure ---------------------------------------------------------------------------------------
 METRICS = "loop_metrics"
+METRICS_LABELS = {
+    "run_date": "统计日期", "source": "来源系统", "grid_code": "网格编码（未定位的记为“未定位”）", "rule": "规则",
+    "failure_rate": "失败率（待整改问题数/记录数）", "open_issues": "待整改问题数", "fixed_issues": "已整改问题数",
+    "waived_issues": "已豁免问题数", "median_hours_to_fix": "整改时长中位数（小时）",
+}
+# The quality layer's tables: title and column labels, for the warehouse's comments.
+TABLES = {
+    ISSUES: ("整改问题：质量控制闭环中每条未通过检查的记录一条，随复核关闭", ISSUE_LABELS),
+    METRICS: ("质量闭环指标：每个统计日期按来源、网格和规则统计的问题数、失败率和整改时长", METRICS_LABELS),
+}
 
 
 def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.DataFrame:

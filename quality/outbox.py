@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill
 
+from quality.loop import ISSUE_LABELS
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.receipts import OPS, REJECTIONS
@@ -19,9 +20,6 @@ from schemas import load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
 STATUS_ZH = {"open": "待整改", "closed": "已整改", "waived": "已豁免"}
-COLUMNS_ZH = {"issue_id": "问题编号", "table_title": "数据表", "file_path": "来源文件", "row_number": "行号",
-              "column_label": "字段", "message_zh": "问题说明", "severity_zh": "严重程度", "first_seen": "首次发现",
-              "last_seen": "最近发现", "community_code": "社区编码", "grid_code": "网格编码"}
 BAD = PatternFill("solid", fgColor="FFC7CE")
 
 
@@ -29,16 +27,17 @@ def _listed(issues: pl.DataFrame) -> pl.DataFrame:
     contracts = load_contracts()
     titles = {t.key: t.title for t in contracts.tables.values()}
     labels = {(t.key, c.name): c.label for t in contracts.tables.values() for c in t.all_columns}
+    # the issue columns a list shows, with values a reader understands, headed by their labels
     return issues.sort("severity", "first_seen").select(
-        "issue_id", pl.col("table").replace_strict(titles, default=pl.col("table")).alias("table_title"),
+        "issue_id", pl.col("table").replace_strict(titles, default=pl.col("table")),
         "file_path", "row_number",
         pl.struct("table", "column").map_elements(lambda r: labels.get((r["table"], r["column"]), ""),
-                                                  return_dtype=pl.String).alias("column_label"),
-        "message_zh", pl.col("severity").replace_strict(SEVERITY_ZH).alias("severity_zh"),
+                                                  return_dtype=pl.String).alias("column"),
+        "message_zh", pl.col("severity").replace_strict(SEVERITY_ZH),
         pl.col("first_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
         pl.col("last_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
         "community_code", "grid_code",
-    ).rename(COLUMNS_ZH)
+    ).rename(ISSUE_LABELS, strict=False)
 
 
 def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:

@@ -9,6 +9,11 @@ Per ``pii`` kind, in the shared view:
 - ``person_key``: replaced by its keyed pseudonym (the lake's key is an unkeyed digest of the ID).
 - ``name``: the first character and one ``*`` (``张*``), so the length does not show either.
 - ``address``: cut after the building (``府右街12号院3号楼``); null when no building can be told.
+- ``house``: a keyed pseudonym, so persons still group by house but no longer join the house
+  register's unit and room (which would undo the address cut).
+- ``birth_date``: ``birth_year`` only.
+- ``sources``: without the tables whose listing is itself sensitive (``sensitive_listing``:
+  disability certificates, minimum income, hardship aid, living alone).
 - any other kind (e.g. a JSON list of persons): left out.
 
 Columns of ``sensitivity: sensitive`` are left out unless the table's ``catalogue.share_sensitive``
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from redwall.marts.address import building_part
-from schemas import Table
+from schemas import Table, load_contracts
 
 KEY_ENV = "REDWALL_PSEUDONYM_KEY"
 DEMO_KEY = b"REDWALL-DEMO-KEY--SYNTHETIC-DATA-ONLY--NEVER-FOR-REAL-PERSONS"
@@ -99,6 +104,12 @@ class SharedColumn:
     value: Callable[[pl.Expr, bytes], pl.Expr]
 
 
+def without_sensitive_listings(sources: pl.Expr) -> pl.Expr:
+    """A comma-separated list of table keys without those whose listing is sensitive."""
+    listed = [t.key for t in load_contracts().tables.values() if t.sensitive_listing]
+    return sources.str.split(",").list.eval(pl.element().filter(~pl.element().is_in(listed))).list.join(",")
+
+
 def _pseudonym(col: pl.Expr, key: bytes) -> pl.Expr:
     return col.map_batches(lambda s: pseudonyms(s, key), return_dtype=pl.String, is_elementwise=True)
 
@@ -109,6 +120,9 @@ TREATMENTS: dict[str, tuple[tuple[str, str, Callable[[pl.Expr, bytes], pl.Expr]]
     "phone": (("{}_key", "{}（假名）", _pseudonym), ("{}", "{}（脱敏）", lambda c, _: mask_phone(c))),
     "name": (("{}", "{}（脱敏）", lambda c, _: mask_name(c)),),
     "address": (("{}", "{}（至楼栋）", lambda c, _: building_part(c)),),
+    "house": (("{}", "{}（假名）", _pseudonym),),
+    "birth_date": (("birth_year", "出生年份", lambda c, _: c.dt.year()),),
+    "sources": (("{}", "{}（不含敏感名册）", lambda c, _: without_sensitive_listings(c)),),
 }
 
 

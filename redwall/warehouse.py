@@ -3,9 +3,12 @@
 ``warehouse/redwall.duckdb`` (shared) holds schema ``mart`` (every mart, masked per
 :mod:`redwall.privacy`), ``ops`` (receipts, rejections…) and ``quality`` (rectification issues,
 loop metrics), which hold no personal values, ``catalog`` (the data resource directory) and
-``ref`` (the committed reference tables), with the contracts' titles and labels as table and
-column comments. ``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked,
-readable by the owner only (folder 0700, file 0600).
+``ref`` (the committed reference tables). Every table and column carries a Chinese comment: the
+contracts' titles and labels for the marts, for the other tables the titles and labels declared
+beside their schemas (:data:`redwall.ingest.receipts.TABLES`, :data:`quality.loop.TABLES`,
+:data:`redwall.catalog.TABLES`, :data:`schemas.REFERENCE_TITLES`).
+``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked, readable by the owner
+only (folder 0700, file 0600).
 
 A DuckDB file has one writer or many readers, never both, so a publish never writes a file anyone
 reads: it builds a new file beside the old one and renames it into place (``os.replace``, atomic
@@ -23,12 +26,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from quality.loop import LAYER as QUALITY, TABLES as QUALITY_TABLES
 from redwall import lake
 from redwall.catalog import TABLES as CATALOG_TABLES
 from redwall.home import Home
+from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
 from redwall.privacy import pseudonym_key, shared_columns, shared_view
-from schemas import REFERENCE, load_contracts, reference
+from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, load_contracts, reference
 
 SHARED_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o600, 0o700
 
@@ -64,11 +69,13 @@ def publish(home: Home, demo: bool = False) -> dict[str, int]:
         shared.append(Published("mart", t.name, shared_view(frame, t, key), comment,
                                 {c.name: c.label for c in shared_columns(t)}))
     # Operational and quality tables hold reasons, counts and digests, never personal values.
-    shared += [Published(layer, name, lake.read(home, layer, name))
-               for layer in ("ops", "quality") for name in _layer_tables(home, layer)]
+    shared += [Published(layer, name, lake.read(home, layer, name), *described.get(name, (None, {})))
+               for layer, described in ((OPS, OPS_TABLES), (QUALITY, QUALITY_TABLES))
+               for name in _layer_tables(home, layer)]
     shared += [Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
                for name, (title, fields) in CATALOG_TABLES.items() if lake.exists(home, "catalog", name)]
-    shared += [Published("ref", path.stem, reference(path.stem)) for path in sorted(REFERENCE.glob("*.csv"))]
+    shared += [Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
+               for path in sorted(REFERENCE.glob("*.csv"))]
 
     folder = restricted_path(home).parent
     folder.mkdir(mode=RESTRICTED_DIR_MODE, parents=True, exist_ok=True)
@@ -102,10 +109,14 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
                 con.register("incoming", t.frame.to_arrow())
                 con.execute(f'CREATE TABLE "{t.schema}"."{t.name}" AS SELECT * FROM incoming')
                 con.unregister("incoming")
-                if t.comment:
-                    con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
-                for column, label in t.column_comments.items():
-                    con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS {_quote(label)}')
+                # dashboards read every table by its comments: an undocumented one is a bug, not a default
+                if not t.comment or (bare := [c for c in t.frame.columns if not t.column_comments.get(c)]):
+                    raise ValueError(f"{t.schema}.{t.name} has no Chinese title or labels for "
+                                     f"{bare if t.comment else 'the table'}: declare them beside its schema")
+                con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
+                for column in t.frame.columns:  # labels may serve several tables: only this one's
+                    con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS '
+                                f'{_quote(t.column_comments[column])}')
             con.execute("CHECKPOINT")
         new.chmod(mode)
         with open(new, "rb") as f:

@@ -37,6 +37,15 @@ SENSITIVITY = {
     "public": "一般信息",
 }
 SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
+# Kinds of personal data a column holds (``pii``), with the sensitivity each implies; the shared
+# warehouse treats each kind its own way (redwall.privacy). Direct identifiers name a person; the
+# quasi-identifiers here would, joined with other shared tables: the house (its room), the full
+# birth date, and the list of registers that know a person (some listings are sensitive).
+PII_KINDS = {
+    "person_key": "direct_identifier", "id_number": "direct_identifier", "phone": "direct_identifier",
+    "name": "direct_identifier", "address": "direct_identifier", "persons": "direct_identifier",
+    "house": "quasi_identifier", "birth_date": "quasi_identifier", "sources": "quasi_identifier",
+}
 UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
 # How late a delivery may be, by update cycle, before it counts as overdue (不定期: never).
 DELIVERY_GRACE = {
@@ -100,6 +109,9 @@ class Table:
     template: dict[str, Any] | None = None
     envelope: tuple[Column, ...] = field(default=())
     related: tuple[str, ...] = ()  # keys of the tables this one is derived from (marts)
+    # Being listed here is itself sensitive (a disability, social assistance, living alone): the
+    # shared warehouse never says a person is in this table.
+    sensitive_listing: bool = False
 
     @property
     def key(self) -> str:
@@ -175,6 +187,9 @@ def _column(raw: dict[str, Any], where: str) -> Column:
         raise ContractError(f"{where}: column {raw.get('name')!r} has unknown type {raw.get('type')!r}")
     if raw.get("sensitivity") not in SENSITIVITY:
         raise ContractError(f"{where}: column {raw['name']!r} needs a sensitivity in {list(SENSITIVITY)}")
+    if raw.get("pii") and PII_KINDS.get(raw["pii"]) != raw["sensitivity"]:
+        raise ContractError(f"{where}: column {raw['name']!r}: pii {raw['pii']!r} must be one of {list(PII_KINDS)}, "
+                            f"with sensitivity {PII_KINDS.get(raw['pii'])}")
     raw["aliases"] = tuple(raw.get("aliases", ()))
     if raw.get("codes") and raw["codes"] not in DYNAMIC_CODES and raw["codes"] not in code_lists():
         raise ContractError(f"{where}: column {raw['name']!r} names unknown code list {raw['codes']!r}")
@@ -208,6 +223,7 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
         encoding=raw.get("encoding"), record_type=raw.get("record_type"),
         title_row=raw.get("title_row"), department=department, template=raw.get("template"),
         envelope=envelope, related=tuple(raw.get("related", ())),
+        sensitive_listing=bool(raw.get("sensitive_listing", False)),
     )
 
 
@@ -240,6 +256,27 @@ def load_contracts(root: Path = HERE) -> Contracts:
 
 
 # -- reference data ------------------------------------------------------------------------------
+# Chinese titles of the reference tables and labels of their columns (one meaning per name in all).
+REFERENCE_TITLES = {
+    "admin_division": "行政区划代码（GB/T 2260），含已撤销的区划",
+    "calendar": "工作日历：每天是否工作日，含法定节假日和调休",
+    "codes": "代码表：各代码集的代码和名称",
+    "component_class": "城市管理部件分类（CJ/T 214）及处置时限",
+    "ethnicity": "民族代码（GB/T 3304）",
+    "event_class": "城市管理事件分类（CJ/T 214）及处置时限",
+    "grid_code_scheme": "单元网格编码方案",
+    "sex": "性别代码（GB/T 2261.1）",
+    "street": "街道乡镇代码",
+}
+REFERENCE_LABELS = {
+    "code": "代码", "name": "名称", "level": "级别", "valid_from": "启用日期", "valid_to": "停用日期",
+    "date": "日期", "is_workday": "是否工作日", "kind": "类型", "holiday": "节假日名称", "list": "代码集",
+    "note": "备注", "scheme": "分类或编码方案", "major": "大类代码", "minor": "小类代码", "major_name": "大类名称",
+    "time_limit": "处置时限", "time_unit": "时限单位", "length": "编码长度", "pattern": "编码格式（正则表达式）",
+    "parts": "编码结构", "district_code": "所属区代码",
+}
+
+
 @cache
 def reference(name: str) -> pl.DataFrame:
     """A committed national reference table (``schemas/reference/<name>.csv``), all columns text

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from redwall import identifiers as ids
-from schemas import HERE, SENSITIVITY, ContractError, code_lists, load_contracts, reference
+from schemas import HERE, PII_KINDS, SENSITIVITY, ContractError, code_lists, load_contracts, reference
 
 FEED_SOURCES = {"police", "floating", "grid_app", "municipal", "district", "ledgers"}
 
@@ -31,8 +31,10 @@ def test_tables_declare_what_catalogue_and_masking_need():
         for c in t.all_columns:
             assert c.label and c.sensitivity in SENSITIVITY, (t.key, c.name)
             if c.pii:
-                # Anything that can name a person is a direct identifier, never shared in clear.
-                assert c.sensitivity == "direct_identifier", (t.key, c.name)
+                # Anything that can name a person is a direct identifier, never shared in clear;
+                # the quasi-identifiers with a treatment of their own are named.
+                assert c.sensitivity == PII_KINDS[c.pii], (t.key, c.name)
+            assert c.sensitivity != "direct_identifier" or c.pii, (t.key, c.name)
         if t.kind != "mart":
             assert t.files or t.kind == "ledger", t.key
 

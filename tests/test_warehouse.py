@@ -18,9 +18,13 @@ import duckdb
 import polars as pl
 import pytest
 
+from quality.loop import ISSUE_SCHEMA, ISSUES, LAYER as QUALITY, loop_metrics
 from redwall import lake
+from redwall.catalog import publish_catalog
 from redwall.home import Home
 from redwall.identifiers import PHONE_PATTERN, is_valid_citizen_id
+from redwall.ingest.receipts import (OPS, RECEIPT_SCHEMA, RECEIPTS, REGISTRY, REGISTRY_SCHEMA, REJECTION_SCHEMA,
+                                     REJECTIONS)
 from redwall.marts import build_marts
 from redwall.privacy import KEY_ENV, MissingKeyError, pseudonyms, shared_columns
 from redwall.warehouse import publish, restricted_path
@@ -119,6 +123,26 @@ def test_shared_view_masks_pseudonymises_and_leaves_out_sensitive_columns(home):
     assert set(person.filter(pl.col("id_number").str.starts_with("*"))["id_number"]) == {"*******78"}  # passport
 
 
+def test_shared_marts_do_not_join_back_to_what_they_leave_out(home):
+    publish(home)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        person = con.execute("SELECT * FROM mart.person").pl()
+        # the house register's unit and room would undo the address cut, so houses do not join
+        assert con.execute("SELECT count(*) FROM mart.person JOIN mart.place USING (house_code)").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM mart.care_visit JOIN mart.place USING (house_code)").fetchone() == (0,)
+        per_house = con.execute("SELECT count(DISTINCT house_code) FROM mart.person").fetchone()[0]
+    with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
+        clear = con.execute("SELECT * FROM mart.person").pl()
+        assert con.execute("SELECT count(*) FROM mart.person JOIN mart.place USING (house_code)").fetchone()[0] > 0
+    assert per_house == clear["house_code"].drop_nulls().n_unique() > 1  # persons still group by house
+    assert "birth_date" not in person.columns
+    assert sorted(person["birth_year"]) == sorted(clear["birth_date"].dt.year())
+    # no shared row says a person holds a disability certificate, minimum income or lives alone
+    listed = {t.key for t in load_contracts().tables.values() if t.sensitive_listing}
+    assert clear["sources"].str.split(",").explode().is_in(list(listed)).any()  # the check can fail
+    assert not person["sources"].str.split(",").explode().is_in(list(listed)).any()
+
+
 def test_pseudonyms_are_hmac_sha256_and_opting_in_needs_a_sensitive_column():
     for key in (SECRET.encode(), b"k" * 100):  # a key longer than SHA-256's block is hashed first
         assert pseudonyms(pl.Series([P[1], None]), key).to_list() == [
@@ -145,6 +169,28 @@ def test_comments_come_from_the_contracts(home):
     assert all(comments.values())
     assert schemas == {"mart", "ops", "ref"}
     assert {"calendar", "event_class", "component_class", "codes"} <= tables
+
+
+def test_every_table_and_column_has_a_chinese_comment(home):
+    """Dashboards and notebooks read every published table, not only the marts: ops, quality,
+    catalog and ref carry Chinese comments too."""
+    for layer, name, schema in ((OPS, RECEIPTS, RECEIPT_SCHEMA), (OPS, REJECTIONS, REJECTION_SCHEMA),
+                                (OPS, REGISTRY, REGISTRY_SCHEMA), (QUALITY, ISSUES, ISSUE_SCHEMA)):
+        lake.write(home, layer, name, pl.DataFrame(schema=schema))
+    loop_metrics(home, pl.DataFrame(schema=ISSUE_SCHEMA), AS_OF)
+    publish_catalog(home)
+    shared = publish(home)
+    assert {"ops.file_receipt", "ops.rejection", "ops.file_registry", "quality.issue", "quality.loop_metrics",
+            "catalog.item", "ref.calendar", "ref.codes"} <= set(shared)
+    chinese = re.compile(r"[\u4e00-\u9fff]")
+    for path in (home.warehouse, restricted_path(home)):
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = con.execute("SELECT schema_name, table_name, comment FROM duckdb_tables()").fetchall()
+            columns = con.execute("SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+                                  "WHERE NOT internal").fetchall()
+        assert tables and len(columns) > len(tables)
+        bare = [(path.name, *where) for *where, comment in tables + columns if not chinese.search(comment or "")]
+        assert not bare
 
 
 def test_restricted_warehouse_is_for_the_owner_only(home):

@@ -55,6 +55,24 @@ REGISTRY_SCHEMA = {
     "file_name": pl.String, "tables": pl.List(pl.String), "scopes": pl.List(pl.String), "as_of": pl.Date,
     "load_id": pl.String, "loaded_at": pl.Datetime("us", "UTC"),
 }
+# Chinese labels of the ops tables' columns (one meaning per name in all three).
+LABELS = {
+    "receipt_id": "回执编号", "source": "来源系统", "department": "报送部门代码", "file_name": "文件名",
+    "file_path": "收件箱内路径", "file_hash": "文件内容摘要", "file_size": "文件大小（字节）", "load_id": "加载批次编号",
+    "received_at": "接收时间", "as_of": "数据日期", "status": "处理结果", "refusal": "整文件拒收原因",
+    "tables": "涉及的数据表", "rows_read": "读取行数", "rows_accepted": "接收行数", "rows_rejected": "拒收行数",
+    "rows_warned": "警告行数（已接收，个别值置空）", "rows_deduplicated": "去重行数（已接收，业务键重复）",
+    "rows_skipped": "跳过行数（说明行、重复表头）", "reasons_zh": "处理说明", "stored_as": "文件存放位置",
+    "table": "数据表", "sheet": "工作表", "row_number": "行号", "column": "字段", "column_label": "字段中文名",
+    "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "recorded_at": "记录时间",
+    "scopes": "快照范围", "loaded_at": "加载时间",
+}
+# The ops tables: title and column labels, for the warehouse's comments.
+TABLES = {
+    RECEIPTS: ("文件回执：每次报送的文件一条，含接收、拒收和跳过的行数", LABELS),
+    REJECTIONS: ("拒收明细：文件中每行的每个问题一条，只写行、字段和规则，不含个人信息", LABELS),
+    REGISTRY: ("文件登记：每个已加载的文件内容一条，用于识别重复报送", LABELS),
+}
 
 
 @dataclass(frozen=True)
