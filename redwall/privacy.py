@@ -13,11 +13,15 @@ Per ``pii`` kind, in the shared view:
   register's unit and room (which would undo the address cut).
 - ``birth_date``: ``birth_year`` only.
 - ``sources``: without the tables whose listing is itself sensitive (``sensitive_listing``:
-  disability certificates, minimum income, hardship aid, living alone).
+  disability certificates, minimum income, hardship aid, living alone); ``source``: a row from such
+  a table is left out.
 - any other kind (e.g. a JSON list of persons): left out.
 
 Columns of ``sensitivity: sensitive`` are left out unless the table's ``catalogue.share_sensitive``
 names them (for a table shared on a condition that needs them). Everything else is kept as is.
+
+The rectification issues (``quality.issue``, no contract of their own) follow the same rules
+through :func:`shared_issues`.
 """
 
 from __future__ import annotations
@@ -104,9 +108,14 @@ class SharedColumn:
     value: Callable[[pl.Expr, bytes], pl.Expr]
 
 
+def sensitive_listings() -> list[str]:
+    """Keys of the tables whose listing of a person is itself sensitive."""
+    return [t.key for t in load_contracts().tables.values() if t.sensitive_listing]
+
+
 def without_sensitive_listings(sources: pl.Expr) -> pl.Expr:
     """A comma-separated list of table keys without those whose listing is sensitive."""
-    listed = [t.key for t in load_contracts().tables.values() if t.sensitive_listing]
+    listed = sensitive_listings()
     return sources.str.split(",").list.eval(pl.element().filter(~pl.element().is_in(listed))).list.join(",")
 
 
@@ -123,6 +132,7 @@ TREATMENTS: dict[str, tuple[tuple[str, str, Callable[[pl.Expr, bytes], pl.Expr]]
     "house": (("{}", "{}（假名）", _pseudonym),),
     "birth_date": (("birth_year", "出生年份", lambda c, _: c.dt.year()),),
     "sources": (("{}", "{}（不含敏感名册）", lambda c, _: without_sensitive_listings(c)),),
+    "source": (("{}", "{}", lambda c, _: c),),  # kept; rows of sensitive listings are left out
 }
 
 
@@ -143,4 +153,21 @@ def shared_columns(table: Table) -> list[SharedColumn]:
 
 def shared_view(frame: pl.DataFrame, table: Table, key: bytes) -> pl.DataFrame:
     """``frame`` (a table of ``table``'s contract) as the shared warehouse may hold it."""
+    for c in table.all_columns:
+        if c.pii == "source":
+            frame = frame.filter(~pl.col(c.name).is_in(sensitive_listings()))
     return frame.select(c.value(pl.col(c.source), key).alias(c.name) for c in shared_columns(table))
+
+
+def shared_issues(issues: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """Rectification issues as the shared warehouse may hold them: a record key that digests
+    personal data becomes its keyed pseudonym (as ``person_key`` does, so an issue still joins its
+    person), and an issue of a sensitive listing keeps no record key at all (joined to its person
+    it would say the person is listed there). Counts, places and messages stay as they are."""
+    contracts = load_contracts().tables
+    personal = [k for k, t in contracts.items() if any(t.column(name).pii for name in t.keys)]
+    table = pl.col("table")
+    return issues.with_columns(
+        pl.when(table.is_in(sensitive_listings())).then(None)
+        .when(table.is_in(personal)).then(_pseudonym(pl.col("record_key"), key))
+        .otherwise("record_key").alias("record_key"))

@@ -26,13 +26,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from quality.loop import LAYER as QUALITY, TABLES as QUALITY_TABLES
+from quality.loop import ISSUES, LAYER as QUALITY, TABLES as QUALITY_TABLES
 from redwall import lake
 from redwall.catalog import TABLES as CATALOG_TABLES
 from redwall.home import Home
 from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
-from redwall.privacy import pseudonym_key, shared_columns, shared_view
+from redwall.privacy import pseudonym_key, shared_columns, shared_issues, shared_view
 from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, load_contracts, reference
 
 SHARED_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o600, 0o700
@@ -68,10 +68,12 @@ def publish(home: Home, demo: bool = False) -> dict[str, int]:
         restricted.append(Published("mart", t.name, frame, comment, {c.name: c.label for c in t.columns}))
         shared.append(Published("mart", t.name, shared_view(frame, t, key), comment,
                                 {c.name: c.label for c in shared_columns(t)}))
-    # Operational and quality tables hold reasons, counts and digests, never personal values.
-    shared += [Published(layer, name, lake.read(home, layer, name), *described.get(name, (None, {})))
+    # Operational and quality tables hold reasons, counts and digests, never personal values; an
+    # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
+    shared += [Published(layer, name, shared_issues(frame, key) if (layer, name) == (QUALITY, ISSUES) else frame,
+                         *described.get(name, (None, {})))
                for layer, described in ((OPS, OPS_TABLES), (QUALITY, QUALITY_TABLES))
-               for name in _layer_tables(home, layer)]
+               for name in _layer_tables(home, layer) for frame in [lake.read(home, layer, name)]]
     shared += [Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
                for name, (title, fields) in CATALOG_TABLES.items() if lake.exists(home, "catalog", name)]
     shared += [Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)

@@ -40,11 +40,13 @@ SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
 # Kinds of personal data a column holds (``pii``), with the sensitivity each implies; the shared
 # warehouse treats each kind its own way (redwall.privacy). Direct identifiers name a person; the
 # quasi-identifiers here would, joined with other shared tables: the house (its room), the full
-# birth date, and the list of registers that know a person (some listings are sensitive).
+# birth date, and the registers that know a person (``sources``, a list; ``source``, a record's
+# own register): some listings are sensitive.
 PII_KINDS = {
     "person_key": "direct_identifier", "id_number": "direct_identifier", "phone": "direct_identifier",
     "name": "direct_identifier", "address": "direct_identifier", "persons": "direct_identifier",
     "house": "quasi_identifier", "birth_date": "quasi_identifier", "sources": "quasi_identifier",
+    "source": "quasi_identifier",
 }
 UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
 # How late a delivery may be, by update cycle, before it counts as overdue (不定期: never).

@@ -26,7 +26,8 @@ from redwall.identifiers import PHONE_PATTERN, is_valid_citizen_id
 from redwall.ingest.receipts import (OPS, RECEIPT_SCHEMA, RECEIPTS, REGISTRY, REGISTRY_SCHEMA, REJECTION_SCHEMA,
                                      REJECTIONS)
 from redwall.marts import build_marts
-from redwall.privacy import KEY_ENV, MissingKeyError, pseudonyms, shared_columns
+from redwall.marts.person import person_digest
+from redwall.privacy import KEY_ENV, MissingKeyError, pseudonyms, shared_columns, shared_issues
 from redwall.warehouse import publish, restricted_path
 from schemas import load_contracts
 from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
@@ -141,6 +142,21 @@ def test_shared_marts_do_not_join_back_to_what_they_leave_out(home):
     listed = {t.key for t in load_contracts().tables.values() if t.sensitive_listing}
     assert clear["sources"].str.split(",").explode().is_in(list(listed)).any()  # the check can fail
     assert not person["sources"].str.split(",").explode().is_in(list(listed)).any()
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)",
+                           [sorted(listed)]).fetchone() == (0,)
+    with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)",
+                           [sorted(listed)]).fetchone()[0] > 0
+
+
+def test_shared_issues_keep_no_enumerable_digest_and_no_sensitive_listing():
+    digest = person_digest(pl.Series([P[1]]))[0]  # an issue's record key for a citizen-ID key
+    issues = pl.DataFrame({"table": ["police.population", "ledgers.elderly_alone", "district.building", "police.population"],
+                           "record_key": [digest, digest, "B1", None]})
+    shared = shared_issues(issues, SECRET.encode())["record_key"].to_list()
+    # keyed as the shared person_key is, so an issue still finds its person; never the digest itself
+    assert shared == [pseudonyms(pl.Series([digest]), SECRET.encode())[0], None, "B1", None]
 
 
 def test_pseudonyms_are_hmac_sha256_and_opting_in_needs_a_sensitive_column():
