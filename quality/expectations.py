@@ -17,7 +17,18 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     column_pair_condition_partial,
 )
 
-from redwall.identifiers import citizen_id_check_expr, id_birth_date_expr, is_phone_expr, uscc_check_expr
+from redwall.identifiers import (
+    citizen_id_check_expr,
+    id_birth_date_expr,
+    id_sex_code_expr,
+    is_phone_expr,
+    upgrade_legacy_id_expr,
+    uscc_check_expr,
+)
+
+# GB/T 2261.1 (schemas/reference/sex.csv): the codes an ID can agree with; 0 and 9 (unknown,
+# unspecified) agree with any ID
+ID_SEX_CODES = ("1", "2")
 
 
 def _apply(rule, *columns: pd.Series) -> pd.Series:
@@ -59,6 +70,32 @@ class ExpectCitizenIdToAgreeWithBirthDate(ColumnPairMapExpectation):
 
     map_metric = "column_pair_values.redwall_id_birth_date"
     ignore_row_if: str = "either_value_is_missing"  # an unrecorded birth date disagrees with nothing
+    success_keys = ("column_A", "column_B", "ignore_row_if", "mostly")
+
+
+def _id_agrees_with_sex(ident: pl.Expr, sex: pl.Expr) -> pl.Expr:
+    """True unless a valid citizen ID (18 digits, or a 15-digit legacy one) encodes the other sex
+    than a recorded 男/女. An invalid ID is the checksum rule's finding, not a sex mismatch."""
+    legacy = ident.str.contains(r"^\d{15}$")
+    judged = _citizen_id(pl.when(legacy).then(upgrade_legacy_id_expr(ident)).otherwise(ident)) & sex.is_in(
+        ID_SEX_CODES)
+    return pl.when(judged).then(id_sex_code_expr(ident) == sex).otherwise(True)
+
+
+class CitizenIdSex(ColumnPairMapMetricProvider):
+    condition_metric_name = "column_pair_values.redwall_id_sex"
+
+    @column_pair_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_A, column_B, **kwargs):
+        return _apply(_id_agrees_with_sex, column_A, column_B)
+
+
+class ExpectCitizenIdToAgreeWithSex(ColumnPairMapExpectation):
+    """The sex a citizen ID encodes (column_A; odd sequence digit 男, even 女) is the recorded sex code
+    (column_B, GB/T 2261.1); unknown or unspecified sex (0, 9) disagrees with nothing."""
+
+    map_metric = "column_pair_values.redwall_id_sex"
+    ignore_row_if: str = "either_value_is_missing"  # an unrecorded sex disagrees with nothing
     success_keys = ("column_A", "column_B", "ignore_row_if", "mostly")
 
 

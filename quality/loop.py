@@ -11,7 +11,7 @@ Every failing record becomes one rectification issue in ``quality/issue``:
   building it did match), else of the person's residence in ``mart/person``; a ledger's issues also go to the department that sent it;
 - **re-check and close**: an issue found at ingestion closes when a later delivery brings the same
   record (same business key; where the key itself was destroyed, the same row of a re-sent file of
-  the same name) and it loads; an issue found on silver closes when the record is current and
+  the same name, or in any file a record of the same person: :func:`record_hint`) and it loads; an issue found on silver closes when the record is current and
   passes. A record still failing keeps its issue open and moves ``last_seen``. A closed issue that
   fails again reopens;
 - **waive**: an authorised analyst waives an issue by id with a reason; the waiver is kept.
@@ -50,7 +50,7 @@ UTC = pl.Datetime("us", "UTC")
 ISSUE_SCHEMA = {
     "issue_id": pl.String, "origin": pl.String, "source": pl.String, "table": pl.String,
     "file_path": pl.String, "row_number": pl.Int64, "column": pl.String, "record_key": pl.String,
-    "key_broken": pl.Boolean, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
+    "key_broken": pl.Boolean, "record_hint": pl.String, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
     "grid_code": pl.String, "community_code": pl.String, "department": pl.String,
     "first_seen": UTC, "last_seen": UTC, "status": pl.String, "closed_at": UTC,
     "waiver_reason": pl.String, "waived_by": pl.String, "waived_at": UTC,
@@ -59,6 +59,7 @@ ISSUE_SCHEMA = {
 ISSUE_LABELS = {
     "issue_id": "问题编号", "origin": "发现环节", "source": "来源系统", "table": "数据表", "file_path": "来源文件",
     "row_number": "行号", "column": "字段", "record_key": "记录键（含个人信息的为摘要）", "key_broken": "记录键缺失或有误",
+    "record_hint": "记录线索（键有误时：姓名、地址等的摘要）",
     "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "grid_code": "网格编码",
     "community_code": "社区编码", "department": "部门代码", "first_seen": "首次发现", "last_seen": "最近发现",
     "status": "整改状态", "closed_at": "整改完成时间", "waiver_reason": "豁免理由", "waived_by": "豁免人",
@@ -87,6 +88,20 @@ def record_key(table: Table, rows: pl.DataFrame) -> pl.Series:
     present = joined.drop_nulls().unique()
     digests = dict(zip(present, person_digest(present)))
     return joined.replace_strict(digests, default=None, return_dtype=pl.String).alias("record_key")
+
+
+def record_hint(table: Table, rows: pl.DataFrame) -> pl.Series:
+    """Where a table's key holds a citizen ID: a digest of the key with the ID replaced by the
+    person's name and addresses, so that when an ID Excel destroyed comes back corrected in a file
+    of another name (a clerk's 更正 copy, the next day's increment), the issue still finds its
+    record. Null for other tables, and where a part is missing."""
+    ids = [k for k in table.keys if table.column(k).format == "person_id"]
+    names = [c.name for c in table.all_columns if c.pii == "name"]
+    if not ids or not names:
+        return pl.Series("record_hint", [None] * rows.height, dtype=pl.String)
+    parts = [k for k in table.keys if k not in ids] + names[:1] + [c.name for c in table.all_columns if c.pii == "address"]
+    joined = rows.select(pl.concat_str([pl.col(c).cast(pl.String) for c in parts], separator="|")).to_series()
+    return person_digest(joined).alias("record_hint")
 
 
 def _person_key(table: Table) -> pl.Expr:
@@ -122,20 +137,22 @@ def rejection_findings(home: Home) -> pl.DataFrame:
         located = part.select("file_hash", "row_number").unique()
         if table is None:  # records that belong to no table (broken JSON): only their place is known
             keys = located.with_columns(record_key=pl.lit(None, dtype=pl.String), grid_code=pl.lit(None, pl.String),
-                                        person_key=pl.lit(None, pl.String), community_name=pl.lit(None, pl.String))
+                                        record_hint=pl.lit(None, pl.String), person_key=pl.lit(None, pl.String),
+                                        community_name=pl.lit(None, pl.String))
         else:
             bronze = lake.scan(home, "bronze", table.bronze_name).join(
                 located.lazy().rename({"file_hash": "_file_hash", "row_number": "_row_number"}),
                 on=["_file_hash", "_row_number"], how="semi").collect()
             typed = judge(table, bronze, PLACE).rows.with_columns(bronze["_file_hash"])
-            keys = typed.with_columns(record_key=record_key(table, typed)).select(
+            keys = typed.with_columns(record_key(table, typed), record_hint(table, typed)).select(
                 pl.col("_file_hash").alias("file_hash"), pl.col("_row_number").alias("row_number"), "record_key",
+                "record_hint",
                 *[e for e in _routing(table) if e.meta.output_name() != "department"])
         broken = pl.col("record_key").is_null() | (pl.col("severity") == "error") & pl.col("column").is_in(
             list(table.keys) if table else [])
         found.append(part.join(keys, on=["file_hash", "row_number"], how="left").select(
             pl.lit(INGEST).alias("origin"), "source", "table", "file_path", "row_number", "column", "record_key",
-            broken.alias("key_broken"), "rule", "severity", "message_zh", "grid_code", "department",
+            broken.alias("key_broken"), "record_hint", "rule", "severity", "message_zh", "grid_code", "department",
             pl.col("recorded_at").alias("last_seen"), *ROUTING,
         ))
     return pl.concat(found, how="diagonal_relaxed")
@@ -297,23 +314,28 @@ def _merge(previous: pl.DataFrame, seen: pl.DataFrame, now: dt.datetime) -> pl.D
 
 def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
     """An ingestion issue closes when a delivery newer than its last failure loaded the record: by
-    key, or, where the key was destroyed, at the same row of a file of the same name."""
+    key, or, where the key was destroyed, at the same row of a file of the same name or as the
+    same person (:func:`record_hint`) in any file."""
+    open_ = issues.filter((pl.col("origin") == INGEST) & (pl.col("status") == OPEN))
+    hinted = set(open_.filter(pl.col("key_broken") & pl.col("record_hint").is_not_null())["table"])
     versions = []
     for table in suite_tables():
         rows = lake.read(home, "silver", table.bronze_name)
         if rows.height:
-            versions.append(rows.select(pl.lit(table.key).alias("table"), record_key(table, rows),
+            hint = record_hint(table, rows) if table.key in hinted else pl.lit(None, pl.String).alias("record_hint")
+            versions.append(rows.select(pl.lit(table.key).alias("table"), record_key(table, rows), hint,
                                         pl.col("_source_file").alias("file_path"),
                                         pl.col("_row_number").alias("row_number"), pl.col("_loaded_at").alias("at")))
     if not versions:
         return issues
     versions = pl.concat(versions)
-    open_ = issues.filter((pl.col("origin") == INGEST) & (pl.col("status") == OPEN))
     by_key = open_.filter(~pl.col("key_broken")).join(versions.select("table", "record_key", "at"),
                                                       on=["table", "record_key"])
-    by_place = open_.filter(pl.col("key_broken")).join(versions.select("table", "file_path", "row_number", "at"),
-                                                       on=["table", "file_path", "row_number"])
-    fixed = pl.concat([by_key.select("issue_id", "last_seen", "at"), by_place.select("issue_id", "last_seen", "at")]) \
+    broken = open_.filter(pl.col("key_broken"))
+    by_place = broken.join(versions.select("table", "file_path", "row_number", "at"),
+                           on=["table", "file_path", "row_number"])
+    by_hint = broken.join(versions.select("table", "record_hint", "at"), on=["table", "record_hint"])
+    fixed = pl.concat([found.select("issue_id", "last_seen", "at") for found in (by_key, by_place, by_hint)]) \
         .filter(pl.col("at") > pl.col("last_seen")).group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
     return _closed(issues, fixed)
 

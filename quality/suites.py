@@ -7,7 +7,8 @@ What a contract says becomes an expectation:
 - ``required`` → not null; ``codes`` (a static list) → in the code list of ``schemas.code_lists()``;
 - ``keys`` → unique among the current rows;
 - ``format: person_id`` → a valid citizen ID (custom; on rows whose document is a citizen ID),
-  and, where the table records a birth date, the ID's birth date agrees with it (custom);
+  and, where the table records the person's birth date or sex (``codes: sex``, GB/T 2261.1), the
+  birth date and sex the ID encodes agree with them (custom; an unknown sex agrees with any ID);
 - ``format: uscc`` / ``phone`` → GB 32100 check / phone rule (custom);
 - ``format: grid_code`` / ``codes: grid`` → a grid the district platform registers; ``community_code``
   and ``codes: community`` → a community it registers. These sets change with the district feed,
@@ -40,6 +41,7 @@ RULES_ZH = {
     "key_duplicate": "与其他现行记录的业务主键（{label}）重复，请核对是否重复登记",
     "id_checksum": INGEST_RULES["id_checksum"][1],
     "id_birth_date_mismatch": "「{label}」所含出生日期与登记的出生日期不一致，请核对证件后更正",
+    "id_sex_mismatch": "「{label}」与公民身份号码所示的性别不一致，请对照本人证件核对性别和证件号码后更正",
     "uscc_invalid": INGEST_RULES["uscc_invalid"][1],
     "phone_invalid": INGEST_RULES["phone_invalid"][1],
     "format_invalid": "「{label}」不符合编码规则，请核对后重新填写",
@@ -69,6 +71,11 @@ def _citizen_condition(table: Table) -> dict:
     return {}
 
 
+def _sex_column(table: Table) -> Column | None:
+    """The person's sex: the ``sex`` column coded by GB/T 2261.1, which the citizen ID encodes too."""
+    return next((c for c in table.all_columns if c.name == "sex" and c.codes == "sex"), None)
+
+
 def suite_config(table: Table) -> dict:
     """The suite of one silver table, as plain JSON (no great_expectations needed)."""
     out = []
@@ -88,6 +95,11 @@ def suite_config(table: Table) -> dict:
             if c.name == "id_number" and "birth_date" in names:
                 out.append(_expectation("expect_citizen_id_to_agree_with_birth_date", "id_birth_date_mismatch",
                                         sev, c.name, column_A=c.name, column_B="birth_date",
+                                        ignore_row_if="either_value_is_missing", **condition))
+            sex = _sex_column(table)
+            if c.name == "id_number" and sex is not None:  # reported on the sex a clerk may have mistyped
+                out.append(_expectation("expect_citizen_id_to_agree_with_sex", "id_sex_mismatch",
+                                        _severity(table, sex), sex.name, column_A=c.name, column_B=sex.name,
                                         ignore_row_if="either_value_is_missing", **condition))
         elif c.format == "uscc":
             out.append(_expectation("expect_column_values_to_be_valid_uscc", "uscc_invalid", sev, c.name,

@@ -48,8 +48,8 @@ def id_birth_date(value: str) -> dt.date:
 
 
 def id_sex_code(value: str) -> str:
-    """'1' male (odd sequence digit), '2' female."""
-    return "1" if int(value[16]) % 2 else "2"
+    """'1' male (odd sequence digit), '2' female: digit 17 of an 18-digit ID, the last of a 15-digit one."""
+    return "1" if int(value[16 if len(value) == 18 else 14]) % 2 else "2"
 
 
 def id_check_char_expr(first17: pl.Expr) -> pl.Expr:
@@ -89,6 +89,17 @@ def excel_rounded_id_expr(col: pl.Expr) -> pl.Expr:
 def id_birth_date_expr(col: pl.Expr) -> pl.Expr:
     """The birth date an 18-digit ID encodes (null when it encodes no real date)."""
     return col.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+
+
+def id_sex_code_expr(col: pl.Expr) -> pl.Expr:
+    """The sex code an ID encodes (vectorised :func:`id_sex_code`): '1' male, '2' female, from the
+    parity of digit 17 of an 18-character ID or the last digit of a 15-digit legacy one; null for
+    any other value."""
+    digit = (
+        pl.when(col.str.contains(r"^\d{17}[\dXx]$")).then(col.str.slice(16, 1))
+        .when(col.str.contains(r"^\d{15}$")).then(col.str.slice(14, 1))
+    ).cast(pl.Int32, strict=False)
+    return (digit % 2).replace_strict([1, 0], ["1", "2"], default=None, return_dtype=pl.String)
 
 
 # -- unified social credit code ------------------------------------------------------------------

@@ -163,11 +163,12 @@ def shared_issues(issues: pl.DataFrame, key: bytes) -> pl.DataFrame:
     """Rectification issues as the shared warehouse may hold them: a record key that digests
     personal data becomes its keyed pseudonym (as ``person_key`` does, so an issue still joins its
     person), and an issue of a sensitive listing keeps no record key at all (joined to its person
-    it would say the person is listed there). Counts, places and messages stay as they are."""
+    it would say the person is listed there). The record hint, a digest of a name and address kept
+    to recognise a corrected record, stays in the lake. Counts, places and messages stay as they are."""
     contracts = load_contracts().tables
     personal = [k for k, t in contracts.items() if any(t.column(name).pii for name in t.keys)]
     table = pl.col("table")
     return issues.with_columns(
         pl.when(table.is_in(sensitive_listings())).then(None)
         .when(table.is_in(personal)).then(_pseudonym(pl.col("record_key"), key))
-        .otherwise("record_key").alias("record_key"))
+        .otherwise("record_key").alias("record_key")).drop("record_hint", strict=False)
