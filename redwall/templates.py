@@ -143,10 +143,13 @@ def template_compatibility(table: Table, version: int) -> str:
     - ``current``: it is the current version;
     - ``compatible``: an older version whose every column still exists under the same name and
       header, and which has every column the contract now requires — it reads without loss;
-    - ``outdated``: anything else, including a version this release never recorded.
+    - ``newer``: a version after the current one (made by a newer release than this one);
+    - ``outdated``: anything else, including an older version this release never recorded.
     """
     if version == table.template["version"]:
         return "current"
+    if version > table.template["version"]:
+        return "newer"
     recorded = recorded_versions().get(table.key, {}).get(str(version))
     if recorded is None:
         return "outdated"

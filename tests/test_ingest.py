@@ -633,6 +633,7 @@ def test_unreadable_files_are_kept_with_a_reason(home, case):
     (receipt,) = process_source(home, source)
     assert (receipt.status, receipt.refusal, receipt.rows_read, receipt.tables) == ("rejected", case, 0, ())
     assert reason in receipt.reasons_zh
+    assert not re.search(r"[a-z]+_[a-z]+", receipt.reasons_zh)  # never an internal column name (id_number)
     kept = home.root / receipt.stored_as
     intact = kept.read_bytes() == data
     assert intact and kept.is_relative_to(home.rejected(source))

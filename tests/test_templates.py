@@ -276,7 +276,7 @@ def test_an_older_template_stays_compatible_while_its_columns_remain(tmp_path):
     table = _edited_contracts(tmp_path, "fire_hazard", _bumped("false")).table("ledgers.fire_hazard")
     assert template_compatibility(table, 2) == "current"
     assert template_compatibility(table, 1) == "compatible"
-    assert template_compatibility(table, 7) == "outdated"  # a version this release never recorded
+    assert template_compatibility(table, 7) == "newer"  # made by a later release: not "too old"
 
 
 def test_an_older_template_without_a_now_required_column_is_outdated(tmp_path):
@@ -356,3 +356,23 @@ def test_a_template_of_another_department_is_refused_with_its_name(home, publish
     assert receipt.status == "rejected" and receipt.refusal == "foreign_template"
     assert "平安建设办公室" in receipt.reasons_zh and "消防隐患排查台账" in receipt.reasons_zh
     assert (home.rejected("ledgers") / "civil_affairs" / "消防台账.xlsx").exists()
+
+
+def test_a_template_newer_than_this_release_is_not_called_too_old(home, published):
+    from redwall.ingest import process_source
+    from redwall.templates import IDENTITY_SHEET, VERSION_PROPERTY
+
+    table = load_contracts().table("ledgers.elderly_alone")
+    workbook = openpyxl.load_workbook(home.root / published[table.key]["path"])
+    newer = table.template["version"] + 1
+    for prop in workbook.custom_doc_props.props:
+        if prop.name == VERSION_PROPERTY:
+            prop.value = newer
+    workbook[IDENTITY_SHEET]["B2"] = newer
+    folder = home.inbox("ledgers", "civil_affairs")
+    folder.mkdir(parents=True, exist_ok=True)
+    workbook.save(folder / "独居老人台账（新模板）.xlsx")
+    (receipt,) = process_source(home, "ledgers")
+    assert receipt.status == "rejected" and receipt.refusal == "outdated_template"
+    assert f"第{newer}版" in receipt.reasons_zh and "过旧" not in receipt.reasons_zh
+    assert f"改用模板目录中的第{table.template['version']}版模板" in receipt.reasons_zh

@@ -97,10 +97,13 @@ def blocks(grids: list[Grid], candidates: list[Table]) -> tuple[list[Block], lis
         if best.missing_required:
             where = f"工作表「{grid.sheet}」" if grid.sheet else "文件"
             names = "、".join(f"「{c.label}」" for c in best.missing_required)
+            # the headers a sender may write: a system's field code, the label and its aliases,
+            # never our internal column name
+            spelled = ["/".join(h for h in c.headers if h != c.name) for c in best.missing_required]
             raise Unreadable(
                 "required_column_missing",
                 f"{where}是{best.table.title}，但缺少必填列{names}（表头可写作："
-                + "；".join("/".join(c.headers) for c in best.missing_required)
+                + "；".join(spelled)
                 + "），整份文件未读入，请补上该列后重新报送",
             )
         found.append(_block(grid, best, header_row))

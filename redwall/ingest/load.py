@@ -327,9 +327,15 @@ class Delivery:
         if self.file.department and table.department["code"] != self.file.department:
             raise Unreadable("foreign_template", f"这是{table.department['name']}的「{table.title}」模板，"
                                                  "不是本部门的台账，请放入对应部门的文件夹或改用本部门模板")
-        if template_compatibility(table, version) == "outdated":
-            raise Unreadable("outdated_template", f"「{table.title}」模板版本过旧（第{version}版），列已变化，"
-                                                  f"请下载第{table.template['version']}版模板重新填写")
+        current = table.template["version"]
+        match template_compatibility(table, version):
+            case "outdated":
+                raise Unreadable("outdated_template", f"「{table.title}」模板版本过旧（第{version}版），列已变化，"
+                                                      f"请下载第{current}版模板重新填写")
+            case "newer":
+                raise Unreadable("outdated_template", f"「{table.title}」模板是第{version}版，本中心目前使用第{current}版，"
+                                                      f"无法按新版读取；请改用模板目录中的第{current}版模板重新填写，"
+                                                      "或联系大数据中心")
         return table
 
     def _lineage(self, rows: pl.DataFrame) -> pl.DataFrame:
