@@ -68,8 +68,10 @@ elif stage == "dagster":
     os.environ["REDWALL_HOME"] = sys.argv[1]
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     home.mark_demo()  # generated data: the demo pseudonym key may publish it
-    from redwall.cli import build
-    build(home)
+    from redwall.cli import build, explain_failure
+    result = build(home)
+    if not result.success:
+        raise SystemExit(explain_failure(result, home))
 facts["seconds"] = time.perf_counter() - started
 facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps(facts))

@@ -68,15 +68,37 @@ def build(home: Home) -> "dg.ExecuteInProcessResult":  # noqa: F821
         # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         return defs.resolve_job_def("build_all").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=True)
+            run_config=quiet, instance=instance, raise_on_error=False)
+
+
+def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # noqa: F821
+    """What stopped a build, for the terminal: failed checks (a blocking one keeps the shared
+    warehouse as last published), failed steps with their error's first line, skipped steps."""
+    lines = [f"build_all FAILED (run {result.run_id}); the warehouse still holds the last good publish."]
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            facts = ", ".join(f"{k}={v.value}" for k, v in check.metadata.items() if k != "dagster/details")
+            lines.append(f"  check failed: {check.asset_key.to_user_string()} {check.check_name}"
+                         f" [{check.severity.value}] {facts}")
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        first = (error.message if error else "").strip().splitlines()[:1]
+        lines.append(f"  step failed: {event.step_key}: {first[0] if first else ''}")
+    if skipped := [e.step_key for e in result.get_step_skipped_events()]:
+        lines.append(f"  skipped: {', '.join(skipped)}")
+    lines.append(f"  details: redwall --home {home.root} ui  → Runs → {result.run_id}")
+    return "\n".join(lines)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     home = _home(args)
     started = time.perf_counter()
     result = build(home)
-    print(f"build_all {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
-    return 0 if result.success else 1
+    if not result.success:
+        print(explain_failure(result, home), file=sys.stderr)
+        return 1
+    print(f"build_all succeeded in {time.perf_counter() - started:.1f}s")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -96,7 +118,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     generate(home, scale=args.scale, seed=args.seed, days=args.days)
     print(f"      done in {time.perf_counter() - started:.1f}s", flush=True)
     print("[2/2] running build_all: inbox → bronze → silver → marts → warehouse …", flush=True)
-    build(home)
+    result = build(home)
+    if not result.success:
+        print(explain_failure(result, home), file=sys.stderr)
+        return 1
     print_summary(home, seconds=time.perf_counter() - started)
     return 0
 

@@ -141,3 +141,17 @@ def test_no_raw_id_or_phone_leaves_the_restricted_zone(demo_home):
     leaks = {str(p.relative_to(demo_home.root)) for p in files
              if leaked([p.read_bytes().decode("utf-8", errors="replace")])}
     assert leaks == set()
+
+
+def test_a_shrunk_police_snapshot_stops_publishing_with_a_plain_answer(demo_home, capsys):
+    """Last in this file: it leaves the demo home with a blocked build."""
+    latest = sorted((demo_home.root / "archive" / "police").glob("实有人口_*.csv"))[-1]
+    head = b"\n".join(latest.read_bytes().split(b"\n")[:51]) + b"\n"  # the header and 50 persons
+    day = int(latest.stem.split("_")[1]) + 1
+    (demo_home.inbox("police") / f"实有人口_{day}.csv").write_bytes(head)
+    published = demo_home.warehouse.stat().st_mtime_ns
+    assert main(["--home", str(demo_home.root), "build"]) == 1
+    told = capsys.readouterr().err
+    assert "build_all FAILED" in told and "police_snapshot_not_shrunk" in told and "Traceback" not in told
+    assert "[ERROR] snapshots=" in told or "latest_to_previous=" in told
+    assert demo_home.warehouse.stat().st_mtime_ns == published  # dashboards keep the last good publish
