@@ -37,6 +37,7 @@ from redwall.home import Home
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.person import person_digest
+from redwall.marts.address import locate
 from redwall.marts.place import ADDRESSED
 from schemas import Table, load_contracts
 
@@ -68,7 +69,7 @@ ISSUE_LABELS = {
 FINDING = [c for c in ISSUE_SCHEMA if c not in ("issue_id", "first_seen", "status", "closed_at", "waiver_reason",
                                                 "waived_by", "waived_at", "community_code")]
 # routing hints a finding carries until :func:`route` turns them into grid and community
-ROUTING = ("person_key", "community_name")
+ROUTING = ("person_key", "community_name", "place_address")
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,12 @@ def _routing(table: Table) -> list[pl.Expr]:
     names = {c.name for c in table.all_columns}
     grid = next((c.name for c in table.all_columns if c.format == "grid_code" or c.codes == "grid"), None)
     community = next((c.name for c in table.all_columns if c.codes == "community"), None)
+    address = ADDRESSED.get(table.key, "address" if "address" in names else None)
     return [
         (pl.col(grid) if grid in names else pl.lit(None, dtype=pl.String)).alias("grid_code"),
         _person_key(table).alias("person_key"),
         (pl.col(community) if community else pl.lit(None, dtype=pl.String)).alias("community_name"),
+        (pl.col(address) if address else pl.lit(None, dtype=pl.String)).alias("place_address"),
         pl.lit(table.department["code"] if table.department else None, dtype=pl.String).alias("department"),
     ]
 
@@ -138,7 +141,7 @@ def rejection_findings(home: Home) -> pl.DataFrame:
         if table is None:  # records that belong to no table (broken JSON): only their place is known
             keys = located.with_columns(record_key=pl.lit(None, dtype=pl.String), grid_code=pl.lit(None, pl.String),
                                         record_hint=pl.lit(None, pl.String), person_key=pl.lit(None, pl.String),
-                                        community_name=pl.lit(None, pl.String))
+                                        community_name=pl.lit(None, pl.String), place_address=pl.lit(None, pl.String))
         else:
             bronze = lake.scan(home, "bronze", table.bronze_name).join(
                 located.lazy().rename({"file_hash": "_file_hash", "row_number": "_row_number"}),
@@ -244,8 +247,9 @@ def _empty_findings() -> pl.DataFrame:
 
 # -- route -----------------------------------------------------------------------------------------
 def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
-    """Grid and community of each finding: its own grid code, else the person's residence, else
-    (a ledger naming its community) the community alone."""
+    """Grid and community of each finding: its own grid code, else the person's residence, else the
+    grid its address resolves to (a row kept out, whose person is unknown), else (a ledger naming
+    its community) the community alone."""
     grids = lake.read(home, "silver", "district_grid", where=pl.col("_valid_to").is_null())
     grids = grids.select("grid_code", "community_code", "community_name") if grids.height else \
         pl.DataFrame(schema={"grid_code": pl.String, "community_code": pl.String, "community_name": pl.String})
@@ -254,9 +258,19 @@ def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
         persons = pl.DataFrame(schema={"person_key": pl.String, "grid_code": pl.String})
     named = pl.concat([grids.select("community_name", "community_code"),
                        grids.select(pl.col("community_name").str.strip_suffix("社区"), "community_code")]).unique()
+    buildings, houses = (lake.read(home, "silver", name, where=pl.col("_valid_to").is_null())
+                         for name in ("district_building", "district_house"))
+    if buildings.height and houses.height:
+        placed = locate(findings.select(pl.col("place_address").drop_nulls().unique()), "place_address", buildings,
+                        houses).join(buildings.select("building_code", place_grid="grid_code"), on="building_code",
+                                     how="left")
+        findings = findings.join(placed.select("place_address", pl.coalesce("place_grid", "address_grid")
+                                               .alias("address_grid")), on="place_address", how="left")
+    else:
+        findings = findings.with_columns(address_grid=pl.lit(None, pl.String))
     return (
         findings.join(persons.rename({"grid_code": "resident_grid"}), on="person_key", how="left")
-        .with_columns(pl.coalesce("grid_code", "resident_grid").alias("grid_code"))
+        .with_columns(pl.coalesce("grid_code", "resident_grid", "address_grid").alias("grid_code"))
         .join(grids.select("grid_code", "community_code"), on="grid_code", how="left")
         .join(named.rename({"community_code": "named_community"}), on="community_name", how="left")
         .with_columns(pl.coalesce("community_code", "named_community").alias("community_code"))
@@ -287,7 +301,10 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
     previous = lake.read(home, LAYER, ISSUES)
     if not previous.height:
         previous = pl.DataFrame(schema=ISSUE_SCHEMA)
-    issues = _merge(previous.cast(ISSUE_SCHEMA), seen, now)
+    # issues kept by an earlier release lack the columns added since: they start empty
+    previous = previous.with_columns(pl.lit(None, dtype).alias(c) for c, dtype in ISSUE_SCHEMA.items()
+                                     if c not in previous.columns)
+    issues = _merge(previous.select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA), seen, now)
     issues = _close_ingest(issues, home)
     issues = _close_silver(issues, seen, judged, now)
     issues = _waive(issues, waivers, now).select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA).sort("issue_id")
@@ -297,12 +314,17 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
 
 
 def _merge(previous: pl.DataFrame, seen: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
-    """Known issues take the newest evidence; an issue failing again after it closed reopens."""
+    """Known issues take the newest evidence; an issue failing again after it closed reopens. Where
+    an issue goes, and the hint that recognises its record, are derived afresh each run it is seen
+    (the registers and residences it is routed by change; an earlier release derived no hint),
+    keeping the last known value when none is found now."""
     fresh = seen.select([c for c in ISSUE_SCHEMA if c in seen.columns])
     both = previous.join(fresh, on="issue_id", how="full", coalesce=True, suffix="_new")
     newer = pl.col("last_seen_new").is_not_null() & (pl.col("last_seen").is_null() | (pl.col("last_seen_new") > pl.col("last_seen")))
+    derived = ("grid_code", "community_code", "record_hint")
     updates = [pl.when(newer).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
-               for c in fresh.columns if c not in ("issue_id", "first_seen")]
+               for c in fresh.columns if c not in ("issue_id", "first_seen", *derived)]
+    updates += [pl.coalesce(f"{c}_new", c).alias(c) for c in derived if c in fresh.columns]
     reopened = newer & (pl.col("status") == CLOSED) & (pl.col("last_seen_new") > pl.col("closed_at"))
     return both.with_columns(
         *updates,

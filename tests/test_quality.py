@@ -5,6 +5,7 @@ clean rows, and closes the issues of records re-sent corrected."""
 import datetime as dt
 from pathlib import Path
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -172,6 +173,25 @@ def test_outbox_and_metrics(looped):
     assert list((home.outbox / "ledgers" / "civil_affairs").glob("*_错误标注.xlsx"))
     metrics = loop_metrics(home, issues, dt.date(2026, 11, 20))
     assert metrics["open_issues"].sum() == (issues["status"] == "open").sum()
+
+
+def test_rows_kept_out_reach_the_grid_of_their_address(looped):
+    home, issues = looped
+    kept_out = issues.filter(pl.col("origin") == "ingest", pl.col("source").is_in(["floating", "police"]))
+    # their ID is broken, so no person says where they live: the address they were written with does
+    assert kept_out.height and kept_out["grid_code"].is_not_null().mean() >= 0.9
+    assert (kept_out["grid_code"].is_null() | kept_out["community_code"].is_not_null()).all()
+
+
+def test_issues_kept_by_an_earlier_release_take_the_columns_added_since(looped, tmp_path):
+    home, issues = looped
+    shutil.copytree(home.root, tmp_path / "old")
+    old = Home.at(tmp_path / "old")
+    lake.write(old, "quality", "issue", issues.drop("record_hint").with_columns(grid_code=pl.lit(None, pl.String)))
+    again = run_loop(old)
+    assert again.height == issues.height and again["record_hint"].is_not_null().any()
+    # routing is decided afresh for issues seen again
+    assert again["grid_code"].null_count() == issues["grid_code"].null_count()
 
 
 def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
