@@ -1,26 +1,46 @@
 """What goes back to people: rectification lists (整改清单) per grid and per department, and for
-each ledger file with problems an error workbook (错误标注表) of its own rows, bad cells highlighted
-and commented. Regenerated whole each run from ``quality/issue`` and ``ops/rejection``."""
+each ledger file with open issues an error workbook (错误标注表) of its own rows as the clerk typed
+them, bad cells highlighted and commented. Regenerated whole each run from ``quality/issue``, the
+ledgers' bronze rows and ``ops/rejection``.
+
+Personal values go into one place only: a ledger file's own rows, in the workbook going back to the
+department that sent it. Lists and the workbooks' issue sheets carry rows, columns and messages."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
-from openpyxl.styles import PatternFill
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
-from quality.loop import ISSUE_LABELS
+from quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE
 from redwall import lake
 from redwall.home import Home
+from redwall.ingest.inbox import LEDGERS
+from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, REJECTIONS
-from schemas import load_contracts
+from schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
-STATUS_ZH = {"open": "待整改", "closed": "已整改", "waived": "已豁免"}
+FOUND_LATER = "待核实（已入库，复核时发现）"  # the severity of an issue found on loaded rows
 BAD = PatternFill("solid", fgColor="FFC7CE")
+BOLD = Font(bold=True)
+AUTHOR = "数据中心"
+# How a cell of a contract type is written back when its text is a value of that type; any other
+# text (a date that is no date) goes back as the text it was. Columns with an identifier format
+# (ID numbers, phones, codes) are always text cells, formatted as text.
+FORMATS = {"date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm:ss", "int": "0", "float": "General"}
+TEXT = "@"
+# How the workbook reader renders a date cell: the cell of a column the clerk added goes back as a date.
+DATE_CELL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 def _listed(issues: pl.DataFrame) -> pl.DataFrame:
@@ -33,11 +53,19 @@ def _listed(issues: pl.DataFrame) -> pl.DataFrame:
         "file_path", "row_number",
         pl.struct("table", "column").map_elements(lambda r: labels.get((r["table"], r["column"]), ""),
                                                   return_dtype=pl.String).alias("column"),
-        "message_zh", pl.col("severity").replace_strict(SEVERITY_ZH),
+        "message_zh", _severity_zh(),
         pl.col("first_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
         pl.col("last_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
         "community_code", "grid_code",
     ).rename(ISSUE_LABELS, strict=False)
+
+
+def _severity_zh() -> pl.Expr:
+    """What an issue's severity means for the record: kept out or loaded blank (found at
+    ingestion), or loaded as it is and to be checked (found later, on loaded rows)."""
+    severity = pl.col("severity")
+    return pl.when(pl.col("origin") == INGEST).then(severity.replace_strict(SEVERITY_ZH, default=severity)) \
+        .otherwise(pl.lit(FOUND_LATER)).alias("severity")
 
 
 def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
@@ -61,42 +89,161 @@ def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
 
 
 def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
-    """For each ledger file with open issues: its rows as delivered, each bad cell filled red with a
-    comment saying what is wrong, under ``outbox/ledgers/<department>/``."""
+    """For each ledger file with open issues, whichever step found them (ingestion, the suites, the
+    cross-source rules, the address check): its rows as the clerk typed them, each bad cell filled
+    red with a comment saying what is wrong, and a sheet listing every issue of the file, under
+    ``outbox/ledgers/<department>/<file>_错误标注.xlsx``. Regenerated whole: the workbook of a file
+    whose issues are all closed or waived is gone. Returns the workbooks written."""
     root = home.outbox / "ledgers"
     shutil.rmtree(root, ignore_errors=True)
-    ledger = open_issues.filter(pl.col("source") == "ledgers")
+    ledger = open_issues.filter(pl.col("source") == LEDGERS, pl.col("status") == OPEN,
+                                pl.col("file_path").is_not_null())
     if not ledger.height:
         return 0
-    cells = lake.read(home, OPS, REJECTIONS).filter(pl.col("source") == "ledgers")
     contracts = load_contracts()
-    count = 0
-    for (path, table_key), issues in ledger.group_by("file_path", "table"):
-        table = contracts.table(table_key)
-        rows = lake.read(home, "bronze", table.bronze_name, where=pl.col("_source_file") == path)
-        if not rows.height:
-            continue
-        rows = rows.filter(pl.col("_file_hash") == rows["_file_hash"].sort().last()).sort("_row_number")
-        marks = cells.filter(pl.col("file_hash") == rows["_file_hash"][0])
-        columns = [c.name for c in table.all_columns if c.name in rows.columns]
-        labels = {c.name: c.label for c in table.all_columns}
+    rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
+    marks = _marks(home, ledger, rows)
+    written: set[Path] = set()
+    for path in sorted(ledger["file_path"].unique()):
+        parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
+        department = parts[0][0].department["code"] if parts else next(
+            iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name)
         book = Workbook()
-        sheet = book.active
-        sheet.title = "错误标注"
-        sheet.append(["原行号", *(labels[c] for c in columns)])
-        where = {}
-        for i, row in enumerate(rows.select("_row_number", *columns).iter_rows(), start=2):
-            sheet.append(list(row))
-            where[row[0]] = i
-        for number, column, message in marks.select("row_number", "column", "message_zh").iter_rows():
-            if number not in where:
-                continue
-            col = columns.index(column) + 2 if column in columns else 1
-            cell = sheet.cell(row=where[number], column=col)
-            cell.fill = BAD
-            cell.comment = Comment(message if cell.comment is None else cell.comment.text + "\n" + message, "数据中心")
-        target = root / table.department["code"] / f"{Path(path).stem}_错误标注.xlsx"
+        _issue_sheet(book, _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path)))
+        target = root / department / f"{Path(path).stem}_错误标注.xlsx"
+        if target in written:  # 台账.xlsx and 台账.csv of one department
+            target = target.with_name(f"{Path(path).name}_错误标注.xlsx")
         target.parent.mkdir(parents=True, exist_ok=True)
         book.save(target)
-        count += 1
-    return count
+        written.add(target)
+    return len(written)
+
+
+def _delivered_rows(home: Home, contracts: Contracts, paths: pl.Series) -> dict[str, dict[str, pl.DataFrame]]:
+    """``{table key: {file path: rows}}``: the bronze rows of each file, every value the text
+    delivered, of the file's latest delivery (a clerk re-sends a file of the same name), in the
+    file's order."""
+    wanted = pl.col("_source_file").is_in(paths.implode())
+    frames = {t.key: lake.read(home, "bronze", t.bronze_name, where=wanted) for t in contracts.ledgers}
+    frames = {key: frame for key, frame in frames.items() if frame.height}
+    if not frames:
+        return {}
+    versions = pl.concat([f.select("_source_file", "_file_hash", "_loaded_at").unique() for f in frames.values()])
+    latest = versions.group_by("_source_file").agg(pl.col("_file_hash").sort_by("_loaded_at", "_file_hash").last())
+    return {key: {path: rows for (path,), rows in
+                  frame.join(latest, on=["_source_file", "_file_hash"], how="semi").sort("_row_number")
+                  .group_by("_source_file", maintain_order=True)}
+            for key, frame in frames.items()}
+
+
+def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFrame]]) -> pl.DataFrame:
+    """The cells to mark: every open issue of a ledger file, and every problem ingestion recorded in
+    the file's latest delivery on a row and rule with an open issue (the loop keeps one issue per
+    record and rule: a row missing two required cells is one issue, its two cells two marks)."""
+    columns = ["file_path", "table", "row_number", "column", "message_zh", "severity", "origin"]
+    delivered = pl.DataFrame([(path, files[path]["_file_hash"][0]) for files in rows.values() for path in files],
+                             schema={"file_path": pl.String, "file_hash": pl.String}, orient="row").unique()
+    recorded = lake.read(home, OPS, REJECTIONS, where=(pl.col("source") == LEDGERS)
+                         & pl.col("file_hash").is_in(delivered["file_hash"].implode()))
+    found = [ledger.select(columns)]
+    if recorded.height:
+        found.append(recorded.join(delivered, on="file_hash")
+                     .join(ledger.filter(pl.col("origin") == INGEST), on=["file_path", "table", "row_number", "rule"],
+                           how="semi").with_columns(origin=pl.lit(INGEST)).select(columns))
+    return pl.concat(found).unique(["file_path", "table", "row_number", "column", "message_zh"], maintain_order=True) \
+        .sort("row_number", "column", nulls_last=True, maintain_order=True).with_row_index("mark")
+
+
+def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks: pl.DataFrame) -> pl.DataFrame:
+    """One sheet per table and delivered sheet of the file: its rows (:func:`_write_rows`), each
+    marked cell filled and commented (a mark without a column of the template, on the row number;
+    an issue names no sheet, so where two sheets of one table hold its row, on both). Returns
+    ``marks`` with the sheets each is shown on (null: its row is not among the file's rows)."""
+    sheets = [(table, sheet, frame) for table, rows in parts
+              for (sheet,), frame in rows.group_by("_sheet", maintain_order=True)]
+    shown = []
+    for i, (table, sheet_name, frame) in enumerate(sheets):
+        sheet = book.active if i == 0 else book.create_sheet()
+        sheet.title = "错误标注" if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
+        columns = _write_rows(sheet, table, frame)
+        where = {n: r for r, n in enumerate(frame["_row_number"], start=2)}
+        mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(list(where)))
+        for number, column, message in mine.select("row_number", "column", "message_zh").iter_rows():
+            cell = sheet.cell(row=where[number], column=columns.index(column) + 2 if column in columns else 1)
+            cell.fill = BAD
+            text = message if cell.comment is None else f"{cell.comment.text}\n{message}"
+            cell.comment = Comment(text, AUTHOR, width=320, height=60 + 40 * text.count("\n"))
+        shown.append(mine.select("mark", sheet=pl.lit(sheet.title)))
+    if not sheets:
+        book.active.title = "错误标注"
+    on = pl.concat(shown).group_by("mark").agg(pl.col("sheet").str.join("、")) if shown else \
+        pl.DataFrame(schema={"mark": pl.UInt32, "sheet": pl.String})
+    return marks.join(on, on="mark", how="left")
+
+
+def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame) -> list[str]:
+    """The header (原行号, the template's labels, then the columns the clerk added, as bronze keeps
+    them) and each row as the clerk typed it: where the text is a value of its column's type, a
+    date as a date cell, a number of a numeric column as a number; ID numbers, phones and other
+    identifiers as text cells formatted as text, so that Excel cannot round them again; any other
+    text as delivered. Returns the template's columns, in sheet order from column 2."""
+    columns = [c.name for c in table.columns]
+    extras = [c for c in frame.columns if not c.startswith("_") and c not in table.schema()
+              and frame[c].is_not_null().any()]
+    kinds = {c.name: "text" if c.format else c.type for c in table.columns}
+    typed = judge(table, frame, PLACE).rows.select(
+        pl.col(c).dt.replace_time_zone(None) if kinds[c] == "datetime" else pl.col(c)
+        for c in columns if kinds[c] in FORMATS)
+    sheet.append(["原行号", *(table.column(c).label for c in columns), *extras])
+    for cell in sheet[1]:
+        cell.font = BOLD
+    values = {c: typed[c].to_list() if c in typed.columns else [None] * frame.height for c in columns}
+    delivered = {c: frame[c].to_list() for c in [*columns, *extras]}
+    for i, number in enumerate(frame["_row_number"]):
+        r = i + 2
+        sheet.cell(r, 1, number)
+        for j, c in enumerate(columns, start=2):
+            value = values[c][i]
+            cell = _put(sheet, r, j, delivered[c][i] if value is None else value)
+            if kinds[c] == "text":
+                cell.number_format = TEXT
+            elif value is not None:
+                cell.number_format = FORMATS[kinds[c]]
+        for j, c in enumerate(extras, start=len(columns) + 2):
+            text = delivered[c][i]
+            if text is not None and DATE_CELL.match(text):
+                moment = dt.datetime.fromisoformat(text)
+                _put(sheet, r, j, moment).number_format = FORMATS["date" if moment.time() == dt.time() else "datetime"]
+            else:
+                _put(sheet, r, j, text)
+    for j, c in enumerate(columns, start=2):
+        sheet.column_dimensions[get_column_letter(j)].width = 22 if kinds[c] == "text" else 14
+    sheet.freeze_panes = "B2"
+    return columns
+
+
+def _put(sheet: Worksheet, row: int, column: int, value):
+    """Write a value as itself: an integral float as an integer, text as text (never a formula,
+    without the control characters a worksheet cannot hold)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    cell = sheet.cell(row, column, value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
+
+
+def _issue_sheet(book: Workbook, listed: pl.DataFrame) -> None:
+    """Every issue of the file in row order, and the sheet it is marked on: rows, columns and what
+    to do, no values."""
+    sheet = book.create_sheet("问题说明")
+    sheet.append(["标注所在工作表", "原行号", "问题说明", "严重程度"])
+    for cell in sheet[1]:
+        cell.font = BOLD
+    for name, number, message, severity in listed.select("sheet", "row_number", "message_zh",
+                                                         _severity_zh()).iter_rows():
+        sheet.append([name or "（文件中无此行）", number, message, severity])
+    sheet.column_dimensions["A"].width = 16
+    sheet.column_dimensions["C"].width = 90

@@ -17,7 +17,6 @@ from quality.loop import Waiver, loop_metrics, run_loop
 from quality.outbox import write_outbox
 from quality.suites import RULES_ZH, load_suite, render, suite_path, suite_tables, validate
 from redwall import lake
-from redwall.generator import generate
 from redwall.home import Home
 from redwall.identifiers import id_sex_code, id_sex_code_expr
 from redwall.ingest import process_source
@@ -118,16 +117,6 @@ def test_data_docs_keep_counts_never_failing_values(tmp_path, monkeypatch):
     raw = []
     validate(table, _planted(table), empty, raw)
     assert all(v in _docs_text(build_data_docs(Home.at(tmp_path / "b"), raw)) for v in PLANTED)
-
-
-@pytest.fixture(scope="module")
-def looped(tmp_path_factory):
-    home = Home.at(tmp_path_factory.mktemp("quality")).ensure()
-    generate(home, scale="small", seed=11, days=3)
-    for source in load_contracts().sources:
-        process_source(home, source)
-    build_marts(home)
-    return home, run_loop(home)
 
 
 def test_recall_per_defect_kind_and_no_false_alarms(looped):

@@ -1,0 +1,236 @@
+"""The ledgers' error workbooks (错误标注表): on generator output and on a clerk's own workbook, every
+open issue of a ledger file is marked and explained in that file's workbook, whichever step of the
+loop found it; the clerk's rows come back as typed (dates as dates, numbers as numbers, ID numbers
+and phones as text, the columns they added kept); workbooks are regenerated whole; and personal
+values go into no file but the sending department's own workbook."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from quality.loop import run_loop
+from quality.outbox import write_outbox
+from redwall import lake
+from redwall.home import Home
+from redwall.ingest import process_source
+from redwall.marts import build_marts
+from schemas import load_contracts
+
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+UNKNOWN_ADDRESS = "西城区无名胡同999号"  # no building of the district register: an address issue
+UNKNOWN_COMMUNITY = "无名社区"  # no community of the district register: a suite issue
+ADDED = "身体状况"  # a column the clerk added to the template
+ISSUES = "问题说明"  # the sheet listing a file's issues, beside its rows
+
+
+@pytest.fixture(scope="module")
+def outboxed(looped):
+    """The shared looped street with its outbox written."""
+    home, issues = looped
+    write_outbox(home, issues)
+    return home, issues
+
+
+def _workbook(home: Home, path: str) -> Path:
+    department = Path(path).parent.name
+    return home.outbox / "ledgers" / department / f"{Path(path).stem}_错误标注.xlsx"
+
+
+def _rows(sheet) -> tuple[list[str], dict[int, dict[str, openpyxl.cell.Cell]]]:
+    """A data sheet's header and its cells by the row number in the clerk's file (原行号)."""
+    header = [c.value for c in sheet[1]]
+    assert header[0] == "原行号"
+    return header, {row[0].value: dict(zip(header, row)) for row in sheet.iter_rows(min_row=2)}
+
+
+def _assert_marked(home: Home, issues: pl.DataFrame) -> None:
+    """Every open issue of a ledger file: its cell, in its file's workbook, filled and commented."""
+    contracts = load_contracts()
+    mine = issues.filter(pl.col("source") == "ledgers", pl.col("status") == "open")
+    assert mine.height
+    books = {path: openpyxl.load_workbook(_workbook(home, path)) for path in mine["file_path"].unique()}
+    for path, table, number, column, message in mine.select(
+            "file_path", "table", "row_number", "column", "message_zh").iter_rows():
+        _, cells = _rows(books[path].worksheets[0])
+        cell = cells[number][contracts.table(table).column(column).label if column else "原行号"]
+        assert cell.comment is not None and message in cell.comment.text, (path, number, column)
+        assert cell.fill.fgColor.rgb.endswith("FFC7CE")
+    for (path,), found in mine.group_by("file_path"):  # and listed beside the rows, in row order
+        listed = [(n, m) for _, n, m, _ in books[path][ISSUES].iter_rows(min_row=2, values_only=True)]
+        assert set(found.select("row_number", "message_zh").iter_rows()) <= set(listed)
+        assert [n for n, _ in listed] == sorted(n for n, _ in listed)
+
+
+def test_every_open_issue_of_a_ledger_file_is_marked_in_its_workbook(outboxed):
+    home, issues = outboxed
+    ledger = issues.filter(pl.col("source") == "ledgers")
+    assert (ledger["origin"] != "ingest").any(), "the generator's ledgers should carry a loop-found issue"
+    _assert_marked(home, issues)
+    # one workbook per file with open issues, none for the others
+    expected = {_workbook(home, p) for p in ledger.filter(pl.col("status") == "open")["file_path"].unique()}
+    assert set((home.outbox / "ledgers").rglob("*.xlsx")) == expected
+
+
+def _silver(home: Home, table) -> pl.DataFrame:
+    return lake.read(home, "silver", table.bronze_name, where=pl.col("_valid_to").is_null())
+
+
+def _date_cell(style: int, day: dt.date):
+    """How a clerk's date cell holds a date: a date cell, a bare serial number, or text."""
+    return [day, (day - EXCEL_EPOCH).days, f"{day.year}年{day.month}月{day.day}日"][style % 3]
+
+
+@pytest.fixture(scope="module")
+def clerk(outboxed, tmp_path_factory):
+    """A civil-affairs clerk's own elderly-alone ledger, in a copy of the looped home: date cells,
+    serial numbers and text dates, phones typed as numbers, a column added, and two problems only
+    the loop finds (an address no register knows, a community no register knows)."""
+    home, _ = outboxed
+    copy = Home.at(tmp_path_factory.mktemp("clerk") / "home")
+    shutil.copytree(home.root, copy.root)
+    table = load_contracts().table("ledgers.elderly_alone")
+    current = _silver(copy, table)
+    community = current["community"].drop_nulls().mode().sort()[0]
+    clean = current.filter(pl.col("community") == community, pl.col("phone").str.contains(r"^\d{11}$")) \
+        .sort("_row_number").head(6)
+    clean = clean.with_columns(last_visit_on=pl.Series([dt.date(2026, 10, 20) + dt.timedelta(days=3 * i)
+                                                        for i in range(clean.height)]))
+    rows = clean.with_columns(
+        address=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(UNKNOWN_ADDRESS)).otherwise("address"),
+        community=pl.when(pl.int_range(pl.len()) == 1).then(pl.lit(UNKNOWN_COMMUNITY)).otherwise("community"))
+    assert rows.height == 6
+    name = f"{community}社区独居老人台账（12月）.xlsx"
+    _deliver(copy, table, rows, name)
+    (receipt,) = process_source(copy, "ledgers")
+    assert (receipt.rows_read, receipt.rows_rejected, receipt.rows_warned) == (6, 0, 0)  # nothing found at ingestion
+    build_marts(copy)
+    issues = run_loop(copy)
+    write_outbox(copy, issues)
+    return copy, issues, table, rows, clean, f"ledgers/{table.department['code']}/{name}"
+
+
+def _deliver(home: Home, table, rows: pl.DataFrame, name: str) -> None:
+    """``rows`` as a clerk's workbook: title, the template's header plus an added column, data."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = table.template["sheet"]
+    sheet.append([table.title])
+    columns = [c.name for c in table.columns]
+    sheet.append([table.column(c).label for c in columns] + [ADDED])
+    for i, row in enumerate(rows.select(columns).iter_rows(named=True)):
+        row["last_visit_on"] = _date_cell(i, row["last_visit_on"])
+        if i % 2 == 0:  # a phone typed into a number cell: it survives, as a number
+            row["phone"] = int(row["phone"])
+        sheet.append([row[c] for c in columns] + ["行动不便" if i % 2 else None])
+    folder = home.inbox("ledgers") / table.department["code"]
+    folder.mkdir(parents=True, exist_ok=True)
+    book.save(folder / name)
+
+
+def test_issues_only_the_loop_found_are_marked_in_the_clerks_workbook(clerk):
+    home, issues, table, rows, _, path = clerk
+    found = issues.filter(pl.col("file_path") == path, pl.col("status") == "open")
+    assert {"address", "suite"} <= set(found["origin"]) and "ingest" not in set(found["origin"])
+    _assert_marked(home, issues)
+    _, cells = _rows(openpyxl.load_workbook(_workbook(home, path)).worksheets[0])
+    first, second = 3, 4  # the file's first data rows
+    assert cells[first]["居住地址"].comment and cells[second]["所属社区"].comment
+    assert not cells[first + 2]["居住地址"].comment  # a good cell stays plain
+    assert cells[first]["居住地址"].value == UNKNOWN_ADDRESS  # the clerk's own value, to correct
+
+
+def test_the_clerks_rows_come_back_as_typed(clerk):
+    home, _, table, rows, _, path = clerk
+    header, cells = _rows(openpyxl.load_workbook(_workbook(home, path)).worksheets[0])
+    assert header[1:len(table.columns) + 1] == [c.label for c in table.columns]
+    for i, row in enumerate(rows.iter_rows(named=True)):
+        mine = cells[3 + i]
+        visit = mine["最近走访日期"]  # a date cell, a serial number and a text date all come back as dates
+        assert visit.is_date and visit.value.date() == row["last_visit_on"] and visit.number_format == "yyyy-mm-dd"
+        for label, value in (("公民身份号码", row["id_number"]), ("联系电话", row["phone"])):
+            cell = mine[label]  # text, formatted as text, whatever cell the clerk typed it in
+            assert (cell.value, cell.data_type, cell.number_format) == (value, "s", "@")
+        assert mine["姓名"].value == row["name"]
+    assert header[len(table.columns) + 1:] == [ADDED]  # the added column, after the template's
+    assert [cells[3 + i][ADDED].value for i in range(rows.height)] == [None, "行动不便"] * 3
+
+
+def test_dates_and_identifiers_of_the_generated_ledgers(outboxed):
+    home, _ = outboxed
+    contracts = load_contracts()
+    books = list((home.outbox / "ledgers").rglob("*.xlsx"))
+    seen = {"date": 0, "text": 0}
+    for path in books:
+        for sheet in [s for s in openpyxl.load_workbook(path) if s.title != ISSUES]:
+            header, cells = _rows(sheet)
+            table = next(t for t in contracts.ledgers if {c.label for c in t.columns} <= set(header))
+            for row in cells.values():
+                for column in table.columns:
+                    cell = row[column.label]
+                    if column.type == "date" and cell.value is not None:
+                        # no '2026-10-31 00:00:00' and no '46338': only text no date can be read from
+                        assert cell.is_date or not (str(cell.value)[:4].isdigit()), (path.name, cell.value)
+                        seen["date"] += cell.is_date
+                    if column.format in ("person_id", "phone"):
+                        assert cell.number_format == "@" and cell.data_type in ("s", "n") and \
+                            not isinstance(cell.value, (int, float))
+                        seen["text"] += cell.value is not None
+    assert seen["date"] > 50 and seen["text"] > 50
+
+
+def test_workbooks_are_regenerated_whole(clerk, tmp_path):
+    home, _, table, _, clean, path = clerk
+    copy = Home.at(tmp_path / "home")
+    shutil.copytree(home.root, copy.root)
+    stale = copy.outbox / "ledgers" / "civil_affairs" / "上月台账_错误标注.xlsx"
+    stale.write_bytes(b"stale")
+    # the clerk sends the file again, corrected: its issues close and its workbook goes
+    _deliver(copy, table, clean, Path(path).name)
+    process_source(copy, "ledgers")
+    build_marts(copy)
+    again = run_loop(copy)
+    assert (again.filter(pl.col("file_path") == path)["status"] != "open").all()
+    write_outbox(copy, again)
+    assert not stale.exists() and not _workbook(copy, path).exists()
+    before = {p.relative_to(home.outbox) for p in (home.outbox / "ledgers").rglob("*.xlsx")}
+    after = {p.relative_to(copy.outbox) for p in (copy.outbox / "ledgers").rglob("*.xlsx")}
+    assert after == before - {_workbook(home, path).relative_to(home.outbox)}
+
+
+def _strings(path: Path, sheets=None) -> set[str]:
+    book = openpyxl.load_workbook(path)
+    return {c for s in (sheets(book) if sheets else book.worksheets)
+            for row in s.iter_rows(values_only=True) for c in row if isinstance(c, str)}
+
+
+def test_personal_values_go_to_the_sending_department_only(clerk):
+    home = clerk[0]
+    contracts = load_contracts()
+    bronze = pl.concat([lake.read(home, "bronze", t.bronze_name).select(
+        "_source_file", pl.concat_list(pl.col(c.name) for c in t.columns).alias("values"))
+        for t in contracts.ledgers], how="vertical").explode("values").drop_nulls()
+    persons = pl.read_parquet(home.truth / "persons.parquet")
+    personal = set(persons["id_number"].drop_nulls()) | {p for p in persons["phone"].drop_nulls() if len(p) >= 7}
+    personal |= {v for t in contracts.ledgers for c in t.columns if c.pii in ("id_number", "phone", "address")
+                 for v in lake.read(home, "bronze", t.bronze_name)[c.name].drop_nulls() if len(v) >= 7}
+    assert len(personal) > 100
+    # the rectification lists and the workbooks' issue sheets: rows, columns and messages only
+    for path in (home.outbox / "rectification").rglob("*.xlsx"):
+        assert not _strings(path) & personal, path.name
+    books = list((home.outbox / "ledgers").rglob("*.xlsx"))
+    held = 0
+    for book in books:
+        assert not _strings(book, lambda b: [s for s in b if s.title == ISSUES]) & personal, book.name
+        # the data sheets hold the file's own rows: no value from another file, of any department
+        department = book.parent.name
+        file = next(p for p in bronze["_source_file"].unique()
+                    if Path(p).parent.name == department and f"{Path(p).stem}_错误标注.xlsx" == book.name)
+        own = set(bronze.filter(pl.col("_source_file") == file)["values"])
+        data = _strings(book, lambda b: [s for s in b if s.title != ISSUES])
+        assert data & personal <= own, book.name
+        held += len(data & personal)
+    assert held > 50  # the check has something to check
