@@ -664,6 +664,17 @@ def test_the_same_content_is_loaded_once(home):
     assert len(kept) == 3 and "实有人口_20240501.csv" in kept  # nothing overwritten, nothing deleted
 
 
+def test_a_duplicate_from_another_department_does_not_name_its_file(home):
+    ledger = elderly_ledger([["张秀英", E1, "府右街南社区", "西城区府右街12号院3号楼2单元501", None, "独居", None,
+                              None, "2024-05-03", "李红", None]])
+    drop(home, "ledgers", "府右街南社区独居老人台账.xlsx", ledger, department="civil_affairs")
+    process_source(home, "ledgers")
+    drop(home, "ledgers", "台账.xlsx", ledger, department="safety")  # the same workbook, another office
+    (copy,) = process_source(home, "ledgers")
+    assert copy.status == "duplicate" and "另一报送单位的文件" in copy.reasons_zh
+    assert "独居" not in copy.reasons_zh
+
+
 # -- batches: the files of a source share one commit per table, with the result of one by one ------
 def deliver(homes: list[Home], source: str, files: dict[str, bytes], department: str | None = None) -> None:
     """Drop the same files into every home, one after another a second apart: the same names,

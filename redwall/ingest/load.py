@@ -107,11 +107,14 @@ def process_files(home: Home, source: str, paths: Iterable[str | Path],
             continue
         if earlier:
             when = earlier["loaded_at"].astimezone(receipts.LOCAL_TZ)
+            # another department's file is not named to this one: its name may say what it holds
+            which = (f"「{earlier['file_name']}」" if earlier.get("department") == file.department
+                     else "另一报送单位的文件")
             delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}已加载的"
-                                                      f"「{earlier['file_name']}」完全相同，未重复加载。")
+                                                      f"{which}完全相同，未重复加载。")
         elif delivery.read():  # its rows will load: a later copy in this run is a duplicate
             known[file.sha256] = {"receipt_id": delivery.receipt_id, "loaded_at": delivery.received_at,
-                                  "file_name": file.name}
+                                  "file_name": file.name, "department": file.department}
         kind = _kind(contracts, delivery)
         if kind is not None and kind != batch_kind:  # after what came before it
             _load(home, contracts, batch)
