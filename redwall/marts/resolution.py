@@ -27,6 +27,8 @@ candidate pairs proportional to the records without an ID, not to the population
 
 from __future__ import annotations
 
+import logging
+
 from functools import cache
 from pathlib import Path
 
@@ -154,7 +156,8 @@ def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.Data
     columns = ["record_id", *FEATURES]
     new = db.register(unidentified.select(columns).to_arrow(), dataset_display_name="unidentified")
     known = db.register(identified.select(columns).to_arrow(), dataset_display_name="identified")
-    linker = Linker(new, str(MODEL))
+    # Splink's own handler would print each blocking pass at INFO on the demo's terminal
+    linker = Linker(new, str(MODEL), log_level=logging.WARNING)
     between = _pairs(linker.inference.predict_between(known, new, threshold_match_probability=THRESHOLD))
     pairs = pl.DataFrame(schema=pair_schema)
     if within:
