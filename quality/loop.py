@@ -8,12 +8,13 @@ Every failing record becomes one rectification issue in ``quality/issue``:
   addresses the registers do not confirm (``mart/address_issue``, :mod:`quality.rules`);
 - **explain**: ``message_zh`` says row, column and what to do, never the value itself;
 - **route**: to the grid (and its community) of the record's grid code (for an address, of the
-  building it did match), else of the person's residence in ``mart/person``; a ledger's issues also go to the department that sent it;
+  buildings it may mean), else of the person's residence in ``mart/person``, else of the address
+  the row was written with; a ledger's issues also go to the department that sent it;
 - **re-check and close**: an issue found at ingestion closes when a later delivery brings the same
   record (same business key; where the key itself was destroyed, the same row of a re-sent file of
-  the same name, or in any file a record of the same person: :func:`record_hint`) and it loads; an issue found on silver closes when the record is current and
-  passes. A record still failing keeps its issue open and moves ``last_seen``. A closed issue that
-  fails again reopens;
+  the same name, or in any file a record of the same person: :func:`record_hint`) and it loads;
+  an issue found on silver closes when the record is current and passes. A record still failing
+  keeps its issue open and moves ``last_seen``. A closed issue that fails again reopens;
 - **waive**: an authorised analyst waives an issue by id with a reason; the waiver is kept.
 
 ``issue_id`` is stable: a digest of source, table, record key and rule. Record keys holding personal
@@ -68,6 +69,7 @@ ISSUE_LABELS = {
 }
 FINDING = [c for c in ISSUE_SCHEMA if c not in ("issue_id", "first_seen", "status", "closed_at", "waiver_reason",
                                                 "waived_by", "waived_at", "community_code")]
+KEYED = "_record_key"  # a current silver row's record_key, computed once per run
 # routing hints a finding carries until :func:`route` turns them into grid and community
 ROUTING = ("person_key", "community_name", "place_address")
 
@@ -82,9 +84,8 @@ class Waiver:
 # -- record keys -----------------------------------------------------------------------------------
 def record_key(table: Table, rows: pl.DataFrame) -> pl.Series:
     """The business key of each row as an issue may show it (null where a key part is missing)."""
-    parts = [table.column(k) for k in table.keys]
-    joined = rows.select(pl.concat_str([pl.col(c.name).cast(pl.String) for c in parts], separator="|")).to_series()
-    if not any(c.pii for c in parts):
+    joined = rows.select(pl.concat_str([pl.col(k).cast(pl.String) for k in table.keys], separator="|")).to_series()
+    if not table.personal_key:
         return joined.alias("record_key")
     present = joined.drop_nulls().unique()
     digests = dict(zip(present, person_digest(present)))
@@ -168,7 +169,7 @@ def _silver_findings(table: Table, rows: pl.DataFrame, failing: pl.DataFrame, or
     routing = _routing(table)
     if "finding_grid" in picked.columns:
         routing[0] = pl.coalesce("finding_grid", routing[0]).alias("grid_code")
-    return picked.with_columns(record_key=record_key(table, picked)).select(
+    return picked.with_columns(record_key=pl.col(KEYED)).select(
         pl.lit(origin).alias("origin"), pl.lit(table.source).alias("source"), pl.lit(table.key).alias("table"),
         pl.col("_source_file").alias("file_path"), pl.col("_row_number").alias("row_number"), "column",
         "record_key", pl.lit(False).alias("key_broken"), "rule", "severity",
@@ -206,7 +207,9 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
     (``origin, table, record_key``): a judged record without a finding passed. With ``keep``, the
     summarised suite validations are appended to it (for the data docs)."""
     contracts = load_contracts()
-    current = {t.key: current_silver(home, t) for t in suite_tables()}
+    # each current row keyed once (a digest where the key is personal), for every rule that judges it
+    current = {t.key: (rows := current_silver(home, t)).with_columns(record_key(t, rows).alias(KEYED))
+               for t in suite_tables()}
     params = parameters(current["district.grid"])
     found, judged = [], []
     for table in suite_tables():
@@ -225,7 +228,7 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
         found.append(_silver_findings(table, rows, failing, f"{CROSS}:{rule}", pl.lit(text)))
         judged.append(_judged(table, rows, f"{CROSS}:{rule}"))
     addresses = lake.read(home, "mart", "address_issue")  # none before the first mart build: not judged yet
-    for source, rows in (address_checks(current, addresses) if addresses.width else {}).items():
+    for source, rows in (address_checks(current, addresses, KEYED) if addresses.width else {}).items():
         table = contracts.table(source)
         column = ADDRESSED[source]
         texts = {rule: text.format(label=table.column(column).label) for rule, text in ADDRESS_RULES.values()}
@@ -238,7 +241,7 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
 
 
 def _judged(table: Table, rows: pl.DataFrame, origin: str) -> pl.DataFrame:
-    return pl.DataFrame({"origin": origin, "table": table.key, "record_key": record_key(table, rows)})
+    return rows.select(pl.lit(origin).alias("origin"), pl.lit(table.key).alias("table"), pl.col(KEYED).alias("record_key"))
 
 
 def _empty_findings() -> pl.DataFrame:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
-from redwall.marts.person import person_digest, record_key
+from redwall.marts.person import person_digest
 from redwall.marts.place import ADDRESSED
-from schemas import code_lists
+from schemas import code_lists, load_contracts
 
 # rule → (subject table, column the finding points at, severity, message after "第N行")
 CROSS_RULES = {
@@ -55,18 +55,22 @@ ADDRESS_RULES = {
 }
 
 
-def address_checks(silver: dict[str, pl.DataFrame], address_issues: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def address_checks(silver: dict[str, pl.DataFrame], address_issues: pl.DataFrame,
+                   keyed: str) -> dict[str, pl.DataFrame]:
     """Source table → its current rows with ``_fails`` where ``mart.address_issue`` found the
     address resolving to no place or to several, its ``_rule`` and ``_grid`` (the grid of the
     building it did match, else the record's own). ``silver`` holds current rows of
-    :data:`~redwall.marts.place.ADDRESSED` tables."""
+    :data:`~redwall.marts.place.ADDRESSED` tables with their record key in column ``keyed``: the
+    mart's digest where the key is personal, else digested here (small tables)."""
     rules = {reason: rule for reason, (rule, _) in ADDRESS_RULES.items()}
+    contracts = load_contracts()
     checked = {}
     for source in ADDRESSED:
         rows = silver[source]
         found = address_issues.filter(pl.col("source") == source).select(
             _digest="record_key", _rule=pl.col("reason").replace_strict(rules), _grid="grid_code")
-        digests = person_digest(rows.select(record_key(source)).to_series()).alias("_digest")
+        digests = rows[keyed] if contracts.table(source).personal_key else person_digest(rows[keyed])
+        digests = digests.alias("_digest")
         checked[source] = (rows.with_columns(digests).join(found, on="_digest", how="left", maintain_order="left")
                            .with_columns(_fails=pl.col("_rule").is_not_null()).drop("_digest"))
     return checked

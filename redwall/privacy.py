@@ -165,8 +165,7 @@ def shared_issues(issues: pl.DataFrame, key: bytes) -> pl.DataFrame:
     person), and an issue of a sensitive listing keeps no record key at all (joined to its person
     it would say the person is listed there). The record hint, a digest of a name and address kept
     to recognise a corrected record, stays in the lake. Counts, places and messages stay as they are."""
-    contracts = load_contracts().tables
-    personal = [k for k, t in contracts.items() if any(t.column(name).pii for name in t.keys)]
+    personal = [k for k, t in load_contracts().tables.items() if t.personal_key]
     table = pl.col("table")
     return issues.with_columns(
         pl.when(table.is_in(sensitive_listings())).then(None)

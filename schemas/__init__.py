@@ -145,6 +145,11 @@ class Table:
     def pii_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.all_columns if c.pii)
 
+    @property
+    def personal_key(self) -> bool:
+        """Whether the business key holds personal data: then it is only ever shown as a digest."""
+        return any(self.column(k).pii for k in self.keys)
+
 
 @dataclass(frozen=True)
 class Contracts:
