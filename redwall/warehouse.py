@@ -10,16 +10,41 @@ beside their schemas (:data:`redwall.ingest.receipts.TABLES`, :data:`quality.loo
 ``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked, readable by the owner
 only (folder 0700, file 0600).
 
-A DuckDB file has one writer or many readers, never both, so a publish never writes a file anyone
-reads: it builds a new file beside the old one and renames it into place (``os.replace``, atomic
-on POSIX). A reader keeps a consistent snapshot of the file it opened; its next connection sees
-the new one. Delta tables come in through :mod:`redwall.lake` as Arrow (no DuckDB extension,
-so nothing to install offline and nothing tied to the DuckDB version).
+A DuckDB file has one writer or many readers, never both, and DuckDB caches an open database per
+file *inside one process*: a process holding any connection to a file gets that same file from
+every later ``duckdb.connect`` of it, even after a new one was renamed onto its path. So a publish
+never writes or replaces a file anyone may read. Each publish is a new version folder::
+
+    warehouse/versions/<version>/redwall.duckdb                          shared (0644)
+    warehouse/versions/<version>/restricted/redwall_restricted.duckdb    restricted (0700 / 0600)
+    warehouse/current -> versions/<version>                               switched by one rename
+    warehouse/redwall.duckdb -> current/redwall.duckdb                    the stable paths readers open
+    warehouse/restricted/redwall_restricted.duckdb -> ../current/restricted/redwall_restricted.duckdb
+
+Both warehouses of a version are built first; then one atomic rename of ``current`` switches them
+together, so a kill at any point leaves them in step (both old or both new). DuckDB resolves the
+symbolic links before it looks in its cache, so a reader that opens ``warehouse/redwall.duckdb``
+again after a publish gets the new version even while it still holds a connection to the old one,
+which keeps reading the snapshot it opened. The exact pattern: see the README (Dashboards).
+
+Publishes take ``warehouse/.publish.lock`` in turn. Each removes the versions no reader holds any
+more (a read-only connection holds a shared lock on its file; a version whose file another process
+has open is kept until a later publish finds it free) and what killed publishes left behind: half
+built versions with their ``.wal`` and stray ``.new`` links. Delta tables come in through
+:mod:`redwall.lake` as Arrow (no DuckDB extension, so nothing to install offline and nothing tied
+to the DuckDB version).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import logging
 import os
+import shutil
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +60,8 @@ from redwall.marts.tables import read_typed
 from redwall.privacy import pseudonym_key, shared_columns, shared_issues, shared_view
 from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, load_contracts, reference
 
-SHARED_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o600, 0o700
+log = logging.getLogger(__name__)
+SHARED_MODE, SHARED_DIR_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o755, 0o600, 0o700
 
 
 @dataclass(frozen=True)
@@ -51,8 +77,22 @@ class Published:
         return f"{self.schema}.{self.name}"
 
 
+SHARED_NAME, RESTRICTED, RESTRICTED_NAME = "redwall.duckdb", "restricted", "redwall_restricted.duckdb"
+CURRENT, VERSIONS, NEW = "current", "versions", ".new"
+
+
 def restricted_path(home: Home) -> Path:
-    return home.warehouse.parent / "restricted" / "redwall_restricted.duckdb"
+    return home.warehouse.parent / RESTRICTED / RESTRICTED_NAME
+
+
+def _versions(home: Home) -> Path:
+    return home.warehouse.parent / VERSIONS
+
+
+def _current(home: Home) -> str | None:
+    """The name of the version readers open now (none before the first publish)."""
+    link = home.warehouse.parent / CURRENT
+    return Path(os.readlink(link)).name if link.is_symlink() else None
 
 
 def publish(home: Home, demo: bool = False) -> dict[str, int]:
@@ -79,11 +119,21 @@ def publish(home: Home, demo: bool = False) -> dict[str, int]:
     shared += [Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
                for path in sorted(REFERENCE.glob("*.csv"))]
 
-    folder = restricted_path(home).parent
-    folder.mkdir(mode=RESTRICTED_DIR_MODE, parents=True, exist_ok=True)
-    folder.chmod(RESTRICTED_DIR_MODE)  # also when it existed before
-    _build(restricted_path(home), restricted, RESTRICTED_MODE)
-    _build(home.warehouse, shared, SHARED_MODE)
+    with _publish_lock(home):
+        version = _versions(home) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        for folder in (home.warehouse.parent, _versions(home), version):  # dashboards may be other users
+            folder.mkdir(mode=SHARED_DIR_MODE, exist_ok=True)
+            folder.chmod(SHARED_DIR_MODE)  # whatever the umask
+        _build(version / SHARED_NAME, shared, SHARED_MODE)
+        (version / RESTRICTED).mkdir(mode=RESTRICTED_DIR_MODE)
+        (version / RESTRICTED).chmod(RESTRICTED_DIR_MODE)  # whatever the umask
+        _build(version / RESTRICTED / RESTRICTED_NAME, restricted, RESTRICTED_MODE)
+        _fsync_dir(version / RESTRICTED)
+        _fsync_dir(version)
+        previous = _current(home)
+        _switch(home, version)
+        if removed := _clean(home, previous):
+            log.info("warehouse %s published; removed versions no reader holds: %s", version.name, ", ".join(removed))
     return {p.key: p.frame.height for p in shared}
 
 
@@ -99,36 +149,100 @@ def _quote(text: str) -> str:
 
 
 def _build(path: Path, tables: list[Published], mode: int) -> None:
-    """Write ``tables`` to a new file beside ``path``, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = path.with_name(f".{path.name}.{os.getpid()}.new")
+    """Write ``tables`` to the new file ``path`` of a version no reader knows yet."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("SET enable_progress_bar = false")  # a pipeline step, not a terminal session
+        for schema in dict.fromkeys(t.schema for t in tables):
+            con.execute(f'CREATE SCHEMA "{schema}"')
+        for t in tables:
+            con.register("incoming", t.frame.to_arrow())
+            con.execute(f'CREATE TABLE "{t.schema}"."{t.name}" AS SELECT * FROM incoming')
+            con.unregister("incoming")
+            # dashboards read every table by its comments: an undocumented one is a bug, not a default
+            if not t.comment or (bare := [c for c in t.frame.columns if not t.column_comments.get(c)]):
+                raise ValueError(f"{t.schema}.{t.name} has no Chinese title or labels for "
+                                 f"{bare if t.comment else 'the table'}: declare them beside its schema")
+            con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
+            for column in t.frame.columns:  # labels may serve several tables: only this one's
+                con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS '
+                            f'{_quote(t.column_comments[column])}')
+        con.execute("CHECKPOINT")
+    path.chmod(mode)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
     try:
-        with duckdb.connect(str(new)) as con:
-            con.execute("SET enable_progress_bar = false")  # a pipeline step, not a terminal session
-            for schema in dict.fromkeys(t.schema for t in tables):
-                con.execute(f'CREATE SCHEMA "{schema}"')
-            for t in tables:
-                con.register("incoming", t.frame.to_arrow())
-                con.execute(f'CREATE TABLE "{t.schema}"."{t.name}" AS SELECT * FROM incoming')
-                con.unregister("incoming")
-                # dashboards read every table by its comments: an undocumented one is a bug, not a default
-                if not t.comment or (bare := [c for c in t.frame.columns if not t.column_comments.get(c)]):
-                    raise ValueError(f"{t.schema}.{t.name} has no Chinese title or labels for "
-                                     f"{bare if t.comment else 'the table'}: declare them beside its schema")
-                con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
-                for column in t.frame.columns:  # labels may serve several tables: only this one's
-                    con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS '
-                                f'{_quote(t.column_comments[column])}')
-            con.execute("CHECKPOINT")
-        new.chmod(mode)
-        with open(new, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(new, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        os.fsync(directory)
     finally:
-        for leftover in (new, new.with_name(new.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        os.close(directory)
+
+
+def _link(path: Path, target: str) -> None:
+    """Make ``path`` a symbolic link to ``target`` in one rename (replacing a link or a file)."""
+    if path.is_symlink() and os.readlink(path) == target:
+        return
+    new = path.with_name(f".{path.name}{NEW}")
+    new.unlink(missing_ok=True)
+    new.symlink_to(target)
+    os.replace(new, path)
+    _fsync_dir(path.parent)
+
+
+def _switch(home: Home, version: Path) -> None:
+    """Point ``current`` at ``version``: the one step that publishes both warehouses. The stable
+    paths are links through ``current``, made once (and again if a kill interrupted the first)."""
+    root = home.warehouse.parent
+    _link(root / CURRENT, f"{VERSIONS}/{version.name}")
+    _link(home.warehouse, f"{CURRENT}/{SHARED_NAME}")
+    restricted_path(home).parent.mkdir(mode=RESTRICTED_DIR_MODE, exist_ok=True)
+    restricted_path(home).parent.chmod(RESTRICTED_DIR_MODE)  # also when it existed before
+    _link(restricted_path(home), f"../{CURRENT}/{RESTRICTED}/{RESTRICTED_NAME}")
+
+
+@contextmanager
+def _publish_lock(home: Home) -> Iterator[None]:
+    """One publish at a time per home; the kernel releases the lock of a killed publish."""
+    root = home.warehouse.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".publish.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+_FLOCK = "hhqqi4x"  # struct flock on Linux: type, whence, start, len, pid
+
+
+def _held(path: Path) -> bool:
+    """Whether another process has the DuckDB file ``path`` open: its connection holds a lock on
+    the file, which ``F_GETLK`` reports without taking one (taking one, even for a moment, could
+    make a reader's open fail). Our own process's locks never show, and a file unlinked under our
+    own open connection stays readable through it anyway."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        probe = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    finally:
+        os.close(fd)
+    return struct.unpack(_FLOCK, probe)[0] != fcntl.F_UNLCK
+
+
+def _clean(home: Home, previous: str | None) -> list[str]:
+    """Remove the versions no reader holds and the leftovers of killed publishes; returns the
+    version names removed. The ``previous`` version stays until the next publish: a reader may
+    have resolved the stable path just before the switch and not have opened the file yet. Runs
+    under the publish lock, so no other publish is half way."""
+    root = home.warehouse.parent
+    current = _current(home)
+    for stray in [*root.glob(f".*{NEW}"), *restricted_path(home).parent.glob(f".*{NEW}")]:
+        stray.unlink()
+    removed = []
+    for version in sorted(_versions(home).iterdir()):
+        if version.name not in (current, previous) and not any(_held(f) for f in version.rglob("*.duckdb")):
+            shutil.rmtree(version)
+            removed.append(version.name)
+    return removed

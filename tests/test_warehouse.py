@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import duckdb
 import polars as pl
@@ -214,7 +215,10 @@ def test_restricted_warehouse_is_for_the_owner_only(home):
     path = restricted_path(home)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in home.warehouse.parent.iterdir()) == ["redwall.duckdb", "restricted"]
+    assert stat.S_IMODE(path.resolve().parent.stat().st_mode) == 0o700  # also inside its version
+    assert stat.S_IMODE(path.resolve().stat().st_mode) == 0o600
+    assert sorted(p.name for p in home.warehouse.parent.iterdir()) == [
+        ".publish.lock", "current", "redwall.duckdb", "restricted", "versions"]
 
 
 def test_publishing_needs_the_key_outside_demo(home, monkeypatch):
@@ -262,4 +266,104 @@ def test_readers_in_other_processes_never_see_a_half_published_warehouse(home, t
     assert [p[0] for p in published] == [14, 15, 14, 15, 14]
     assert seen.empty()  # only whole versions, each seen once, in order
     assert [tuple(json.loads(line)) for line in held_out.splitlines()] == [published[0]]  # its snapshot stays
-    assert not [p for p in home.warehouse.parent.iterdir() if p.name.startswith(".")]
+    publish(home)  # the held version is free now; the one before the current stays a publish longer
+    assert len(list((home.warehouse.parent / "versions").iterdir())) == 2
+    assert not [p for p in home.warehouse.parent.rglob("*") if p.name.endswith((".new", ".wal"))]
+
+
+RECONNECTING = textwrap.dedent("""
+    import json, sys
+    import duckdb
+    path = sys.argv[1]
+    query = "SELECT count(*) FROM mart.person"
+    held = duckdb.connect(path, read_only=True)  # kept open for the life of the process
+    for command in sys.stdin:
+        with duckdb.connect(path, read_only=True) as con:  # the documented pattern: a new connection
+            print(json.dumps([held.execute(query).fetchone()[0], con.execute(query).fetchone()[0]]), flush=True)
+""")
+
+
+def test_a_long_lived_reader_sees_every_new_publish_on_reconnecting(home):
+    """DuckDB hands a process the database it already holds for a path; the stable path is a
+    link through ``current``, so a new connection opens the new version all the same."""
+    publish(home)
+    reader = subprocess.Popen([sys.executable, "-c", RECONNECTING, str(home.warehouse)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ask() -> list[int]:
+        reader.stdin.write("?\n")
+        reader.stdin.flush()
+        return json.loads(reader.stdout.readline())
+
+    try:
+        assert ask() == [14, 14]
+        grown = street_silver()
+        grown["police.population"] = pl.concat([grown["police.population"], silver(
+            "police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}])])
+        write_silver(home, grown)
+        build_marts(home, as_of=AS_OF)
+        publish(home)
+        assert ask() == [14, 15]  # the held connection keeps its snapshot, a new one sees the publish
+        versions = home.warehouse.parent / "versions"
+        assert len(list(versions.iterdir())) == 2
+        write_silver(home, street_silver())
+        build_marts(home, as_of=AS_OF)
+        publish(home)
+        assert ask() == [14, 14]
+        publish(home)
+        # kept: the held one, the one before the current (a reader may be opening it) and the current
+        assert len(list(versions.iterdir())) == 3
+    finally:
+        reader.stdin.close()
+        assert reader.wait(timeout=60) == 0, reader.stderr.read()
+    publish(home)
+    assert len(list(versions.iterdir())) == 2
+
+
+KILLED_PUBLISHER = textwrap.dedent("""
+    import sys
+    from redwall.home import Home
+    from redwall.warehouse import publish
+    home = Home.at(sys.argv[1])
+    print("started", flush=True)
+    while True:
+        publish(home)
+""")
+
+
+def in_step(home: Home) -> bool:
+    """Whether the shared and the restricted warehouse readers open come from one publish."""
+    return home.warehouse.resolve().parent == restricted_path(home).resolve().parent.parent
+
+
+def test_a_killed_publish_leaves_both_warehouses_in_step_and_its_leftovers_are_cleaned(home, monkeypatch):
+    publish(home)
+    before = home.warehouse.resolve()
+    # killed between the shared and the restricted build: nothing switched
+    import redwall.warehouse as warehouse
+    built = warehouse._build
+
+    def killed_after_shared(path, tables, mode):
+        built(path, tables, mode)
+        if path.name == "redwall.duckdb":
+            raise KeyboardInterrupt  # no cleanup runs after a kill, nor after this
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(warehouse, "_build", killed_after_shared)
+        publish(home)
+    assert home.warehouse.resolve() == before and in_step(home)
+    assert len(list((home.warehouse.parent / "versions").iterdir())) == 2  # the half-built one
+
+    # and killed for real, at whatever point a few publishes in a row had reached
+    publisher = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, str(home.root)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert publisher.stdout.readline() == "started\n"
+    time.sleep(2.5)
+    publisher.kill()
+    publisher.wait(timeout=30)
+    assert in_step(home)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM mart.person").fetchone() == (14,)
+    publish(home)
+    assert in_step(home)
+    assert len(list((home.warehouse.parent / "versions").iterdir())) == 2  # the current and the one before
+    assert not [p for p in home.warehouse.parent.rglob("*") if p.name.endswith((".new", ".wal"))]
