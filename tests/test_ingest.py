@@ -277,7 +277,7 @@ def test_floating_xlsx_as_exported(home):
     assert (receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (6, 3, 3)
     assert (receipt.rows_warned, receipt.rows_skipped) == (1, 1)
     assert receipt.status == "partially_accepted"
-    assert "备注" in receipt.reasons_zh and "表尾备注" in receipt.reasons_zh
+    assert "备注" in receipt.reasons_zh and "签名或日期行1行（第9行）" in receipt.reasons_zh
 
     problems = rejections(home, receipt)
     errors = {(r["row_number"], r["column"], r["rule"]) for r in problems.filter(pl.col("severity") == "error").iter_rows(named=True)}
@@ -505,7 +505,7 @@ def test_ledger_workbook_as_a_clerk_fills_it(home):
     text = (kept.parent / (kept.name + ".回执.txt")).read_text(encoding="utf-8")
     assert "处理结果：部分接收" in text and "民生保障办公室（民政）" in text
     assert "第4行「身份证号码」被Excel按数字保存，末几位已丢失，请将该列设为文本后重新填写" in text
-    assert "第6行「身份证号码」为空" in text and "「说明」" in text and "表尾备注" in text
+    assert "第6行「身份证号码」为空" in text and "「说明」" in text and "签名或日期行2行" in text
     no_personal_values([text], [E1, E2[:15], E3, "13812345678", "刘桂兰", "孙爷爷", "张秀英"])
 
     # Another community's clerk sends that community's ledger: it closes nobody of 府右街南.

@@ -61,6 +61,8 @@ class Grid:
     letters: tuple[str, ...] = ()  # xlsx: the column letters, to name unlabelled columns
     encoding: str | None = None
     glossary: dict[str, str] = field(default_factory=dict)  # exchange code → Chinese name
+    # Workbooks: the rows holding a column formula (=SUM(F4:F12)): totals, whatever their label says.
+    totals: frozenset[int] = frozenset()
     # Workbooks: which cells of a column hold numbers (per grid row). Asked only for ID columns: an
     # ID Excel stored as a number lost its last digits, whatever its text looks like now.
     numbers: Callable[[str], pl.Series] | None = field(default=None, compare=False)
@@ -216,7 +218,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             with zipfile.ZipFile(path) as z:
                 if "xl/workbook.xml" not in z.namelist():
                     raise Unreadable("wrong_format", "压缩文件不是Excel工作簿（.xlsx），无法读取")
-                merges = _xlsx_merges(z)
+                merges, totals = _xlsx_merges(z), _xlsx_totals(z)
         except zipfile.BadZipFile:
             raise Unreadable("corrupt", "Excel文件已损坏或未传输完整，无法打开，请重新报送") from None
     try:
@@ -230,6 +232,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             if fmt == "xlsx":
                 cells = _fill_merged(cells, merges.get(name, ()), letters)
             grids.append(Grid(fmt, _numbered(cells), sheet=name, letters=letters,
+                              totals=totals.get(name, frozenset()) if fmt == "xlsx" else frozenset(),
                               numbers=partial(_number_cells, reader, name, cells.height)))
     except fastexcel.FastExcelError:
         raise Unreadable("corrupt", "Excel文件已损坏，无法打开，请用Excel打开检查后重新保存报送") from None
@@ -263,22 +266,47 @@ def _column_index(letters: str) -> int:
     return index - 1
 
 
-def _xlsx_merges(z: zipfile.ZipFile) -> dict[str, list[str]]:
-    """Merged ranges per sheet name, read from the sheet XML (calamine would parse every cell again)."""
+def _sheet_members(z: zipfile.ZipFile) -> dict[str, str]:
+    """The zip member holding each sheet, by sheet name."""
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
           "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
           "p": "http://schemas.openxmlformats.org/package/2006/relationships"}
     rels = {r.get("Id"): r.get("Target")
             for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")).findall("p:Relationship", ns)}
-    merges = {}
+    members = {}
     for sheet in ET.fromstring(z.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
         target = rels.get(sheet.get(f"{{{ns['r']}}}id"), "")
         member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         if member in z.namelist():
-            data = z.read(member)
-            tail = data[data.rfind(b"<mergeCells"):] if b"<mergeCells" in data else b""
-            merges[sheet.get("name")] = re.findall(rb'<mergeCell ref="([A-Z]+\d+:[A-Z]+\d+)"', tail)
+            members[sheet.get("name")] = member
+    return members
+
+
+def _xlsx_merges(z: zipfile.ZipFile) -> dict[str, list[str]]:
+    """Merged ranges per sheet name, read from the sheet XML (calamine would parse every cell again)."""
+    merges = {}
+    for name, member in _sheet_members(z).items():
+        data = z.read(member)
+        tail = data[data.rfind(b"<mergeCells"):] if b"<mergeCells" in data else b""
+        merges[name] = re.findall(rb'<mergeCell ref="([A-Z]+\d+:[A-Z]+\d+)"', tail)
     return merges
+
+
+# A formula aggregating a column over several rows: what a total row holds in its number cells.
+COLUMN_FORMULA = re.compile(rb'<c r="[A-Z]+(\d+)"[^>]*>\s*<f[^>]*>(?:[^<]*?)(?:SUM|SUBTOTAL|COUNTA?|AVERAGE)\('
+                            rb'\$?[A-Z]+\$?(\d+):\$?[A-Z]+\$?(\d+)\)')
+
+
+def _xlsx_totals(z: zipfile.ZipFile) -> dict[str, frozenset[int]]:
+    """Per sheet name, the rows with a cell aggregating a column (``=SUM(F4:F12)``, not a sum
+    across one row). calamine gives a formula's cached value, or nothing when no program computed
+    it, so the formula itself is read from the sheet XML."""
+    totals = {}
+    for name, member in _sheet_members(z).items():
+        data = z.read(member)
+        if b"<f" in data:
+            totals[name] = frozenset(int(row) for row, first, last in COLUMN_FORMULA.findall(data) if first != last)
+    return totals
 
 
 def _fill_merged(cells: pl.DataFrame, ranges: list[bytes], letters: tuple[str, ...]) -> pl.DataFrame:

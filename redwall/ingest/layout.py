@@ -3,8 +3,11 @@
 Headers are matched through every spelling a contract column accepts (``Column.headers``), never by
 position: clerks move, rename and add columns. The header row is the row among the first
 :data:`HEADER_SCAN_ROWS` that matches most columns of a candidate table, so title rows above it are
-skipped whatever they say. Below the header, empty rows are ignored and notes (制表人、日期、备注…)
-and repeated header rows are set aside and counted, not read as data.
+skipped whatever they say. Below the header, rows that are no records are set aside and counted
+with what they were (:data:`NOT_DATA`): total rows (合计/小计/总计, typed or a column formula such as
+``=SUM(F4:F12)``), signature and date lines (制表人、审核人、填报日期…, in one cell or spread over
+several), notes (备注、说明…), blank rows between records and header rows repeated on a second page.
+Blank rows after the last record are formatting, not rows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from redwall.lake import LINEAGE
 from schemas import Column, Table
 
 HEADER_SCAN_ROWS = 30
-NOTE = r"^(制表|填表|填报|审核|审批|负责人|联系人|联系电话|日期|备注|说明|注[:：]|注\d|合计|小计|总计|统计|数据来源)"
+# Kinds of rows below a header that are no records, as a receipt names them. A total row has a cell
+# that is only its label (合计, 合计：12户, 本页小计); a signature line and a note *begin* with theirs
+# (the first filled cell, which in a record is a name, a serial number or a code).
+TOTAL, SIGNATURE, NOTE, BLANK, REPEATED = "合计行", "签名或日期行", "说明行", "空行", "重复表头"
+NOT_DATA = (TOTAL, SIGNATURE, NOTE, BLANK, REPEATED)
+TOTAL_CELL = r"^(本页|本表|全部|全)?(合计|小计|总计|共计|累计)([:：(（\d].*)?$"
+SIGNATURE_START = (r"^(制表|填表|填报|报送|审核|审批|复核|核对|统计人|负责人|单位负责人|分管领导|经办人|联系人|联系电话"
+                   r"|日期|时间|单位[（(]?盖章)")
+NOTE_START = r"^(备注|说明|注[:：]|注\d|注意|填表说明|数据来源|资料来源|以下空白|此页|第\d+页|共\d+页)"
 # Prefix of the flags "this ID cell held a number", passed to the rules but not kept in bronze.
 NUMBER_CELL = "_number_cell."
 # Characters Delta/Parquet refuse in a column name without column mapping.
@@ -72,7 +83,7 @@ class Block:
     grid: Grid
     rows: pl.DataFrame
     extras: tuple[str, ...] = ()
-    skipped: tuple[int, ...] = ()  # row numbers of notes and repeated headers
+    skipped: tuple[tuple[int, str], ...] = ()  # (row number, kind) of the rows that are no records
     rule: str | None = None  # why the records belong to no table
     labels: dict[str, str] = field(default_factory=dict)  # column → header as the sender wrote it
 
@@ -141,7 +152,7 @@ def _locate(grid: Grid, candidates: list[Table]) -> tuple[int | None, Match] | N
 def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
     cells = grid.cells
     data_columns = [c for c in cells.columns if c != "_row_number"]
-    skipped: tuple[int, ...] = ()
+    skipped: tuple[tuple[int, str], ...] = ()
     if grid.numbers is not None:
         cells = cells.with_columns(grid.numbers(data_columns[i]).alias(NUMBER_CELL + c.name)
                                    for i, c in m.columns.items() if c.format == "person_id")
@@ -150,7 +161,8 @@ def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
     else:
         headers = [(v or "").strip() for v in cells.select(data_columns).row(header_row)]
         cells = cells.slice(header_row + 1)
-        cells, skipped = _set_aside(cells, data_columns, [(data_columns[i], headers[i]) for i in m.columns])
+        cells, skipped = _set_aside(cells, data_columns, [(data_columns[i], headers[i]) for i in m.columns],
+                                    grid.totals)
 
     names = {data_columns[i]: c.name for i, c in m.columns.items()}
     taken = {c.name for c in m.table.all_columns} | set(LINEAGE)
@@ -179,16 +191,31 @@ def _label(grid: Grid, header: str, column: Column) -> str:
     return grid.glossary.get(header) or (column.label if header.isascii() else header)
 
 
-def _set_aside(cells: pl.DataFrame, columns: list[str], header: list[tuple[str, str]]
-               ) -> tuple[pl.DataFrame, tuple[int, ...]]:
-    """Drop empty rows (not rows at all) and set aside notes and repeated header rows (counted)."""
-    filled = [pl.col(c).str.strip_chars().replace("", None) for c in columns]
+def _set_aside(cells: pl.DataFrame, columns: list[str], header: list[tuple[str, str]], totals: frozenset[int]
+               ) -> tuple[pl.DataFrame, tuple[tuple[int, str], ...]]:
+    """The record rows, and ``(row number, kind)`` of each row set aside (:data:`NOT_DATA`).
+    ``totals``: rows holding a column formula (a total whose label was left out)."""
+    filled = [pl.col(c).str.normalize("NFKC").str.replace_all(r"\s+", "").replace("", None) for c in columns]
     count = pl.sum_horizontal(f.is_not_null() for f in filled)
-    note = (count == 1) & pl.coalesce(filled).str.contains(NOTE)
-    repeated = pl.all_horizontal(pl.col(c).str.strip_chars().eq_missing(h) for c, h in header)
-    cells = cells.with_columns((note | repeated).alias("_aside")).filter(count > 0)
-    aside = tuple(cells.filter("_aside")["_row_number"].to_list())
-    return cells.filter(~pl.col("_aside")).drop("_aside"), aside
+    first = pl.coalesce(filled)
+    # a page's header repeated: most recognised columns hold their own header
+    own = [pl.col(c).str.normalize("NFKC").str.replace_all(r"[\s*]+", "").str.to_lowercase().eq_missing(header_key(h))
+           for c, h in header]
+    repeated = pl.sum_horizontal(own) >= max(1, math.ceil(len(header) / 2))
+    total = pl.any_horizontal(f.str.contains(TOTAL_CELL).fill_null(False) for f in filled) \
+        | pl.col("_row_number").is_in(list(totals))
+    last = cells.filter(count > 0)["_row_number"].max()
+    kind = (pl.when(count == 0).then(pl.lit(BLANK))
+            .when(repeated).then(pl.lit(REPEATED))
+            .when(total).then(pl.lit(TOTAL))
+            .when(first.str.contains(SIGNATURE_START)).then(pl.lit(SIGNATURE))
+            .when(first.str.contains(NOTE_START)).then(pl.lit(NOTE)))
+    cells = cells.with_columns(kind.alias("_aside"))
+    if last is None:
+        return cells.clear().drop("_aside"), ()
+    cells = cells.filter(pl.col("_row_number") <= last)  # blank rows after the last record: formatting
+    aside = tuple(cells.filter(pl.col("_aside").is_not_null()).select("_row_number", "_aside").iter_rows())
+    return cells.filter(pl.col("_aside").is_null()).drop("_aside"), aside
 
 
 def _column_label(grid: Grid, position: int) -> str:

@@ -42,7 +42,7 @@ from redwall.home import Home
 from redwall.ingest import history, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
 from redwall.ingest.inbox import DICT_SUFFIX, LEDGERS, InboxFile, in_data_order, inbox_file, inbox_files
-from redwall.ingest.layout import NUMBER_CELL, Block, blocks
+from redwall.ingest.layout import NOT_DATA, NUMBER_CELL, Block, blocks
 from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
 from redwall.templates import AUXILIARY_SHEETS, template_compatibility, template_identity
@@ -455,9 +455,10 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
         notes.append("文件编码：" + "、".join(sorted(e.upper() for e in encodings)))
     if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.path)):
         notes.append(f"已按数据字典「{dictionary.name}」识别字段。")
-    if skipped := sorted(n for b in found for n in b.skipped):
-        shown = "、".join(map(str, skipped[:10])) + ("等" if len(skipped) > 10 else "")
-        notes.append(f"表尾备注或重复表头{len(skipped)}行（第{shown}行）不是数据，未读入。")
+    if skipped := [aside for b in found for aside in b.skipped]:
+        notes.append(f"{len(skipped)}行不是数据，未读入：" + "、".join(
+            f"{kind}{len(rows)}行（第{'、'.join(map(str, rows[:10]))}{'等' if len(rows) > 10 else ''}行）"
+            for kind in NOT_DATA if (rows := sorted(n for n, k in skipped if k == kind))) + "。")
     if extras := list(dict.fromkeys(e for b in found for e in b.extras)):
         notes.append("模板以外的列已原样保存在原始层，未进入标准表：" + "、".join(extras) + "。")
     if ignored:

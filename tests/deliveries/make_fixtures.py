@@ -1,0 +1,184 @@
+"""Make the files of the delivery corpus, once, by hand: ``.venv/bin/python tests/deliveries/make_fixtures.py``.
+
+The corpus is what real senders deliver, written *without* redwall's generator: rows typed here as a
+clerk types them (openpyxl puts text, numbers, dates and formulas into cells, nothing computed), then
+opened and re-saved by LibreOffice as a clerk's spreadsheet program saves them (xlsx, xls, CSV in GBK
+and in UTF-8). Needs LibreOffice (``apt-get install -y libreoffice-calc fonts-noto-cjk``); CI does not:
+the files it makes are committed, and ``test_deliveries.py`` replays each case.
+
+The cases' expectations (``case.yaml``) are written by hand, not by this script. Run with case
+names to remake only those; a case whose files are all typed here needs no redwall; the cases that
+return redwall's own error workbook run redwall once to get it (see :func:`returned`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).parent
+CASES = HERE / "cases"
+STREET = HERE / "street"
+# LibreOffice's CSV export filter: field separator 44 (,), text delimiter 34 ("), then the charset.
+CSV_FILTER = "csv:Text - txt - csv (StarCalc):44,34,{charset}"
+CHARSETS = {"utf8": "76", "gbk": "61"}  # rtl text encodings: 76 UTF-8, 61 GBK
+
+
+# -- values a clerk types ------------------------------------------------------------------------
+def cid(birth: str, sequence: str, area: str = "110102") -> str:
+    """A citizen ID with its check character (GB 11643), computed here, independently of redwall."""
+    body = area + birth + sequence
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+
+
+ELDERLY_HEADER = ["姓名", "公民身份号码", "所属社区", "居住地址", "联系电话", "居住情况", "紧急联系人", "紧急联系人电话",
+                  "最近走访日期", "走访干部"]
+ELDERLY = [
+    ["张秀英", cid("19400312", "002"), "府右街南社区", "西城区府右街12号院3号楼2单元501", "13812345678", "独居", "王建国",
+     "13912345678", dt.date(2026, 11, 3), "李红"],
+    ["刘桂兰", cid("19380101", "041"), "府右街南社区", "西城区府右街12号院3号楼1单元101", "13811112222", "独居", "刘明",
+     "13911112222", dt.date(2026, 11, 4), "李红"],
+    ["陈淑珍", cid("19450909", "062"), "西交民巷社区", "西城区西交民巷5号", "66012345", "空巢", None, None,
+     dt.date(2026, 11, 5), "赵敏"],
+    ["王德顺", cid("19360518", "013"), "西交民巷社区", "西城区西交民巷17号院2号楼302", "13700001111", "独居", "王小军",
+     "13600001111", dt.date(2026, 11, 6), "赵敏"],
+    ["李玉珍", cid("19420227", "084"), "府右街南社区", "西城区府右街8号院1号楼203", "13522223333", "独居", None, None,
+     dt.date(2026, 11, 9), "李红"],
+    ["周福海", cid("19391130", "035"), "西交民巷社区", "西城区西交民巷22号", "13433334444", "空巢", "周静",
+     "13333334444", dt.date(2026, 11, 10), "赵敏"],
+]
+AID_HEADER = ["户主姓名", "公民身份号码", "所属社区", "帮扶类型", "帮扶金额（元）", "帮扶日期", "经办人"]
+AID = [
+    ["刘志强", cid("19650715", "001"), "西交民巷社区", "临时救助", 800, dt.date(2026, 11, 2), "赵敏"],
+    ["马桂芬", cid("19580203", "022"), "府右街南社区", "物资帮扶", 500, dt.date(2026, 11, 2), "李红"],
+    ["孙建国", cid("19700811", "053"), "西交民巷社区", "医疗救助", 1200, dt.date(2026, 11, 5), "赵敏"],
+    ["何丽", cid("19811224", "064"), "府右街南社区", "临时救助", 600, dt.date(2026, 11, 8), "李红"],
+    ["杨宝山", cid("19490612", "075"), "西交民巷社区", "物资帮扶", 500, dt.date(2026, 11, 9), "赵敏"],
+]
+
+
+# -- writing and re-saving -----------------------------------------------------------------------
+def workbook(sheet_name: str, rows: list[list], *, title: str | None = None, widths: int = 0) -> openpyxl.Workbook:
+    """Rows into cells as typed: text as text, numbers, dates as date cells, ``=…`` as formulas
+    (uncomputed: openpyxl stores no cached value, as a program that never recalculated)."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = sheet_name
+    if title:
+        sheet.append([title])
+        sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=widths or len(rows[0]))
+    for row in rows:
+        sheet.append(row)
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, dt.date):
+                cell.number_format = "yyyy-mm-dd"
+    return book
+
+
+def libreoffice(source: Path, target: Path, to: str) -> Path:
+    """``source`` opened and saved by LibreOffice as ``to`` (xlsx, xls, or csv-utf8 / csv-gbk), at ``target``."""
+    with tempfile.TemporaryDirectory() as out:
+        fmt = CSV_FILTER.format(charset=CHARSETS[to[4:]]) if to.startswith("csv-") else to
+        profile = Path(out) / "profile"
+        subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", fmt,
+                        "--outdir", out, str(source)], check=True, capture_output=True, timeout=120)
+        made = Path(out) / f"{source.stem}.{'csv' if to.startswith('csv-') else to}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(made, target)
+    return target
+
+
+def every_format(book: openpyxl.Workbook, folder: Path, stem: str) -> None:
+    """The typed workbook as openpyxl wrote it, and as LibreOffice re-saves it in each format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    typed = folder / f"{stem}.xlsx"
+    book.save(typed)
+    for to, suffix in (("xlsx", "_LibreOffice.xlsx"), ("xls", ".xls"), ("csv-gbk", "_GBK.csv"),
+                       ("csv-utf8", "_UTF-8.csv")):
+        libreoffice(typed, folder / f"{stem}{suffix}", to)
+
+
+# -- the street the cases happen in --------------------------------------------------------------
+def street() -> None:
+    """The district's grid register, two communities of 西长安街: what every case delivers first."""
+    STREET.mkdir(exist_ok=True)
+    grids = pa.table({
+        "grid_code": ["110102001001001", "110102001001002", "110102001002001"],
+        "community_code": ["110102001001", "110102001001", "110102001002"],
+        "community_name": ["府右街南社区", "府右街南社区", "西交民巷社区"],
+        "street_code": ["110102001"] * 3,
+        "area_m2": [52000.0, 48000.0, 61000.0],
+        "worker_ids": ["W001", "W002", "W003,W004"],
+    })
+    pq.write_table(grids, STREET / "grid_20261101.parquet")
+
+
+# -- trailers and decoration ---------------------------------------------------------------------
+def trailers() -> None:
+    """A hardship-aid ledger: title, header, five records, a 合计 row summing the amounts with a
+    formula, a blank row, and the signature line spread over several cells."""
+    rows = [AID_HEADER, *AID,
+            ["合计", None, None, None, "=SUM(E3:E7)", None, None],
+            [],
+            ["制表人：", "赵敏", "审核人：", "王主任", "填报日期：", dt.date(2026, 11, 30), None]]
+    every_format(workbook("困难群众帮扶台账", rows, title="西交民巷社区困难群众帮扶台账（2026年11月）"),
+                 CASES / "trailer_total_and_signature", "困难群众帮扶台账")
+
+
+def two_pages() -> None:
+    """An elderly-alone ledger printed on two pages and kept that way: each page ends with a 小计
+    row (a COUNTA formula) and a page note, the second page repeats the header, blank rows between."""
+    page1, page2 = ELDERLY[:3], ELDERLY[3:]
+    rows = [ELDERLY_HEADER, *page1,
+            ["小计", "=COUNTA(B3:B5)", None, None, None, None, None, None, None, None],
+            ["第1页 共2页"],
+            [],
+            ELDERLY_HEADER, *page2,
+            ["小计", "=COUNTA(B10:B12)"],
+            ["总计：6人"],
+            ["第2页 共2页"],
+            [],
+            ["填表人：李红", None, None, None, None, "负责人：王主任", None, None, "2026年11月30日"],
+            ["备注：空巢老人按独居关爱"]]
+    every_format(workbook("独居老人台账", rows, title="独居老人台账（2026年11月）"),
+                 CASES / "trailer_two_pages", "独居老人台账")
+
+
+def floating_signature() -> None:
+    """A floating-population export with the 制表人/日期 note spread over several cells."""
+    header = ["序号", "姓名", "证件类型", "证件号码", "性别", "出生日期", "户籍地", "现住地址", "来京日期", "流入原因",
+              "居住证号", "居住证有效期至", "住所类型", "房主姓名", "房主电话", "登记人", "登记日期"]
+    people = [
+        [1, "黄海涛", "居民身份证", cid("19900501", "017", "130102"), "男", "1990-05-01", "河北省石家庄市",
+         "西城区西交民巷5号", "2025-03-01", "务工", None, None, "租赁", "陈淑珍", "13812340000", "孙管理", "2026-11-30"],
+        [2, "林小红", "居民身份证", cid("19951120", "028", "350102"), "女", "1995/11/20", "福建省福州市",
+         "西城区府右街8号院1号楼101", "2026-06-15", "经商", None, None, "租赁", "李玉珍", "13522223333", "孙管理",
+         "2026-11-30"],
+        [3, "赵强", "居民身份证", cid("19880310", "039", "410102"), "男", "1988年3月10日", "河南省郑州市",
+         "西城区西交民巷22号", "2024-09-01", "务工", None, None, "单位宿舍", None, None, "孙管理", "2026-11-30"],
+    ]
+    rows = [header, *people, [], [None, "制表人：", "孙管理", None, None, "日期：", "2026-11-30"]]
+    book = workbook("流动人口", rows, title="西长安街街道流动人口登记表")
+    folder = CASES / "trailer_floating_signature"
+    folder.mkdir(parents=True, exist_ok=True)
+    book.save(folder / "流动人口登记_20261130.xlsx")
+    libreoffice(folder / "流动人口登记_20261130.xlsx", folder / "流动人口登记_20261130_LibreOffice.xlsx", "xlsx")
+
+
+MAKERS = {"street": street, "trailer_total_and_signature": trailers, "trailer_two_pages": two_pages,
+          "trailer_floating_signature": floating_signature}
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or MAKERS:
+        MAKERS[name]()
+        print("made", name)
