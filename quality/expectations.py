@@ -18,7 +18,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 
 from redwall.identifiers import (
-    citizen_id_check_expr,
+    citizen_id_valid_expr,
     id_birth_date_expr,
     id_sex_code_expr,
     is_phone_expr,
@@ -39,7 +39,7 @@ def _apply(rule, *columns: pd.Series) -> pd.Series:
 
 
 def _citizen_id(col: pl.Expr) -> pl.Expr:
-    return citizen_id_check_expr(col) & id_birth_date_expr(col).is_not_null()
+    return citizen_id_valid_expr(col)
 
 
 class CitizenIdValid(ColumnMapMetricProvider):
@@ -51,7 +51,9 @@ class CitizenIdValid(ColumnMapMetricProvider):
 
 
 class ExpectColumnValuesToBeValidCitizenIds(ColumnMapExpectation):
-    """GB 11643: 18 characters, a real birth date and the right check character."""
+    """GB 11643 (:func:`redwall.identifiers.citizen_id_valid_expr`): 18 ASCII characters, an
+    assigned address code, a real birth date not in the future, a sequence other than 000 and the
+    right check character."""
 
     map_metric = "column_values.redwall_citizen_id"
 
@@ -76,9 +78,7 @@ class ExpectCitizenIdToAgreeWithBirthDate(ColumnPairMapExpectation):
 def _id_agrees_with_sex(ident: pl.Expr, sex: pl.Expr) -> pl.Expr:
     """True unless a valid citizen ID (18 digits, or a 15-digit legacy one) encodes the other sex
     than a recorded 男/女. An invalid ID is the checksum rule's finding, not a sex mismatch."""
-    legacy = ident.str.contains(r"^\d{15}$")
-    judged = _citizen_id(pl.when(legacy).then(upgrade_legacy_id_expr(ident)).otherwise(ident)) & sex.is_in(
-        ID_SEX_CODES)
+    judged = _citizen_id(upgrade_legacy_id_expr(ident)) & sex.is_in(ID_SEX_CODES)
     return pl.when(judged).then(id_sex_code_expr(ident) == sex).otherwise(True)
 
 

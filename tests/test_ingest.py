@@ -1013,7 +1013,7 @@ def test_identifier_expressions_agree_with_scalar_rules():
               for _ in range(100)]
     upgraded = pl.DataFrame({"id": legacy}).select(upgrade_legacy_id_expr(pl.col("id")))["id"].to_list()
     assert upgraded == [upgrade_legacy_id(v) for v in legacy]
-    ending_000 = "110102194003120000"  # a real ID may end in 000: its check character then holds
+    ending_000 = "110102194003104000"  # a real ID may end in 000 (sequence 400, check 0)
     assert is_valid_citizen_id(ending_000) and not is_valid_citizen_id(F_ROUNDED[:15] + "000")
     rounded = pl.DataFrame({"id": [P1, F_ROUNDED[:15] + "000", "1.10102194003E+17", ending_000]})
     flags = rounded.select(excel_rounded_id_expr(pl.col("id")))["id"].to_list()
@@ -1129,7 +1129,7 @@ def test_community_ledgers_in_a_batch_load_as_one_by_one(home, tmp_path):
 def test_community_ledgers_cost_one_commit_per_table(home):
     communities = ["府右街南", "西交民巷", "钟声", "北新华街", "六部口"]
     deliver([home], "ledgers", {
-        f"{c}_20240501.xlsx": elderly_ledger([elder("某", cid("19400101", f"{i:03d}"), f"{c}社区")])
+        f"{c}_20240501.xlsx": elderly_ledger([elder("某", cid("19400101", f"{i + 1:03d}"), f"{c}社区")])
         for i, c in enumerate(communities)}, department="civil_affairs")
     for receipt in process_source(home, "ledgers"):
         assert balanced(home, receipt).status == "accepted"

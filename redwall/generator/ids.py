@@ -41,7 +41,7 @@ def citizen_ids(region: np.ndarray, birth: np.ndarray, sex: np.ndarray, rng: np.
     ymd = np.datetime_as_string(birth.astype("datetime64[D]"), unit="D")
     date_num = np.char.replace(ymd, "-", "").astype(np.int64)
     region_num = np.asarray(region).astype(np.int64)
-    seq = rng.integers(0, 500, len(birth)) * 2 + (sex == 1)  # odd sequence = male
+    seq = _sequences(sex == 1, rng)
     while True:
         body = region_num * 10**11 + date_num * 1000 + seq
         _, first, counts = np.unique(body, return_index=True, return_counts=True)
@@ -49,10 +49,16 @@ def citizen_ids(region: np.ndarray, birth: np.ndarray, sex: np.ndarray, rng: np.
         clash[first] = False  # every repeat after the first draws a new sequence number
         if not clash.any():
             break
-        seq[clash] = rng.integers(0, 500, clash.sum()) * 2 + (sex[clash] == 1)
+        seq[clash] = _sequences(sex[clash] == 1, rng)
     d = digits(body, 17)
     check = np.frombuffer(ID_CHECK_CHARS.encode("utf-32-le"), dtype=np.uint32)[(d @ np.array(ID_WEIGHTS)) % 11]
     return join_chars(np.column_stack([d + ZERO, check]))
+
+
+def _sequences(male: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sequence numbers 001–999, odd for men, even for women (000 is never assigned)."""
+    seq = rng.integers(0, 500, len(male)) * 2 + male
+    return np.where(seq == 0, 998, seq)
 
 
 def usccs(category: np.ndarray, region: str, rng: np.random.Generator) -> np.ndarray:

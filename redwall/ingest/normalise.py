@@ -16,9 +16,13 @@ from functools import cache
 import polars as pl
 
 from redwall.identifiers import (
-    citizen_id_check_expr,
+    CITIZEN_ID_DOC,
+    CITIZEN_NUMBERED,
+    citizen_id_valid_expr,
+    document_kind_expr,
+    document_number_expr,
+    document_valid_expr,
     excel_rounded_id_expr,
-    id_birth_date_expr,
     is_phone_expr,
     normalise_phone_expr,
     upgrade_legacy_id_expr,
@@ -34,11 +38,12 @@ CJK = r"[\u3400-\u9fff]"
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 EXCEL_SERIALS = (3000, 80000)  # 1908–2119; a bare year such as 2024 is no serial date
 TIME_ZONE = "Asia/Shanghai"
-# A person_id column holds a citizen ID unless the row's document says otherwise.
-CITIZEN_DOCUMENTS = {"doc_type": ("111",), "person_type": ("1", "2")}
+# A person_id column holds a 公民身份号码 unless the row's document type says otherwise, or its
+# person type is 境外人员 (then the number's form tells the document).
+CITIZEN_DOCUMENTS = {"doc_type": CITIZEN_NUMBERED, "person_type": ("1", "2")}
 PATTERNS = {
-    "object_id": (r"^\d{16}$", "16位部件标识码"),
-    "community_code": (r"^\d{12}$", "12位社区编码"),
+    "object_id": (r"^[0-9]{16}$", "16位部件标识码"),
+    "community_code": (r"^[0-9]{12}$", "12位社区编码"),
 }
 WARNING_SUFFIX = "（非必填项，已按空值入库）"
 
@@ -48,8 +53,12 @@ RULES = {
     "id_excel_number": ("被Excel按数字保存、末几位已丢失",
                         "「{label}」被Excel按数字保存，末几位已丢失，请将该列设为文本后重新填写"),
     "id_checksum": ("校验位或出生日期不符",
-                    "「{label}」的校验位或出生日期不符，不是有效的公民身份号码，请核对证件后重新填写"),
-    "id_format": ("不符合证件号码格式", "「{label}」的位数或字符不符合证件号码格式，请核对证件后重新填写"),
+                    "「{label}」的校验位、出生日期、地区码或顺序码不符，不是有效的公民身份号码，请核对证件后重新填写"),
+    "id_format": ("不符合证件号码格式",
+                  "「{label}」的位数或字符不符合证件号码格式（应为18位数字，末位可为X），请核对证件后重新填写"),
+    "document_format": ("与证件类型不符",
+                        "「{label}」不符合所填证件类型的号码格式（如港澳居民来往内地通行证为H或M加8位数字），"
+                        "请核对证件类型和号码后重新填写"),
     "phone_invalid": ("不是有效的电话号码", "「{label}」不是有效的手机或固定电话号码，请核对后重新填写"),
     "uscc_invalid": ("不是有效的统一社会信用代码",
                      "「{label}」不是有效的统一社会信用代码（校验位不符），请核对营业执照后重新填写"),
@@ -96,10 +105,9 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
         pl.lit(None, dtype=pl.String).alias(c.name) for c in columns if c.name not in bronze.columns
     ).with_columns(_prepare(c).alias(c.name) for c in columns)
     frame = frame.with_columns(_parse(c).alias(f"{c.name}.value") for c in columns)
-    frame = frame.with_columns(_citizen_rows(table).alias("_citizen"))
     values, errors, warnings = [], [], []
     for column in columns:
-        value, rule = _check(column)
+        value, rule = _check(table, column)
         if _required(table, column):
             rule = pl.when(pl.col(column.name).is_null()).then(pl.lit("required_missing")).otherwise(rule)
         values.append(pl.when(rule.is_null()).then(value).otherwise(None).cast(column.dtype).alias(column.name))
@@ -191,9 +199,11 @@ def _prepare(column: Column) -> pl.Expr:
     raw = pl.col(column.name)
     if column.type == "json":
         return raw
-    if _is_code(column) or column.format in ("person_id", "uscc", "phone", *format_rules()):
+    if column.format == "person_id":
+        return document_number_expr(_compact(raw))
+    if _is_code(column) or column.format in ("uscc", "phone", *format_rules()):
         compact = _compact(raw)
-        return compact.str.to_uppercase() if column.format in ("person_id", "uscc") else compact
+        return compact.str.to_uppercase() if column.format == "uscc" else compact
     return _text(raw) if column.type == "string" else _clean(raw)
 
 
@@ -203,19 +213,19 @@ def _parse(column: Column) -> pl.Expr:
     if _is_code(column):
         return _to_code(column, text)
     if column.format == "person_id":  # upgraded where it is a legacy 15-digit ID
-        return pl.when(text.str.contains(r"^\d{15}$")).then(upgrade_legacy_id_expr(text)).otherwise(text)
+        return upgrade_legacy_id_expr(text)
     if column.format == "phone":
         return normalise_phone_expr(text)
     return PARSERS[column.type][0](text) if column.type in PARSERS else text
 
 
-def _check(column: Column) -> tuple[pl.Expr, pl.Expr]:
+def _check(table: Table, column: Column) -> tuple[pl.Expr, pl.Expr]:
     """Stage 3: the typed value and the rule it breaks (null when it breaks none)."""
     text, value = pl.col(column.name), pl.col(f"{column.name}.value")
     if _is_code(column):
         return value, _rule(text.is_not_null() & value.is_null(), "code_unknown")
     if column.format == "person_id":
-        return _person_id(text, value, pl.col(NUMBER_CELL + column.name))
+        return _person_id(text, value, pl.col(NUMBER_CELL + column.name), _document_kind(table, value))
     if column.format == "phone":
         return value, _rule(value.is_not_null() & ~is_phone_expr(value), "phone_invalid")
     if column.format == "uscc":
@@ -232,36 +242,41 @@ def _rule(broken: pl.Expr, rule: str) -> pl.Expr:
     return pl.when(broken).then(pl.lit(rule)).otherwise(pl.lit(None, dtype=pl.String))
 
 
-def _person_id(text: pl.Expr, upgraded: pl.Expr, number_cell: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Citizen IDs: a number Excel rounded is refused as such, a 15-digit legacy ID counts in its
-    18-digit form, and the check character and birth date must hold. Other documents (passports,
-    permits) need only look like a document number.
+def _person_id(text: pl.Expr, upgraded: pl.Expr, number_cell: pl.Expr, kind: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Document numbers of the row's document type (``kind``): a number Excel rounded is refused as
+    such; a 公民身份号码 counts in its 18-digit form (15-digit legacy IDs upgraded) and must pass the
+    citizen-ID rule (:func:`redwall.identifiers.citizen_id_valid_expr`); any other document's
+    number must have that document's form (:func:`redwall.identifiers.document_valid_expr`).
 
     A workbook says which cells held numbers: there any ID longer than Excel's 15 significant
     digits is destroyed, even when what is left happens to pass the check. Text (CSV) shows the
     rounding itself: 1.10102E+17, or 15 digits and 000 that fail the check."""
-    citizen = pl.col("_citizen")
-    valid_citizen = citizen_id_check_expr(upgraded) & id_birth_date_expr(upgraded).is_not_null()
-    rounded = excel_rounded_id_expr(text) | (number_cell & text.str.contains(r"^\d{16,}$"))
+    numbered = kind.is_in(CITIZEN_NUMBERED)
+    value = pl.when(numbered).then(upgraded).otherwise(text)
+    rounded = excel_rounded_id_expr(text) | (number_cell & text.str.contains(r"^[0-9]{16,}$"))
     rule = (
         pl.when(text.is_null()).then(None)
-        .when(~citizen).then(pl.when(text.str.contains(r"^[A-Z0-9\-]{5,20}$")).then(None).otherwise(pl.lit("id_format")))
         .when(rounded).then(pl.lit("id_excel_number"))
-        .when(valid_citizen).then(None)
-        .when(text.str.contains(r"^(\d{17}[\dX]|\d{15})$")).then(pl.lit("id_checksum"))
-        .otherwise(pl.lit("id_format"))
+        .when(document_valid_expr(kind, value)).then(None)
+        .when(numbered & citizen_id_valid_expr(value)).then(pl.lit("document_format"))  # another document's
+        .when(numbered & text.str.contains(r"^([0-9]{17}[0-9X]|[0-9]{15})$")).then(pl.lit("id_checksum"))
+        .when(numbered).then(pl.lit("id_format"))
+        .otherwise(pl.lit("document_format"))
     )
-    return pl.when(citizen).then(upgraded).otherwise(text), rule
+    return value, rule
 
 
-def _citizen_rows(table: Table) -> pl.Expr:
-    """Rows whose person_id is a citizen ID: unless doc_type/person_type names another document."""
-    citizen = pl.lit(True)
+def _document_kind(table: Table, number: pl.Expr) -> pl.Expr:
+    """The document type of each row's person_id (:data:`CITIZEN_DOCUMENTS`): the row's doc_type;
+    for 境外人员 the type the number's form shows; a citizen ID otherwise."""
     for column in table.all_columns:
-        if column.codes in CITIZEN_DOCUMENTS:
-            code = pl.col(f"{column.name}.value")
-            citizen = citizen & (code.is_null() | code.is_in(CITIZEN_DOCUMENTS[column.codes]))
-    return citizen
+        code = pl.col(f"{column.name}.value")
+        if column.codes == "doc_type":
+            return code.fill_null(CITIZEN_ID_DOC)
+        if column.codes == "person_type":
+            citizen = code.is_null() | code.is_in(CITIZEN_DOCUMENTS["person_type"])
+            return pl.when(citizen).then(pl.lit(CITIZEN_ID_DOC)).otherwise(document_kind_expr(number))
+    return pl.lit(CITIZEN_ID_DOC)
 
 
 def _is_code(column: Column) -> bool:

@@ -29,11 +29,12 @@ import polars as pl
 from redwall.home import Home
 from redwall.marts import INPUTS
 from redwall.marts.address import resolve_addresses
-from redwall.marts.person import COMPARED, PASSPORT, identify, person_records, place_records, resolve
+from redwall.identifiers import person_identity_expr
+from redwall.marts.person import COMPARED, identify, person_records, place_records, resolve
 from redwall.marts.resolution import features, train
 from redwall.marts.tables import current, read_silver
+from schemas import code_lists
 
-DOCUMENTS = {"居民身份证": None, "护照": PASSPORT}  # truth doc_type → identity prefix
 
 
 def placed_records(home: Home) -> pl.DataFrame:
@@ -45,9 +46,9 @@ def placed_records(home: Home) -> pl.DataFrame:
 
 def truth_of(home: Home, resolved: pl.DataFrame) -> pl.DataFrame:
     """``resolved``'s distinct records with their true ``person_id`` (where the truth knows it)."""
+    documents = {name: code for code, name in code_lists()["doc_type"].items()}  # the truth names them
     persons = pl.read_parquet(home.truth / "persons.parquet").select(
-        "person_id", identity=pl.concat_str(
-            pl.col("doc_type").replace_strict(DOCUMENTS, default=None) + ":", "id_number", ignore_nulls=True))
+        "person_id", identity=person_identity_expr(pl.col("doc_type").replace_strict(documents), pl.col("id_number")))
     seen = (pl.read_parquet(home.truth / "records.parquet")
             .filter((pl.col("source") == "grid_app") & (pl.col("table") == "visit"))
             .select("record_key", seen_id="person_id").unique("record_key"))

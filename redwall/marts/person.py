@@ -39,7 +39,10 @@ import datetime as dt
 import duckdb
 import polars as pl
 
-from redwall.identifiers import citizen_id_check_expr, id_birth_date_expr, normalise_phone_expr, PHONE_PATTERN
+from redwall.identifiers import (
+    CITIZEN_ID_DOC, CITIZEN_NUMBERED, HK_MACAO_PERMIT, PERMANENT_RESIDENCE, PHONE_PATTERN, document_kind_expr,
+    document_number_expr, id_birth_date_expr, normalise_phone_expr, person_identity_expr, upgrade_legacy_id_expr,
+)
 from redwall.marts.address import locate
 from redwall.marts.resolution import features, link
 from redwall.marts.tables import communities, current
@@ -49,7 +52,10 @@ POLICE, FLOATING, VISIT = "police.population", "floating.registration", "grid_ap
 PRIORITY = {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}
 SOURCES = (POLICE, FLOATING, "municipal.mz_dibao", "municipal.cl_disability", "municipal.mz_death",
            "municipal.rs_elderly_allowance", "ledgers.elderly_alone", "ledgers.hardship_aid", VISIT)
-CITIZEN_ID, PASSPORT = "111", "414"
+CITIZEN_ID = CITIZEN_ID_DOC
+# documents a visit's ID field is taken as: the forms no typo or phone number takes by chance
+# (a Taiwan permit's 8 digits and a passport's letters and digits could be anything)
+VISIT_DOCUMENTS = (*CITIZEN_NUMBERED, PERMANENT_RESIDENCE, HK_MACAO_PERMIT)
 REGISTERED, FLOATING_TYPE, FOREIGN = "1", "2", "3"
 ACTIVE, MOVED_OUT, DECEASED = "1", "2", "3"
 DIED = "1"  # police deregistration reason 死亡
@@ -71,9 +77,10 @@ VISIT_PERSONS = pl.List(pl.Struct({"name": pl.String, "id_number": pl.String, "p
 
 
 # -- records ------------------------------------------------------------------------------------
-def _citizen_id(col: pl.Expr) -> pl.Expr:
-    """The value when it is a valid 18-character citizen ID, else null."""
-    return pl.when(citizen_id_check_expr(col) & id_birth_date_expr(col).is_not_null()).then(col)
+def _identity(kind: pl.Expr, number: pl.Expr = pl.col("id_number")) -> pl.Expr:
+    """The identity of a document: :func:`redwall.identifiers.person_identity_expr`, the same for
+    every source, so that one document is one person wherever it was written."""
+    return person_identity_expr(kind, number)
 
 
 def record_key(source: str) -> pl.Expr:
@@ -92,7 +99,7 @@ def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFram
 
 def _citizen(frame: pl.DataFrame, source: str, name: str = "name", **columns: pl.Expr) -> pl.DataFrame:
     """Records of a source that names people by citizen ID only."""
-    return _record(source, frame, identity=_citizen_id(pl.col("id_number")), id_number=pl.col("id_number"),
+    return _record(source, frame, identity=_identity(pl.lit(CITIZEN_ID)), id_number=pl.col("id_number"),
                    doc_type=pl.lit(CITIZEN_ID), name=pl.col(name), registered_now=pl.lit(False),
                    observed_on=pl.col("_valid_from"), **columns)
 
@@ -101,13 +108,13 @@ def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFr
     """Every record of every source that names a person, in one shape, before resolution: the
     police and floating registers with their whole history (for status and residence history),
     the other snapshot sources as their latest snapshot stands, the append-only ones whole."""
-    citizen = pl.col("citizen_id")
-    # the police register gives foreigners' passport numbers in place of a citizen ID
-    by_passport = citizen.is_null() & (pl.col("person_type") == FOREIGN)
+    # the police register gives the document number of people from outside the mainland (境外人员)
+    # without its type: the number's form tells it
+    police_document = pl.when(pl.col("person_type") == FOREIGN).then(document_kind_expr(pl.col("id_number"))) \
+        .otherwise(pl.lit(CITIZEN_ID))
     police = _record(
-        POLICE, silver[POLICE].with_columns(citizen_id=_citizen_id(pl.col("id_number"))),
-        identity=pl.coalesce(citizen, pl.when(by_passport).then(pl.concat_str(pl.lit(f"{PASSPORT}:"), "id_number"))),
-        doc_type=pl.when(by_passport).then(pl.lit(PASSPORT)).otherwise(pl.lit(CITIZEN_ID)),
+        POLICE, silver[POLICE].with_columns(document=police_document),
+        identity=_identity(pl.col("document")), doc_type=pl.col("document"),
         registered_now=pl.col("_valid_to").is_null() & pl.col("deregistered_on").is_null(),
         observed_on=pl.col("_valid_from"),
         left_on=pl.coalesce("deregistered_on", "_valid_to"),
@@ -116,12 +123,12 @@ def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFr
                                   "residence_address", "person_type", "hukou_match", "registered_on",
                                   "deregistered_on", "_valid_from", "_valid_to")},
     )
-    by_citizen_id = pl.col("doc_type").is_null() | (pl.col("doc_type") == CITIZEN_ID)
+    # a 公民身份号码 (of a citizen or a residence permit's holder from outside the mainland)
+    floating_document = pl.col("doc_type").fill_null(CITIZEN_ID)
+    by_citizen_id = floating_document == CITIZEN_ID
     floating = _record(
-        FLOATING, silver[FLOATING].with_columns(citizen_id=_citizen_id(pl.col("id_number"))),
-        identity=pl.when(by_citizen_id).then(citizen)
-        .otherwise(pl.concat_str("doc_type", pl.lit(":"), "id_number")),
-        doc_type=pl.col("doc_type").fill_null(CITIZEN_ID),
+        FLOATING, silver[FLOATING],
+        identity=_identity(floating_document), doc_type=floating_document,
         person_type=pl.when(by_citizen_id).then(pl.lit(FLOATING_TYPE)).otherwise(pl.lit(FOREIGN)),
         hukou_address=pl.col("hukou_place"),
         registered_now=pl.col("_valid_to").is_null(),
@@ -159,13 +166,15 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
         .explode("person", "item")
         .unnest("person")
         .filter(pl.any_horizontal(pl.col("name", "id_number", "phone").is_not_null()))
-        .with_columns(id_number=_citizen_id(pl.col("id_number").str.strip_chars().str.to_uppercase()),
+        .with_columns(id_number=upgrade_legacy_id_expr(document_number_expr(pl.col("id_number"))),
                       phone=normalise_phone_expr(pl.col("phone")))
+        .with_columns(document=document_kind_expr(pl.col("id_number")))
+        .with_columns(identity=pl.when(pl.col("document").is_in(VISIT_DOCUMENTS)).then(_identity(pl.col("document"))))
     )
     return _record(
         VISIT, seen,
-        identity=pl.col("id_number"), id_number=pl.col("id_number"),
-        doc_type=pl.lit(CITIZEN_ID), name=pl.col("name"),
+        identity=pl.col("identity"), id_number=pl.when(pl.col("identity").is_not_null()).then(pl.col("id_number")),
+        doc_type=pl.when(pl.col("identity").is_not_null()).then(pl.col("document")), name=pl.col("name"),
         phone=pl.when(pl.col("phone").str.contains(PHONE_PATTERN)).then(pl.col("phone")),
         item=pl.col("item"), visit_house_code=pl.col("house_code"), visited_on=pl.col("visited_on"),
         observed_on=pl.col("visited_on"),
@@ -442,7 +451,7 @@ def build_person(resolved: pl.DataFrame, statuses: pl.DataFrame, grids: pl.DataF
     residence_rank = rank + (~pl.col("registered_now")).cast(pl.Int64) * len(PRIORITY) * 2 * days
     has_place = pl.col("residence_address").is_not_null() | pl.col("house_code").is_not_null()
     id_sex = pl.col("id_number").str.slice(16, 1).cast(pl.Int32, strict=False) % 2
-    is_citizen = pl.col("doc_type") == CITIZEN_ID
+    is_citizen = pl.col("doc_type").is_in(CITIZEN_NUMBERED)
     return (
         resolved.filter(pl.col("person_key").is_not_null())
         .group_by("person_key")
