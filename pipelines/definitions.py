@@ -10,6 +10,7 @@ from assets.ingest import all_ingest_assets
 from assets.marts import mart_assets
 from assets.quality import quality_assets
 from pipelines.jobs import build_all, ingest_jobs, publish_job
+from pipelines.recovery import recover_dead_runs
 from pipelines.resources import resources_for_environment
 from pipelines.schedules import nightly_build
 from pipelines.sensors import inbox_sensors
@@ -17,7 +18,7 @@ from pipelines.sensors import inbox_sensors
 defs = dg.Definitions(
     assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets()],
     jobs=[*ingest_jobs(), publish_job, build_all],
-    sensors=inbox_sensors(),
+    sensors=[*inbox_sensors(), recover_dead_runs],
     schedules=[nightly_build],
     resources=resources_for_environment(),
 )

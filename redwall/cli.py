@@ -2,7 +2,7 @@
 
     redwall generate --scale street|district [--seed N] [--days D]   synthetic feeds into the inbox
     redwall process [--source S]                                     take in every inbox file now
-    redwall build                                                    run the main job (build_all)
+    redwall build [--job J]                                          run the main job (build_all)
     redwall demo [--scale S] [--fresh]                               generate + build, in a fresh home
     redwall ui                                                       the Dagster UI on this home
 
@@ -17,7 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 from redwall.home import Home
@@ -58,23 +60,65 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def build(home: Home) -> "dg.ExecuteInProcessResult":  # noqa: F821
-    """Run the main job in this process, recorded in the home's Dagster instance (so the UI shows it)."""
+def build(home: Home, job_name: str = "build_all") -> "dg.ExecuteInProcessResult":  # noqa: F821
+    """Run a job (the main one, ``build_all``, unless named) in this process, recorded in the home's Dagster instance (so the UI shows it).
+
+    Runs that an earlier build or run worker left behind when it was killed are closed first and
+    their pool slots freed (:mod:`pipelines.recovery`), each with a line saying so; then the build
+    waits, sleeping, for pools other live runs hold. The job runs in a worker thread so that
+    SIGTERM and SIGINT reach this one at any time (Dagster defers them in its main-thread
+    executor, and a run waiting for a pool slot would never see them): the run is then reported
+    canceled, its slots are freed, and the process exits — what a kill leaves is safe to repeat."""
     import dagster as dg
 
     from pipelines.definitions import defs
+    from pipelines.recovery import process_tags, recover, wait_for_pools
 
+    job = defs.resolve_job_def(job_name)
+    run_id = str(uuid.uuid4())
     with dg.DagsterInstance.get() as instance:
-        # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        return defs.resolve_job_def("build_all").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False)
+        for line in recover(instance):
+            print(line, flush=True)
+        pools = sorted({pool for node in job.graph.node_defs if (pool := getattr(node, "pool", None))})
+        outcome: dict[str, object] = {}
+
+        def execute() -> None:
+            # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
+            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            try:
+                outcome["result"] = job.execute_in_process(
+                    run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags())
+            except BaseException as error:  # handed to the main thread
+                outcome["error"] = error
+
+        def stop(signum: int, _frame) -> None:
+            name = signal.Signals(signum).name
+            if (run := instance.get_run_by_id(run_id)) is not None and not run.is_finished:
+                instance.report_run_canceled(run, f"redwall build stopped by {name}")
+                instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+            print(f"{job_name} stopped by {name} (run {run_id}); its pool slots are free, "
+                  "and the next build takes up where it stopped", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+
+        handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            wait_for_pools(instance, pools, run_id, say=lambda line: print(line, flush=True))
+            worker = threading.Thread(target=execute, name=job_name, daemon=True)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.5)
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # noqa: F821
     """What stopped a build, for the terminal: failed checks (a blocking one keeps the shared
     warehouse as last published), failed steps with their error's first line, skipped steps."""
-    lines = [f"build_all FAILED (run {result.run_id}); the warehouse still holds the last good publish."]
+    lines = [f"{result.job_def.name} FAILED (run {result.run_id}); the warehouse still holds the last good publish."]
     for check in result.get_asset_check_evaluations():
         if not check.passed:
             facts = ", ".join(f"{k}={v.value}" for k, v in check.metadata.items() if k != "dagster/details")
@@ -93,11 +137,11 @@ def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # 
 def cmd_build(args: argparse.Namespace) -> int:
     home = _home(args)
     started = time.perf_counter()
-    result = build(home)
+    result = build(home, args.job)
     if not result.success:
         print(explain_failure(result, home), file=sys.stderr)
         return 1
-    print(f"build_all succeeded in {time.perf_counter() - started:.1f}s")
+    print(f"{args.job} succeeded in {time.perf_counter() - started:.1f}s")
     return 0
 
 
@@ -156,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", help="one source only")
     p.set_defaults(func=cmd_process)
 
-    sub.add_parser("build", help="run the main job build_all").set_defaults(func=cmd_build)
+    p = sub.add_parser("build", help="run the main job build_all (or another job of the definitions)")
+    p.add_argument("--job", default="build_all", help="e.g. ingest_police_job: one source's ingestion")
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("demo", help="generate street-scale feeds into a fresh home and build everything")
     p.add_argument("--scale", default="street")

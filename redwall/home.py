@@ -27,7 +27,9 @@ DEMO_MARKER = "DEMO"
 
 DAGSTER_YAML = """\
 # Written by redwall: no telemetry, no first-visit modal, and one load at a time per source
-# (each ingestion asset runs in its source's pool).
+# (each ingestion asset runs in its source's pool). Run monitoring frees the pool slots of runs
+# that ended without freeing them; runs whose process was killed are found and failed by
+# `redwall build` and the recover_dead_runs sensor (pipelines/recovery.py).
 telemetry:
   enabled: false
 nux:
@@ -35,6 +37,9 @@ nux:
 concurrency:
   pools:
     default_limit: 1
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
 """
 
 
@@ -116,7 +121,10 @@ class Home:
         if self.is_local:
             Path(self.lake_uri).mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
+        # An instance file redwall wrote earlier is brought up to date; one the operator wrote is theirs.
+        if not dagster_yaml.exists() or (
+                dagster_yaml.read_text(encoding="utf-8").startswith("# Written by redwall")
+                and dagster_yaml.read_text(encoding="utf-8") != DAGSTER_YAML):
             dagster_yaml.write_text(DAGSTER_YAML, encoding="utf-8")
         return self
 
