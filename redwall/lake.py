@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from redwall.home import Home
 
@@ -50,8 +50,10 @@ def write(
     frame: pl.DataFrame,
     mode: Literal["append", "overwrite"] = "overwrite",
     partition_by: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
-    """Write a frame as one Delta commit; returns the new table version."""
+    """Write a frame as one Delta commit (``metadata``: kept in the commit, see :func:`commit_metadata`);
+    returns the new table version."""
     uri = home.table_uri(layer, name)
     write_deltalake(
         uri,
@@ -60,14 +62,16 @@ def write(
         partition_by=partition_by,
         schema_mode="merge" if mode == "append" else "overwrite",
         storage_options=home.storage_options() or None,
+        commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
     )
     return DeltaTable(uri, storage_options=home.storage_options()).version()
 
 
-def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) -> None:
+def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) -> bool:
     """Replace the rows matching the SQL predicate ``where`` by ``frame`` in one commit (new
     columns are added). Writing the same rows again is idempotent: the way to re-run a write, and
-    an upsert of a few rows by key that costs no merge."""
+    an upsert of a few rows by key that costs no merge. Returns whether rows were replaced (an
+    earlier attempt had written some)."""
     present = exists(home, layer, name)  # a first write appends: never a whole-table overwrite
     write_deltalake(
         home.table_uri(layer, name),
@@ -77,6 +81,14 @@ def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) 
         schema_mode="merge",
         storage_options=home.storage_options() or None,
     )
+    return present and open_table(home, layer, name).history(1)[0]["operationMetrics"]["num_removed_files"] > 0
+
+
+def commit_metadata(home: Home, layer: str, name: str, key: str) -> list[str]:
+    """The values of ``key`` in the custom metadata of the table's commits, newest first."""
+    if not exists(home, layer, name):
+        return []
+    return [commit[key] for commit in open_table(home, layer, name).history() if key in commit]
 
 
 def one_of(column: str, values: Iterable[str]) -> str:
@@ -85,16 +97,18 @@ def one_of(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str]) -> dict:
-    """Upsert ``frame`` into the table by business key (creating it on first use); returns
-    deltalake's merge metrics."""
+def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str],
+          metadata: dict[str, str] | None = None) -> dict:
+    """Upsert ``frame`` into the table by business key (creating it on first use) in one commit
+    carrying ``metadata``; returns deltalake's merge metrics."""
     if not exists(home, layer, name):
-        write(home, layer, name, frame, mode="overwrite")
+        write(home, layer, name, frame, mode="overwrite", metadata=metadata)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     return (
         open_table(home, layer, name)
-        .merge(frame.to_arrow(), predicate=predicate, source_alias="s", target_alias="t")
+        .merge(frame.to_arrow(), predicate=predicate, source_alias="s", target_alias="t",
+               commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None)
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()

@@ -29,7 +29,8 @@ merge.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import polars as pl
 
@@ -48,7 +49,8 @@ LINEAGE = {
     "_loaded_at": pl.Datetime("us", "UTC"),
 }
 VALIDITY = {"_valid_from": pl.Date(), "_valid_to": pl.Date()}
-SCOPE_CODES = ("community",)  # code lists whose values partition a snapshot among its senders
+SCOPE_CODES = ("community",)
+OUTCOMES = "redwall.outcomes"  # commit metadata: file hash → its Change, see applied()  # code lists whose values partition a snapshot among its senders
 
 
 def _scope_key(columns: list[str]) -> pl.Expr:
@@ -127,8 +129,10 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
 
     if table.load == "append":  # one row per key, with its latest values: changed rows are updated in place
         upserts = applied.unique(keys, keep="last")
-        _write(home, table, upserts.select(schema), keys, in_place=upserts["_valid_from.current"].is_not_null().any())
-        return _tally(deliveries, pl.concat([collapsed, seen.select(FILE, "outcome")]))
+        changes = _tally(deliveries, pl.concat([collapsed, seen.select(FILE, "outcome")]))
+        _write(home, table, upserts.select(schema), keys, changes,
+               in_place=upserts["_valid_from.current"].is_not_null().any())
+        return changes
 
     # versions: one per key and day (a later delivery of the same day replaces the day's version),
     # each valid until the next; silver's version closes on the first day, or is replaced on its own
@@ -153,9 +157,10 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
                             .select(FILE, "outcome"))  # one row per closed key
             # counted for the snapshot; the rows keep their lineage
     closing = pl.concat([closing.select(schema), *(g.select(schema) for g in gone)])
-    _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"],
+    changes = _tally(deliveries, pl.concat(outcomes))
+    _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"], changes,
            in_place=closing.height > 0 or versions.filter(since == day).height > 0)
-    return _tally(deliveries, pl.concat(outcomes))
+    return changes
 
 
 def disjoint_prefix(table: Table, parts: list[pl.DataFrame], current: pl.DataFrame) -> int:
@@ -217,10 +222,27 @@ def _current(home: Home, table: Table, keys: pl.DataFrame | None) -> pl.DataFram
     return current.collect().cast(schema)  # Delta hands timestamps back in UTC
 
 
-def _write(home: Home, table: Table, rows: pl.DataFrame, merge_keys: list[str], *, in_place: bool) -> None:
+def _write(home: Home, table: Table, rows: pl.DataFrame, merge_keys: list[str], changes: dict[str, Change], *,
+           in_place: bool) -> None:
+    """One commit, carrying what it did for each delivery (see :func:`applied`)."""
     if rows.is_empty():
         return
+    metadata = {OUTCOMES: json.dumps({delivery: asdict(change) for delivery, change in changes.items()})}
     if in_place:
-        lake.merge(home, LAYER, table.bronze_name, rows, merge_keys)
+        lake.merge(home, LAYER, table.bronze_name, rows, merge_keys, metadata=metadata)
     else:  # only new keys or versions: nothing existing is touched, so no merge scan is needed
-        lake.write(home, LAYER, table.bronze_name, rows, mode="append")
+        lake.write(home, LAYER, table.bronze_name, rows, mode="append", metadata=metadata)
+
+
+def applied(home: Home, table: Table, deliveries: list[str]) -> dict[str, Change]:
+    """What the silver commits of an earlier attempt did for any of ``deliveries`` (file hashes):
+    a run killed after its silver commit and before registering its files is retried, and the
+    retry must answer as that commit did, not diff against silver that already holds the rows."""
+    wanted, found = set(deliveries), {}
+    for recorded in lake.commit_metadata(home, LAYER, table.bronze_name, OUTCOMES):
+        for delivery, change in json.loads(recorded).items():
+            if delivery in wanted and delivery not in found:
+                found[delivery] = Change(**change)
+        if len(found) == len(wanted):
+            break
+    return found

@@ -18,7 +18,9 @@ The order of writes makes a run killed at any point safe to repeat:
 5. each receipt file is written beside its kept copy, then the file leaves the inbox.
 
 A re-run before step 4 repeats steps 1–3 without duplicates, whichever batch each file then falls
-in; after step 4 it recognises each delivery (same receipt id) and only finishes step 5. The receipt
+in, and answers as the first attempt would have: each silver commit records in its metadata what it
+did for each file (:func:`history.applied`), so a file whose silver commit landed is answered from
+that record, not by diffing against silver that already holds its rows. After step 4 it recognises each delivery (same receipt id) and only finishes step 5. The receipt
 id is derived from the delivery (path, size, mtime, content), so the same delivery always gets the
 same receipt.
 """
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -60,6 +64,7 @@ PROBLEM_SCHEMA = ISSUE_SCHEMA | {"table": pl.String}  # a file's problems, in ev
 # its IN (…) predicates stay bounded by the files, the memory it holds by the rows.
 BATCH_FILES = 200
 BATCH_ROWS = 250_000
+CRASH_AT = "REDWALL_CRASH_AT"  # see crash_point
 
 
 def process_source(home: Home, source: str, contracts: Contracts | None = None) -> list[Receipt]:
@@ -181,30 +186,46 @@ def _load_batch(home: Home, contracts: Contracts, batch: list[Delivery]) -> None
         for key in delivery.bronze:
             parts.setdefault(key, []).append(delivery)
     ours = lake.one_of("_file_hash", (d.file.sha256 for d in loading))
+    retried = False  # an earlier attempt wrote some of these files: it may have reached silver too
     for key, deliveries in parts.items():
         rows = pl.concat([d.bronze[key] for d in deliveries], how="diagonal")
-        lake.replace(home, "bronze", _bronze_name(key), rows.drop(cs.starts_with(NUMBER_CELL)), where=ours)
+        retried |= lake.replace(home, "bronze", _bronze_name(key), rows.drop(cs.starts_with(NUMBER_CELL)), where=ours)
+    crash_point("bronze")
     for key, deliveries in parts.items():
         if key in contracts.tables:
-            _conform(home, contracts.table(key), deliveries)
+            _conform(home, contracts.table(key), deliveries, retried)
+    crash_point("silver")
     for delivery in loading:
         delivery.conclude()
     receipts.record(home, [d.receipt for d in batch], pl.concat([d.issues for d in batch]))
+    crash_point("receipts")
     if loading:
         receipts.register(home, [(d.receipt, d.scopes) for d in loading])
+    crash_point("registry")
     for delivery in batch:
         delivery.file_away()
         delivery.bronze.clear()  # loaded: a run holds only its receipts, not every batch's rows
         delivery.judged.clear()
 
 
+def crash_point(step: str) -> None:
+    """Where a crash test kills the process outright (``REDWALL_CRASH_AT=<step>``: bronze, silver,
+    receipts, registry — just after that step of the module docstring committed): the same
+    ``kill -9`` an operator or the out-of-memory killer gives, at a known point."""
+    if os.environ.get(CRASH_AT) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _bronze_name(key: str) -> str:
     return key.replace(".", "_", 1)
 
 
-def _conform(home: Home, table: Table, deliveries: list[Delivery]) -> None:
-    """Judge a table's rows of a batch, apply the accepted ones to silver, and tell each delivery."""
+def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool) -> None:
+    """Judge a table's rows of a batch, apply the accepted ones to silver, and tell each delivery.
+    On a retry, the deliveries an earlier attempt already applied are answered from what its commit
+    recorded (:func:`history.applied`) and not applied again."""
     judged = _judge(table, deliveries)
+    replayed = history.applied(home, table, [d.file.sha256 for d in deliveries]) if retried else {}
     flags = dict(judged.rows.group_by("_file_hash").agg(pl.struct(
         pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned"))).iter_rows())
     problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
@@ -227,12 +248,16 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery]) -> None:
             stale[sha] = latest[sha] is not None and latest[sha] > as_of
             if stale[sha]:
                 changes |= history.apply(home, table, own, {sha: as_of}, stale=True)
+            elif sha in replayed:
+                changes[sha] = replayed[sha]
             else:
                 live[sha] = as_of
         if live:
             changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live)
     else:
-        changes = history.apply(home, table, accepted, {d.file.sha256: d.file.as_of for d in deliveries})
+        changes = dict(replayed)
+        if fresh := {d.file.sha256: d.file.as_of for d in deliveries if d.file.sha256 not in replayed}:
+            changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(fresh))), fresh)
     for delivery in deliveries:
         sha = delivery.file.sha256
         change = changes[sha]
