@@ -182,3 +182,44 @@ def test_visit_ids_go_through_the_same_normalisation_and_upgrade():
     assert link["match_rule"].to_list() == ["exact_id", "exact_id"]
     owners = marts["person"].filter(pl.col("id_number").is_in([P[1], P[2]])).sort("id_number")
     assert link["person_key"].to_list() == owners.sort(pl.col("id_number") == P[2])["person_key"].to_list()
+
+
+def _visit_rows(persons: list[dict], house: str) -> dict:
+    return {"record_id": "V8", "recorded_at": dt.datetime(2026, 11, 12, 10, tzinfo=AS_OF.tzinfo), "worker_id": "W1",
+            "grid_code": "110102001001001", "house_code": house, "persons": json.dumps(persons, ensure_ascii=False)}
+
+
+@pytest.mark.parametrize("second", ["李玮", "李伟"])  # a homophone son, a son of the same name
+def test_two_persons_one_visit_lists_are_never_one_person(second):
+    """A father on the police register and, on one household visit, the father and his son, by
+    name and the household's phone only: without the visit's word that they are two, the model
+    would take both for the father."""
+    from test_marts import H1, P
+
+    rows = street_rows()
+    father = rows["police.population"][0]  # 户籍1, in H1
+    father.update(name="李伟", phone="13912340001")
+    rows["grid_app.visit"].append(_visit_rows(
+        [{"name": "李伟", "phone": "13912340001"}, {"name": second, "phone": "13912340001"}], H1))
+    link = compute_marts(_silver_of(rows), AS_OF)["person_link"]
+    seen = link.filter(pl.col("record_key") == "V8").sort("item")
+    father_key = link.filter((pl.col("source") == "police.population") & (pl.col("record_key") == P[1]))
+    assert seen["person_key"].n_unique() == 2
+    assert father_key["person_key"][0] in seen["person_key"].to_list()
+    assert seen["match_rule"][0] == "splink"
+
+
+def test_two_persons_of_one_visit_are_not_clustered_together_through_another_record():
+    """Brothers of one name seen together, and one of them alone on another visit: the lone
+    sighting joins one brother, never both into one."""
+    from test_marts import H3
+
+    rows = street_rows()
+    brothers = [{"name": "赵磊", "phone": "13700007777"}, {"name": "赵磊", "phone": "13700007777"}]
+    rows["grid_app.visit"] += [_visit_rows(brothers, H3), {
+        **_visit_rows([{"name": "赵磊", "phone": "13700007777"}], H3), "record_id": "V7",
+        "recorded_at": dt.datetime(2026, 11, 13, 10, tzinfo=AS_OF.tzinfo)}]
+    link = compute_marts(_silver_of(rows), AS_OF)["person_link"]
+    seen = link.filter(pl.col("record_key").is_in(["V7", "V8"]))
+    assert seen.filter(pl.col("record_key") == "V8")["person_key"].n_unique() == 2
+    assert seen["person_key"].n_unique() == 2  # the lone sighting is one of the two

@@ -294,7 +294,8 @@ def _blocked_by(records: pl.DataFrame) -> pl.Expr:
 def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
     """``record_id``, ``person_key``, ``match_rule``, ``match_probability``, ``feature_hash`` and
     ``scored`` of the unidentified records (:func:`resolve`)."""
-    records = unidentified.unique("record_id").select("record_id", "observed_on", "feature_hash", *COMPARED)
+    records = unidentified.unique("record_id").select("record_id", "observed_on", "feature_hash", *COMPARED,
+                                                      visit=_visit())
     memory = pl.DataFrame(schema={"record_id": pl.String, "feature_hash": pl.String, "person_key": pl.String,
                                   "match_rule": pl.String, "match_probability": pl.Float64})
     if previous is not None:
@@ -323,19 +324,12 @@ def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, previous: pl.Dat
              .unique("node", keep="first", maintain_order=True)
              .select("node", first="record_id", label=pl.int_range(pl.len())))
     node_of = members.select("record_id", "node")
-    edges = (within.join(node_of, left_on="record_id_l", right_on="record_id")
-             .join(node_of, left_on="record_id_r", right_on="record_id", suffix="_r")
-             .select(a="node", b="node_r"))
-    edges = pl.concat([edges, edges.select(a="b", b="a")])
-    labels = order.select("node", "label")
-    while True:
-        spread = (edges.join(labels, left_on="b", right_on="node")
-                  .group_by("a").agg(pl.col("label").min().alias("reached")))
-        moved = (labels.join(spread, left_on="node", right_on="a", how="left", maintain_order="left")
-                 .select("node", label=pl.min_horizontal("label", "reached")))
-        if moved.equals(labels):
-            break
-        labels = moved
+    # two persons one visit lists are two persons: no cluster, and no person, takes both
+    visit_of = members.join(records.select("record_id", "visit"), on="record_id")
+    labels = _clusters(order.select("node", "label"), visit_of.select("node", "visit"),
+                       within.join(node_of, left_on="record_id_l", right_on="record_id")
+                       .join(node_of, left_on="record_id_r", right_on="record_id", suffix="_r")
+                       .select(a="node", b="node_r", p="match_probability"))
     best_within = pl.concat([within.select(record_id="record_id_l", p="match_probability"),
                              within.select(record_id="record_id_r", p="match_probability")])
     # a kept person found by the model offers itself at its best probability
@@ -346,20 +340,28 @@ def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, previous: pl.Dat
         .drop("record_id"),
         kept_persons.select("node", "person_key", "match_probability"),
     ])
+    best_offer = to_persons.sort("match_probability", "person_key", descending=[True, False]).unique(
+        "record_id", keep="first")
     clusters = (
         members.join(labels, on="node")
         .join(order.select(first="first", label="label"), on="label")
         .join(best_within.group_by("record_id").agg(p=pl.col("p").max()), on="record_id", how="left")
-        .join(to_persons, on="record_id", how="left")
+        .join(best_offer, on="record_id", how="left")
         .join(kept.select("record_id", "person_key", "match_rule", "match_probability"), on="record_id",
               how="left", suffix="_kept")
         .join(kept_offers.select("record_id", offered="match_probability"), on="record_id", how="left")
         .with_columns(size=pl.len().over("label"), touched=(
             pl.col("person_key_kept").is_null() | pl.col("offered").is_not_null()).any().over("label"))
     )
-    # a cluster with members linked to identified persons joins its best-scoring one
-    joined = (offers.join(labels, on="node").sort("match_probability", "person_key", descending=[True, False])
-              .unique("label", keep="first").select("label", cluster_person="person_key"))
+    # a cluster with members linked to identified persons joins its best-scoring one that lists
+    # none of its visits; a cluster that stands keeps its person, visits and all
+    standing = clusters.filter(~pl.col("touched")).select(person_key="person_key_kept", label="label")
+    listed = pl.concat([identified.select("person_key", visit=_visit()),
+                        standing.join(visit_of.join(labels, on="node").select("label", "visit"), on="label")
+                        .select("person_key", "visit")])
+    touched_offers = offers.join(labels, on="node").join(
+        clusters.filter("touched").select("label").unique(), on="label")
+    joined = _choose_persons(touched_offers, visit_of.join(labels, on="node").select("label", "visit"), listed)
     clusters = clusters.join(joined, on="label", how="left")
     rule = (pl.when(pl.col("cluster_person").is_not_null()).then(pl.lit(SPLINK))
             .when(pl.col("size") > 1).then(pl.lit(SPLINK_CLUSTER)).otherwise(pl.lit(UNMATCHED)))
@@ -378,6 +380,64 @@ def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, previous: pl.Dat
         feature_hash="feature_hash",
         scored=pl.col("person_key_kept").is_null(),
     )
+
+
+def _visit() -> pl.Expr:
+    """The household visit a record comes from (null for any other source's record): the persons
+    one visit lists are different persons."""
+    return pl.when(pl.col("source") == VISIT).then(pl.col("record_key"))
+
+
+def _clusters(nodes: pl.DataFrame, visits: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """Each node's cluster ``label``: the connected components of ``edges`` (``a``, ``b``, ``p``),
+    joined strongest link first, except that two parts are never joined when both hold a record of
+    the same visit (``visits``: ``node``, ``visit``); a cluster is labelled by its smallest node
+    ``label`` (``nodes``: ``node``, ``label``, the order first seen). Without such a conflict this
+    is the plain connected components."""
+    label = dict(nodes.iter_rows())
+    parent = {node: node for node in label}
+    seen: dict[str, set[str]] = {node: set() for node in label}
+    for node, visit in visits.drop_nulls("visit").iter_rows():
+        seen[node].add(visit)
+
+    def root(node: str) -> str:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b, _ in edges.sort("p", "a", "b", descending=[True, False, False]).iter_rows():
+        ra, rb = root(a), root(b)
+        if ra == rb or seen[ra] & seen[rb]:
+            continue
+        if label[rb] < label[ra]:
+            ra, rb = rb, ra
+        parent[rb] = ra
+        seen[ra] |= seen.pop(rb)
+    return pl.DataFrame({"node": list(label), "label": [label[root(n)] for n in label]},
+                        schema={"node": pl.String, "label": nodes.schema["label"]})
+
+
+def _choose_persons(offers: pl.DataFrame, visits: pl.DataFrame, listed: pl.DataFrame) -> pl.DataFrame:
+    """``label``, ``cluster_person``: for each cluster, the best-scoring person it is offered
+    (``offers``: ``label``, ``person_key``, ``match_probability``) none of whose records comes from
+    a visit the cluster holds a record of (``visits``: ``label``, ``visit``; the persons' visits so
+    far: ``listed``, ``person_key``, ``visit``), strongest offers first."""
+    held: dict[int, set[str]] = {}
+    for cluster, visit in visits.drop_nulls("visit").iter_rows():
+        held.setdefault(cluster, set()).add(visit)
+    taken: dict[str, set[str]] = {}
+    for person, visit in listed.drop_nulls().iter_rows():
+        taken.setdefault(person, set()).add(visit)
+    chosen: dict[int, str] = {}
+    ranked = offers.sort("match_probability", "person_key", "label", descending=[True, False, False])
+    for cluster, person in ranked.select("label", "person_key").iter_rows():
+        if cluster in chosen or held.get(cluster, set()) & taken.get(person, set()):
+            continue
+        chosen[cluster] = person
+        taken.setdefault(person, set()).update(held.get(cluster, ()))
+    return pl.DataFrame({"label": list(chosen), "cluster_person": list(chosen.values())},
+                        schema={"label": visits.schema["label"], "cluster_person": pl.String})
 
 
 def documented(resolved: pl.DataFrame) -> pl.DataFrame:

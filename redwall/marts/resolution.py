@@ -4,11 +4,13 @@ Records with a valid identity are resolved exactly (:func:`redwall.marts.person.
 exact match always wins. Only the records without one — today the people a grid worker saw on a
 household visit without being shown an ID — go through the model, in two steps:
 
-1. each is scored against the identified records (``predict_between``) and joins the best-scoring
-   person at or above :data:`THRESHOLD`;
+1. each is scored against the identified records (``predict_between``): the persons it matches at
+   or above :data:`THRESHOLD`;
 2. all of them are scored among themselves (``predict_within``) and linked into clusters; a cluster
-   with members that joined identified persons takes the best-scoring one's person, any other
-   cluster is a person of its own (:func:`link` leaves keying it to the caller).
+   with members that match identified persons takes the best-scoring one's person, any other
+   cluster is a person of its own (:func:`link` leaves clustering and keying to the caller, which
+   never puts two persons listed by one visit into one person: twins, brothers of one name, a
+   father and a son whose names sound alike).
 
 A day's increment re-resolves only what changed: records resolved in an earlier run keep their
 links and are only scored against the new or changed ones (``resolved`` of :func:`link`), so a
@@ -142,8 +144,9 @@ def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.Data
     ``identified`` holds :func:`features` with ``record_id`` and ``person_key``, ``unidentified``
     :func:`features` with ``record_id``: the records to score. ``resolved`` (optional,
     :func:`features` with ``record_id``) holds records without an ID resolved in an earlier run:
-    they are scored against ``unidentified`` only, never among themselves. ``to_persons``: each
-    unidentified record's best person (``record_id``, ``person_key``, ``match_probability``);
+    they are scored against ``unidentified`` only, never among themselves. ``to_persons``: every
+    person each unidentified record matches, at its best probability (``record_id``, ``person_key``,
+    ``match_probability``; the caller chooses among them);
     ``within``: pairs among unidentified records and between an unidentified and a resolved one
     (``record_id_l``, ``record_id_r``, ``match_probability``), none unless ``within``."""
     from splink import DuckDBAPI, Linker
@@ -168,8 +171,6 @@ def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.Data
             linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD))])
     to_persons = (
         between.join(identified.select("record_id", "person_key"), left_on="record_id_l", right_on="record_id")
-        .sort("match_probability", "person_key", descending=[True, False])
-        .unique("record_id_r", keep="first")
-        .select(record_id="record_id_r", person_key="person_key", match_probability="match_probability")
+        .group_by(record_id="record_id_r", person_key="person_key").agg(pl.col("match_probability").max())
     )
     return to_persons.cast(schema), pairs.cast(pair_schema)
