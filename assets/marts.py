@@ -95,7 +95,7 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     )
     def warehouse(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
         home = redwall.home()
-        counts = publish(home, demo=home.is_demo)
+        counts = publish(home)
         return dg.MaterializeResult(
             metadata={"path": dg.MetadataValue.path(str(home.warehouse)), "tables": len(counts),
                       "rows_by_table": dg.MetadataValue.json(counts)}

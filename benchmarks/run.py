@@ -35,6 +35,8 @@ if stage == "generate":
     from redwall.generator import generate
     scale, seed, days = arg.split(":")
     generate(home, scale=scale, seed=int(seed), days=int(days))
+    from redwall.privacy import mark_demo
+    mark_demo(home)  # generated data: the demo pseudonym key may publish it
 elif stage == "ingest":
     from redwall.ingest import process_source
     receipts = process_source(home, arg)
@@ -62,12 +64,11 @@ elif stage == "directory":
     facts = {"rows": publish_catalog(home)["resources"] + len(publish_templates(home))}
 elif stage == "publish":
     from redwall.warehouse import publish
-    facts = {"tables": len(publish(home, demo=True))}
+    facts = {"tables": len(publish(home))}
 elif stage == "dagster":
     import os
     os.environ["REDWALL_HOME"] = sys.argv[1]
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
-    home.mark_demo()  # generated data: the demo pseudonym key may publish it
     from redwall.cli import build, explain_failure
     result = build(home)
     if not result.success:

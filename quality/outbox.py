@@ -4,7 +4,7 @@ them, bad cells highlighted and commented. Regenerated whole each run from ``qua
 ledgers' bronze rows and ``ops/rejection``.
 
 Personal values go into one place only: a ledger file's own rows, in the workbook going back to the
-department that sent it. Lists and the workbooks' issue sheets carry rows, columns and messages."""
+department that sent it — and there not in free text (an ID or phone typed into a note is masked). Lists and the workbooks' issue sheets carry rows, columns and messages."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, REJECTIONS
+from redwall.privacy import scrub_free_text
 from schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
@@ -190,6 +191,9 @@ def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame) -> list[str
     columns = [c.name for c in table.columns]
     extras = [c for c in frame.columns if not c.startswith("_") and c not in table.schema()
               and frame[c].is_not_null().any()]
+    # an ID or phone typed into a note goes no further than the lake, nor into a column the clerk added
+    frame = frame.with_columns(scrub_free_text(pl.col(c)) for c in
+                               [*(c.name for c in table.columns if c.free_text), *extras])
     kinds = {c.name: "text" if c.format else c.type for c in table.columns}
     typed = judge(table, frame, PLACE).rows.select(
         pl.col(c).dt.replace_time_zone(None) if kinds[c] == "datetime" else pl.col(c)

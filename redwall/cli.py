@@ -147,6 +147,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from redwall.generator import generate
+    from redwall.privacy import mark_demo
     from redwall.report import print_summary
 
     home = _home(args)
@@ -156,10 +157,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         shutil.rmtree(home.root)
         home = _home(args)
-    home.mark_demo()
     started = time.perf_counter()
     print(f"[1/2] generating {args.scale}-scale feeds into {home.root / 'inbox'} …", flush=True)
     generate(home, scale=args.scale, seed=args.seed, days=args.days)
+    mark_demo(home)  # what was generated here, and only that, may be published with the demo key
     print(f"      done in {time.perf_counter() - started:.1f}s", flush=True)
     print("[2/2] running build_all: inbox → bronze → silver → marts → warehouse …", flush=True)
     result = build(home)

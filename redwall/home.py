@@ -14,6 +14,15 @@ Layout::
 
 The lake root may be an object-store URI (``REDWALL_LAKE_URI=s3://bucket/lake``); every Delta path
 is built by :meth:`Home.table_uri`, never by hand.
+
+Files are private by default: :meth:`Home.ensure` (which every entry point calls: the CLI, the
+Dagster resource, the benchmarks) sets the process's umask to 0o077, so whatever it creates
+afterwards — Delta parquet files and logs, archived files and receipts, error workbooks, Dagster's
+storage, and the Dagster processes ``redwall ui`` starts — is owner-only whatever umask it was
+started with. The folders holding personal data are made 0700 on every call (also when they
+existed), which covers files that kept a looser mode (a delivered file moved into ``archive/``).
+Only the shared warehouse is published for other local users (see :mod:`redwall.warehouse`): the
+home itself is 0711 when ensure creates it, so they reach the paths they are told, and list none.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = ".redwall"
-DEMO_MARKER = "DEMO"
+PRIVATE_UMASK, PRIVATE_DIR_MODE, HOME_DIR_MODE = 0o077, 0o700, 0o711
+# The folders that hold personal data (the lake, when local, too); published/ and warehouse/ are
+# for others to read, the inbox belongs to the delivering systems.
+PRIVATE_FOLDERS = ("archive", "rejected", "outbox", "truth", "dagster")
 
 DAGSTER_YAML = """\
 # Written by redwall: no telemetry, no first-visit modal, and one load at a time per source
@@ -104,22 +116,22 @@ class Home:
         return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
 
     @property
-    def is_demo(self) -> bool:
-        """A home made by ``redwall demo``: synthetic data only, so the demo pseudonym key is allowed."""
-        return (self.root / DEMO_MARKER).exists()
-
-    def mark_demo(self) -> None:
-        (self.root / DEMO_MARKER).write_text(
-            "This data home holds synthetic demo data; publishing may use the demo pseudonym key.\n",
-            encoding="utf-8",
-        )
+    def demo_record(self) -> Path:
+        """What ``redwall demo`` generated into this home (see :func:`redwall.privacy.mark_demo`)."""
+        return self.root / "demo.json"
 
     def ensure(self) -> "Home":
-        """Create the folders and a quiet Dagster instance; safe to call again."""
+        """Create the folders and a quiet Dagster instance, owner-only; safe to call again."""
+        os.umask(PRIVATE_UMASK)
+        if not self.root.exists():
+            self.root.mkdir(parents=True)
+            self.root.chmod(HOME_DIR_MODE)
         for sub in ("inbox", "archive", "rejected", "outbox", "published", "warehouse", "dagster"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        if self.is_local:
-            Path(self.lake_uri).mkdir(parents=True, exist_ok=True)
+            (self.root / sub).mkdir(exist_ok=True)
+        private = [self.root / sub for sub in PRIVATE_FOLDERS] + ([Path(self.lake_uri)] if self.is_local else [])
+        for folder in private:
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(PRIVATE_DIR_MODE)
         dagster_yaml = self.dagster_home / "dagster.yaml"
         # An instance file redwall wrote earlier is brought up to date; one the operator wrote is theirs.
         if not dagster_yaml.exists() or (

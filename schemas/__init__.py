@@ -76,6 +76,9 @@ class Column:
     codes: str | None = None
     format: str | None = None
     pii: str | None = None
+    # Typed by hand (descriptions, notes, addresses): may hold an ID or phone number anywhere in
+    # the text, so it is scrubbed before it leaves the lake (redwall.privacy.scrub_free_text).
+    free_text: bool = False
     description: str | None = None
     example: Any = None
 
@@ -197,6 +200,8 @@ def _column(raw: dict[str, Any], where: str) -> Column:
     if raw.get("pii") and PII_KINDS.get(raw["pii"]) != raw["sensitivity"]:
         raise ContractError(f"{where}: column {raw['name']!r}: pii {raw['pii']!r} must be one of {list(PII_KINDS)}, "
                             f"with sensitivity {PII_KINDS.get(raw['pii'])}")
+    if raw.get("free_text") and raw["type"] != "string":
+        raise ContractError(f"{where}: column {raw['name']!r}: only a string column can be free text")
     raw["aliases"] = tuple(raw.get("aliases", ()))
     if raw.get("codes") and raw["codes"] not in DYNAMIC_CODES and raw["codes"] not in code_lists():
         raise ContractError(f"{where}: column {raw['name']!r} names unknown code list {raw['codes']!r}")

@@ -8,6 +8,7 @@ import hmac
 import json
 import queue
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -28,7 +29,9 @@ from redwall.ingest.receipts import (OPS, RECEIPT_SCHEMA, RECEIPTS, REGISTRY, RE
                                      REJECTIONS)
 from redwall.marts import build_marts
 from redwall.marts.person import person_digest
-from redwall.privacy import KEY_ENV, MissingKeyError, pseudonyms, shared_columns, shared_issues
+from redwall.ingest.inbox import inbox_files
+from redwall.privacy import (DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns,
+                             shared_issues)
 from redwall.warehouse import publish, restricted_path
 from schemas import load_contracts
 from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
@@ -63,7 +66,8 @@ def home(tmp_path, monkeypatch) -> Home:
     write_silver(home, street_silver())
     build_marts(home, as_of=AS_OF)
     lake.write(home, "ops", "file_receipt", pl.DataFrame(
-        {"source": ["police"], "file_name": ["实有人口_20261116.csv"], "rows_read": [13], "status": ["loaded"]}))
+        {"source": ["police"], "file_name": ["实有人口_20261116.csv"], "file_hash": ["0" * 64], "rows_read": [13],
+         "status": ["loaded"]}))
     return home
 
 
@@ -221,19 +225,47 @@ def test_restricted_warehouse_is_for_the_owner_only(home):
         ".publish.lock", "current", "redwall.duckdb", "restricted", "versions"]
 
 
-def test_publishing_needs_the_key_outside_demo(home, monkeypatch):
-    monkeypatch.delenv(KEY_ENV)
-    with pytest.raises(MissingKeyError):
-        publish(home)
-    assert not home.warehouse.exists()
-    publish(home, demo=True)
+def test_publishing_needs_the_key_outside_demo(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    home = Home.at(tmp_path / "home").ensure()
+    home.inbox("police").mkdir()
+    (home.inbox("police") / "实有人口_20261116.csv").write_bytes("公民身份号码,姓名\n".encode("gb18030"))
+    mark_demo(home)  # what `redwall demo` does once it has generated the feeds
+    generated = inbox_files(home, "police")[0].sha256
+    write_silver(home, street_silver())
+    build_marts(home, as_of=AS_OF)
+
+    def answered(*hashes: str) -> None:  # the receipts ingestion writes, one per file it answered
+        lake.write(home, "ops", "file_receipt", pl.DataFrame({"file_hash": list(hashes), "status": "accepted"}))
+    answered(generated)
+    publish(home)  # every file this home took in was generated here: the demo key may publish
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         demo_keys = set(con.execute("SELECT id_number_key FROM mart.person").pl()["id_number_key"])
+    assert demo_keys == set(pseudonyms(lake.read(home, "mart", "person")["id_number"], DEMO_KEY))
+
+    answered(generated, "9" * 64)  # then one file from a real source
+    with pytest.raises(MissingKeyError, match="did not generate"):
+        publish(home)
+    with pytest.raises(ValueError, match="cannot become a demo home"):
+        mark_demo(home)  # nor can the home be made a demo home again
     monkeypatch.setenv(KEY_ENV, SECRET)
     publish(home)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         keys = set(con.execute("SELECT id_number_key FROM mart.person").pl()["id_number_key"])
     assert keys.isdisjoint(demo_keys)
+
+
+def test_a_planted_marker_or_a_copied_demo_record_does_not_unlock_the_demo_key(home, monkeypatch, tmp_path):
+    monkeypatch.delenv(KEY_ENV)
+    (home.root / "DEMO").write_text("synthetic\n", encoding="utf-8")  # what once switched a home to demo
+    demo = Home.at(tmp_path / "demo").ensure()
+    demo.inbox("police").mkdir()
+    (demo.inbox("police") / "实有人口_20261116.csv").write_bytes(b"generated")
+    mark_demo(demo)
+    shutil.copy(demo.demo_record, home.demo_record)
+    with pytest.raises(MissingKeyError):
+        publish(home)
+    assert not home.warehouse.exists()
 
 
 def test_readers_in_other_processes_never_see_a_half_published_warehouse(home, tmp_path):

@@ -1,0 +1,249 @@
+"""Privacy on a real run: generated feeds with ID, phone and passport numbers planted in every
+free-text column of every feed, taken in and built by the real ``build_all`` from a permissive
+umask. Nothing planted reaches the shared warehouse, the outbox or the catalogue, and every file
+the run created under the home's private folders is owner-only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import polars as pl
+import pytest
+
+from redwall import lake
+from redwall.cli import main
+from redwall.home import PRIVATE_FOLDERS, Home
+from redwall.ingest.inbox import inbox_files
+from redwall.privacy import KEY_ENV, scrub_free_text
+from redwall.warehouse import restricted_path
+from schemas import Column, Table, load_contracts
+
+SECRET = "test-secret-not-the-demo-key"
+
+
+def planted_numbers(n: int) -> tuple[str, str, str, str]:
+    """A citizen ID, a mobile, a landline with its area code and a passport number, unique per n."""
+    return (f"11010219{52 + n % 40:02d}1223{n:03d}{n % 10}", f"139{n:08d}", f"010-6{n:07d}", f"E{n:08d}")
+
+
+def planted_text(n: int) -> str:
+    citizen, mobile, landline, passport = planted_numbers(n)
+    return f"居民王小明（身份证{citizen}，电话{mobile}，座机{landline}，护照{passport}）"
+
+
+def secrets_of(n: int) -> set[str]:
+    """The strings that must not reach a shared output: the numbers, the landline's digits too."""
+    citizen, mobile, landline, passport = planted_numbers(n)
+    return {citizen, mobile, landline, landline.split("-")[1], passport}
+
+
+def free_text_columns() -> list[tuple[Table, Column]]:
+    return [(t, c) for t in [*load_contracts().feeds, *load_contracts().ledgers]
+            for c in t.all_columns if c.free_text]
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("the generator wrote a CSV in neither UTF-8 nor GB18030")
+
+
+PER_FILE = 3  # planted values per column and file: an address that resolves nowhere is a quality issue
+
+
+def plant(path: Path, table: Table, columns: dict[str, int]) -> int:
+    """Append each column's planted text to its first :data:`PER_FILE` values in the file; returns
+    the cells planted."""
+    left = dict.fromkeys(columns, PER_FILE)
+
+    def planting(name: str, value) -> bool:
+        if isinstance(value, str) and value.strip() and left[name]:
+            left[name] -= 1
+            return True
+        return False
+
+    if path.suffix == ".jsonl":
+        lines = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            for name, n in columns.items():
+                if record.get("type") == table.record_type and planting(name, record["payload"].get(name)):
+                    record["payload"][name] += planted_text(n)
+            lines.append(json.dumps(record, ensure_ascii=False))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif path.suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        for name, n in columns.items():
+            column = next(h for h in table.column(name).headers if h in frame.columns)
+            frame = frame.with_columns(pl.Series(column, [v + planted_text(n) if planting(name, v) else v
+                                                         for v in frame[column]]))
+        frame.write_parquet(path)
+    elif path.suffix == ".csv":
+        text, encoding = _decode(path.read_bytes())
+        rows = list(csv.reader(io.StringIO(text)))
+        headers = {h for name in columns for h in table.column(name).headers}
+        header = next((i for i, row in enumerate(rows[:5]) if set(row) & headers), None)
+        if header is None:  # a file of another ledger of the department
+            return 0
+        where = {name: next(rows[header].index(h) for h in table.column(name).headers if h in rows[header])
+                 for name in columns}
+        for row in rows[header + 1:]:
+            for name, j in where.items():
+                if len(row) == len(rows[header]) and planting(name, row[j]):
+                    row[j] += planted_text(columns[name])
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerows(rows)
+        path.write_bytes(out.getvalue().encode(encoding))
+    elif path.suffix == ".xlsx":
+        book = openpyxl.load_workbook(path)
+        for sheet in book.worksheets:
+            found = {(cell.row, cell.column, name) for row in sheet.iter_rows(max_row=5) for cell in row
+                     for name in columns if cell.value in table.column(name).headers}
+            for header, j, name in found:
+                for (cell,) in sheet.iter_rows(min_row=header + 1, min_col=j, max_col=j):
+                    if planting(name, cell.value):
+                        cell.value += planted_text(columns[name])
+        book.save(path)
+    return PER_FILE * len(columns) - sum(left.values())
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """``(home, {(table, column): n})`` after a real run of the planted feeds."""
+    saved = {k: os.environ.get(k) for k in ("REDWALL_HOME", "DAGSTER_HOME", KEY_ENV)}
+    before = os.umask(0o022)  # a usual umask: everything created readable by every local user
+    os.environ[KEY_ENV] = SECRET
+    root = tmp_path_factory.mktemp("privacy") / "home"
+    try:
+        assert main(["--home", str(root), "generate", "--scale", "small", "--days", "2"]) == 0
+        home = Home.at(root)
+        os.umask(0o022)  # generating ran under redwall's umask; planting and the build start loose again
+        numbers = {(t.key, c.name): n for n, (t, c) in enumerate(free_text_columns(), start=1)}
+        cells = {}
+        for t in {t.key: t for t, _ in free_text_columns()}.values():
+            mine = {c: n for (key, c), n in numbers.items() if key == t.key}
+            for file in inbox_files(home, t.source):
+                if t.source != "district" or file.name.startswith(t.name + "_"):  # one table per file there
+                    cells[t.key] = cells.get(t.key, 0) + plant(file.path, t, mine)
+        for path in (root / "inbox").rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # as a delivering system may leave them
+        assert cells.keys() == {t.key for t, _ in free_text_columns()} and all(cells.values()), cells
+        assert main(["--home", str(root), "build"]) == 0
+        yield home, numbers
+    finally:
+        os.umask(before)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def texts_in_warehouse(path: Path) -> list[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                              "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
+        return [v for s, t, c in columns for (v,) in con.execute(f'SELECT DISTINCT "{c}" FROM "{s}"."{t}"').fetchall()
+                if v]
+
+
+def texts_in_file(path: Path) -> str:
+    """A file's text: an xlsx's sheets and shared strings unzipped, anything else decoded."""
+    if path.suffix == ".xlsx":
+        with zipfile.ZipFile(path) as z:
+            return "".join(z.read(n).decode("utf-8", errors="replace") for n in z.namelist() if n.endswith(".xml"))
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def test_every_feed_free_text_column_is_planted_and_reaches_the_lake(planted):
+    home, numbers = planted
+    contracts = load_contracts()
+    for (key, column), n in numbers.items():
+        t = contracts.table(key)
+        values = lake.read(home, "bronze", t.bronze_name).get_column(column)
+        assert values.str.contains(planted_numbers(n)[0], literal=True).any(), (key, column)
+
+
+def test_planted_numbers_reach_no_shared_output(planted):
+    home, numbers = planted
+    secrets = set().union(*map(secrets_of, numbers.values()))
+    shared = texts_in_warehouse(home.warehouse)
+    assert not {s for v in shared for s in secrets if s in v}
+    assert any("[证件号已隐去]" in v for v in shared)  # mart.event's descriptions went out scrubbed
+    restricted = "\n".join(texts_in_warehouse(restricted_path(home)))
+    assert planted_numbers(numbers["grid_app.event", "description"])[0] in restricted  # the scan can fail
+
+    files = [p for d in ("outbox", "published") for p in (home.root / d).rglob("*") if p.is_file()]
+    workbooks = [p for p in files if p.suffix == ".xlsx" and "outbox" in p.parts]
+    assert workbooks and any("[证件号已隐去]" in texts_in_file(p) for p in workbooks)  # planted rows are there
+    leaks = {(str(p.relative_to(home.root)), s) for p in files for s in secrets if s in texts_in_file(p)}
+    assert leaks == set()
+
+
+def test_free_text_scrub_masks_ids_passports_and_phones_whole():
+    texts = pl.Series([
+        "居民王小明（身份证110102195212236565，电话13912345678）",
+        "老证110102521223656，港澳通行证C12345678；手机139-1234-5678、+86 13912345679；座机（010）66012345",
+        "１１０１０２１９５２１２２３６５６Ｘ 138１２３４５６７８",
+        "13912345678,13912345679,13912345670",
+        "部件1101020101000001破损，井盖丢失，12号院3号楼2单元501",
+        None,
+    ])
+    assert pl.select(scrub_free_text(pl.lit(texts))).to_series().to_list() == [
+        "居民王小明（身份证[证件号已隐去]，电话[电话已隐去]）",
+        "老证[证件号已隐去]，港澳通行证[证件号已隐去]；手机[电话已隐去]、[电话已隐去]；座机[电话已隐去]",
+        "[证件号已隐去] [电话已隐去]",
+        "[电话已隐去],[电话已隐去],[电话已隐去]",
+        "部件1101020101000001破损，井盖丢失，12号院3号楼2单元501",  # a 16-digit component code stays whole
+        None,
+    ]
+
+
+def test_every_mart_column_fed_by_free_text_is_free_text():
+    """A mart column named like a free-text column of a table it is built from is scrubbed too."""
+    contracts = load_contracts()
+    for mart in contracts.marts:
+        fed = {c.name for key in mart.related for c in contracts.table(key).all_columns if c.free_text}
+        for c in mart.all_columns:
+            if c.name in fed and c.type == "string":
+                assert c.free_text, (mart.key, c.name)
+
+
+def test_files_under_the_home_are_owner_only_after_a_real_run(planted):
+    home, _ = planted
+    private = [home.root / d for d in PRIVATE_FOLDERS] + [Path(home.lake_uri), restricted_path(home).parent,
+                                                         *home.warehouse.parent.glob("versions/*/restricted")]
+    checked, loose = 0, []
+    for folder in private:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_symlink():
+                continue
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if path.is_dir():
+                ok = mode == 0o700
+            elif path.parts[len(home.root.parts)] in ("archive", "rejected") and not path.name.endswith(
+                    (".receipt.json", ".回执.txt")):
+                # a delivered file keeps the mode its sender gave it; its folder is the owner's alone
+                ok = stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+            else:
+                ok = mode == 0o600
+            checked += 1
+            if not ok:
+                loose.append((str(path.relative_to(home.root)), oct(mode)))
+    assert not loose
+    assert checked > 200
+    kinds = {p.suffix for d in private for p in d.rglob("*") if p.is_file()}
+    assert {".parquet", ".json", ".xlsx", ".duckdb"} <= kinds  # lake data and logs, receipts, workbooks, restricted
+    assert any((home.dagster_home / "storage").rglob("*")) or any(home.dagster_home.rglob("*.db"))
+    assert stat.S_IMODE(home.warehouse.resolve().stat().st_mode) == 0o644  # only the shared warehouse is for others
