@@ -33,6 +33,12 @@ has open is kept until a later publish finds it free) and what killed publishes 
 built versions with their ``.wal`` and stray ``.new`` links. Delta tables come in through
 :mod:`redwall.lake` as Arrow (no DuckDB extension, so nothing to install offline and nothing tied
 to the DuckDB version).
+
+A dashboard author reads the warehouse without the code (:func:`readable`, ``docs/warehouse.md``):
+every coded column has its Chinese name beside it (``sex`` → ``sex_name``, ``street_code`` →
+``street_name``, from ``ref.codes``), whole numbers are BIGINT, no column is an SQL reserved word
+(``table`` → ``table_name``), and ``mart.community`` sums the grids per community as BIGINT (DuckDB's
+``sum`` of BIGINT is a 128-bit HUGEINT, which most tools show as a decimal).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from redwall.home import Home
 from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
 from redwall.privacy import pseudonym_key, shared_columns, shared_issues, shared_view
-from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, load_contracts, reference
+from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)
 SHARED_MODE, SHARED_DIR_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o755, 0o600, 0o700
@@ -79,6 +85,69 @@ class Published:
 
 SHARED_NAME, RESTRICTED, RESTRICTED_NAME = "redwall.duckdb", "restricted", "redwall_restricted.duckdb"
 CURRENT, VERSIONS, NEW = "current", "versions", ".new"
+# SQL reserved words a column must not be named after (DuckDB's ``duckdb_keywords()``, reserved).
+RENAMED = {"table": "table_name", "column": "column_name"}
+# The coded columns of the tables without a contract, and the ref.codes list that names their codes.
+CODED = {
+    f"{OPS}.file_receipt": {"source": "feed_source", "status": "receipt_status"},
+    f"{OPS}.rejection": {"source": "feed_source", "severity": "severity"},
+    f"{OPS}.file_registry": {"source": "feed_source"},
+    f"{QUALITY}.{ISSUES}": {"origin": "issue_origin", "source": "feed_source", "severity": "severity",
+                            "status": "issue_status"},
+    f"{QUALITY}.loop_metrics": {"source": "feed_source"},
+}
+# Documented views: (schema, name, comment, {column: label}, query).
+VIEWS = [(
+    "mart", "community", "社区概况：按社区汇总 mart.grid（各数均为 BIGINT），按时反馈率口径同 mart.event.on_time",
+    {"community_code": "社区编码", "community_name": "社区名称", "grids": "网格数", "residents": "现住人口",
+     "registered_residents": "户籍人口", "floating_residents": "流动人口", "foreign_residents": "境外人员",
+     "living_alone": "独居老人数", "very_old": "高龄老人数", "disabled": "残疾人数", "dibao": "低保对象数",
+     "events_open": "未办结事件数", "events_overdue": "超时未办结事件数", "events_judged": "已判定时效事件数",
+     "events_on_time": "按时反馈事件数",
+     "on_time_rate": "按时反馈率（按时反馈事件数/已判定时效事件数，无已判定事件时为空）"},
+    """SELECT community_code, community_name, count(*) AS grids,
+              sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered_residents,
+              sum(floating_residents)::BIGINT AS floating_residents,
+              sum(foreign_residents)::BIGINT AS foreign_residents, sum(living_alone)::BIGINT AS living_alone,
+              sum(very_old)::BIGINT AS very_old, sum(disabled)::BIGINT AS disabled, sum(dibao)::BIGINT AS dibao,
+              sum(events_open)::BIGINT AS events_open, sum(events_overdue)::BIGINT AS events_overdue,
+              sum(events_judged)::BIGINT AS events_judged, sum(events_on_time)::BIGINT AS events_on_time,
+              sum(events_on_time) / nullif(sum(events_judged), 0) AS on_time_rate
+       FROM mart.grid GROUP BY ALL""",
+)]
+
+
+def _name_column(column: str) -> str:
+    return (column.removesuffix("_code") if column.endswith("_code") else column) + "_name"
+
+
+def readable(published: Published, coded: dict[str, str]) -> Published:
+    """``published`` as a dashboard author reads it: each column of ``coded`` (column → code list)
+    followed by its code's Chinese name, whole numbers as BIGINT, reserved words renamed."""
+    lists, frame, labels = code_lists(), published.frame, dict(published.column_comments)
+    columns: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        columns.append(pl.col(name).cast(pl.Int64) if dtype.is_integer() else pl.col(name))
+        if name in coded:
+            names = lists[coded[name]]
+            columns.append(pl.col(name).replace_strict(names, default=None, return_dtype=pl.String)
+                           .alias(_name_column(name)))
+            labels[_name_column(name)] = f"{labels.get(name, name)}（名称）"
+    frame = frame.select(columns).rename(lambda c: RENAMED.get(c, c))
+    labels = {RENAMED.get(c, c): label for c, label in labels.items()}
+    return Published(published.schema, published.name, frame, published.comment, labels)
+
+
+def _column_comments(table, columns) -> dict[str, str]:
+    """Label per column; a column kept as the contract has it also says what its values mean
+    (``on_time`` says which timeliness it is)."""
+    described = {c.name: f"{c.label}：{c.description}" for c in table.all_columns if c.description and not c.pii}
+    return {c.name: described.get(c.name, c.label) for c in columns}
+
+
+def _contract_codes(table) -> dict[str, str]:
+    """A contract's coded columns whose codes ref.codes names (community and grid have name columns)."""
+    return {c.name: c.codes for c in table.all_columns if c.codes in code_lists()}
 
 
 def restricted_path(home: Home) -> Path:
@@ -105,9 +174,10 @@ def publish(home: Home) -> dict[str, int]:
     for t in load_contracts().marts:
         frame = read_typed(home, "mart", t.name, t.schema())
         comment = f"{t.title}：{t.abstract}"
-        restricted.append(Published("mart", t.name, frame, comment, {c.name: c.label for c in t.columns}))
-        shared.append(Published("mart", t.name, shared_view(frame, t, key), comment,
-                                {c.name: c.label for c in shared_columns(t)}))
+        restricted.append(readable(Published("mart", t.name, frame, comment, _column_comments(t, t.all_columns)),
+                                   _contract_codes(t)))
+        shared.append(readable(Published("mart", t.name, shared_view(frame, t, key), comment,
+                                         _column_comments(t, shared_columns(t))), _contract_codes(t)))
     # Operational and quality tables hold reasons, counts and digests, never personal values; an
     # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
     shared += [Published(layer, name, shared_issues(frame, key) if (layer, name) == (QUALITY, ISSUES) else frame,
@@ -118,6 +188,7 @@ def publish(home: Home) -> dict[str, int]:
                for name, (title, fields) in CATALOG_TABLES.items() if lake.exists(home, "catalog", name)]
     shared += [Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
                for path in sorted(REFERENCE.glob("*.csv"))]
+    shared = [p if p.schema == "mart" else readable(p, CODED.get(p.key, {})) for p in shared]
 
     with _publish_lock(home):
         version = _versions(home) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -166,6 +237,11 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
             for column in t.frame.columns:  # labels may serve several tables: only this one's
                 con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS '
                             f'{_quote(t.column_comments[column])}')
+        for schema, name, comment, labels, query in VIEWS:
+            con.execute(f'CREATE VIEW "{schema}"."{name}" AS {query}')
+            con.execute(f'COMMENT ON VIEW "{schema}"."{name}" IS {_quote(comment)}')
+            for column, label in labels.items():
+                con.execute(f'COMMENT ON COLUMN "{schema}"."{name}"."{column}" IS {_quote(label)}')
         con.execute("CHECKPOINT")
     path.chmod(mode)
     with open(path, "rb") as f:

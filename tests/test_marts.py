@@ -346,9 +346,10 @@ def test_grid_population_counts_only_active_residents(marts):
     care = ["living_alone", "very_old", "disabled", "dibao"]
     assert {g: tuple(grid[g][c] for c in care) for g in grid} == {
         G1: (1, 1, 1, 1), G2: (0, 1, 0, 0), G3: (0, 0, 0, 0)}
-    events = ["events_open", "events_overdue", "events_closed", "events_closed_on_time"]
+    # timeliness is the event mart's on_time: G1 has E1, E2 on time, E4, E9 late, E10 not yet judged
+    events = ["events_open", "events_overdue", "events_closed", "events_judged", "events_on_time"]
     assert {g: tuple(grid[g][c] for c in events) for g in grid} == {
-        G1: (3, 2, 2, 2), G2: (1, 0, 2, 1), G3: (1, 0, 0, 0)}
+        G1: (3, 2, 2, 4, 2), G2: (1, 0, 2, 2, 1), G3: (1, 0, 0, 0, 0)}
     assert grid[G3]["community_name"] == "西交民巷社区"
 
 

@@ -168,5 +168,6 @@ def test_open_events_past_their_limit(built, events):
     expected = set(events.filter(late_and_open)["event_id"])
     assert expected and set(events.filter(pl.col("overdue"))["event_id"]) == expected
     assert built["mart_grid"]["events_overdue"].sum() == len(expected)
-    closed_on_time = events.filter((pl.col("status") == "结案") & pl.col("true_on_time"))
-    assert built["mart_grid"]["events_closed_on_time"].sum() == closed_on_time.height
+    placed = events.filter(pl.col("grid_code").is_not_null())
+    assert built["mart_grid"]["events_on_time"].sum() == placed.filter(pl.col("true_on_time")).height
+    assert built["mart_grid"]["events_judged"].sum() == placed.filter(pl.col("true_on_time").is_not_null()).height

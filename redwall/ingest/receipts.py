@@ -27,13 +27,13 @@ import polars as pl
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS, LOCAL_TZ
-from schemas import load_contracts
+from schemas import code_lists, load_contracts
 
 OPS = "ops"
 RECEIPTS = "file_receipt"
 REJECTIONS = "rejection"
 REGISTRY = "file_registry"
-STATUS_ZH = {"accepted": "全部接收", "partially_accepted": "部分接收", "rejected": "拒收", "duplicate": "重复文件，未重复加载"}
+STATUS_ZH = code_lists()["receipt_status"]  # ref.codes, so the warehouse decodes it the same way
 LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
 RECEIPT_SCHEMA = {

@@ -11,7 +11,7 @@ from redwall.marts.person import ACTIVE, RESIDENT_COUNTS, residents_by
 
 CARE_COUNTS = {"living_alone": "is_living_alone", "very_old": "is_very_old", "disabled": "is_disabled",
                "dibao": "is_dibao"}
-EVENT_COUNTS = ["events_open", "events_overdue", "events_closed", "events_closed_on_time"]
+EVENT_COUNTS = ["events_open", "events_overdue", "events_closed", "events_judged", "events_on_time"]
 
 
 def build_grid(grids: pl.DataFrame, persons: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
@@ -22,7 +22,9 @@ def build_grid(grids: pl.DataFrame, persons: pl.DataFrame, events: pl.DataFrame)
         events_open=pl.col("is_open").sum(),
         events_overdue=pl.col("overdue").sum(),
         events_closed=(pl.col("status") == CLOSED).sum(),
-        events_closed_on_time=((pl.col("status") == CLOSED) & pl.col("on_time")).sum(),
+        # one timeliness, the event mart's on_time: its rate per grid is events_on_time / events_judged
+        events_judged=pl.col("on_time").is_not_null().sum(),
+        events_on_time=pl.col("on_time").fill_null(False).sum(),
     )
     counts = [*RESIDENT_COUNTS, *CARE_COUNTS, *EVENT_COUNTS]
     return (

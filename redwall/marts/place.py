@@ -21,7 +21,8 @@ from redwall.marts.tables import communities
 def build_place(buildings: pl.DataFrame, houses: pl.DataFrame, grids: pl.DataFrame,
                 persons: pl.DataFrame) -> pl.DataFrame:
     places = (
-        buildings.select("building_code", "grid_code", "community_code", "building_type", building_address="address")
+        buildings.select("building_code", "grid_code", "community_code", "building_type", "lon", "lat",
+                         building_address="address")
         .join(houses.select("building_code", "house_code", "unit", "floor", "room", "area_m2", "use"),
               on="building_code", how="full", coalesce=True)
     )
