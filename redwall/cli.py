@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from redwall.home import Home
+from redwall.report import redwall_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +131,7 @@ def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # 
         lines.append(f"  step failed: {event.step_key}: {first[0] if first else ''}")
     if skipped := [e.step_key for e in result.get_step_skipped_events()]:
         lines.append(f"  skipped: {', '.join(skipped)}")
-    lines.append(f"  details: redwall --home {home.root} ui  → Runs → {result.run_id}")
+    lines.append(f"  details: {redwall_command(home, 'ui')}  → Runs → {result.run_id}")
     return "\n".join(lines)
 
 
@@ -153,7 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = _home(args)
     if any((home.root / d).exists() and any((home.root / d).iterdir()) for d in ("inbox", "archive", "lake")):
         if not args.fresh:
-            print(f"{home.root} already holds data; run `redwall demo --fresh` to start it again", file=sys.stderr)
+            again = redwall_command(home, "demo", "--fresh", *(["--scale", args.scale] if args.scale != "street" else []))
+            print(f"{home.root} already holds data; run `{again}` to start it again", file=sys.stderr)
             return 2
         shutil.rmtree(home.root)
         home = _home(args)

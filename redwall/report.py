@@ -1,12 +1,46 @@
-"""What a run did, in a few lines for the terminal: files and rows per source, marts, where to look."""
+"""What a run did, in a few lines for the terminal: files and rows per source, marts, where to look.
+
+Every command printed here (and in the CLI's error hints) names the virtualenv's own programs by
+their full path, so it works as printed in the README's set-up, which never activates the
+virtualenv."""
 
 from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
 
 import polars as pl
 
 from redwall import lake
 from redwall.home import Home
 from schemas import load_contracts
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+def program(name: str) -> str:
+    """The full path of ``name`` (``redwall``, ``python``, ``jupyter``…) in this interpreter's
+    virtualenv, quoted for a shell."""
+    return shlex.quote(str(Path(sys.executable).parent / name))
+
+
+def redwall_command(home: Home, *args: str) -> str:
+    """``redwall --home <home> <args>`` as a shell command that works without an activated venv."""
+    return " ".join([program("redwall"), "--home", shlex.quote(str(home.root)), *args])
+
+
+def warehouse_example(home: Home) -> str:
+    """A one-line query of the shared warehouse: residents per community."""
+    code = (f"import duckdb; print(duckdb.connect({str(home.warehouse)!r}, read_only=True).sql("
+            "'SELECT community_name, sum(residents)::BIGINT AS residents FROM mart.grid GROUP BY 1 ORDER BY 2 DESC'))")
+    return f"{program('python')} -c {shlex.quote(code)}"
+
+
+def notebook_command(home: Home) -> str:
+    """JupyterLab on the analysts' notebooks, reading this home's warehouse."""
+    return f"REDWALL_HOME={shlex.quote(str(home.root))} {program('jupyter')} lab {shlex.quote(str(NOTEBOOKS))}"
 
 
 def print_summary(home: Home, seconds: float) -> None:
@@ -29,13 +63,13 @@ def print_summary(home: Home, seconds: float) -> None:
         print(f"  mart.{t.name:<14}{rows:>10,}  {t.title}")
     print(f"""
 where to look next:
-  warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref)
+  warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref; tables: {PROJECT_ROOT / 'docs' / 'warehouse.md'})
               e.g. residents per community:
-              python -c "import duckdb; print(duckdb.connect('{home.warehouse}', read_only=True).sql('SELECT community_name, sum(residents) FROM mart.grid GROUP BY 1'))"
-  notebook    REDWALL_HOME={home.root} python notebooks/grid_overview.py
+              {warehouse_example(home)}
+  notebooks   {notebook_command(home)}
   templates   {home.published / 'templates'}   catalogue {home.published / 'catalog'}
   outbox      {home.outbox}  (rectification lists per grid and department, ledger error workbooks)
   receipts    {home.root / 'archive'}/<source>/*回执*  and ops.file_receipt in the warehouse
   rejected    {home.root / 'rejected'}
-  Dagster UI  redwall --home {home.root} ui   → http://localhost:3000
+  Dagster UI  {redwall_command(home, 'ui')}   → http://localhost:3000
 """)

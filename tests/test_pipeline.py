@@ -7,8 +7,10 @@ import contextlib
 import io
 import os
 import re
-import runpy
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -97,14 +99,32 @@ def test_resending_a_file_changes_nothing(demo_home):
     assert lake.read(demo_home, "bronze", "police_population").height == bronze_before
 
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_the_notebooks_answer_the_centres_questions():
+    assert [p.stem for p in NOTEBOOKS] == ["care_visits_due", "event_handling", "quality_loop", "street_at_a_glance"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_analyst_notebook_runs_on_the_demo_warehouse(demo_home, notebook, monkeypatch, capsys):
+def test_analyst_notebook_runs_end_to_end_on_the_demo_warehouse(demo_home, notebook, monkeypatch, tmp_path):
+    """Executed as Jupyter runs it (a real kernel, every cell in order): a cell that raises fails
+    the test, and so does a chart label the font cannot draw. The executed notebook, with its
+    charts, is kept beside the test for review."""
+    import nbformat
+    from nbclient import NotebookClient
+
     monkeypatch.setenv("REDWALL_HOME", str(demo_home.root))
-    runpy.run_path(str(notebook), run_name="__main__")
-    assert capsys.readouterr().out.count("shape:") >= 3  # every result frame printed
+    executed = nbformat.read(notebook, as_version=4)
+    NotebookClient(executed, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    nbformat.write(executed, tmp_path / notebook.name)
+    print(f"executed notebook: {tmp_path / notebook.name}")
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # its charts
+    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert len(tables) >= 2 and not [t for t in tables if "<th>...</th>" in t or "<td>...</td>" in t]  # none cut
 
 
 def _strings_in_warehouse(path) -> set[str]:
@@ -143,6 +163,91 @@ def test_no_raw_id_or_phone_leaves_the_restricted_zone(demo_home):
     assert leaks == set()
 
 
+def test_a_dashboard_author_reads_the_warehouse_without_the_code(demo_home):
+    """Codes have their names beside them, whole numbers are BIGINT, no column needs quoting, and
+    the community view's sums are BIGINT too."""
+    from schemas import code_lists
+
+    assert set(code_lists()["feed_source"]) == set(load_contracts().sources)
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
+        reserved = {k for (k,) in con.sql("SELECT keyword_name FROM duckdb_keywords() "
+                                          "WHERE keyword_category = 'reserved'").fetchall()}
+        columns = con.sql("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                          "WHERE NOT internal").fetchall()
+        assert not [c for c in columns if c[2] in reserved]
+        assert {c[3] for c in columns if "INT" in c[3]} == {"BIGINT"}
+        names = {(s, t): {c for s2, t2, c, _ in columns if (s2, t2) == (s, t)} for s, t, _, _ in columns}
+        assert {"sex_name", "person_type_name", "status_name", "hukou_match_name"} <= names[("mart", "person")]
+        assert {"status_name", "source_name"} <= names[("ops", "file_receipt")]
+        assert {"status_name", "severity_name", "table_name", "column_name"} <= names[("quality", "issue")]
+        assert con.sql("SELECT count(*) FROM mart.event WHERE status_name IS NULL").fetchone()[0] == 0
+        assert con.sql("SELECT DISTINCT status_name FROM ops.file_receipt WHERE status = 'accepted'").fetchall() == [
+            ("全部接收",)]
+        # the community view holds the grids' figures, summed
+        by_view = con.sql("SELECT sum(residents), sum(events_on_time) FROM mart.community").fetchone()
+        assert by_view == con.sql("SELECT sum(residents), sum(events_on_time) FROM mart.grid").fetchone()
+        # one timeliness: the grid's on-time count is the event mart's
+        assert con.sql("SELECT count(*) FILTER (WHERE on_time) FROM mart.event WHERE grid_code IS NOT NULL"
+                       ).fetchone()[0] == by_view[1]
+
+
+def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
+    from redwall.warehouse_docs import DOCS, EXAMPLES, describe
+
+    if os.environ.get("REDWALL_UPDATE_SNAPSHOTS"):
+        DOCS.write_text(describe(demo_home.warehouse), encoding="utf-8")
+    assert DOCS.read_text(encoding="utf-8") == describe(demo_home.warehouse), (
+        "docs/warehouse.md is stale: rerun with REDWALL_UPDATE_SNAPSHOTS=1")
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
+        for table, examples in EXAMPLES.items():
+            for title, sql in examples:
+                assert f"`{table}`" in DOCS.read_text(encoding="utf-8")
+                con.sql(sql).fetchall()  # runs as documented
+
+
+def _without_venv() -> dict[str, str]:
+    """The README's shell: the virtualenv never activated, so its programs are not on PATH."""
+    venv = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "REDWALL_HOME", "DAGSTER_HOME")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv)
+    return env
+
+
+def _printed(lines: list[str], label: str) -> str:
+    return next(line.split(label, 1)[1].strip() for line in lines if line.strip().startswith(label))
+
+
+def test_next_steps_work_as_printed(demo_home):
+    """Every command `redwall demo` prints runs in a shell where the virtualenv was never activated."""
+    lines = (demo_home.root / "demo_output.txt").read_text(encoding="utf-8").splitlines()
+    query = lines[next(i for i, line in enumerate(lines) if "residents per community" in line) + 1].strip()
+    done = subprocess.run(["bash", "-c", query], env=_without_venv(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
+        community, residents = con.sql("SELECT community_name, sum(residents)::BIGINT FROM mart.grid "
+                                       "GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    assert community in done.stdout and str(residents) in done.stdout
+    # The servers (Dagster UI, JupyterLab) are started as printed but asked only for their help.
+    ui = _printed(lines, "Dagster UI").split("→")[0].strip()
+    done = subprocess.run(["bash", "-c", f"{ui} --help"], env=_without_venv(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--port" in done.stdout, done.stderr
+    notebooks = _printed(lines, "notebooks")
+    assert notebooks.startswith(f"REDWALL_HOME={demo_home.root} ")
+    done = subprocess.run(["bash", "-c", f"{notebooks} --help"], env=_without_venv(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "JupyterLab" in done.stdout, done.stderr
+    assert list(Path(shlex.split(notebooks)[-1]).glob("*.ipynb"))
+
+
+def test_demo_on_a_used_home_names_a_command_that_works(demo_home, capsys):
+    assert main(["--home", str(demo_home.root), "demo", "--scale", "small"]) == 2
+    again = re.search(r"`([^`]+)`", capsys.readouterr().err).group(1)
+    assert again.split()[0] == str(Path(sys.executable).parent / "redwall") and "--fresh" in again
+    done = subprocess.run(["bash", "-c", f"{again} --help"], env=_without_venv(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "--fresh" in done.stdout, done.stderr
+
+
 def test_a_shrunk_police_snapshot_stops_publishing_with_a_plain_answer(demo_home, capsys):
     """Last in this file: it leaves the demo home with a blocked build."""
     latest = sorted((demo_home.root / "archive" / "police").glob("实有人口_*.csv"))[-1]
@@ -155,3 +260,7 @@ def test_a_shrunk_police_snapshot_stops_publishing_with_a_plain_answer(demo_home
     assert "build_all FAILED" in told and "police_snapshot_not_shrunk" in told and "Traceback" not in told
     assert "[ERROR] snapshots=" in told or "latest_to_previous=" in told
     assert demo_home.warehouse.stat().st_mtime_ns == published  # dashboards keep the last good publish
+    details = next(line for line in told.splitlines() if "details:" in line).split("details:")[1].split("→")[0]
+    done = subprocess.run(["bash", "-c", f"{details} --help"], env=_without_venv(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "--port" in done.stdout, done.stderr
