@@ -5,6 +5,7 @@ both derived from the contracts and published under ``published/`` in the data h
 import dagster as dg
 
 from assets import keys
+from assets.metadata import centre_owners
 from pipelines.resources import RedwallHome
 from redwall.catalog import publish_catalog
 from redwall.templates import publish_templates
@@ -23,12 +24,13 @@ def directory_assets() -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.CATALOG, deps=described, group_name="directory", kinds={"excel", "json", "delta"},
+        owners=centre_owners(),
         automation_condition=dg.AutomationCondition.eager(),
         description=(
-            "**信息资源目录**：每个接入数据表、部门台账和主题库一条目录（国家编制指南的字段），信息项、"
+            "信息资源目录：每个接入数据表、部门台账和主题库一条目录（国家编制指南的字段），信息项、"
             "共享和开放属性、关联资源，以及当前记录数、最近更新时间和质量通过率；另有部门视图（各部门台账的报送是否按期、拒收行数和待整改问题数）。"
-            "写入 `published/catalog`（xlsx、JSON、DCAT JSON-LD）和 Delta 表 `catalog/resource`、"
-            "`catalog/item`、`catalog/department`。信息项或共享属性变化时条目升版并写明变更说明。"
+            "写入 published/catalog（xlsx、JSON、DCAT JSON-LD）和 Delta 表 catalog/resource、"
+            "catalog/item、catalog/department。信息项或共享属性变化时条目升版并写明变更说明。"
         ),
     )
     def resource_directory(redwall: RedwallHome) -> dg.MaterializeResult:
@@ -45,8 +47,9 @@ def directory_assets() -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=keys.TEMPLATES, deps=[district_grid], group_name="directory", kinds={"excel"},
+        owners=centre_owners(),
         description=(
-            "**台账模板**：每类部门台账一份 xlsx 模板，写入 `published/templates/<部门>/<名称>_v<版本>.xlsx`；"
+            "台账模板：每类部门台账一份 xlsx 模板，写入 published/templates/<部门>/<名称>_v<版本>.xlsx；"
             "必填列标红、代码列下拉、证件和电话列为文本格式、表头受保护，文件内带模板标识和版本。"
         ),
     )
@@ -54,7 +57,7 @@ def directory_assets() -> list[dg.AssetsDefinition]:
         published = publish_templates(redwall.home())
         return dg.MaterializeResult(metadata={
             "templates": len(published),
-            "versions": dg.MetadataValue.json({key: t["version"] for key, t in published.items()}),
+            **{f"version/{key}": t["version"] for key, t in published.items()},
             "paths": dg.MetadataValue.json({key: t["path"] for key, t in published.items()}),
             "without_dropdown": dg.MetadataValue.json(
                 {key: t["without_dropdown"] for key, t in published.items() if t["without_dropdown"]}),

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from assets import keys
-from assets.metadata import description, freshness, spec_metadata
+from assets.metadata import description, freshness, owners, spec_metadata
 from pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.ingest import compact, process_files, process_source
@@ -78,7 +78,7 @@ def _layout_intact(receipts, asset_key) -> dg.AssetCheckResult:
         asset_key=asset_key, check_name=FEED_LAYOUT_INTACT, passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"files": len(receipts), "files_with_changed_layout": len(broken),
-                  "refusals": dg.MetadataValue.json(dict(Counter(r.refusal for r in broken)))},
+                  **{f"refused/{refusal}": n for refusal, n in sorted(Counter(r.refusal for r in broken).items())}},
     )
 
 
@@ -102,6 +102,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                 keys.bronze(t), group_name=source, kinds={"delta", "polars"},
                 description=description(t, "bronze：原样落地，含来源文件和行号"),
                 metadata=spec_metadata(t, "bronze"), tags={"layer": "bronze"},
+                owners=owners(t),
             )
         )
         specs.append(
@@ -109,6 +110,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                 keys.silver(t), deps=[keys.bronze(t)], group_name=source, kinds={"delta", "polars"},
                 description=description(t, "silver：类型化、规范化，保留历史"),
                 metadata=spec_metadata(t, "silver"), tags={"layer": "silver"},
+                owners=owners(t),
                 freshness_policy=freshness(t),
             )
         )
@@ -130,7 +132,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
         )
         run_facts = {
             "files": len(receipts),
-            "files_by_status": dict(statuses),
+            **{f"files/{status}": n for status, n in sorted(statuses.items())},
             "rows_read": sum(r.rows_read for r in receipts),
             "rows_accepted": sum(r.rows_accepted for r in receipts),
             "rows_rejected": sum(r.rows_rejected for r in receipts),

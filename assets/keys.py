@@ -20,6 +20,7 @@ def mart(table: Table) -> dg.AssetKey:
 
 
 WAREHOUSE = dg.AssetKey(["warehouse", "redwall"])
+DASHBOARD = dg.AssetKey(["published", "dashboard"])
 CATALOG = dg.AssetKey(["catalog", "resource_directory"])
 TEMPLATES = dg.AssetKey(["catalog", "ledger_templates"])
 QUALITY_ISSUE = dg.AssetKey(["quality", "issue"])

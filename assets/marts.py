@@ -9,7 +9,8 @@ import dagster as dg
 import polars as pl
 
 from assets import keys
-from assets.metadata import description, spec_metadata
+from assets.mart_checks import mart_check_results, mart_check_specs
+from assets.metadata import centre_owners, description, owners, spec_metadata
 from pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.marts import STATE, build_marts
@@ -54,7 +55,7 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
             ],
             group_name="marts", kinds={"delta", "polars"},
             description=description(t, "mart"), metadata=spec_metadata(t, "mart"),
-            tags={"layer": "mart"},
+            tags={"layer": "mart"}, owners=owners(t),
             automation_condition=dg.AutomationCondition.eager(),
         )
         for t in marts
@@ -65,7 +66,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     # Marts are built together: person resolution feeds person, place, grid and care_visit alike.
     @dg.multi_asset(name="marts", specs=specs, can_subset=False, check_specs=[dg.AssetCheckSpec(
         CALENDAR_CHECK, asset=event,
-        description=f"工作日历（法定节假日和调休）至少覆盖未来{CALENDAR_AHEAD_DAYS}天，办结时限才算得准")])
+        description=f"工作日历（法定节假日和调休）至少覆盖未来{CALENDAR_AHEAD_DAYS}天，办结时限才算得准"),
+        *mart_check_specs(contracts)])
     def _marts(context: dg.AssetExecutionContext, config: MartsConfig, redwall: RedwallHome):
         home = redwall.home()
         counts = build_marts(home, full=config.full_resolution)
@@ -81,15 +83,16 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
                                        metadata={"dagster/row_count": rows,
                                                  **(resolution if name == "person_link" else {})})
         yield calendar_check(event, dt.datetime.now(ZoneInfo(TIME_ZONE)).date())
+        yield from mart_check_results(home, contracts)
 
     @dg.asset(
         # Quality comes first: its blocking checks keep a bad load out of the shared warehouse.
         key=keys.WAREHOUSE, deps=[*(keys.mart(t) for t in marts), keys.CATALOG, keys.QUALITY_ISSUE,
                                   keys.QUALITY_METRICS], group_name="publish",
-        kinds={"duckdb"},
+        kinds={"duckdb"}, owners=centre_owners(),
         description=(
-            "**共享数据仓库** `warehouse/redwall.duckdb`：各主题库（mart）按目录共享属性脱敏后发布，"
-            "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。"
+            "共享数据仓库 warehouse/redwall.duckdb：各主题库（mart）按目录共享属性脱敏后发布，代码列旁附中文名称，"
+            "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。表和示例查询见 docs/warehouse.md。"
         ),
         automation_condition=dg.AutomationCondition.eager(),
     )
@@ -98,7 +101,7 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         counts = publish(home)
         return dg.MaterializeResult(
             metadata={"path": dg.MetadataValue.path(str(home.warehouse)), "tables": len(counts),
-                      "rows_by_table": dg.MetadataValue.json(counts)}
+                      **{f"rows/{table}": rows for table, rows in counts.items()}}
         )
 
     return [_marts, warehouse]

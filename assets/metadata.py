@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from schemas import DELIVERY_GRACE, SENSITIVITY, Table
+from schemas import DELIVERY_GRACE, SENSITIVITY, Table, load_contracts
 
 
 def column_schema(table: Table) -> dg.TableSchema:
@@ -41,4 +41,15 @@ def freshness(table: Table) -> dg.FreshnessPolicy | None:
 
 
 def description(table: Table, layer: str) -> str:
-    return f"**{table.title}**（{layer}）\n\n{table.abstract}"
+    """Plain text: the UI's lists show a description as typed, so markdown would show as ``**``."""
+    return f"{table.title}（{layer}）：{table.abstract}"
+
+
+def owners(table: Table) -> list[str]:
+    """Who answers for a table in the UI: its contract's provider, as a Dagster team."""
+    return [f"team:{table.provider['name']}"]
+
+
+def centre_owners() -> list[str]:
+    """The centre's own assets (quality loop, catalogue, warehouse, dashboard): the marts' provider."""
+    return sorted({owner for t in load_contracts().marts for owner in owners(t)})

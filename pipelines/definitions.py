@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.dashboard import dashboard_assets
 from assets.directory import directory_assets
 from assets.ingest import all_ingest_assets
 from assets.marts import mart_assets
@@ -16,7 +17,8 @@ from pipelines.schedules import nightly_build
 from pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
-    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets()],
+    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(),
+            *dashboard_assets()],
     jobs=[*ingest_jobs(), publish_job, build_all],
     sensors=[*inbox_sensors(), recover_dead_runs],
     schedules=[nightly_build],

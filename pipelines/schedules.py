@@ -10,5 +10,5 @@ from pipelines.jobs import build_all
 nightly_build = dg.ScheduleDefinition(
     name="nightly_build", job=build_all, cron_schedule="0 2 * * *",
     execution_timezone="Asia/Shanghai",
-    description="Every night at 02:00: take in whatever is waiting, rebuild and republish.",
+    description="每晚02:00（北京时间）：接收收件箱中所有待处理文件，重建并重新发布，即使当天没有传感器触发。",
 )

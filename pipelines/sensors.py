@@ -30,7 +30,7 @@ def inbox_sensor(source: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"inbox_{source}", job_name=ingest_job_name(source), minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Watches inbox/{source} and starts ingest_{source}_job for every complete file.",
+        description=f"监视 inbox/{source}：文件报送完整（有 .ready 标记，或连续两次检查大小和时间不变）后启动 ingest_{source}_job。",
     )
     def _sensor(context: dg.SensorEvaluationContext, redwall: RedwallHome):
         home = redwall.home()
@@ -38,7 +38,7 @@ def inbox_sensor(source: str) -> dg.SensorDefinition:
         ready, seen = ready_files(inbox_files(home, source), previous)
         context.update_cursor(json.dumps(seen))
         if not ready:
-            return dg.SkipReason(f"no complete file in inbox/{source}")
+            return dg.SkipReason(f"inbox/{source} 中暂无报送完整的文件")
         rel = sorted(str(f.path.relative_to(home.root)) for f in ready)
         # The key changes when a file is dropped again (new mtime), so a re-sent file is answered.
         run_key = hashlib.sha256(json.dumps([[r, seen[str(home.root / r)]] for r in rel]).encode()).hexdigest()
