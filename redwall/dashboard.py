@@ -1,10 +1,9 @@
 """The street dashboard (街道驾驶舱): one self-contained HTML file a leader opens in a browser on the
 intranet, with no internet and no server (``published/dashboard/index.html``).
 
-Everything is drawn here, from the shared warehouse only, as inline CSS and SVG: no script, no
-font, no image and no stylesheet is fetched, and a Content-Security-Policy of ``default-src
-'none'`` makes the browser refuse any request the page might still try. It shows aggregates
-only — counts per street, community and grid, trends per day, buildings as points sized by their
+Everything is drawn here, from the shared warehouse only, as inline CSS and SVG
+(:mod:`redwall.offline`: nothing is fetched, and the browser is told to refuse any request). It
+shows aggregates only — counts per street, community and grid, trends per day, buildings as points sized by their
 residents — never a row about a person.
 
 The file is written beside the old one and renamed into place, so a leader who reloads never sees
@@ -14,9 +13,7 @@ half a page.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,12 +21,12 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from redwall.home import Home
+from redwall.offline import FONTS, escape as _e, page, write_atomically
 from redwall.worktime import TIME_ZONE
 
 TREND_DAYS = 28
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31")
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def dashboard_path(home: Home) -> Path:
@@ -128,10 +125,6 @@ def _latest_day(con: duckdb.DuckDBPyConnection) -> dt.date:
 
 
 # -- drawing ---------------------------------------------------------------------------------------
-def _e(text: object) -> str:
-    return html.escape("" if text is None else str(text))
-
-
 def bar_chart(rows: list[dict], series: dict[str, str], *, title: str, x: str = "day") -> str:
     """Grouped vertical bars: ``series`` maps a row field to its colour; a legend names them."""
     width, height, left, bottom, top = 900, 240, 40, 36, 28
@@ -234,8 +227,7 @@ def table(rows: list[dict], columns: dict[str, str], *, numeric: set[str]) -> st
 
 
 STYLE = """
-body{font-family:"Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei","PingFang SC",sans-serif;margin:0;
-  background:#f3f5f8;color:#1d2733}
+body{font-family:""" + FONTS + """;margin:0;background:#f3f5f8;color:#1d2733}
 header{background:#8b1a1a;color:#fff;padding:14px 28px}
 header h1{margin:0;font-size:26px} header p{margin:4px 0 0;font-size:14px;opacity:.9}
 main{padding:18px 28px;max-width:1400px}
@@ -297,12 +289,7 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
         "events_on_time": "按时", "on_time_pct": "按时反馈率%"}, numeric=counts)
     source_table = table(by_source, {"source_name": "来源系统", "open": "待整改", "closed": "已整改"}, numeric=counts)
     local = built_at.astimezone(ZoneInfo(TIME_ZONE))
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(street)}驾驶舱</title><style>{STYLE}</style></head>
-<body><header><h1>{_e(street)} · 街道驾驶舱</h1>
+    return page(f"{street}驾驶舱", f"""<header><h1>{_e(street)} · 街道驾驶舱</h1>
 <p>数据截至 {end:%Y年%m月%d日} · 生成于 {local:%Y-%m-%d %H:%M}（北京时间） · 仅含汇总数，不含个人信息</p></header>
 <main>
 <section><h2>关键指标</h2><div class="cards">{cards}</div>
@@ -315,18 +302,12 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
 {source_table}</div></section>
 <section><h2>各社区</h2>{community_table}</section>
 <section><h2>各网格</h2>{grid_table}</section>
-</main></body></html>
-"""
+</main>""", STYLE)
 
 
 def build_dashboard(home: Home, built_at: dt.datetime | None = None) -> tuple[Path, list[Figure]]:
     """Write the dashboard of ``home``'s shared warehouse; returns its path and key figures."""
     built_at = built_at or dt.datetime.now(dt.timezone.utc)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
-        page, figures = render(con, built_at), key_figures(con)
-    path = dashboard_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = path.with_name(f".{path.name}.{os.getpid()}.new")
-    new.write_text(page, encoding="utf-8")
-    os.replace(new, path)
-    return path, figures
+        text, figures = render(con, built_at), key_figures(con)
+    return write_atomically(dashboard_path(home), text), figures

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from redwall import lake
+from redwall.dashboard import dashboard_path
 from redwall.home import Home
 from schemas import load_contracts
 
@@ -63,6 +64,7 @@ def print_summary(home: Home, seconds: float) -> None:
         print(f"  mart.{t.name:<14}{rows:>10,}  {t.title}")
     print(f"""
 where to look next:
+  dashboard   {dashboard_path(home)}  (the street dashboard: open it in a browser, no server needed)
   warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref; tables: {PROJECT_ROOT / 'docs' / 'warehouse.md'})
               e.g. residents per community:
               {warehouse_example(home)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
@@ -205,6 +206,68 @@ def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
                 con.sql(sql).fetchall()  # runs as documented
 
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--hide-scrollbars"]
+
+
+def _page_requests(net_log: Path) -> list[str]:
+    """URLs a page asked for (Chromium's net log; the browser's own background requests carry no
+    file:// isolation key and are left out)."""
+    log = json.loads(net_log.read_text(encoding="utf-8"))
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in log["events"] if e["type"] == start
+            and e.get("params", {}).get("network_isolation_key", "").startswith("file://")]
+
+
+def _open(page: Path, tmp_path: Path, name: str, *extra: str) -> tuple[str, list[str]]:
+    """``page`` in headless Chromium: its rendered DOM and the requests it made."""
+    net_log = tmp_path / f"{name}.netlog.json"
+    done = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / name}", f"--log-net-log={net_log}",
+                           *extra, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, _page_requests(net_log)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="needs a headless Chromium: apt-get install chromium fonts-noto-cjk "
+                                         "(.ci/run installs both)")
+def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_home, tmp_path):
+    from redwall.dashboard import dashboard_path
+
+    page = dashboard_path(demo_home)
+    assert page.exists()  # build_all made it, downstream of the warehouse
+    text = page.read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text and "<script" not in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    # The net-log check has teeth: a page with a remote image and stylesheet shows both requests.
+    control = tmp_path / "control.html"
+    control.write_text('<img src="http://127.0.0.1:9/x.png"><link rel="stylesheet" href="https://cdn.invalid/a.css">')
+    assert len(_open(control, tmp_path, "control", "--dump-dom")[1]) == 2
+
+    dom, requests = _open(page, tmp_path, "dashboard", "--dump-dom")
+    assert requests == []
+    shown = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', dom))
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
+        residents, floating, care_alone = con.sql(
+            "SELECT sum(residents), sum(floating_residents), sum(living_alone) FROM mart.grid").fetchone()
+        events, overdue, on_time = con.sql(
+            "SELECT count(*), count(*) FILTER (WHERE overdue), round(avg(on_time::INT) * 100, 1) FROM mart.event"
+        ).fetchone()
+        (open_issues,) = con.sql("SELECT count(*) FROM quality.issue WHERE status = 'open'").fetchone()
+        community, community_residents = con.sql(
+            "SELECT community_name, residents FROM mart.community ORDER BY residents DESC LIMIT 1").fetchone()
+    assert shown["residents"] == f"{residents:,}人" and shown["floating"] == f"{floating:,}人"
+    assert shown["living_alone"] == f"{care_alone:,}人" and shown["events"] == f"{events:,}件"
+    assert shown["events_overdue"] == f"{overdue:,}件" and shown["on_time_pct"] == f"{on_time:.1f}%"
+    assert shown["issues_open"] == f"{open_issues:,}条"
+    assert re.search(rf"<td>{community}</td><td[^>]*>\d+</td><td[^>]*>{community_residents:,}</td>", dom)
+    assert dom.count("<circle") > 10 and "<polygon" in dom  # the buildings map, with grid outlines
+    screenshot = tmp_path / "dashboard.png"
+    _open(page, tmp_path, "screenshot", f"--screenshot={screenshot}", "--window-size=1400,2600")
+    assert screenshot.stat().st_size > 50_000
+    print(f"dashboard screenshot for review: {screenshot}")
+
+
 def _without_venv() -> dict[str, str]:
     """The README's shell: the virtualenv never activated, so its programs are not on PATH."""
     venv = str(Path(sys.executable).parent)
@@ -220,6 +283,7 @@ def _printed(lines: list[str], label: str) -> str:
 def test_next_steps_work_as_printed(demo_home):
     """Every command `redwall demo` prints runs in a shell where the virtualenv was never activated."""
     lines = (demo_home.root / "demo_output.txt").read_text(encoding="utf-8").splitlines()
+    assert Path(_printed(lines, "dashboard").split()[0]).is_file()
     query = lines[next(i for i, line in enumerate(lines) if "residents per community" in line) + 1].strip()
     done = subprocess.run(["bash", "-c", query], env=_without_venv(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
