@@ -157,12 +157,12 @@ def _started_at(pid: int) -> float | None:
 
 @dg.sensor(name="recover_dead_runs", minimum_interval_seconds=RECOVERY_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Marks failed the runs whose process was killed, and frees their pool slots.")
+           description="把进程已被终止的运行标记为失败，并释放其占用的并发池名额（否则同一来源的后续运行会一直等待）。")
 def recover_dead_runs(context: dg.SensorEvaluationContext):
     lines = recover(context.instance)
     for line in lines:
         context.log.info(line)
-    return dg.SkipReason("; ".join(lines) if lines else "every running run's process is alive")
+    return dg.SkipReason("; ".join(lines) if lines else "没有进程已终止而仍显示运行中的运行")
 
 
 def wait_for_pools(instance: dg.DagsterInstance, pools: list[str], run_id: str, say) -> None:
