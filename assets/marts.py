@@ -16,7 +16,9 @@ from redwall import lake
 from redwall.marts import STATE, build_marts
 from redwall.marts.person import EXACT_ID
 from redwall.warehouse import publish
-from redwall.worktime import TIME_ZONE, calendar_reach
+from redwall.marts.tables import read_silver
+from redwall.templates import template_file_name
+from redwall.worktime import SCHEDULE, TIME_ZONE, calendar_reach
 from schemas import Contracts, load_contracts
 
 
@@ -24,16 +26,23 @@ CALENDAR_CHECK = "working_calendar_ahead"
 CALENDAR_AHEAD_DAYS = 60  # time to add next year's holidays once the State Council publishes them
 
 
-def calendar_check(asset_key: dg.AssetKey, today: dt.date) -> dg.AssetCheckResult:
-    """Warn while the committed working calendar ends within :data:`CALENDAR_AHEAD_DAYS`."""
-    left = calendar_reach(today)
+def calendar_check(asset_key: dg.AssetKey, today: dt.date,
+                   schedule: pl.DataFrame | None = None) -> dg.AssetCheckResult:
+    """Warn while the working calendar (committed, plus the holiday schedules delivered as
+    ``schedule``) ends within :data:`CALENDAR_AHEAD_DAYS`, saying how to extend it."""
+    table = load_contracts().table(SCHEDULE)
+    left = calendar_reach(today, schedule)
+    ends = today + dt.timedelta(days=left)
+    template = f"published/templates/{table.department['code']}/{template_file_name(table)}"
+    inbox = f"inbox/ledgers/{table.department['code']}/"
     return dg.AssetCheckResult(
         asset_key=asset_key, check_name=CALENDAR_CHECK, passed=left >= CALENDAR_AHEAD_DAYS,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"days_left": left, "calendar_ends": str(today + dt.timedelta(days=left))},
+        metadata={"days_left": left, "calendar_ends": str(ends), "template": template, "inbox": inbox},
         description=None if left >= CALENDAR_AHEAD_DAYS else
-        "工作日历即将用完：请按国务院办公厅公布的次年放假安排补充 schemas/reference/calendar.csv，"
-        "否则超出日历的日期只按周一至周五计算工作时限。",
+        f"工作日历只到{ends:%Y年%m月%d日}：请在国务院办公厅公布{ends.year + 1}年放假安排后，"
+        f"按模板 {template} 填写该年度的放假日和调休上班日，放入 {inbox}；"
+        "在此之前，超出日历的日期只按周一至周五计算，相关事件的时限标为暂算（provisional）。",
     )
 
 
@@ -82,7 +91,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
             yield dg.MaterializeResult(asset_key=keys.mart(contracts.table(f"mart.{name}")),
                                        metadata={"dagster/row_count": rows,
                                                  **(resolution if name == "person_link" else {})})
-        yield calendar_check(event, dt.datetime.now(ZoneInfo(TIME_ZONE)).date())
+        schedule = read_silver(home, (SCHEDULE,))[SCHEDULE]
+        yield calendar_check(event, dt.datetime.now(ZoneInfo(TIME_ZONE)).date(), schedule)
         yield from mart_check_results(home, contracts)
 
     @dg.asset(

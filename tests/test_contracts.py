@@ -50,7 +50,7 @@ def test_headers_are_unique_within_a_table():
 
 def test_ledgers_carry_department_template_and_examples():
     contracts = load_contracts()
-    assert set(contracts.departments) == {"civil_affairs", "city_management", "safety"}
+    assert set(contracts.departments) == {"civil_affairs", "city_management", "safety", "data_center"}
     for t in contracts.ledgers:
         assert t.template["version"] >= 1 and t.template["sheet"]
         assert all(c.example is not None for c in t.columns), t.key

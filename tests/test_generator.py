@@ -172,9 +172,10 @@ def test_district_snapshots_follow_the_contract_and_the_code_rules(home):
 
 def test_ledger_headers_are_labels_aliases_or_recorded_extra_columns(home, truth):
     contracts = load_contracts()
-    departments = {t.department["code"] for t in contracts.ledgers}
-    assert {p.name for p in home.inbox("ledgers").iterdir()} == departments
     files = truth["files"].filter(pl.col("source") == "ledgers")
+    # every department but the centre, whose holiday schedule comes once a year from the State Council
+    departments = {t.department["code"] for t in contracts.ledgers if t.name in set(files["table"])}
+    assert {p.name for p in home.inbox("ledgers").iterdir()} == departments
     assert set(files["table"]) == {"elderly_alone", "hardship_aid", "storefront_duty", "fire_hazard"}
     for file, table in files.select("file", "table").iter_rows():
         path = home.inbox("ledgers") / file

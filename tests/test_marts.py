@@ -435,4 +435,4 @@ def test_the_event_mart_warns_before_the_working_calendar_runs_out():
     assert early.passed and early.metadata["days_left"].value == CALENDAR_AHEAD_DAYS
     late = calendar_check(key, ends - dt.timedelta(days=CALENDAR_AHEAD_DAYS - 1))
     assert not late.passed and late.severity == dg.AssetCheckSeverity.WARN
-    assert "calendar.csv" in late.description
+    assert "节假日安排" in late.description and "inbox/ledgers/data_center/" in late.description

@@ -32,7 +32,7 @@ from redwall.marts.person import (
 )
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
-from redwall.worktime import TIME_ZONE
+from redwall.worktime import SCHEDULE, TIME_ZONE
 from schemas import load_contracts
 
 INPUTS = (
@@ -41,6 +41,7 @@ INPUTS = (
     "ledgers.elderly_alone", "ledgers.hardship_aid",
     "grid_app.event", "grid_app.event_status", "grid_app.visit", "grid_app.inspection",
     "district.grid", "district.building", "district.house", "district.organization", "district.component",
+    SCHEDULE,
 )
 
 
@@ -67,7 +68,8 @@ def _compute(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
     resolved = documented(linked)
     statuses = person_status(resolved)
     persons = build_person(resolved, statuses, grids, today)
-    events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of)
+    events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of,
+                         silver.get(SCHEDULE))
     state = linked.unique("record_id").select(
         "record_id", "feature_hash", "person_key", scored=pl.col("scored").fill_null(False))
     return {

@@ -25,6 +25,9 @@ calendar (:mod:`redwall.worktime`):
   ``overdue``: open (not 挂账) and past the limit.
 - ``working_minutes``, the working time to close: from the first 派遣 to the first 结案, or to
   ``as_of`` while open.
+- ``provisional``: the limit's time runs past the working calendar's end (no holiday schedule
+  delivered for that year yet), where it was counted Monday to Friday; the figures are computed
+  again, and the flag cleared, once the year's schedule is delivered.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from redwall.marts.classes import classes
-from redwall.worktime import TIME_ZONE, limit_seconds, with_working_clocks, working_days
+from redwall.worktime import TIME_ZONE, calendar_end, limit_seconds, with_working_clocks, working_days
 from schemas import reference
 
 STEPS = {"01": "reported_at", "02": "filed_at", "04": "dispatched_at", "05": "handled_at",
@@ -75,7 +78,10 @@ def _workflow(steps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_event(events: pl.DataFrame, steps: pl.DataFrame, grids: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
+def build_event(events: pl.DataFrame, steps: pl.DataFrame, grids: pl.DataFrame, as_of: dt.datetime,
+                schedule: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``schedule``: the delivered holiday schedules (silver ``ledgers.holiday_schedule``), which
+    extend the working calendar (:func:`redwall.worktime.working_days`)."""
     reports = (
         events.sort("recorded_at").unique("event_id", keep="first")
         .select("event_id", "source", "major_code", "minor_code", "object_id", "address", "lon", "lat",
@@ -110,12 +116,12 @@ def build_event(events: pl.DataFrame, steps: pl.DataFrame, grids: pl.DataFrame, 
             .then(pl.col(c)) for c in ("major_name", "class_name", "time_limit", "time_unit")
         )
     )
-    frame = _timeliness(frame, as_of)
+    frame = _timeliness(frame, as_of, schedule)
     return frame.join(grids.select("grid_code", "community_code"), on="grid_code", how="left").drop(
         "about_component", "reported_on", "valid_from", "valid_to")
 
 
-def _timeliness(frame: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
+def _timeliness(frame: pl.DataFrame, as_of: dt.datetime, schedule: pl.DataFrame | None) -> pl.DataFrame:
     now = pl.lit(as_of).dt.convert_time_zone(TIME_ZONE)
     frame = frame.with_columns(
         until=pl.when(pl.col("is_open")).then(now).otherwise(pl.col("closed_at")),
@@ -127,7 +133,11 @@ def _timeliness(frame: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
     first = min(filter(None, [dates["d"].min(), today]))
     last = max(filter(None, [dates["d"].max(), today]))
-    frame = with_working_clocks(frame, clocks, working_days(first, last))
+    # a limit reaching past the calendar's end was counted Monday to Friday there: provisional
+    # until the next year's holiday schedule is delivered
+    beyond = pl.max_horizontal(pl.col(clocks).dt.convert_time_zone(TIME_ZONE).dt.date()) > calendar_end(schedule)
+    frame = frame.with_columns(provisional=pl.col("limit_starts_at").is_not_null() & beyond.fill_null(False))
+    frame = with_working_clocks(frame, clocks, working_days(first, last, schedule))
     handling = pl.col("handling_until_clock") - pl.col("limit_starts_at_clock")
     extended = pl.col("extension_at") < pl.col("handling_until")
     limit = limit_seconds(pl.col("time_limit"), pl.col("time_unit")) * (1 + extended.fill_null(False).cast(pl.Int64))
