@@ -35,6 +35,8 @@ from quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_chec
 from quality.suites import RULES_ZH, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
+from redwall.ingest.inbox import LEDGERS
+from redwall.ingest.layout import RETURNED_ROW
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.person import person_digest
@@ -104,6 +106,12 @@ def record_hint(table: Table, rows: pl.DataFrame) -> pl.Series:
     parts = [k for k in table.keys if k not in ids] + names[:1] + [c.name for c in table.all_columns if c.pii == "address"]
     joined = rows.select(pl.concat_str([pl.col(c).cast(pl.String) for c in parts], separator="|")).to_series()
     return person_digest(joined).alias("record_hint")
+
+
+def returned_row(file_path: str, row_number: int) -> str:
+    """How an error workbook names the row of the original file each of its rows is: a digest of
+    the file's path (no name, no personal value) and the row number; e.g. ``3f9a0c1d22e7-5``."""
+    return f"{hashlib.sha256(file_path.encode()).hexdigest()[:12]}-{row_number}"
 
 
 def _person_key(table: Table) -> pl.Expr:
@@ -309,6 +317,7 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
                                      if c not in previous.columns)
     issues = _merge(previous.select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA), seen, now)
     issues = _close_ingest(issues, home)
+    issues = _close_returned(issues, findings, home)
     issues = _close_silver(issues, seen, judged, now)
     issues = _waive(issues, waivers, now).select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA).sort("issue_id")
     lake.write(home, LAYER, ISSUES, issues)
@@ -363,6 +372,68 @@ def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
     fixed = pl.concat([found.select("issue_id", "last_seen", "at") for found in (by_key, by_place, by_hint)]) \
         .filter(pl.col("at") > pl.col("last_seen")).group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
     return _closed(issues, fixed)
+
+
+def _close_returned(issues: pl.DataFrame, findings: pl.DataFrame, home: Home) -> pl.DataFrame:
+    """An issue of a ledger row closes when the row comes back, in a delivery newer than the
+    issue's last failure, is taken in and does not fail the same rule. A row comes back in the
+    file's error workbook, whose hidden column names the original row (:func:`returned_row`)
+    whatever the clerk did to the other rows, or at the same row of a corrected copy of the file
+    (:func:`_copies`). Whatever the returned file is called; and also where the correction changed
+    the record's key (the original record is then no longer current, and nothing else would judge
+    it again) or left nothing else to recognise it by."""
+    open_ = issues.filter((pl.col("status") == OPEN) & (pl.col("source") == LEDGERS) & pl.col("file_path").is_not_null())
+    if not open_.height:
+        return issues
+    back = []
+    for table in load_contracts().ledgers:
+        if lake.exists(home, "bronze", table.bronze_name):
+            rows = lake.scan(home, "bronze", table.bronze_name)
+            if RETURNED_ROW in rows.collect_schema().names():
+                back.append(rows.filter(pl.col(RETURNED_ROW).is_not_null()).select(
+                    pl.lit(table.key).alias("table"), pl.col(RETURNED_ROW).alias("token"),
+                    pl.col("_source_file").alias("back_file"), pl.col("_row_number").alias("back_row"),
+                    pl.col("_loaded_at").alias("at")).collect())
+            back.append(_copies(table, rows, open_.filter(pl.col("table") == table.key)["file_path"].unique()))
+    places = open_.select("file_path", "row_number").unique()
+    places = places.with_columns(token=pl.Series([returned_row(f, n) for f, n in places.iter_rows()], dtype=pl.String))
+    returned = open_.join(places, on=["file_path", "row_number"]).join(pl.concat(back), on=["table", "token"]) \
+        .filter(pl.col("at") > pl.col("last_seen"))
+    # what the returned row still fails (or failed at all, kept out), in its own delivery or later
+    failed = findings.select(pl.col("file_path").alias("back_file"), pl.col("row_number").alias("back_row"),
+                             pl.col("rule").alias("failed_rule"), pl.col("last_seen").alias("failed_at"),
+                             ((pl.col("origin") == INGEST) & (pl.col("severity") == "error")).alias("kept_out"))
+    failing = returned.join(failed, on=["back_file", "back_row"]).filter(
+        (pl.col("failed_at") >= pl.col("at")) & (pl.col("kept_out") | (pl.col("failed_rule") == pl.col("rule"))))
+    fixed = returned.join(failing.select("issue_id", "back_file", "back_row"), on=["issue_id", "back_file", "back_row"],
+                          how="anti").group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
+    return _closed(issues, fixed)
+
+
+def _copies(table: Table, bronze: pl.LazyFrame, originals: pl.Series) -> pl.DataFrame:
+    """The rows of corrected copies of ``originals`` as returned rows (``token``: the original row
+    they stand at). A copy is a later file of the same department in which most of the original's
+    rows are still at their row, each with most of its cells unchanged: the clerk opened the file,
+    corrected some cells and saved it under another name."""
+    columns = [c.name for c in table.columns]
+    rows = bronze.select("_source_file", "_row_number", "_loaded_at", *columns).collect()
+    # each file's latest delivery, and the folder (department) it came from
+    rows = rows.filter(pl.col("_loaded_at") == pl.col("_loaded_at").max().over("_source_file")).with_columns(
+        folder=pl.col("_source_file").str.replace(r"/[^/]*$", ""))
+    original = rows.filter(pl.col("_source_file").is_in(originals.implode()))
+    pairs = original.join(rows, on=["folder", "_row_number"], suffix=".copy").filter(
+        (pl.col("_source_file.copy") != pl.col("_source_file")) & (pl.col("_loaded_at.copy") > pl.col("_loaded_at")))
+    same = pl.sum_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.copy")) for c in columns)
+    size = original.group_by("_source_file").len("size")
+    copies = pairs.filter(same * 2 >= len(columns)).group_by("_source_file", "_source_file.copy").len("same") \
+        .join(size, on="_source_file").filter(pl.col("same") * 2 >= pl.col("size"))
+    found = copies.join(rows.select(pl.col("_source_file").alias("_source_file.copy"), "_row_number", "_loaded_at"),
+                        on="_source_file.copy")
+    return pl.DataFrame({
+        "table": [table.key] * found.height,
+        "token": [returned_row(f, n) for f, n in found.select("_source_file", "_row_number").iter_rows()],
+        "back_file": found["_source_file.copy"], "back_row": found["_row_number"], "at": found["_loaded_at"],
+    }, schema={"table": pl.String, "token": pl.String, "back_file": pl.String, "back_row": pl.Int64, "at": UTC})
 
 
 def _close_silver(issues: pl.DataFrame, seen: pl.DataFrame, judged: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:

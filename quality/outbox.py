@@ -21,13 +21,16 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE
+from quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall import lake
 from redwall.home import Home
+from redwall.ingest.formats import Unreadable, read_file
 from redwall.ingest.inbox import LEDGERS
+from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
-from redwall.ingest.receipts import OPS, REJECTIONS
+from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.privacy import scrub_free_text
+from redwall.templates import IDENTITY_SHEET, _identity, _list_range, _validation, _values, dynamic_code_values
 from schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
@@ -42,6 +45,8 @@ FORMATS = {"date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm:ss", "int": "0", 
 TEXT = "@"
 # How the workbook reader renders a date cell: the cell of a column the clerk added goes back as a date.
 DATE_CELL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+TITLE = "{file}：红色单元格有问题，鼠标移到单元格上可看说明（全部问题见「问题说明」工作表）；改正后保存报送即可，文件名可改"
+VALIDATED_ROWS = 1000  # drop-downs and date checks reach this many rows below the last one
 
 
 def _listed(issues: pl.DataFrame) -> pl.DataFrame:
@@ -104,13 +109,15 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
     contracts = load_contracts()
     rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
     marks = _marks(home, ledger, rows)
+    dynamic = dynamic_code_values(home, contracts)
     written: set[Path] = set()
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
         department = parts[0][0].department["code"] if parts else next(
             iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name)
         book = Workbook()
-        _issue_sheet(book, _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path)))
+        layouts = _layouts(home, path, [table for table, _ in parts])
+        _issue_sheet(book, _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path), layouts, dynamic))
         target = root / department / f"{Path(path).stem}_错误标注.xlsx"
         if target in written:  # 台账.xlsx and 台账.csv of one department
             target = target.with_name(f"{Path(path).name}_错误标注.xlsx")
@@ -155,22 +162,41 @@ def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFr
         .sort("row_number", "column", nulls_last=True, maintain_order=True).with_row_index("mark")
 
 
-def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks: pl.DataFrame) -> pl.DataFrame:
+def _layouts(home: Home, path: str, tables: list[Table]) -> dict[tuple[str, str | None], tuple[dict, tuple]]:
+    """How the clerk laid out each sheet of the file's latest delivery: ``{(table key, sheet):
+    (column → header as written, columns in their order)}``, read again from the kept copy (bronze
+    keeps values, not layout). Empty when the copy cannot be read: the template's layout then."""
+    kept = lake.read(home, OPS, RECEIPTS, where=pl.col("file_path") == path, columns=["stored_as", "received_at"])
+    if not kept.height or not tables:
+        return {}
+    try:
+        found, _ = blocks(read_file(home.root / kept.sort("received_at")["stored_as"][-1]), tables)
+    except (Unreadable, OSError):
+        return {}
+    return {(b.table.key, b.grid.sheet): (b.labels, b.order) for b in found if b.table is not None}
+
+
+def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks: pl.DataFrame,
+                 layouts: dict, dynamic: dict[str, list[str]]) -> pl.DataFrame:
     """One sheet per table and delivered sheet of the file: its rows (:func:`_write_rows`), each
-    marked cell filled and commented (a mark without a column of the template, on the row number;
-    an issue names no sheet, so where two sheets of one table hold its row, on both). Returns
-    ``marks`` with the sheets each is shown on (null: its row is not among the file's rows)."""
+    marked cell filled and commented (a mark without a column of the sheet, on the row's first
+    cell; an issue names no sheet, so where two sheets of one table hold its row, on both); the
+    template's identity and drop-down lists in a very hidden sheet. Returns ``marks`` with the
+    sheets each is shown on (null: its row is not among the file's rows)."""
     sheets = [(table, sheet, frame) for table, rows in parts
               for (sheet,), frame in rows.group_by("_sheet", maintain_order=True)]
+    lists = book.create_sheet(IDENTITY_SHEET)
+    if sheets:
+        _identity(book, lists, sheets[0][0])
+    lists.sheet_state = "veryHidden"
     shown = []
     for i, (table, sheet_name, frame) in enumerate(sheets):
-        sheet = book.active if i == 0 else book.create_sheet()
-        sheet.title = "错误标注" if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
-        columns = _write_rows(sheet, table, frame)
-        where = {n: r for r, n in enumerate(frame["_row_number"], start=2)}
-        mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(list(where)))
+        sheet = book.active if i == 0 else book.create_sheet(index=i)
+        sheet.title = (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
+        columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic)
+        mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(frame["_row_number"].implode()))
         for number, column, message in mine.select("row_number", "column", "message_zh").iter_rows():
-            cell = sheet.cell(row=where[number], column=columns.index(column) + 2 if column in columns else 1)
+            cell = sheet.cell(row=number, column=columns.index(column) + 1 if column in columns else 1)
             cell.fill = BAD
             text = message if cell.comment is None else f"{cell.comment.text}\n{message}"
             cell.comment = Comment(text, AUTHOR, width=320, height=60 + 40 * text.count("\n"))
@@ -182,47 +208,66 @@ def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks:
     return marks.join(on, on="mark", how="left")
 
 
-def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame) -> list[str]:
-    """The header (原行号, the template's labels, then the columns the clerk added, as bronze keeps
-    them) and each row as the clerk typed it: where the text is a value of its column's type, a
-    date as a date cell, a number of a numeric column as a number; ID numbers, phones and other
-    identifiers as text cells formatted as text, so that Excel cannot round them again; any other
-    text as delivered. Returns the template's columns, in sheet order from column 2."""
-    columns = [c.name for c in table.columns]
-    extras = [c for c in frame.columns if not c.startswith("_") and c not in table.schema()
-              and frame[c].is_not_null().any()]
+def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame, layout: tuple[dict, tuple] | None,
+                lists: Worksheet, dynamic: dict[str, list[str]]) -> list[str]:
+    """The clerk's rows where they were in the file, so that 第N行 of every message is row N here:
+    the header above the first row, under a line saying what the workbook is; the clerk's columns
+    in the clerk's order under the clerk's headers (``layout``, else the template's), the
+    template's drop-downs and date checks on them; each value as the clerk typed it: where the text
+    is a value of its column's type, a date as a date cell, a number of a numeric column as a
+    number; ID numbers, phones and other identifiers as text cells formatted as text, so that Excel
+    cannot round them again; any other text as delivered. Last, a hidden column naming each row's
+    place in the original file (:func:`quality.loop.returned_row`): the loop closes the original
+    row's issues when the row comes back and passes, whatever the file is then called and however
+    its rows were sorted, deleted or added. Returns the sheet's columns, from column 1."""
+    labels, order = layout or ({}, ())
+    present = [c for c in frame.columns if not c.startswith("_") and (c in table.schema() or frame[c].is_not_null().any())]
+    columns = [c for c in order if c in present] + [c for c in present if c not in order]
+    contract = {c.name: c for c in table.columns}
     # an ID or phone typed into a note goes no further than the lake, nor into a column the clerk added
     frame = frame.with_columns(scrub_free_text(pl.col(c)) for c in
-                               [*(c.name for c in table.columns if c.free_text), *extras])
+                               [*(c.name for c in table.columns if c.free_text), *(c for c in columns if c not in contract)])
     kinds = {c.name: "text" if c.format else c.type for c in table.columns}
     typed = judge(table, frame, PLACE).rows.select(
         pl.col(c).dt.replace_time_zone(None) if kinds[c] == "datetime" else pl.col(c)
-        for c in columns if kinds[c] in FORMATS)
-    sheet.append(["原行号", *(table.column(c).label for c in columns), *extras])
-    for cell in sheet[1]:
-        cell.font = BOLD
-    values = {c: typed[c].to_list() if c in typed.columns else [None] * frame.height for c in columns}
-    delivered = {c: frame[c].to_list() for c in [*columns, *extras]}
-    for i, number in enumerate(frame["_row_number"]):
-        r = i + 2
-        sheet.cell(r, 1, number)
-        for j, c in enumerate(columns, start=2):
-            value = values[c][i]
-            cell = _put(sheet, r, j, delivered[c][i] if value is None else value)
-            if kinds[c] == "text":
-                cell.number_format = TEXT
-            elif value is not None:
-                cell.number_format = FORMATS[kinds[c]]
-        for j, c in enumerate(extras, start=len(columns) + 2):
+        for c in contract if kinds[c] in FORMATS)
+    first, last = frame["_row_number"].min(), frame["_row_number"].max()
+    header = max(first - 1, 1)
+    if header > 1:
+        sheet.cell(1, 1, TITLE.format(file=table.title)).font = BOLD
+    names = [labels.get(c) or (contract[c].label if c in contract else c) for c in columns]
+    for j, name in enumerate([*names, RETURNED_HEADER], start=1):
+        sheet.cell(header, j, name).font = BOLD
+    values = {c: typed[c].to_list() if c in typed.columns else [None] * frame.height for c in contract}
+    delivered = {c: frame[c].to_list() for c in columns}
+    tokens = [returned_row(path, n) for path, n in zip(frame["_source_file"], frame["_row_number"])]
+    for i, r in enumerate(frame["_row_number"]):
+        for j, c in enumerate(columns, start=1):
+            if c in contract:
+                value = values[c][i]
+                cell = _put(sheet, r, j, delivered[c][i] if value is None else value)
+                if kinds[c] == "text":
+                    cell.number_format = TEXT
+                elif value is not None:
+                    cell.number_format = FORMATS[kinds[c]]
+                continue
             text = delivered[c][i]
             if text is not None and DATE_CELL.match(text):
                 moment = dt.datetime.fromisoformat(text)
                 _put(sheet, r, j, moment).number_format = FORMATS["date" if moment.time() == dt.time() else "datetime"]
             else:
                 _put(sheet, r, j, text)
-    for j, c in enumerate(columns, start=2):
-        sheet.column_dimensions[get_column_letter(j)].width = 22 if kinds[c] == "text" else 14
-    sheet.freeze_panes = "B2"
+        _put(sheet, r, len(columns) + 1, tokens[i])
+    for j, c in enumerate(columns, start=1):
+        letter = get_column_letter(j)
+        sheet.column_dimensions[letter].width = 22 if kinds.get(c) == "text" else 14
+        if c in contract and (contract[c].codes or contract[c].type == "date"):
+            values_ = _values(contract[c], dynamic)
+            validation = _validation(contract[c], values_, _list_range(lists, contract[c], values_))
+            validation.add(f"{letter}{header + 1}:{letter}{last + VALIDATED_ROWS}")
+            sheet.add_data_validation(validation)
+    sheet.column_dimensions[get_column_letter(len(columns) + 1)].hidden = True
+    sheet.freeze_panes = sheet.cell(header + 1, 1)
     return columns
 
 
@@ -242,8 +287,8 @@ def _put(sheet: Worksheet, row: int, column: int, value):
 def _issue_sheet(book: Workbook, listed: pl.DataFrame) -> None:
     """Every issue of the file in row order, and the sheet it is marked on: rows, columns and what
     to do, no values."""
-    sheet = book.create_sheet("问题说明")
-    sheet.append(["标注所在工作表", "原行号", "问题说明", "严重程度"])
+    sheet = book.create_sheet("问题说明", index=len(book.sheetnames) - 1)
+    sheet.append(["标注所在工作表", "行号", "问题说明", "严重程度"])
     for cell in sheet[1]:
         cell.font = BOLD
     for name, number, message, severity in listed.select("sheet", "row_number", "message_zh",

@@ -1,8 +1,11 @@
 """The ledgers' error workbooks (错误标注表): on generator output and on a clerk's own workbook, every
 open issue of a ledger file is marked and explained in that file's workbook, whichever step of the
 loop found it; the clerk's rows come back as typed (dates as dates, numbers as numbers, ID numbers
-and phones as text, the columns they added kept); workbooks are regenerated whole; and personal
-values go into no file but the sending department's own workbook."""
+and phones as text, the columns they added kept), at the rows they had, under the clerk's own
+headers in the clerk's order, with the template's drop-downs and a hidden column naming each row's
+original place; workbooks are regenerated whole; and personal values go into no file but the
+sending department's own workbook. (Sending a workbook back, and its issues closing: the delivery
+corpus, tests/deliveries.)"""
 
 import datetime as dt
 import shutil
@@ -10,13 +13,16 @@ from pathlib import Path
 
 import openpyxl
 import polars as pl
+from openpyxl.utils import get_column_letter
 import pytest
 
-from quality.loop import run_loop
+from quality.loop import returned_row, run_loop
 from quality.outbox import write_outbox
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest import process_source
+from redwall.ingest.layout import RETURNED_HEADER, header_key
+from redwall.templates import IDENTITY_SHEET
 from redwall.marts import build_marts
 from schemas import load_contracts
 
@@ -25,6 +31,10 @@ UNKNOWN_ADDRESS = "西城区无名胡同999号"  # no building of the district r
 UNKNOWN_COMMUNITY = "无名社区"  # no community of the district register: a suite issue
 ADDED = "身体状况"  # a column the clerk added to the template
 ISSUES = "问题说明"  # the sheet listing a file's issues, beside its rows
+# The clerk's own layout: the phone first, the ID under one of its other names.
+CLERK_ORDER = ["phone", "name", "id_number", "community", "address", "living_situation", "emergency_contact",
+               "emergency_phone", "last_visit_on", "visiting_cadre"]
+CLERK_HEADERS = {"id_number": "身份证号"}
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +51,21 @@ def _workbook(home: Home, path: str) -> Path:
 
 
 def _rows(sheet) -> tuple[list[str], dict[int, dict[str, openpyxl.cell.Cell]]]:
-    """A data sheet's header and its cells by the row number in the clerk's file (原行号)."""
-    header = [c.value for c in sheet[1]]
-    assert header[0] == "原行号"
-    return header, {row[0].value: dict(zip(header, row)) for row in sheet.iter_rows(min_row=2)}
+    """A data sheet's header (without the hidden row reference that ends it) and its cells by row:
+    the workbook keeps each row at its row in the clerk's file."""
+    at = next(r for r in range(1, 4) if RETURNED_HEADER in [c.value for c in sheet[r]])
+    header = [c.value for c in sheet[at]]
+    assert header[-1] == RETURNED_HEADER
+    return header[:-1], {row[0].row: dict(zip(header, row)) for row in sheet.iter_rows(min_row=at + 1)}
+
+
+def _header_of(header: list[str], column) -> str | None:
+    """The header the sender wrote for a contract column (the workbook keeps the sender's)."""
+    return next((h for h in header if header_key(h) in {header_key(n) for n in column.headers}), None)
+
+
+def _data_sheets(book) -> list:
+    return [s for s in book if s.title not in (ISSUES, IDENTITY_SHEET)]
 
 
 def _assert_marked(home: Home, issues: pl.DataFrame) -> None:
@@ -55,8 +76,8 @@ def _assert_marked(home: Home, issues: pl.DataFrame) -> None:
     books = {path: openpyxl.load_workbook(_workbook(home, path)) for path in mine["file_path"].unique()}
     for path, table, number, column, message in mine.select(
             "file_path", "table", "row_number", "column", "message_zh").iter_rows():
-        _, cells = _rows(books[path].worksheets[0])
-        cell = cells[number][contracts.table(table).column(column).label if column else "原行号"]
+        header, cells = _rows(books[path].worksheets[0])
+        cell = cells[number][_header_of(header, contracts.table(table).column(column)) if column else header[0]]
         assert cell.comment is not None and message in cell.comment.text, (path, number, column)
         assert cell.fill.fgColor.rgb.endswith("FFC7CE")
     for (path,), found in mine.group_by("file_path"):  # and listed beside the rows, in row order
@@ -119,8 +140,8 @@ def _deliver(home: Home, table, rows: pl.DataFrame, name: str) -> None:
     sheet = book.active
     sheet.title = table.template["sheet"]
     sheet.append([table.title])
-    columns = [c.name for c in table.columns]
-    sheet.append([table.column(c).label for c in columns] + [ADDED])
+    columns = CLERK_ORDER
+    sheet.append([CLERK_HEADERS.get(c, table.column(c).label) for c in columns] + [ADDED])
     for i, row in enumerate(rows.select(columns).iter_rows(named=True)):
         row["last_visit_on"] = _date_cell(i, row["last_visit_on"])
         if i % 2 == 0:  # a phone typed into a number cell: it survives, as a number
@@ -145,17 +166,33 @@ def test_issues_only_the_loop_found_are_marked_in_the_clerks_workbook(clerk):
 
 def test_the_clerks_rows_come_back_as_typed(clerk):
     home, _, table, rows, _, path = clerk
-    header, cells = _rows(openpyxl.load_workbook(_workbook(home, path)).worksheets[0])
-    assert header[1:len(table.columns) + 1] == [c.label for c in table.columns]
+    book = openpyxl.load_workbook(_workbook(home, path))
+    sheet = book.worksheets[0]
+    header, cells = _rows(sheet)
+    # the clerk's headers, in the clerk's order, at the clerk's rows (title row 1, header row 2)
+    assert header[:len(CLERK_ORDER)] == [CLERK_HEADERS.get(c, table.column(c).label) for c in CLERK_ORDER]
+    assert sorted(cells) == list(range(3, 3 + rows.height))
+    # each row names its place in the original file, in a hidden column
+    reference = get_column_letter(len(header) + 1)
+    assert sheet.column_dimensions[reference].hidden
+    assert [cells[3 + i][RETURNED_HEADER].value for i in range(rows.height)] == \
+        [returned_row(path, 3 + i) for i in range(rows.height)]
+    # the template's drop-downs and date checks, the template's identity in a very hidden sheet
+    checked = {str(v.sqref).split(":")[0][:-1]: v.type for v in sheet.data_validations.dataValidation}
+    letter = {c: get_column_letter(i + 1) for i, c in enumerate(CLERK_ORDER)}
+    assert checked == {letter["community"]: "list", letter["living_situation"]: "list", letter["last_visit_on"]: "date"}
+    assert book[IDENTITY_SHEET].sheet_state == "veryHidden"
+    assert list(book[IDENTITY_SHEET].iter_rows(max_row=1, max_col=2, values_only=True)) == \
+        [("redwall_table", table.key)]
     for i, row in enumerate(rows.iter_rows(named=True)):
         mine = cells[3 + i]
         visit = mine["最近走访日期"]  # a date cell, a serial number and a text date all come back as dates
         assert visit.is_date and visit.value.date() == row["last_visit_on"] and visit.number_format == "yyyy-mm-dd"
-        for label, value in (("公民身份号码", row["id_number"]), ("联系电话", row["phone"])):
+        for label, value in (("身份证号", row["id_number"]), ("联系电话", row["phone"])):
             cell = mine[label]  # text, formatted as text, whatever cell the clerk typed it in
             assert (cell.value, cell.data_type, cell.number_format) == (value, "s", "@")
         assert mine["姓名"].value == row["name"]
-    assert header[len(table.columns) + 1:] == [ADDED]  # the added column, after the template's
+    assert header[len(table.columns):] == [ADDED]  # the added column, where the clerk put it
     assert [cells[3 + i][ADDED].value for i in range(rows.height)] == [None, "行动不便"] * 3
 
 
@@ -165,12 +202,13 @@ def test_dates_and_identifiers_of_the_generated_ledgers(outboxed):
     books = list((home.outbox / "ledgers").rglob("*.xlsx"))
     seen = {"date": 0, "text": 0}
     for path in books:
-        for sheet in [s for s in openpyxl.load_workbook(path) if s.title != ISSUES]:
+        for sheet in _data_sheets(openpyxl.load_workbook(path)):
             header, cells = _rows(sheet)
-            table = next(t for t in contracts.ledgers if {c.label for c in t.columns} <= set(header))
+            table = next(t for t in contracts.ledgers
+                         if all(_header_of(header, c) for c in t.columns if c.required))
             for row in cells.values():
-                for column in table.columns:
-                    cell = row[column.label]
+                for column in [c for c in table.columns if _header_of(header, c)]:
+                    cell = row[_header_of(header, column)]
                     if column.type == "date" and cell.value is not None:
                         # no '2026-10-31 00:00:00' and no '46338': only text no date can be read from
                         assert cell.is_date or not (str(cell.value)[:4].isdigit()), (path.name, cell.value)

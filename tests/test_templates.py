@@ -338,10 +338,13 @@ def test_round_trip_through_the_watched_folder(home, published):
 
     write_outbox(home, run_loop(home))
     (marked,) = (home.outbox / "ledgers" / "civil_affairs").glob("*错误标注*.xlsx")
-    # The clerk's own rows (by their row number in the sent file), the bad cells explained.
+    # The clerk's own rows at their rows of the sent file, under the template's header (required
+    # marks and all), the bad cells explained.
     sheet = openpyxl.load_workbook(marked).worksheets[0]
-    header = [c.value for c in sheet[1]]
-    commented = {(row[0].value, header[c.column - 1]) for row in sheet.iter_rows(min_row=2) for c in row if c.comment}
+    header = [c.value for c in sheet[HEADER_ROW]]
+    assert header[:len(table.columns)] == [f"*{c.label}" if c.required else c.label for c in table.columns]
+    commented = {(c.row, header[c.column - 1].lstrip("*")) for row in sheet.iter_rows(min_row=FIRST_DATA_ROW)
+                 for c in row if c.comment}
     # the first rows also name persons no population register knows (this home has none): the loop's
     # cross-source finding is marked too
     assert commented == {(FIRST_DATA_ROW, "公民身份号码"), (FIRST_DATA_ROW + 1, "公民身份号码"),

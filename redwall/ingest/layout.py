@@ -33,6 +33,11 @@ TOTAL_CELL = r"^(本页|本表|全部|全)?(合计|小计|总计|共计|累计)(
 SIGNATURE_START = (r"^(制表|填表|填报|报送|审核|审批|复核|核对|统计人|负责人|单位负责人|分管领导|经办人|联系人|联系电话"
                    r"|日期|时间|单位[（(]?盖章)")
 NOTE_START = r"^(备注|说明|注[:：]|注\d|注意|填表说明|数据来源|资料来源|以下空白|此页|第\d+页|共\d+页)"
+# An error workbook redwall sent back (quality.outbox) names, in a hidden column, the row of the
+# original file each of its rows is: kept in bronze as ``_returned_row`` whatever the clerk did to
+# the rows around it, so that the loop closes the original row's issues when the row comes back.
+RETURNED_HEADER = "行标识（请勿修改）"
+RETURNED_ROW = "_returned_row"
 # Prefix of the flags "this ID cell held a number", passed to the rules but not kept in bronze.
 NUMBER_CELL = "_number_cell."
 # Characters Delta/Parquet refuse in a column name without column mapping.
@@ -86,6 +91,7 @@ class Block:
     skipped: tuple[tuple[int, str], ...] = ()  # (row number, kind) of the rows that are no records
     rule: str | None = None  # why the records belong to no table
     labels: dict[str, str] = field(default_factory=dict)  # column → header as the sender wrote it
+    order: tuple[str, ...] = ()  # the columns of ``rows`` in the order the sender laid them out
 
 
 def blocks(grids: list[Grid], candidates: list[Table]) -> tuple[list[Block], list[str]]:
@@ -165,24 +171,28 @@ def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
                                     grid.totals)
 
     names = {data_columns[i]: c.name for i, c in m.columns.items()}
+    returned = {data_columns[i]: RETURNED_ROW for i, h in enumerate(headers)
+                if header_key(h or "") == header_key(RETURNED_HEADER) and data_columns[i] not in names}
     taken = {c.name for c in m.table.all_columns} | set(LINEAGE)
     extras = {}
     for i, column in enumerate(data_columns):
-        if column in names or (not headers[i] and cells[column].null_count() == cells.height):
+        if column in names or column in returned or (not headers[i] and cells[column].null_count() == cells.height):
             continue  # mapped, or an unlabelled column Excel merely formatted
         label = UNSAFE_NAME.sub("_", headers[i]) if headers[i] else f"未命名列{_column_label(grid, i)}"
         while label in taken:
             label += "_2"
         taken.add(label)
         extras[column] = label
+    named = {**names, **extras, **dict(list(returned.items())[:1])}
     rows = cells.select(
-        *(pl.col(src).alias(dst) for src, dst in {**names, **extras}.items()),
+        *(pl.col(src).alias(dst) for src, dst in named.items()),
         pl.col("_row_number").cast(pl.Int64),
         pl.lit(grid.sheet, dtype=pl.String).alias("_sheet"),
         pl.selectors.starts_with(NUMBER_CELL),
     )
     labels = {c.name: _label(grid, headers[i], c) for i, c in m.columns.items()}
-    return Block(m.table, grid, rows, tuple(extras.values()), skipped, labels=labels)
+    order = tuple(named[c] for c in data_columns if c in named and c not in returned)
+    return Block(m.table, grid, rows, tuple(extras.values()), skipped, labels=labels, order=order)
 
 
 def _label(grid: Grid, header: str, column: Column) -> str:

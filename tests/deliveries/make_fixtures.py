@@ -120,6 +120,15 @@ def street() -> None:
         "worker_ids": ["W001", "W002", "W003,W004"],
     })
     pq.write_table(grids, STREET / "grid_20261101.parquet")
+    # the police register knows the elderly residents (else every ledger row is a 'person unknown')
+    header = ["公民身份号码", "姓名", "性别", "民族", "出生日期", "户籍地址", "居住地址", "人户一致标识", "人员类型", "联系电话",
+              "登记日期", "注销日期", "注销原因"]
+    lines = [",".join(header)]
+    for name, number, _, address, phone, *_ in ELDERLY:
+        sex = "男" if int(number[16]) % 2 else "女"
+        lines.append(",".join([number, name, sex, "汉族", number[6:14], address, address, "01", "户籍人口", phone,
+                               "2010-05-01", "", ""]))
+    (STREET / "实有人口_20261101.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
 
 
 # -- trailers and decoration ---------------------------------------------------------------------
@@ -174,8 +183,95 @@ def floating_signature() -> None:
     libreoffice(folder / "流动人口登记_20261130.xlsx", folder / "流动人口登记_20261130_LibreOffice.xlsx", "xlsx")
 
 
+# -- the error workbook comes back ---------------------------------------------------------------
+ORIGINAL = "ledgers/civil_affairs/独居老人台账（11月）.xlsx"
+
+
+def flawed_ledger() -> openpyxl.Workbook:
+    """The elderly-alone ledger with five bad cells: 居住情况 left empty (row 3), the name left empty
+    and the ID typed into a number cell (row 4: nothing left to recognise the record by but its
+    place), a phone too short (row 5), a community no register knows (row 6)."""
+    rows = [list(r) for r in ELDERLY]
+    rows[0][5] = None
+    rows[1][0] = None
+    rows[1][1] = int(rows[1][1][:15] + "000")
+    rows[2][4] = "138123"
+    rows[3][2] = "无名社区"
+    return workbook("独居老人台账", [ELDERLY_HEADER, *rows], title="独居老人台账（2026年11月）")
+
+
+def returned() -> None:
+    """The clerk's answer to redwall's error workbook. redwall runs once here (ingest, loop, outbox)
+    to make the workbook a clerk receives; the clerk then corrects the five marked cells, sorts the
+    rows by name, deletes one good row, adds a new resident, and saves it under a name of their own
+    from LibreOffice as xlsx, xls and CSV (GBK, UTF-8). Also a corrected copy of the original file
+    itself, under another name."""
+    sys.path.insert(0, str(HERE.parents[1]))
+    from quality.loop import run_loop
+    from quality.outbox import write_outbox
+    from redwall.home import Home
+    from redwall.ingest import process_source
+
+    folder = CASES / "return_error_workbook"
+    folder.mkdir(parents=True, exist_ok=True)
+    flawed_ledger().save(folder / "独居老人台账（11月）.xlsx")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Home.at(Path(tmp) / "home").ensure()
+        for register, source in (("grid_20261101.parquet", "district"), ("实有人口_20261101.csv", "police")):
+            home.inbox(source).mkdir(parents=True, exist_ok=True)
+            shutil.copy(STREET / register, home.inbox(source) / register)
+            process_source(home, source)
+        target = home.root / "inbox" / ORIGINAL
+        target.parent.mkdir(parents=True)
+        shutil.copy(folder / "独居老人台账（11月）.xlsx", target)
+        process_source(home, "ledgers")
+        write_outbox(home, run_loop(home))
+        (sent,) = (home.outbox / "ledgers").rglob("*_错误标注.xlsx")
+        shutil.copy(sent, folder / "错误标注（redwall发出）.xlsx")
+    book = openpyxl.load_workbook(folder / "错误标注（redwall发出）.xlsx")
+    sheet = book.worksheets[0]
+    header = 2
+    records = []
+    for row in sheet.iter_rows(min_row=header + 1, max_row=sheet.max_row):
+        values = [c.value for c in row]
+        if not any(values):
+            continue
+        good = ELDERLY[row[0].row - header - 1]  # the workbook keeps each row where it was
+        for cell, label in zip(row, ELDERLY_HEADER):
+            if cell.comment is not None:  # what the comment says is wrong: typed again, correctly
+                values[ELDERLY_HEADER.index(label)] = good[ELDERLY_HEADER.index(label)]
+        records.append(values)
+    assert len(records) == 6
+    records = [r for r in records if r[0] != "周福海"]  # gone: moved away
+    records.sort(key=lambda r: r[0], reverse=True)
+    records.append(["吴淑兰", cid("19410706", "046"), "府右街南社区", "西城区府右街8号院2号楼101", "13244445555", "独居",
+                    None, None, dt.date(2026, 12, 1), "李红", None])  # new, no row reference
+    sheet.delete_rows(header + 1, sheet.max_row)
+    for r, values in enumerate(records, start=header + 1):
+        for c, value in enumerate(values, start=1):
+            cell = sheet.cell(r, c, value)
+            cell.comment = None
+            if isinstance(value, dt.date):
+                cell.number_format = "yyyy-mm-dd"
+    typed = Path(tempfile.mkdtemp()) / "独居老人台账（11月）_错误标注（更正）.xlsx"
+    book.save(typed)
+    for to, name in (("xlsx", "更正_LibreOffice.xlsx"), ("xls", "更正.xls"), ("csv-gbk", "更正_GBK.csv"),
+                     ("csv-utf8", "更正_UTF-8.csv")):
+        libreoffice(typed, folder / name, to)
+    # the clerk's other way: the original file, the five cells corrected, saved as a new name
+    copy = flawed_ledger()
+    sheet = copy.active
+    for r, good in enumerate(ELDERLY, start=3):
+        for c, value in enumerate(good, start=1):
+            sheet.cell(r, c, value)
+    copy_typed = Path(tempfile.mkdtemp()) / "独居老人台账（11月）更正版.xlsx"
+    copy.save(copy_typed)
+    libreoffice(copy_typed, CASES / "return_corrected_copy" / "独居老人台账（11月）更正版.xlsx", "xlsx")
+    shutil.copy(folder / "独居老人台账（11月）.xlsx", CASES / "return_corrected_copy" / "独居老人台账（11月）.xlsx")
+
+
 MAKERS = {"street": street, "trailer_total_and_signature": trailers, "trailer_two_pages": two_pages,
-          "trailer_floating_signature": floating_signature}
+          "trailer_floating_signature": floating_signature, "returned": returned}
 
 
 if __name__ == "__main__":
