@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets import keys
 from assets.metadata import centre_owners
+from pipelines.automation import follows_deliveries
 from pipelines.resources import RedwallHome
 from redwall.dashboard import build_dashboard
 
@@ -13,7 +14,7 @@ from redwall.dashboard import build_dashboard
 def dashboard_assets() -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=keys.DASHBOARD, deps=[keys.WAREHOUSE], group_name="publish", kinds={"html"},
-        owners=centre_owners(), automation_condition=dg.AutomationCondition.eager(),
+        owners=centre_owners(), automation_condition=follows_deliveries(),
         description="街道驾驶舱 published/dashboard/index.html：由共享数据仓库生成的单个网页文件（样式和图表全部内嵌，"
                     "不访问网络、不需要服务器），含关键指标、楼栋分布图、事件和质量闭环趋势、各社区和各网格表，只有汇总数。",
     )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets import keys
 from assets.metadata import centre_owners
+from pipelines.automation import follows_deliveries
 from pipelines.resources import RedwallHome
 from redwall.catalog import publish_catalog
 from redwall.templates import publish_templates
@@ -25,7 +26,7 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=keys.CATALOG, deps=described, group_name="directory", kinds={"excel", "json", "delta"},
         owners=centre_owners(),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=follows_deliveries(),
         description=(
             "信息资源目录：每个接入数据表、部门台账和主题库一条目录（国家编制指南的字段），信息项、"
             "共享和开放属性、关联资源，以及当前记录数、最近更新时间和质量通过率；另有部门视图（各部门台账的报送是否按期、拒收行数和待整改问题数）。"
@@ -48,6 +49,7 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=keys.TEMPLATES, deps=[district_grid], group_name="directory", kinds={"excel"},
         owners=centre_owners(),
+        automation_condition=follows_deliveries(),  # the drop-downs follow the district's grids
         description=(
             "台账模板：每类部门台账一份 xlsx 模板，写入 published/templates/<部门>/<名称>_v<版本>.xlsx；"
             "必填列标红、代码列下拉、证件和电话列为文本格式、表头受保护，文件内带模板标识和版本。"

@@ -3,6 +3,12 @@
 
 One multi-asset per source, because one file can feed several tables (a grid-app upload carries
 events, status steps, visits and inspections) and its receipt must account for all of them.
+
+A run materialises only the tables its deliveries touched: bronze where a file's rows landed,
+silver where a delivery was accepted. A duplicate, an empty or a refused file materialises
+nothing, so a table's last materialisation is its last delivery — what its freshness policy and
+the automation downstream (``pipelines.automation``) go by. The checks run on every table each
+time: they judge the table as it stands.
 """
 
 from collections import Counter
@@ -43,6 +49,15 @@ RECEIPTS_BALANCE = "receipts_balance"
 FEED_LAYOUT_INTACT = "feed_layout_intact"
 # Refusals that mean the source changed its layout (a column vanished or was renamed), not a bad row.
 LAYOUT_REFUSALS = ("required_column_missing", "header_unrecognised")
+# Receipt statuses of a delivery whose accepted rows were applied to silver.
+APPLIED = ("accepted", "partially_accepted")
+
+
+def touched(receipts) -> tuple[set[str], set[str]]:
+    """The contract tables the deliveries landed rows in (bronze), and those they applied (silver)."""
+    landed = {key for r in receipts if r.rows_read for key in r.tables}
+    applied = {key for r in receipts if r.status in APPLIED and r.rows_accepted for key in r.tables}
+    return landed, applied
 
 
 def _keys_unique(home, table) -> dg.AssetCheckResult:
@@ -86,9 +101,12 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     tables = contracts.source_tables(source)
     # The receipt check hangs on the source's first bronze table: receipts are per file, not per table.
     receipts_key = keys.bronze(tables[0])
+    # The layout check on its silver table: a blocking check gates the assets that depend on its
+    # own asset, and the marts depend on silver.
+    layout_key = keys.silver(tables[0])
     check_specs = [dg.AssetCheckSpec(RECEIPTS_BALANCE, asset=receipts_key,
                                      description="每个文件：读入行数 = 接收行数 + 拒收行数"),
-                   dg.AssetCheckSpec(FEED_LAYOUT_INTACT, asset=receipts_key, blocking=True,
+                   dg.AssetCheckSpec(FEED_LAYOUT_INTACT, asset=layout_key, blocking=True,
                                      description="本次没有因必填列缺失或表头无法识别而整体拒收的文件（数据源格式变化）")]
     check_specs += [
         dg.AssetCheckSpec(KEYS_UNIQUE, asset=keys.silver(t), blocking=True,
@@ -102,7 +120,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                 keys.bronze(t), group_name=source, kinds={"delta", "polars"},
                 description=description(t, "bronze：原样落地，含来源文件和行号"),
                 metadata=spec_metadata(t, "bronze"), tags={"layer": "bronze"},
-                owners=owners(t),
+                owners=owners(t), skippable=True,
             )
         )
         specs.append(
@@ -111,7 +129,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                 description=description(t, "silver：类型化、规范化，保留历史"),
                 metadata=spec_metadata(t, "silver"), tags={"layer": "silver"},
                 owners=owners(t),
-                freshness_policy=freshness(t),
+                freshness_policy=freshness(t), skippable=True,
             )
         )
 
@@ -137,17 +155,20 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             "rows_accepted": sum(r.rows_accepted for r in receipts),
             "rows_rejected": sum(r.rows_rejected for r in receipts),
         }
+        landed, applied = touched(receipts)
         for t in tables:
-            yield dg.MaterializeResult(
-                asset_key=keys.bronze(t), metadata=_table_facts(home, "bronze", t.bronze_name)
-            )
-            yield dg.MaterializeResult(
-                asset_key=keys.silver(t),
-                metadata={**_table_facts(home, "silver", t.bronze_name), **run_facts},
-            )
+            if t.key in landed:
+                yield dg.MaterializeResult(
+                    asset_key=keys.bronze(t), metadata=_table_facts(home, "bronze", t.bronze_name)
+                )
+            if t.key in applied:
+                yield dg.MaterializeResult(
+                    asset_key=keys.silver(t),
+                    metadata={**_table_facts(home, "silver", t.bronze_name), **run_facts},
+                )
             yield _keys_unique(home, t)
         yield _receipts_balance(receipts, receipts_key)
-        yield _layout_intact(receipts, receipts_key)
+        yield _layout_intact(receipts, layout_key)
 
     return _ingest
 

@@ -10,7 +10,8 @@ import polars as pl
 
 from assets import keys
 from assets.mart_checks import mart_check_results, mart_check_specs
-from assets.metadata import centre_owners, description, owners, spec_metadata
+from assets.metadata import centre_owners, description, freshness, owners, spec_metadata
+from pipelines.automation import follows_deliveries
 from pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.marts import STATE, build_marts
@@ -55,17 +56,17 @@ class MartsConfig(dg.Config):
 def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]:
     contracts = contracts or load_contracts()
     marts = contracts.marts
+    inputs = {t.name: [keys.silver(src) if src.kind != "mart" else keys.mart(src)
+                       for src in map(contracts.table, t.related)] for t in marts}
+    # Built in one step: every mart waits for the blocking checks of all the step's inputs.
+    step_inputs = set().union(*inputs.values()) - {keys.mart(t) for t in marts}
     specs = [
         dg.AssetSpec(
-            keys.mart(t),
-            deps=[
-                keys.silver(src) if src.kind != "mart" else keys.mart(src)
-                for src in map(contracts.table, t.related)
-            ],
+            keys.mart(t), deps=inputs[t.name],
             group_name="marts", kinds={"delta", "polars"},
             description=description(t, "mart"), metadata=spec_metadata(t, "mart"),
-            tags={"layer": "mart"}, owners=owners(t),
-            automation_condition=dg.AutomationCondition.eager(),
+            tags={"layer": "mart"}, owners=owners(t), freshness_policy=freshness(t),
+            automation_condition=follows_deliveries(step_inputs),
         )
         for t in marts
     ]
@@ -104,7 +105,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
             "共享数据仓库 warehouse/redwall.duckdb：各主题库（mart）按目录共享属性脱敏后发布，代码列旁附中文名称，"
             "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。表和示例查询见 docs/warehouse.md。"
         ),
-        automation_condition=dg.AutomationCondition.eager(),
+        freshness_policy=freshness(*marts),  # as fresh as the most often updated mart it publishes
+        automation_condition=follows_deliveries(),
     )
     def warehouse(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
         home = redwall.home()

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from assets import keys
+from pipelines.automation import follows_deliveries
 from pipelines.resources import RedwallHome
 from quality.docs import docs_index
 from assets.metadata import centre_owners
@@ -66,7 +67,9 @@ def quality_assets() -> list:
     silver = [keys.silver(t) for t in contracts.feeds + contracts.ledgers]
     marts = [keys.mart(contracts.table(name)) for name in ("mart.person", "mart.address_issue")]
 
+    # Automated like the marts: the blocking checks below only guard what they run before.
     @dg.asset(key=ISSUE_KEY, deps=[*silver, *marts], group_name="quality", kinds={"delta", "polars"},
+              automation_condition=follows_deliveries(),
               check_specs=[dg.AssetCheckSpec(POLICE_SHRINK, asset=ISSUE_KEY, blocking=True,
                                              description="最新公安快照行数不少于上一期的80%")],
               owners=centre_owners(),
@@ -89,6 +92,7 @@ def quality_assets() -> list:
         yield _police_snapshots(home)
 
     @dg.asset(key=METRICS_KEY, deps=[ISSUE_KEY], group_name="quality", kinds={"delta", "polars"},
+              automation_condition=follows_deliveries(),
               check_specs=[dg.AssetCheckSpec(ERROR_RATE, asset=METRICS_KEY, blocking=True,
                                              description=f"各来源待整改问题率不超过{MAX_ERROR_RATE:.0%}")],
               owners=centre_owners(),

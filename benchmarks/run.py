@@ -2,7 +2,7 @@
 
     python benchmarks/run.py --scale street            # ~50k persons
     python benchmarks/run.py --scale district          # ~1.1M persons (several minutes)
-    python benchmarks/run.py --scale street --dagster  # also time build_all through Dagster
+    python benchmarks/run.py --scale street --dagster  # also time `redwall build` through Dagster
 
 Each stage runs in its own process, so its peak RSS is its own. Targets (DEVELOPERS' brief, issue 2):
 street end to end < 60 s; district < 10 min within 8 GB on 2 cores.
@@ -69,10 +69,9 @@ elif stage == "dagster":
     import os
     os.environ["REDWALL_HOME"] = sys.argv[1]
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
-    from redwall.cli import build, explain_failure
-    result = build(home)
-    if not result.success:
-        raise SystemExit(explain_failure(result, home))
+    from redwall.cli import build, explain_build
+    if failure := explain_build(build(home), home):
+        raise SystemExit(failure)
 facts["seconds"] = time.perf_counter() - started
 facts["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps(facts))
@@ -123,7 +122,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--home", help="data home to use (default: a new temporary folder)")
-    parser.add_argument("--dagster", action="store_true", help="also time build_all through Dagster on a second copy")
+    parser.add_argument("--dagster", action="store_true", help="also time redwall build through Dagster on a second copy")
     parser.add_argument("--from", dest="start", choices=("generate", "marts"), default="generate",
                         help="marts: rerun from the marts on an already loaded --home")
     args = parser.parse_args()
@@ -170,7 +169,7 @@ def main() -> None:
         copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))
         run_stage(copy, "generate", f"{args.scale}:{args.seed}:{args.days}")
         f = run_stage(copy, "dagster", "-")
-        print(f"build_all through Dagster (in-process executor): {f['wall']:.1f} s wall, peak {f['peak_rss_mb']:.0f} MB")
+        print(f"redwall build through Dagster (in-process executor): {f['wall']:.1f} s wall, peak {f['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

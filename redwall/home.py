@@ -37,21 +37,46 @@ PRIVATE_UMASK, PRIVATE_DIR_MODE, HOME_DIR_MODE = 0o077, 0o700, 0o711
 # for others to read, the inbox belongs to the delivering systems.
 PRIVATE_FOLDERS = ("archive", "rejected", "outbox", "truth", "dagster")
 
-DAGSTER_YAML = """\
-# Written by redwall: no telemetry, no first-visit modal, and one load at a time per source
-# (each ingestion asset runs in its source's pool). Run monitoring frees the pool slots of runs
-# that ended without freeing them; runs whose process was killed are found and failed by
-# `redwall build` and the recover_dead_runs sensor (pipelines/recovery.py).
+REDWALL_WROTE = "# Written by redwall"
+DAGSTER_YAML = f"""\
+{REDWALL_WROTE} (and rewritten by it when its defaults change; delete this line to keep your
+# own edits): no telemetry, no first-visit modal, and runs go through a queue that lets at most
+# three run at once, one load per source at a time (each ingestion run is tagged with its source,
+# and its step runs in the source's pool) and one rebuild after deliveries at a time. Run
+# monitoring frees the pool slots of runs that ended without freeing them; runs whose process was
+# killed are found and failed by `redwall build` and the recover_dead_runs sensor
+# (pipelines/recovery.py). A run that failed for want of its process (killed, or never launched)
+# is run again, twice at most: the files a sensor handed it would otherwise wait in the inbox for
+# good. A run that failed on its data (a failing check, a step error) is not: the answer stands.
 telemetry:
   enabled: false
 nux:
   enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator.queued_run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 2
 concurrency:
   pools:
     default_limit: 1
+  runs:
+    max_concurrent_runs: 3
+    tag_concurrency_limits:
+      - key: redwall/source
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+      - key: redwall/trigger
+        value: delivery
+        limit: 1
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 30
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 """
 
 
@@ -134,9 +159,8 @@ class Home:
             folder.chmod(PRIVATE_DIR_MODE)
         dagster_yaml = self.dagster_home / "dagster.yaml"
         # An instance file redwall wrote earlier is brought up to date; one the operator wrote is theirs.
-        if not dagster_yaml.exists() or (
-                dagster_yaml.read_text(encoding="utf-8").startswith("# Written by redwall")
-                and dagster_yaml.read_text(encoding="utf-8") != DAGSTER_YAML):
+        written = dagster_yaml.read_text(encoding="utf-8") if dagster_yaml.exists() else None
+        if written is None or (written.startswith(REDWALL_WROTE) and written != DAGSTER_YAML):
             dagster_yaml.write_text(DAGSTER_YAML, encoding="utf-8")
         return self
 

@@ -1,0 +1,304 @@
+"""Benchmark: redwall as a service. Starts ``redwall serve`` on a street-scale home and feeds it the
+generator's deliveries at an accelerated pace, one planted destructive delivery among them, while a
+dashboard polls the warehouse; then prints what an operator would ask.
+
+    python benchmarks/service.py                      # street scale, 14 days, a day per minute
+    python benchmarks/service.py --day-seconds 30     # faster
+    python benchmarks/service.py --scale small --days 3 --day-seconds 20   # a quick try
+
+Deliveries keep the generator's calendar: a file named with a date (``_YYYYMMDD``, grid-app hour
+files ``_YYYYMMDDHH``) arrives on that day of the accelerated clock, the hour files spread over it;
+monthly files (``_YYYYMM``) and the department ledgers, whose names carry no day, arrive on the
+last day, when a month's state and a fortnight's ledgers are sent. A system feed's file is complete
+when its ``.ready`` marker is written (after the file, as the feeds do); a clerk's ledger, dropped
+without a marker, when it has been copied — the inbox sensor then waits for it to stop changing.
+
+The planted destructive delivery: a police snapshot holding 30 % of the register, dated between
+the first two real snapshots (a half-written export). It must be held, not applied.
+
+Printed: files delivered and answered; median and worst time from a file being complete to the
+warehouse reflecting it (its receipt in the published ``ops.file_receipt``, which is published with
+the marts built from it); runs failed; rows lost (every row read is accepted or rejected, and
+every row read is in bronze); deliveries held; and whether the dashboards' tables were readable on
+every poll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REDWALL = str(Path(sys.executable).parent / "redwall")
+DAY_IN_NAME = re.compile(r"_(\d{8})(\d{2})?\.")
+MONTH_IN_NAME = re.compile(r"_(\d{6})\.")
+MARKER = ".ready"
+SIDECAR = ".dict.json"  # a municipal file's data dictionary: copied just before the file
+POLL_SECONDS = 2.0
+DRAIN_SECONDS = 600  # after the last delivery, how long to wait for the warehouse to reflect it
+SHARE_KEPT = 0.3
+
+
+@dataclass
+class Delivery:
+    source: str
+    relative: str  # inside the inbox: <source>/[<department>/]<name>, as receipts record it
+    staged: Path
+    at: float  # seconds after the start of the feed
+    marker: bool
+    completed: float | None = None  # wall clock when complete
+    reflected: float | None = None  # wall clock when first seen in the published warehouse
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generate(home: Path, scale: str, seed: int, days: int) -> None:
+    subprocess.run([REDWALL, "--home", str(home), "generate", "--scale", scale, "--seed", str(seed),
+                    "--days", str(days)], check=True, stdout=subprocess.DEVNULL)
+    (home / "DEMO").write_text("synthetic benchmark data: the demo pseudonym key may publish it\n")
+
+
+def plant_destructive_snapshot(staged: Path) -> Path:
+    """A police snapshot with the header and 30 % of the persons of the first one, dated halfway
+    to the second: what a half-written export looks like."""
+    snapshots = sorted((staged / "police").glob("实有人口_*.csv"))
+    first, second = snapshots[0], snapshots[1]
+    day = lambda p: time.strptime(p.stem.split("_")[1], "%Y%m%d")  # noqa: E731
+    middle = (time.mktime(day(first)) + time.mktime(day(second))) / 2
+    lines = first.read_bytes().split(b"\n")
+    kept = lines[:1 + int((len(lines) - 1) * SHARE_KEPT)]
+    planted = staged / "police" / f"实有人口_{time.strftime('%Y%m%d', time.localtime(middle))}.csv"
+    planted.write_bytes(b"\n".join(kept) + b"\n")
+    return planted
+
+
+def schedule(staged: Path, day_seconds: float) -> list[Delivery]:
+    files = [p for p in staged.rglob("*") if p.is_file() and not p.name.endswith(SIDECAR)]
+    days = sorted({m.group(1) for p in files if (m := DAY_IN_NAME.search(p.name))})
+    first = time.mktime(time.strptime(days[0], "%Y%m%d"))
+    last_day = (time.mktime(time.strptime(days[-1], "%Y%m%d")) - first) / 86400
+    out = []
+    for path in files:
+        relative = str(path.relative_to(staged))
+        source = relative.split("/")[0]
+        if m := DAY_IN_NAME.search(path.name):
+            day = (time.mktime(time.strptime(m.group(1), "%Y%m%d")) - first) / 86400
+            hour = int(m.group(2)) if m.group(2) else 8  # a day's files are sent in the morning
+            at = (day + hour / 24) * day_seconds
+        else:  # monthly state and ledgers: on the last day, in the afternoon
+            at = (last_day + 15 / 24) * day_seconds
+        out.append(Delivery(source, relative, path, at, marker=source != "ledgers"))
+    return sorted(out, key=lambda d: d.at)
+
+
+def deliver(delivery: Delivery, inbox: Path) -> None:
+    target = inbox / delivery.relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = delivery.staged.with_name(delivery.staged.name.rsplit(".", 1)[0] + SIDECAR)
+    if sidecar.exists():
+        shutil.copy(sidecar, target.with_name(sidecar.name))
+    partial = target.with_name("." + target.name + ".part")  # hidden while it is copied
+    shutil.copy(delivery.staged, partial)
+    os.replace(partial, target)
+    if delivery.marker:
+        (target.parent / (target.name + MARKER)).touch()
+    delivery.completed = time.time()
+
+
+def wait_ready(port: int, service: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise SystemExit(f"the service ended with status {service.returncode} before it answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"the service did not answer on port {port} within {timeout:.0f}s")
+
+
+class Dashboard:
+    """A dashboard's reader: every poll opens the warehouse read-only, reads every table's row count
+    and the published receipts, and closes it (DuckDB caches an open file per process)."""
+
+    def __init__(self, warehouse: Path):
+        self.warehouse = warehouse
+        self.polls = self.unreadable = 0
+        self.errors: list[str] = []
+
+    def poll(self) -> set[str] | None:
+        import duckdb
+
+        if not self.warehouse.exists():
+            return None  # nothing published yet: not a reading failure
+        self.polls += 1
+        try:
+            with duckdb.connect(str(self.warehouse), read_only=True) as con:
+                tables = con.sql("SELECT schema_name, table_name FROM duckdb_tables() "
+                                 "WHERE schema_name IN ('mart', 'quality', 'catalog', 'ops')").fetchall()
+                for schema, table in tables:
+                    con.sql(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
+                return {path for (path,) in con.sql("SELECT file_path FROM ops.file_receipt").fetchall()}
+        except Exception as error:  # noqa: BLE001 — any failure to read is what is measured
+            self.unreadable += 1
+            self.errors.append(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            return None
+
+
+def lost_rows(home: Path) -> tuple[int, int]:
+    """Rows lost, and files whose rows are not all in bronze: for every receipt, rows read must be
+    accepted + rejected, and the rows of a file read must all be in bronze (by its content hash)."""
+    import polars as pl
+
+    from redwall import lake
+    from redwall.home import Home
+
+    h = Home.at(home)
+    receipts = lake.read(h, "ops", "file_receipt").filter(pl.col("status") != "duplicate")
+    unbalanced = int((receipts["rows_read"] - receipts["rows_accepted"] - receipts["rows_rejected"]).abs().sum())
+    in_bronze: dict[str, int] = {}
+    for table in (home / "lake" / "bronze").iterdir():
+        counts = lake.scan(h, "bronze", table.name).group_by("_file_hash").len().collect()
+        for file_hash, n in counts.iter_rows():
+            in_bronze[file_hash] = in_bronze.get(file_hash, 0) + n
+    missing = [(r["rows_read"] - in_bronze.get(r["file_hash"], 0)) for r in receipts.iter_rows(named=True)]
+    return unbalanced + sum(m for m in missing if m > 0), sum(1 for m in missing if m > 0)
+
+
+def run_figures(home: Path) -> dict[str, int]:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = instance.get_run_records()
+        by_status: dict[str, int] = {}
+        for record in runs:
+            by_status[record.dagster_run.status.value] = by_status.get(record.dagster_run.status.value, 0) + 1
+    return by_status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="street")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--day-seconds", type=float, default=60.0, help="how long a generated day lasts")
+    parser.add_argument("--home", help="data home to use (default: a new temporary folder)")
+    args = parser.parse_args()
+    # Stopped from outside: still stop the service (the finally below), never leave it running.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+    home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-service-{args.scale}-")).resolve()
+    print(f"service benchmark {args.scale} (seed {args.seed}, {args.days} days, a day every "
+          f"{args.day_seconds:.0f} s) in {home}", flush=True)
+    generate(home, args.scale, args.seed, args.days)
+    staged = home.parent / (home.name + "-deliveries")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.move(home / "inbox", staged)
+    (home / "inbox").mkdir()
+    planted = plant_destructive_snapshot(staged)
+    deliveries = schedule(staged, args.day_seconds)
+    print(f"  {len(deliveries)} deliveries staged, planted {planted.relative_to(staged)}", flush=True)
+
+    port = free_port()
+    log = (home / "service.log").open("w")
+    started = time.monotonic()
+    service = subprocess.Popen([REDWALL, "--home", str(home), "serve", "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    try:
+        wait_ready(port, service)
+        print(f"  redwall serve answered on port {port} after {time.monotonic() - started:.0f} s", flush=True)
+        dashboard = Dashboard(home / "warehouse" / "redwall.duckdb")
+        feed_start = time.time()
+        pending = list(deliveries)
+        last_delivery = feed_start + deliveries[-1].at
+        while True:
+            now = time.time()
+            while pending and feed_start + pending[0].at <= now:
+                deliver(pending.pop(0), home / "inbox")
+            published = dashboard.poll()
+            if published is not None:
+                seen = time.time()
+                for d in deliveries:
+                    if d.completed and d.reflected is None and d.relative in published:
+                        d.reflected = seen
+            waiting = [d for d in deliveries if d.reflected is None]
+            if not pending and (not waiting or now > last_delivery + DRAIN_SECONDS):
+                break
+            if service.poll() is not None:
+                print(f"  the service ended by itself (status {service.returncode})", flush=True)
+                break
+            time.sleep(POLL_SECONDS)
+        feed_seconds = time.time() - feed_start
+    finally:
+        if service.poll() is None:
+            service.send_signal(signal.SIGTERM)
+            stopped = service.wait(timeout=120)
+        else:
+            stopped = service.returncode
+        log.close()
+
+    sys.path.insert(0, str(ROOT))
+    import polars as pl
+
+    from redwall import lake
+    from redwall.home import Home
+
+    receipts = lake.read(Home.at(home), "ops", "file_receipt")
+    answered = set(receipts["file_path"])
+    latencies = sorted(d.reflected - d.completed for d in deliveries if d.reflected)
+    lost, files_short = lost_rows(home)
+    runs = run_figures(home)
+    held = receipts.filter(pl.col("status") == "held")
+    statuses = dict(receipts.group_by("status").len().iter_rows())
+    figures = {
+        "files_delivered": len(deliveries),
+        "files_answered": sum(1 for d in deliveries if d.relative in answered),
+        "receipts_by_status": statuses,
+        "reflected_in_warehouse": len(latencies),
+        "median_seconds_complete_to_warehouse": round(statistics.median(latencies), 1) if latencies else None,
+        "worst_seconds_complete_to_warehouse": round(latencies[-1], 1) if latencies else None,
+        "runs_by_status": runs,
+        "runs_failed": runs.get("FAILURE", 0),
+        "rows_lost": lost,
+        "files_not_wholly_in_bronze": files_short,
+        "held_deliveries": held.height,
+        "planted_delivery_status": receipts.filter(pl.col("file_name") == planted.name)["status"].to_list(),
+        "dashboard_polls": dashboard.polls,
+        "dashboard_polls_unreadable": dashboard.unreadable,
+        "feed_seconds": round(feed_seconds),
+        "service_exit_status": stopped,
+    }
+    print("\nRESULT " + json.dumps(figures, ensure_ascii=False))
+    print(f"""
+files delivered / answered          {figures['files_delivered']} / {figures['files_answered']}  {statuses}
+reflected in the warehouse          {figures['reflected_in_warehouse']} of {figures['files_delivered']}
+complete → warehouse, median/worst  {figures['median_seconds_complete_to_warehouse']} s / {figures['worst_seconds_complete_to_warehouse']} s
+runs failed                         {figures['runs_failed']} (all runs: {runs})
+rows lost                           {lost} ({files_short} files not wholly in bronze)
+deliveries held                     {held.height} (planted {planted.name}: {figures['planted_delivery_status']})
+dashboard tables readable           {'on every poll' if not dashboard.unreadable else 'NOT on every poll'} ({dashboard.polls} polls, {dashboard.unreadable} failed)
+service stopped with status         {stopped}""")
+    for error in dashboard.errors[:5]:
+        print(f"  unreadable: {error}")
+
+
+if __name__ == "__main__":
+    main()
