@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -72,7 +73,6 @@ def free_port() -> int:
 def generate(home: Path, scale: str, seed: int, days: int) -> None:
     subprocess.run([REDWALL, "--home", str(home), "generate", "--scale", scale, "--seed", str(seed),
                     "--days", str(days)], check=True, stdout=subprocess.DEVNULL)
-    (home / "DEMO").write_text("synthetic benchmark data: the demo pseudonym key may publish it\n")
 
 
 def plant_destructive_snapshot(staged: Path) -> Path:
@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--day-seconds", type=float, default=60.0, help="how long a generated day lasts")
     parser.add_argument("--home", help="data home to use (default: a new temporary folder)")
+    parser.add_argument("--no-destructive", action="store_true", help="do not plant the destructive delivery")
     args = parser.parse_args()
     # Stopped from outside: still stop the service (the finally below), never leave it running.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
@@ -213,14 +214,17 @@ def main() -> None:
     shutil.rmtree(staged, ignore_errors=True)
     shutil.move(home / "inbox", staged)
     (home / "inbox").mkdir()
-    planted = plant_destructive_snapshot(staged)
+    planted = None if args.no_destructive else plant_destructive_snapshot(staged)
     deliveries = schedule(staged, args.day_seconds)
-    print(f"  {len(deliveries)} deliveries staged, planted {planted.relative_to(staged)}", flush=True)
+    print(f"  {len(deliveries)} deliveries staged, planted: "
+          f"{planted.relative_to(staged) if planted else 'none'}", flush=True)
 
     port = free_port()
     log = (home / "service.log").open("w")
     started = time.monotonic()
-    service = subprocess.Popen([REDWALL, "--home", str(home), "serve", "--port", str(port)],
+    # As in production: the pseudonym key comes from the environment (a fresh one, thrown away after).
+    env = {**os.environ, "REDWALL_PSEUDONYM_KEY": secrets.token_hex(32)}
+    service = subprocess.Popen([REDWALL, "--home", str(home), "serve", "--port", str(port)], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     try:
         wait_ready(port, service)
@@ -280,7 +284,8 @@ def main() -> None:
         "rows_lost": lost,
         "files_not_wholly_in_bronze": files_short,
         "held_deliveries": held.height,
-        "planted_delivery_status": receipts.filter(pl.col("file_name") == planted.name)["status"].to_list(),
+        "planted_delivery_status": receipts.filter(pl.col("file_name") == planted.name)["status"].to_list()
+        if planted else None,
         "dashboard_polls": dashboard.polls,
         "dashboard_polls_unreadable": dashboard.unreadable,
         "feed_seconds": round(feed_seconds),
@@ -293,7 +298,7 @@ reflected in the warehouse          {figures['reflected_in_warehouse']} of {figu
 complete → warehouse, median/worst  {figures['median_seconds_complete_to_warehouse']} s / {figures['worst_seconds_complete_to_warehouse']} s
 runs failed                         {figures['runs_failed']} (all runs: {runs})
 rows lost                           {lost} ({files_short} files not wholly in bronze)
-deliveries held                     {held.height} (planted {planted.name}: {figures['planted_delivery_status']})
+deliveries held                     {held.height} (planted {planted.name if planted else 'none'}: {figures['planted_delivery_status']})
 dashboard tables readable           {'on every poll' if not dashboard.unreadable else 'NOT on every poll'} ({dashboard.polls} polls, {dashboard.unreadable} failed)
 service stopped with status         {stopped}""")
     for error in dashboard.errors[:5]:

@@ -30,7 +30,6 @@ MARTS = set(dg.AssetSelection.groups("marts").resolve(GRAPH))
 def service(tmp_path_factory):
     """A small street's deliveries with some held back to arrive later: ``(home, instance, later)``."""
     home = Home.at(tmp_path_factory.mktemp("service") / "home").ensure()
-    home.mark_demo()  # synthetic data: the demo pseudonym key may publish it
     generate(home, scale="small", seed=5, days=2)
     later = tmp_path_factory.mktemp("later")
     for pattern in ("police/实有人口_*.csv", "grid_app/grid_app_*.jsonl", "municipal/mz_death_*"):
@@ -38,14 +37,16 @@ def service(tmp_path_factory):
         for path in found[-1:] if "mz_death" not in pattern else found:  # the last of each; mz_death whole
             (later / path.parent.name).mkdir(exist_ok=True)
             shutil.move(path, later / path.parent.name / path.name)
-    saved = os.environ.get("REDWALL_HOME")
-    os.environ["REDWALL_HOME"] = str(home.root)
+    settings = {"REDWALL_HOME": str(home.root), "REDWALL_PSEUDONYM_KEY": "a test key, not the demo one"}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     with dg.instance_for_test() as instance:
         yield home, instance, later
-    if saved is None:
-        os.environ.pop("REDWALL_HOME")
-    else:
-        os.environ["REDWALL_HOME"] = saved
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = value
 
 
 def take_in(instance, source: str) -> dg.ExecuteInProcessResult:
