@@ -81,6 +81,7 @@ class Column:
     free_text: bool = False
     description: str | None = None
     example: Any = None
+    element: str | None = None  # the national data element it is (schemas/reference/data_element.csv)
 
     @property
     def dtype(self) -> pl.DataType:
@@ -88,8 +89,10 @@ class Column:
 
     @property
     def headers(self) -> tuple[str, ...]:
-        """Every spelling a delivered header may take for this column, preferred first."""
-        names = [self.field or self.name, self.label, *self.aliases]
+        """Every spelling a delivered header may take for this column, preferred first: the field
+        code, the label, the aliases, then its data element's standard name, identifier, internal
+        identifier and synonyms — the same for every feed and ledger."""
+        names = [self.field or self.name, self.label, *self.aliases, *element_spellings(self.element)]
         return tuple(dict.fromkeys(names))
 
 
@@ -203,6 +206,8 @@ def _column(raw: dict[str, Any], where: str) -> Column:
     if raw.get("free_text") and raw["type"] != "string":
         raise ContractError(f"{where}: column {raw['name']!r}: only a string column can be free text")
     raw["aliases"] = tuple(raw.get("aliases", ()))
+    if raw.get("element") and raw["element"] not in data_elements():
+        raise ContractError(f"{where}: column {raw['name']!r} names unknown data element {raw['element']!r}")
     if raw.get("codes") and raw["codes"] not in DYNAMIC_CODES and raw["codes"] not in code_lists():
         raise ContractError(f"{where}: column {raw['name']!r} names unknown code list {raw['codes']!r}")
     try:
@@ -217,6 +222,13 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
     names = [c.name for c in envelope + columns]
     if len(set(names)) != len(names):
         raise ContractError(f"{where}:{name}: duplicate column names")
+    # a header must name one column: no spelling (its data element's included) shared by two
+    spelled: dict[str, str] = {}
+    for column in envelope + columns:
+        for header in {_spelling_key(h) for h in column.headers}:
+            if spelled.setdefault(header, column.name) != column.name:
+                raise ContractError(f"{where}:{name}: header {header!r} would name both {spelled[header]!r} "
+                                    f"and {column.name!r}")
     keys = tuple(raw.get("keys", ()))
     if missing := set(keys) - set(names):
         raise ContractError(f"{where}:{name}: keys {sorted(missing)} are not columns")
@@ -267,6 +279,10 @@ def load_contracts(root: Path = HERE) -> Contracts:
     return Contracts(tables)
 
 
+def _spelling_key(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
 # -- reference data ------------------------------------------------------------------------------
 # Chinese titles of the reference tables and labels of their columns (one meaning per name in all).
 REFERENCE_TITLES = {
@@ -274,6 +290,7 @@ REFERENCE_TITLES = {
     "calendar": "工作日历：每天是否工作日，含法定节假日和调休",
     "codes": "代码表：各代码集的代码和名称",
     "component_class": "城市管理部件分类（CJ/T 214）及处置时限",
+    "data_element": "数据元：各列对应的标准数据元（中文名称、标识符、内部标识符、出处、同义名称）",
     "ethnicity": "民族代码（GB/T 3304）",
     "event_class": "城市管理事件分类（CJ/T 214）及处置时限",
     "grid_code_scheme": "单元网格编码方案",
@@ -286,6 +303,8 @@ REFERENCE_LABELS = {
     "note": "备注", "scheme": "分类或编码方案", "major": "大类代码", "minor": "小类代码", "major_name": "大类名称",
     "time_limit": "处置时限", "time_unit": "时限单位", "length": "编码长度", "pattern": "编码格式（正则表达式）",
     "parts": "编码结构", "district_code": "所属区代码",
+    "element": "数据元", "identifier": "标识符", "internal_id": "内部标识符", "standard": "出处（标准）",
+    "synonyms": "同义名称",
 }
 
 
@@ -310,3 +329,18 @@ def code_lists() -> dict[str, dict[str, str]]:
         frame = reference(name)
         lists[name] = dict(zip(frame["code"], frame["name"]))
     return lists
+
+
+@cache
+def data_elements() -> dict[str, dict[str, str | None]]:
+    """The national data elements the contracts' columns name (``element``): ``{element: row}``."""
+    return {row["element"]: row for row in reference("data_element").iter_rows(named=True)}
+
+
+def element_spellings(element: str | None) -> tuple[str, ...]:
+    """How a header may name a data element: its standard name, identifier, internal identifier
+    and synonyms (an exchange file or a clerk may use any)."""
+    if element is None:
+        return ()
+    row = data_elements()[element]
+    return tuple(filter(None, (row["name"], row["identifier"], row["internal_id"], *(row["synonyms"] or "").split(";"))))

@@ -129,3 +129,40 @@ def test_legacy_id_upgrade_and_uscc_check():
     assert ids.is_valid_uscc(good)
     assert not ids.is_valid_uscc(first17 + ("0" if good[-1] != "0" else "1"))
     assert not ids.is_valid_uscc("91110102MA01ABCDI" + "X")  # I is not in the alphabet
+
+
+# Columns about a person, a place or an organisation: each must name its standard data element.
+ELEMENT_PII = ("name", "id_number", "phone", "address")
+ELEMENT_FORMATS = ("person_id", "uscc", "grid_code", "community_code", "house_code", "phone")
+ELEMENT_CODES = ("sex", "ethnicity", "community")
+
+
+def test_person_place_and_organisation_columns_name_their_data_element():
+    elements = reference("data_element")
+    assert elements["element"].is_unique().all() and elements["identifier"].is_unique().all()
+    assert elements.filter(pl.col("name").is_null() | pl.col("standard").is_null()).is_empty()  # named, cited
+    citizen = elements.filter(pl.col("element") == "citizen_id").row(0, named=True)
+    assert (citizen["name"], citizen["identifier"], citizen["internal_id"]) == ("公民身份号码", "GMSFHM", "DE00001")
+    unnamed = [f"{t.key}.{c.name}" for t in load_contracts().tables.values() if t.kind != "mart"
+               for c in t.all_columns
+               if (c.pii in ELEMENT_PII or c.format in ELEMENT_FORMATS or c.codes in ELEMENT_CODES) and not c.element]
+    assert not unnamed, unnamed
+    # a header spells the element the same way for every feed: its name, identifier and internal identifier
+    for t in load_contracts().tables.values():
+        for c in t.all_columns:
+            if c.element == "citizen_id":
+                assert {"公民身份号码", "GMSFHM", "DE00001"} <= set(c.headers), t.key
+
+
+def test_a_header_naming_two_columns_or_an_unknown_element_is_a_contract_error(tmp_path):
+    root = tmp_path / "schemas"
+    shutil.copytree(HERE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    ledger = root / "ledgers" / "elderly_alone.yaml"
+    text = ledger.read_text(encoding="utf-8")
+    # the emergency contact's phone declared as the 联系电话 element: 联系电话 would name two columns
+    ledger.write_text(text.replace("element: contact_phone", "element: phone"), encoding="utf-8")
+    with pytest.raises(ContractError, match="would name both"):
+        load_contracts.__wrapped__(root)
+    ledger.write_text(text.replace("element: contact_phone", "element: no_such_element"), encoding="utf-8")
+    with pytest.raises(ContractError, match="unknown data element"):
+        load_contracts.__wrapped__(root)

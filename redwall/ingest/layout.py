@@ -21,7 +21,7 @@ import polars as pl
 
 from redwall.ingest.formats import Grid, Unreadable
 from redwall.lake import LINEAGE
-from schemas import Column, Table
+from schemas import Column, Table, data_elements
 
 HEADER_SCAN_ROWS = 30
 # Kinds of rows below a header that are no records, as a receipt names them. A total row has a cell
@@ -129,9 +129,16 @@ def blocks(grids: list[Grid], candidates: list[Table]) -> tuple[list[Block], lis
         raise Unreadable(
             "header_unrecognised",
             f"文件前{HEADER_SCAN_ROWS}行中找不到可识别的表头，不是本中心接收的{titles}，"
-            "请使用中心下发的模板或核对报送目录",
+            "请使用中心下发的模板或核对报送目录。应有的表头（必填列，可用中文名称或括号中的标准数据元标识符）："
+            + "；".join(f"{t.title}：" + "、".join(map(_expected, (t.column(n) for n in t.required))) for t in candidates),
         )
     return found, ignored
+
+
+def _expected(column: Column) -> str:
+    """A required column as a refusal names it: its label, and its data element's identifier."""
+    identifier = data_elements()[column.element]["identifier"] if column.element else None
+    return f"{column.label}（{identifier}）" if identifier else column.label
 
 
 def _spellings(grid: Grid, names: list[str | None]) -> list[tuple[str, ...]]:

@@ -270,8 +270,45 @@ def returned() -> None:
     shutil.copy(folder / "独居老人台账（11月）.xlsx", CASES / "return_corrected_copy" / "独居老人台账（11月）.xlsx")
 
 
+# -- the national data elements -----------------------------------------------------------------
+def elements() -> None:
+    """Deliveries naming their fields by the standard data elements rather than by the codes the
+    centre's contracts were written from: the city exchange's death registrations with GA/T 543
+    identifiers (GMSFHM, XM, SWRQ) and a dictionary giving their standard names; disability
+    certificates in Parquet under codes nobody knows (ZD1…), explained only by a dictionary giving
+    the standard Chinese names; a hardship-aid ledger whose clerk typed the standard identifiers as
+    headers; and an elderly-allowance list under codes with no dictionary at all (refused, saying
+    what was expected)."""
+    import json
+
+    folder = CASES / "elements_exchange_and_ledger"
+    folder.mkdir(parents=True, exist_ok=True)
+    zhou = ELDERLY[5]
+    death = ["GMSFHM,XM,SWRQ", f"{zhou[1]},{zhou[0]},2026-11-20"]
+    (folder / "mz_death_20261130.csv").write_text("\n".join(death) + "\n", encoding="utf-8")
+    (folder / "mz_death_20261130.dict.json").write_text(json.dumps({
+        "GMSFHM": {"name": "公民身份号码", "type": "string"}, "XM": {"name": "姓名", "type": "string"},
+        "SWRQ": {"name": "死亡日期", "type": "date"}}, ensure_ascii=False, indent=1), encoding="utf-8")
+    wang, li = ELDERLY[3], ELDERLY[4]
+    pq.write_table(pa.table({
+        "ZD1": [wang[1], li[1]], "ZD2": [wang[0], li[0]], "ZD3": [f"{wang[1]}44", f"{li[1]}14"],
+        "ZD4": ["肢体", "视力"], "ZD5": ["二级", "四级"], "ZD6": ["2030-06-30", "2029-01-31"]}),
+        folder / "cl_disability_20261130.parquet")
+    (folder / "cl_disability_20261130.dict.json").write_text(json.dumps({
+        "ZD1": {"name": "公民身份号码", "type": "string"}, "ZD2": {"name": "姓名", "type": "string"},
+        "ZD3": {"name": "残疾人证号", "type": "string"}, "ZD4": {"name": "残疾类别", "type": "string"},
+        "ZD5": {"name": "残疾等级", "type": "string"}, "ZD6": {"name": "有效期至", "type": "date"}},
+        ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "rs_elderly_allowance_20261130.csv").write_text(
+        "ZD01,ZD02,ZD03\n" + f"{li[1]},{li[0]},80-89岁\n", encoding="utf-8")
+    header = ["HZXM", "GMSFHM", "SQMC", "帮扶类型", "帮扶金额", "帮扶日期", "经办人"]
+    book = workbook("困难群众帮扶台账", [header, *AID[:3]])
+    book.save(folder / "困难群众帮扶台账（标准数据元表头）.xlsx")
+
+
 MAKERS = {"street": street, "trailer_total_and_signature": trailers, "trailer_two_pages": two_pages,
-          "trailer_floating_signature": floating_signature, "returned": returned}
+          "trailer_floating_signature": floating_signature, "returned": returned,
+          "elements": elements}
 
 
 if __name__ == "__main__":
