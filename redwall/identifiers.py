@@ -256,15 +256,32 @@ def uscc_check_expr(col: pl.Expr) -> pl.Expr:
 
 
 # -- phone -------------------------------------------------------------------------------------
-FIXED_LINE_PATTERN = r"^(0\d{2,3})?\d{7,8}$"
+FIXED_LINE_PATTERN = r"^(0[0-9]{2,3})?[0-9]{7,8}$"
+EXTENSION = "转"  # how a normalised number gives its extension: 01066012345转8001
+# an extension as people write it: 转8001, 转分机8001, 分机8001, ext 8001, x8001, #8001
+_WITH_EXTENSION = r"(?i)^(.*?[0-9)）])\s*(?:转分机|转|分机|ext\.?|x|#)\s*([0-9]{1,6})$"
 
 
 def is_phone_expr(col: pl.Expr) -> pl.Expr:
-    """True for a normalised mobile number or a fixed-line number (with or without area code)."""
-    return col.str.contains(PHONE_PATTERN) | col.str.contains(FIXED_LINE_PATTERN)
+    """True for a normalised mobile number or a fixed-line number (with or without area code),
+    either with an extension (``转8001``)."""
+    main = col.str.replace(f"{EXTENSION}[0-9]{{1,6}}$", "")
+    return main.str.contains(PHONE_PATTERN) | main.str.contains(FIXED_LINE_PATTERN)
 
 
 def normalise_phone_expr(col: pl.Expr) -> pl.Expr:
-    """Digits only, +86/0086 dropped: '+86 138-1234-5678' -> '13812345678'."""
-    digits = col.str.replace_all(r"[^\d]", "")
-    return digits.str.replace(r"^(0086|86)(1[3-9]\d{9})$", "$2")
+    """Digits only, the country code dropped, an extension kept after 转: '+86 138-1234-5678' ->
+    '13812345678', '+86 10 6601 2345' -> '01066012345', '(010)66012345 转 8001' ->
+    '01066012345转8001'. Other scripts' digits are dropped, for the rule to refuse what is left."""
+    parts = col.str.extract_groups(_WITH_EXTENSION)
+    main = pl.coalesce(parts.struct.field("1"), col)
+    international = main.str.contains(r"^\s*(\+|00)\s*86")
+    digits = main.str.replace_all(r"[^0-9]", "")
+    national = pl.when(international).then(digits.str.replace(r"^(00)?86", "")).otherwise(
+        digits.str.replace(r"^(0086|86)(1[3-9][0-9]{9})$", "$2"))
+    # after the country code a fixed line drops its trunk 0 (+86 10 …): it comes back
+    national = pl.when(international & ~national.str.contains(PHONE_PATTERN)).then(pl.lit("0") + national) \
+        .otherwise(national)
+    extension = parts.struct.field("2")
+    return pl.when(extension.is_not_null()).then(pl.concat_str(national, pl.lit(EXTENSION), extension)) \
+        .otherwise(national)

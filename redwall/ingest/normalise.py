@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -37,6 +38,10 @@ HALF_WIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]
 CJK = r"[\u3400-\u9fff]"
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 EXCEL_SERIALS = (3000, 80000)  # 1908–2119; a bare year such as 2024 is no serial date
+TWO_DIGIT_YEAR_DATE = r"^([0-9]{2})年([0-9]{1,2})月([0-9]{1,2})日$"  # LibreOffice zh-CN short date
+TWO_DIGIT_YEAR_REACH = 5  # years from today within which a two-digit year cannot mean another century
+CURRENCY = r"^(?:[¥￥]|RMB|人民币)"
+UNIT = r"(?:元|块|人|口|户|层|间|套|个|名|岁|平方米|平米|㎡|m²|m2)$"  # what clerks type after a number
 TIME_ZONE = "Asia/Shanghai"
 # A person_id column holds a 公民身份号码 unless the row's document type says otherwise, or its
 # person type is 境外人员 (then the number's form tells the document).
@@ -59,14 +64,18 @@ RULES = {
     "document_format": ("与证件类型不符",
                         "「{label}」不符合所填证件类型的号码格式（如港澳居民来往内地通行证为H或M加8位数字），"
                         "请核对证件类型和号码后重新填写"),
-    "phone_invalid": ("不是有效的电话号码", "「{label}」不是有效的手机或固定电话号码，请核对后重新填写"),
+    "phone_invalid": ("不是有效的电话号码", "「{label}」不是有效的手机或固定电话号码（手机为11位；固定电话可带区号和分机，"
+                                          "如010-66012345转8001），请核对后重新填写"),
     "uscc_invalid": ("不是有效的统一社会信用代码",
                      "「{label}」不是有效的统一社会信用代码（校验位不符），请核对营业执照后重新填写"),
     "format_invalid": ("不符合编码规则", "「{label}」不符合{what}的规则，请核对后重新填写"),
     "code_unknown": ("取值不在代码表中", "「{label}」的取值不在代码表中，请填写{allowed}"),
     "date_invalid": ("无法识别为日期", "「{label}」无法识别为日期，请填写如2024-03-05的日期"),
+    "date_two_digit_year": ("年份只有两位", "「{label}」的年份只写了两位，无法确定是哪个世纪，"
+                                            "请写成四位年份，如2026-11-08或2026年11月8日"),
     "datetime_invalid": ("无法识别为时间", "「{label}」无法识别为时间，应为如2024-03-05T08:30:00+08:00的时间"),
-    "number_invalid": ("不是数字", "「{label}」不是数字，请只填写数字"),
+    "number_invalid": ("不是数字", "「{label}」不是可识别的数字，请只填写数字（可带千分位逗号或单位“元”，"
+                                   "如1,500.00或1500元）"),
     "bool_invalid": ("不是“是/否”", "「{label}」应填写“是”或“否”"),
 }
 RULE_NAMES = {rule: short for rule, (short, _) in RULES.items()}
@@ -234,7 +243,13 @@ def _check(table: Table, column: Column) -> tuple[pl.Expr, pl.Expr]:
         pattern = format_rules()[column.format][0]
         return value, _rule(value.is_not_null() & ~value.str.contains(pattern), "format_invalid")
     if column.type in PARSERS:
-        return value, _rule(text.is_not_null() & value.is_null(), PARSERS[column.type][1])
+        rule = PARSERS[column.type][1]
+        if column.type == "date":  # a two-digit year is told apart: the clerk can fix it in one go
+            two_digits = text.str.contains(TWO_DIGIT_YEAR_DATE)
+            broken = text.is_not_null() & value.is_null()
+            return value, pl.when(broken & two_digits).then(pl.lit("date_two_digit_year")).when(broken).then(
+                pl.lit(rule))
+        return value, _rule(text.is_not_null() & value.is_null(), rule)
     return value, pl.lit(None, dtype=pl.String)
 
 
@@ -296,18 +311,36 @@ def _to_code(column: Column, value: pl.Expr) -> pl.Expr:
 
 
 def _date(text: pl.Expr) -> pl.Expr:
-    """Every date form the feeds use: 19900501, 1990-05-01, 1990/5/1, 1990年5月1日, 1990.5.1, a
-    datetime (date part), or an Excel serial day number."""
+    """Every date form the feeds and spreadsheet programs write: 19900501, 1990-05-01, 1990/5/1,
+    1990年5月1日, 1990.5.1, a datetime (date part), an Excel serial day number, or the two-digit-year
+    short date LibreOffice writes in a Chinese locale (26年11月8日: :func:`_two_digit_year`)."""
     parts = text.str.extract_groups(
-        r"^((?:19|20)\d{2})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?(?:[ T].*)?$")
-    compact_ok = text.str.contains(r"^\d{8}$") | text.str.contains(r"\D")  # no 1990511 guesswork
-    iso = pl.concat_str(parts.struct.field("1"), parts.struct.field("2").str.zfill(2),
-                        parts.struct.field("3").str.zfill(2), separator="-")
-    written = pl.when(compact_ok).then(iso.str.to_date("%Y-%m-%d", strict=False))
-    serial = text.str.extract(r"^(\d{4,5})(?:\.\d+)?$").cast(pl.Int64, strict=False)
+        r"^((?:19|20)[0-9]{2})\s*[-/.年]?\s*([0-9]{1,2})\s*[-/.月]?\s*([0-9]{1,2})\s*日?(?:[ T].*)?$")
+    compact_ok = text.str.contains(r"^[0-9]{8}$") | text.str.contains(r"[^0-9]")  # no 1990511 guesswork
+    written = pl.when(compact_ok).then(_ymd(parts.struct.field("1"), parts.struct.field("2"), parts.struct.field("3")))
+    serial = text.str.extract(r"^([0-9]{4,5})(?:\.[0-9]+)?$").cast(pl.Int64, strict=False)
     from_serial = pl.when(serial.is_between(*EXCEL_SERIALS)).then(
         pl.lit(EXCEL_EPOCH) + pl.duration(days=serial))
-    return pl.coalesce(written, from_serial.cast(pl.Date))
+    return pl.coalesce(written, from_serial.cast(pl.Date), _two_digit_year(text))
+
+
+def _ymd(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
+    return pl.concat_str(year, month.str.zfill(2), day.str.zfill(2), separator="-").str.to_date(
+        "%Y-%m-%d", strict=False)
+
+
+def _two_digit_year(text: pl.Expr) -> pl.Expr:
+    """``26年11月8日``: read as the spreadsheet program reads it back (00–29 as 20xx, 30–99 as
+    19xx) where that lands within :data:`TWO_DIGIT_YEAR_REACH` years of today, so that the other
+    century is out of the question; any other such date is refused (``date_two_digit_year``): it
+    may be a birth date a century earlier."""
+    parts = text.str.extract_groups(TWO_DIGIT_YEAR_DATE)
+    yy = parts.struct.field("1")
+    year = pl.concat_str(pl.when(yy.cast(pl.Int32) < 30).then(pl.lit("20")).otherwise(pl.lit("19")), yy)
+    date = _ymd(year, parts.struct.field("2"), parts.struct.field("3"))
+    today = dt.datetime.now(ZoneInfo(TIME_ZONE)).date()
+    reach = dt.timedelta(days=365 * TWO_DIGIT_YEAR_REACH)
+    return pl.when(date.is_between(pl.lit(today - reach), pl.lit(today + reach))).then(date)
 
 
 def _datetime(text: pl.Expr) -> pl.Expr:
@@ -319,15 +352,25 @@ def _datetime(text: pl.Expr) -> pl.Expr:
 
 
 def _number(text: pl.Expr) -> pl.Expr:
-    return text.str.replace_all(r"[,\s]", "")
+    """The number a cell means, as Float64: thousands separators only in groups of three
+    (1,500.00; a 1,50 is refused, it may mean 1.50), a currency sign or a unit around it (¥1500,
+    1500元, 3人, 120平方米) and 万 (1.5万 = 15000) read; anything else null."""
+    bare = text.str.replace_all(r"\s+", "").str.replace(CURRENCY, "").str.replace(UNIT, "")
+    ten_thousand = bare.str.ends_with("万")
+    bare = bare.str.strip_suffix("万")
+    digits = (pl.when(bare.str.contains(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")).then(bare.str.replace_all(",", ""))
+              .when(bare.str.contains(r"^-?[0-9]+(\.[0-9]+)?$")).then(bare))
+    return digits.cast(pl.Float64, strict=False) * pl.when(ten_thousand).then(10_000).otherwise(1)
 
 
 def _int(text: pl.Expr) -> pl.Expr:
-    return _number(text).str.replace(r"^(-?\d+)\.0+$", "$1").cast(pl.Int64, strict=False)
+    """A whole number (3, 3.0 from a numeric cell, 1.5万); 2.5 is no count and null."""
+    number = _number(text)
+    return pl.when(number == number.round(0)).then(number.cast(pl.Int64))
 
 
 def _float(text: pl.Expr) -> pl.Expr:
-    return _number(text).cast(pl.Float64, strict=False)
+    return _number(text)
 
 
 def _bool(text: pl.Expr) -> pl.Expr:
