@@ -272,7 +272,8 @@ def is_phone_expr(col: pl.Expr) -> pl.Expr:
 def normalise_phone_expr(col: pl.Expr) -> pl.Expr:
     """Digits only, the country code dropped, an extension kept after 转: '+86 138-1234-5678' ->
     '13812345678', '+86 10 6601 2345' -> '01066012345', '(010)66012345 转 8001' ->
-    '01066012345转8001'. Other scripts' digits are dropped, for the rule to refuse what is left."""
+    '01066012345转8001'. Anything else in it (letters, other scripts' digits) leaves it as written, for
+    the rule to refuse."""
     parts = col.str.extract_groups(_WITH_EXTENSION)
     main = pl.coalesce(parts.struct.field("1"), col)
     international = main.str.contains(r"^\s*(\+|00)\s*86")
@@ -283,5 +284,7 @@ def normalise_phone_expr(col: pl.Expr) -> pl.Expr:
     national = pl.when(international & ~national.str.contains(PHONE_PATTERN)).then(pl.lit("0") + national) \
         .otherwise(national)
     extension = parts.struct.field("2")
-    return pl.when(extension.is_not_null()).then(pl.concat_str(national, pl.lit(EXTENSION), extension)) \
+    normalised = pl.when(extension.is_not_null()).then(pl.concat_str(national, pl.lit(EXTENSION), extension)) \
         .otherwise(national)
+    # letters or other signs in it: no phone number as written, left for the rule to refuse
+    return pl.when(main.str.contains(r"[^0-9\s\-()（）+.]")).then(col).otherwise(normalised)

@@ -167,7 +167,7 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
         .unnest("person")
         .filter(pl.any_horizontal(pl.col("name", "id_number", "phone").is_not_null()))
         .with_columns(id_number=upgrade_legacy_id_expr(document_number_expr(pl.col("id_number"))),
-                      phone=normalise_phone_expr(pl.col("phone")))
+                      phone=normalise_phone_expr(pl.col("phone").str.normalize("NFKC")))
         .with_columns(document=document_kind_expr(pl.col("id_number")))
         .with_columns(identity=pl.when(pl.col("document").is_in(VISIT_DOCUMENTS)).then(_identity(pl.col("document"))))
     )
