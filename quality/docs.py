@@ -122,8 +122,9 @@ def build_data_docs(home: Home, validations: list[tuple], built_at: dt.datetime 
     shutil.rmtree(building, ignore_errors=True)
     for suite, result in validations:
         write_atomically(building / "validations" / f"{_table_name(suite)}.html",
-                         _table_page(suite, result, titles, labels))
-    write_atomically(building / "index.html", _index_page(validations, titles, built_at or dt.datetime.now(dt.UTC)))
+                         _table_page(suite, result, titles, labels), shared_from=home.published)
+    write_atomically(building / "index.html", _index_page(validations, titles, built_at or dt.datetime.now(dt.UTC)),
+                     shared_from=home.published)
     shutil.rmtree(target, ignore_errors=True)
     building.rename(target)
     return docs_index(home)

@@ -310,4 +310,4 @@ def build_dashboard(home: Home, built_at: dt.datetime | None = None) -> tuple[Pa
     built_at = built_at or dt.datetime.now(dt.timezone.utc)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         text, figures = render(con, built_at), key_figures(con)
-    return write_atomically(dashboard_path(home), text), figures
+    return write_atomically(dashboard_path(home), text, shared_from=home.published), figures

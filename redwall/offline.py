@@ -27,10 +27,19 @@ def page(title: str, body: str, style: str) -> str:
 """
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write ``path`` beside itself and rename it into place: a reader never sees half a page."""
+PAGE_MODE, FOLDER_MODE = 0o644, 0o755  # published for other local users (redwall's umask is owner-only)
+
+
+def write_atomically(path: Path, text: str, shared_from: Path) -> Path:
+    """Write ``path`` beside itself and rename it into place: a reader never sees half a page. The
+    page and every folder from ``shared_from`` down to it are readable by other local users."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (path.parent, *path.parent.parents):
+        folder.chmod(FOLDER_MODE)
+        if folder == shared_from:
+            break
     new = path.with_name(f".{path.name}.{os.getpid()}.new")
     new.write_text(text, encoding="utf-8")
+    new.chmod(PAGE_MODE)
     os.replace(new, path)
     return path

@@ -71,6 +71,22 @@ def test_every_asset_materialized_and_checks_passed(demo_home):
         assert metadata["resolution/records_kept"].value == 0
 
 
+def test_metadata_people_compare_over_time_is_numeric(demo_home):
+    """The UI plots a numeric entry across runs; a JSON blob of counts it can only print."""
+    graph = __import__("pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
+    with dg.DagsterInstance.from_config(str(demo_home.dagster_home)) as instance:
+        blobs = {}
+        for key in graph.get_all_asset_keys():
+            event = instance.get_latest_materialization_event(key)
+            for name, value in event.asset_materialization.metadata.items():
+                if isinstance(value, dg.JsonMetadataValue) and isinstance(value.data, dict) and any(
+                        isinstance(v, (int, float)) for v in value.data.values()):
+                    blobs[f"{key.to_user_string()} {name}"] = value.data
+        issue = instance.get_latest_materialization_event(dg.AssetKey(["quality", "issue"])).asset_materialization
+    assert blobs == {}
+    assert isinstance(issue.metadata["open"].value, int) and any(k.startswith("open/") for k in issue.metadata)
+
+
 def test_marts_hold_rows_and_warehouse_serves_them(demo_home):
     contracts = load_contracts()
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
@@ -236,6 +252,8 @@ def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_
 
     page = dashboard_path(demo_home)
     assert page.exists()  # build_all made it, downstream of the warehouse
+    # for leaders' accounts too, though redwall's files are owner-only by default
+    assert [oct(p.stat().st_mode & 0o777) for p in (page, page.parent, demo_home.published)] == ["0o644", "0o755", "0o755"]
     text = page.read_text(encoding="utf-8")
     assert "Content-Security-Policy" in text and "default-src 'none'" in text and "<script" not in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
