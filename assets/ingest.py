@@ -15,6 +15,7 @@ from collections import Counter
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from assets import keys
 from assets.metadata import description, freshness, owners, spec_metadata
@@ -37,10 +38,11 @@ def _table_facts(home, layer: str, name: str) -> dict[str, object]:
 
 
 class IngestConfig(dg.Config):
-    """Which inbox files to take (paths relative to the data home); empty takes every file waiting.
-    The inbox sensors pass only files that are complete."""
+    """Which inbox files to take; the inbox sensors pass only files that are complete."""
 
-    files: list[str] = []
+    # the launchpad shows a field's description, not its docstring
+    files: list[str] = Field(default_factory=list,
+                             description="要接收的收件箱文件（相对数据目录的路径）；不填则接收全部待处理文件")
 
 
 # Check names are constants: the graph snapshot and the UI refer to them.

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from assets import keys
 from assets.mart_checks import mart_check_results, mart_check_specs
@@ -48,9 +49,9 @@ def calendar_check(asset_key: dg.AssetKey, today: dt.date,
 
 
 class MartsConfig(dg.Config):
-    full_resolution: bool = False
-    """Re-score every record without an ID, not only new or changed ones (after a model change,
-    or to settle links whose bridging record has since vanished)."""
+    # after a model change, or to settle links whose bridging record has since vanished
+    full_resolution: bool = Field(default=False, description="对所有无证件号码的记录重新匹配打分，而不只是新增或变化的记录"
+                                                             "（更换匹配模型后，或起桥接作用的记录已消失时）")
 
 
 def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from assets import keys
 from pipelines.automation import follows_deliveries
@@ -30,15 +31,16 @@ MAX_ERROR_RATE = 0.5  # half of a source failing means a broken feed, not sloppy
 
 
 class WaiverConfig(dg.Config):
-    issue_id: str
-    reason: str
-    by: str
+    issue_id: str = Field(description="问题编号（quality.issue 的 issue_id）")
+    reason: str = Field(description="豁免理由")
+    by: str = Field(description="批准人")
 
 
 class LoopConfig(dg.Config):
     """Waivers granted by an authorised analyst for this run (recorded in the issue table)."""
 
-    waivers: list[WaiverConfig] = []
+    waivers: list[WaiverConfig] = Field(default_factory=list,
+                                        description="授权分析员本次运行批准的豁免（记入整改问题表）")
 
 
 def _police_snapshots(home) -> dg.AssetCheckResult:

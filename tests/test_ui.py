@@ -49,3 +49,13 @@ def test_every_mart_has_checks_beyond_the_calendar_and_keys_are_blocking():
     event = graph.get(dg.AssetKey(["lake", "mart", "event"])).check_keys
     assert "residents_in_known_grids" in {c.name for c in person}
     assert "closed_events_judged_on_time" in {c.name for c in event}
+
+
+def test_launchpad_config_fields_are_described_in_chinese():
+    from assets.ingest import IngestConfig
+    from assets.marts import MartsConfig
+    from assets.quality import LoopConfig, WaiverConfig
+
+    for config in (IngestConfig, MartsConfig, LoopConfig, WaiverConfig):
+        fields = config.to_config_schema().as_field().config_type.fields
+        assert fields and all(CHINESE.search(f.description or "") for f in fields.values()), config.__name__
