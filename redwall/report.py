@@ -6,6 +6,7 @@ virtualenv."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -34,8 +35,8 @@ def redwall_command(home: Home, *args: str) -> str:
 
 def warehouse_example(home: Home) -> str:
     """A one-line query of the shared warehouse: residents per community."""
-    code = (f"import duckdb; print(duckdb.connect({str(home.warehouse)!r}, read_only=True).sql("
-            "'SELECT community_name, sum(residents)::BIGINT AS residents FROM mart.grid GROUP BY 1 ORDER BY 2 DESC'))")
+    code = (f"import duckdb; print(duckdb.connect({json.dumps(str(home.warehouse))}, read_only=True).sql("
+            '"SELECT community_name, sum(residents)::BIGINT AS residents FROM mart.grid GROUP BY 1 ORDER BY 2 DESC"))')
     return f"{program('python')} -c {shlex.quote(code)}"
 
 
