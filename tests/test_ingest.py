@@ -1137,3 +1137,19 @@ def test_community_ledgers_cost_one_commit_per_table(home):
                         ("ops", "file_receipt"), ("ops", "file_registry")):
         assert lake.open_table(home, layer, name).version() == 0, name  # five ledgers, one commit
     assert silver(home, "ledgers_elderly_alone", current=True).height == 5
+
+
+def test_a_number_typed_into_a_date_cell_is_read_as_the_number(tmp_path):
+    """20261204 typed into a date-formatted cell is no date Excel can show (+57373-04-15): it is
+    read as the number the clerk typed, for the rules to judge, never as that rendering."""
+    from redwall.ingest.formats import read_file
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["帮扶日期", "发现日期", "整改期限"])
+    sheet.append([20261204, dt.date(2026, 11, 3), 46329])
+    for cell in sheet[2]:
+        cell.number_format = "yyyy-mm-dd"
+    book.save(tmp_path / "dates.xlsx")
+    (grid,) = read_file(tmp_path / "dates.xlsx")
+    assert grid.cells.row(1)[1:] == ("20261204", "2026-11-03 00:00:00", "2026-11-03 00:00:00")

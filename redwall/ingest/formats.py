@@ -229,6 +229,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             cells = sheet.to_polars()
             letters = tuple(_letter(c.absolute_index) for c in sheet.available_columns())
             cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)))))
+            cells = cells.with_columns(_typed_number(pl.col(c)).alias(c) for c in cells.columns)
             if fmt == "xlsx":
                 cells = _fill_merged(cells, merges.get(name, ()), letters)
             grids.append(Grid(fmt, _numbered(cells), sheet=name, letters=letters,
@@ -237,6 +238,24 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
     except fastexcel.FastExcelError:
         raise Unreadable("corrupt", "Excel文件已损坏，无法打开，请用Excel打开检查后重新保存报送") from None
     return grids
+
+
+# A number typed into a date cell (20261204) that calamine renders as a date beyond year 9999.
+BEYOND_DATES = r"^\+(\d{5,})-(\d{2})-(\d{2}) 00:00:00$"
+
+
+def _typed_number(cell: pl.Expr) -> pl.Expr:
+    """A cell holding a number Excel formats as a date but no date can be (20261204 typed into a
+    date column shows as +57373-04-15) as the number it holds: the day count since 1899-12-30,
+    computed by the proleptic Gregorian calendar (Python's dates end with year 9999)."""
+    parts = cell.str.extract_groups(BEYOND_DATES)
+    year, month, day = (parts.struct.field(str(i)).cast(pl.Int64) for i in (1, 2, 3))
+    year = year - (month <= 2).cast(pl.Int64)
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * (month + pl.when(month > 2).then(-3).otherwise(9)) + 2) // 5 + day - 1
+    days = era * 146097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719468  # since 1970-01-01
+    return pl.when(cell.str.contains(BEYOND_DATES)).then((days + 25569).cast(pl.String)).otherwise(cell)
 
 
 def _number_cells(reader: fastexcel.ExcelReader, sheet: str, height: int, column: str) -> pl.Series:
