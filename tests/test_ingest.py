@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -1153,3 +1154,27 @@ def test_a_number_typed_into_a_date_cell_is_read_as_the_number(tmp_path):
     book.save(tmp_path / "dates.xlsx")
     (grid,) = read_file(tmp_path / "dates.xlsx")
     assert grid.cells.row(1)[1:] == ("20261204", "2026-11-03 00:00:00", "2026-11-03 00:00:00")
+
+
+def test_a_total_row_is_recognised_by_its_formula_without_a_label(home):
+    """A row of column sums under the records (=SUM(E3:E4)) is a total even with no 合计 label; a
+    sum across one row (a record's own total) is not."""
+    aid = [["户主姓名", "公民身份号码", "所属社区", "帮扶类型", "帮扶金额（元）", "帮扶日期", "经办人"],
+           ["刘志强", cid("19650715", "001"), "西交民巷社区", "临时救助", "=SUM(800,0)", "2026-11-02", "赵敏"],
+           ["马桂芬", cid("19580203", "022"), "西交民巷社区", "物资帮扶", 500, "2026-11-02", "李红"],
+           [None, None, None, None, "=SUM(E2:E3)", None, None]]
+    # as a spreadsheet program saves it: each formula with its computed value
+    source, computed = zipfile.ZipFile(io.BytesIO(workbook(aid))), io.BytesIO()
+    with zipfile.ZipFile(computed, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<f>SUM(800,0)</f><v />", b"<f>SUM(800,0)</f><v>800</v>") \
+                    .replace(b"<f>SUM(E2:E3)</f><v />", b"<f>SUM(E2:E3)</f><v>1300</v>")
+                assert data.count(b"<v>800</v>") == 1 and data.count(b"<v>1300</v>") == 1
+            target.writestr(item, data)
+    drop(home, "ledgers", "帮扶台账.xlsx", computed.getvalue(), department="civil_affairs")
+    (receipt,) = process_source(home, "ledgers")
+    balanced(home, receipt)
+    assert (receipt.rows_read, receipt.rows_rejected, receipt.rows_skipped) == (2, 0, 1)
+    assert "合计行1行（第4行）" in receipt.reasons_zh
