@@ -306,9 +306,45 @@ def elements() -> None:
     book.save(folder / "困难群众帮扶台账（标准数据元表头）.xlsx")
 
 
+# -- values and documents as typed ---------------------------------------------------------------
+def values_as_typed() -> None:
+    """A hardship-aid ledger saved as CSV (GBK) by a clerk's spreadsheet in a Chinese locale: dates
+    in the forms it writes, amounts with 元, 万 and separators, one amount and one date that may
+    mean two things. Written here as the text such a program writes, byte for byte."""
+    lines = [",".join(AID_HEADER),
+             f"刘志强,{cid('19650715', '001')},西交民巷社区,临时救助,800元,2026/11/2,赵敏",
+             f"马桂芬,{cid('19580203', '022')},府右街南社区,物资帮扶,\"1,500.00\",2026年11月2日,李红",
+             f"孙建国,{cid('19700811', '053')},西交民巷社区,医疗救助,1.2万,2026.11.05,赵敏",
+             f"何丽,{cid('19811224', '064')},府右街南社区,临时救助,\"1,50\",20261108,李红",
+             f"杨宝山,{cid('19490612', '075')},西交民巷社区,物资帮扶,500,40年11月9日,赵敏"]
+    folder = CASES / "values_as_typed"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "困难群众帮扶台账.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
+
+
+def identity_documents() -> None:
+    """A floating-population export whose clerk typed document numbers as people write them:
+    a Hong Kong permit with a dash and spaces, a passport in lower case, a Taiwan resident's
+    residence permit (830000), a citizen ID with an Arabic-Indic digit pasted from a phone."""
+    header = ["序号", "姓名", "证件类型", "证件号码", "性别", "出生日期", "户籍地", "现住地址", "来京日期", "流入原因",
+              "居住证号", "居住证有效期至", "住所类型", "房主姓名", "房主电话", "登记人", "登记日期"]
+    base = ["西城区西交民巷5号", "2025-03-01", "务工", None, None, "租赁", "陈淑珍", "13812340000", "孙管理", "2026-11-30"]
+    people = [
+        [1, "陈家明", "港澳居民来往内地通行证", "h-1234 5678", "男", "1985-02-01", "香港", *base],
+        [2, "JOHN SMITH", "护照", "g12345678", "男", "1979-07-07", "英国", *base],
+        [3, "林志玲", "港澳台居民居住证", cid("19900101", "012", "830000"), "女", "1990-01-01", "台湾", *base],
+        [4, "黄海涛", "居民身份证", cid("19900501", "017", "130102")[:7] + "٩" + cid("19900501", "017", "130102")[8:],
+         "男", "1990-05-01", "河北省石家庄市", *base],
+    ]
+    book = workbook("流动人口", [header, *people], title="西长安街街道流动人口登记表")
+    folder = CASES / "identity_documents"
+    folder.mkdir(parents=True, exist_ok=True)
+    book.save(folder / "流动人口登记_20261130.xlsx")
+
+
 MAKERS = {"street": street, "trailer_total_and_signature": trailers, "trailer_two_pages": two_pages,
           "trailer_floating_signature": floating_signature, "returned": returned,
-          "elements": elements}
+          "elements": elements, "values_as_typed": values_as_typed, "identity_documents": identity_documents}
 
 
 if __name__ == "__main__":
