@@ -23,26 +23,32 @@ from pathlib import Path
 
 import fastexcel
 import msoffcrypto
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 from charset_normalizer import from_bytes
 
 from redwall.ingest.inbox import DICT_SUFFIX
+from redwall.ingest.limits import Limits, limits
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 PARQUET_MAGIC = b"PAR1"
 DELIMITERS = (",", "\t", ";", "|")
 SNIFF_LINES = 30
+QUOTED = r'"(?:[^"]|"")*"'  # a quoted CSV field
+MERGE_REF = re.compile(rb'<mergeCell ref="([A-Z]+\d+:[A-Z]+\d+)"')
+MIB = 1024 * 1024
 
 
 class Unreadable(Exception):
     """The file cannot be taken in; ``reason_zh`` goes to the sender's receipt."""
 
-    def __init__(self, rule: str, reason_zh: str):
+    def __init__(self, rule: str, reason_zh: str, table: str | None = None):
         super().__init__(rule)
         self.rule = rule
         self.reason_zh = reason_zh
+        self.table = table  # the contract table the file was recognised as, when it was
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,14 @@ class Grid:
         return "第{}条记录"
 
 
-def read_file(path: Path) -> list[Grid]:
-    """All grids of a delivered file, or :class:`Unreadable`."""
+def read_file(path: Path, beside: Path | None = None) -> list[Grid]:
+    """All grids of a delivered file, or :class:`Unreadable`. ``beside``: where the delivery was
+    dropped, when ``path`` is a copy of it (an exchange file's data dictionary lies beside it).
+    A file over the :mod:`~redwall.ingest.limits` is refused before it is parsed."""
+    bounds = limits()
+    if (size := path.stat().st_size) > bounds.max_file_bytes:
+        raise Unreadable("too_large", f"文件过大（{size / MIB:.0f} MB，上限{bounds.max_file_bytes / MIB:.0f} MB），"
+                                      "未读入；请拆分成几个较小的文件后重新报送")
     with path.open("rb") as f:
         head = f.read(8)
     if not head:
@@ -95,11 +107,30 @@ def read_file(path: Path) -> list[Grid]:
             raise Unreadable("encrypted", "工作簿设置了打开密码，无法读取，请取消密码后重新报送")
         return _read_workbook(path, "xls")
     if head.startswith(PARQUET_MAGIC):
-        return [_read_parquet(path)]
-    text, encoding = _decode(path.read_bytes())
+        return [_read_parquet(path, beside or path)]
+    raw = path.read_bytes()
+    _check_lines(raw, bounds)
+    text, encoding = _decode(raw)
+    del raw
     if text.lstrip("\ufeff \r\n\t").startswith("{"):
         return _read_jsonl(text, encoding)
-    return [_read_delimited(text, encoding, _glossary(path))]
+    return [_read_delimited(text, encoding, _glossary(beside or path))]
+
+
+def _check_lines(raw: bytes, bounds: Limits) -> None:
+    """Refuse a text whose longest line exceeds ``max_line_bytes`` (no record is that long, and
+    parsing one costs memory far beyond its size)."""
+    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 0x0A)
+    bounds_of_lines = np.concatenate(([-1], ends, [len(raw)]))
+    if (longest := int(np.diff(bounds_of_lines).max()) - 1) > bounds.max_line_bytes:
+        raise Unreadable("line_too_long", f"文件中有一行长达{longest / 1024:.0f} KB（上限{bounds.max_line_bytes / 1024:.0f} KB），"
+                                          "不像是表格数据（可能缺少换行符或格式错误），未读入；请检查后重新导出")
+
+
+def _too_wide(width: int, bounds: Limits) -> None:
+    if width > bounds.max_columns:
+        raise Unreadable("too_many_columns", f"表格有{width}列，超过上限{bounds.max_columns}列，不像是本中心的模板或数据，"
+                                             "未读入；请检查分隔符或删除多余的列后重新报送")
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -125,10 +156,14 @@ def _decode(raw: bytes) -> tuple[str, str]:
 def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
     lines = text.split("\n", SNIFF_LINES)[:SNIFF_LINES]
     delimiter = max(DELIMITERS, key=lambda d: max(line.count(d) for line in lines))
+    all_lines = pl.Series(text.split("\n"))
     # A width no line exceeds: title rows and ragged lines then read without loss.
-    width = pl.Series(text.split("\n")).str.count_matches(delimiter, literal=True).max() + 1
-    last = text.rsplit("\n", 1)[-1]
-    if last.strip() and last.count(delimiter) < width - 1:  # no line end, and fields missing
+    width = all_lines.str.count_matches(delimiter, literal=True).max() + 1
+    _too_wide(width, limits())
+    # Fields, not delimiters: a delimiter inside quotes ("府右街12号,3号楼") separates nothing.
+    fields = all_lines.str.replace_all(QUOTED, "").str.count_matches(delimiter, literal=True)
+    last = all_lines[-1]
+    if last.strip() and (last.count('"') % 2 or fields[-1] < fields.max()):  # no line end, fields missing
         raise Unreadable("incomplete", "文件最后一行不完整，可能仍在复制或传输中断，未读入；请传输完成后重新报送")
     try:
         cells = pl.read_csv(
@@ -155,6 +190,7 @@ def _read_jsonl(text: str, encoding: str) -> list[Grid]:
             "type", maintain_order=True):
         try:
             cells = _flatten(part["line"])
+            _too_wide(cells.width, limits())
         except pl.exceptions.PolarsError:  # records polars cannot read as objects: kept as lines
             broken.append(part)
             continue
@@ -187,13 +223,27 @@ def _ndjson_strings(lines: pl.Series) -> pl.DataFrame:
 
 
 # -- Parquet -------------------------------------------------------------------------------------
-def _read_parquet(path: Path) -> Grid:
+def _read_parquet(path: Path, beside: Path) -> Grid:
+    bounds = limits()
     try:
+        meta = pq.ParquetFile(path).metadata
+        _too_wide(meta.num_columns, bounds)
+        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        _unpacked_within(unpacked, path.stat().st_size, bounds)
         frame = pl.from_arrow(pq.read_table(path))
+    except Unreadable:
+        raise
     except Exception:  # pyarrow raises ArrowInvalid/OSError for truncated or damaged files
         raise Unreadable("corrupt", "Parquet文件已损坏或未传输完整，无法读取，请重新报送") from None
     cells = frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
-    return Grid("parquet", _numbered(cells), header=tuple(frame.columns), glossary=_glossary(path))
+    return Grid("parquet", _numbered(cells), header=tuple(frame.columns), glossary=_glossary(beside))
+
+
+def _unpacked_within(unpacked: int, packed: int, bounds: Limits) -> None:
+    """Refuse a file that unpacks to more than the limits allow (a decompression bomb)."""
+    if unpacked > bounds.max_unzipped_bytes or unpacked > bounds.max_unzip_ratio * max(packed, MIB):
+        raise Unreadable("unpacks_too_large", f"文件解压后达{unpacked / MIB:.0f} MB（文件本身{packed / MIB:.1f} MB），"
+                                              "远超正常表格，可能已损坏或是恶意文件，未读入；请另存为新文件后重新报送")
 
 
 def _numbered(cells: pl.DataFrame) -> pl.DataFrame:
@@ -218,6 +268,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             with zipfile.ZipFile(path) as z:
                 if "xl/workbook.xml" not in z.namelist():
                     raise Unreadable("wrong_format", "压缩文件不是Excel工作簿（.xlsx），无法读取")
+                _unpacked_within(sum(i.file_size for i in z.infolist()), path.stat().st_size, limits())
                 merges, totals = _xlsx_merges(z), _xlsx_totals(z)
         except zipfile.BadZipFile:
             raise Unreadable("corrupt", "Excel文件已损坏或未传输完整，无法打开，请重新报送") from None
@@ -228,6 +279,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
             cells = sheet.to_polars()
             letters = tuple(_letter(c.absolute_index) for c in sheet.available_columns())
+            _too_wide(cells.width, limits())
             cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)))))
             cells = cells.with_columns(_typed_number(pl.col(c)).alias(c) for c in cells.columns)
             if fmt == "xlsx":
@@ -301,14 +353,23 @@ def _sheet_members(z: zipfile.ZipFile) -> dict[str, str]:
     return members
 
 
-def _xlsx_merges(z: zipfile.ZipFile) -> dict[str, list[str]]:
+def _xlsx_merges(z: zipfile.ZipFile) -> dict[str, list[bytes]]:
     """Merged ranges per sheet name, read from the sheet XML (calamine would parse every cell again)."""
-    merges = {}
-    for name, member in _sheet_members(z).items():
-        data = z.read(member)
-        tail = data[data.rfind(b"<mergeCells"):] if b"<mergeCells" in data else b""
-        merges[name] = re.findall(rb'<mergeCell ref="([A-Z]+\d+:[A-Z]+\d+)"', tail)
-    return merges
+    return {name: _stream_matches(z, member, MERGE_REF) for name, member in _sheet_members(z).items()}
+
+
+def _stream_matches(z: zipfile.ZipFile, member: str, pattern: re.Pattern) -> list:
+    """Every match of ``pattern`` (within one cell or merge element) in a sheet's XML, streamed: the
+    XML is never held whole (it may unpack to hundreds of MB). Each chunk is searched up to its last
+    element start; the rest is searched with the next chunk, so no match is cut in two."""
+    found, carry = [], b""
+    with z.open(member) as xml:
+        for chunk in iter(lambda: xml.read(1 << 20), b""):
+            data = carry + chunk
+            cut = max(data.rfind(b"<c "), data.rfind(b"<mergeCell "), 0)
+            found += pattern.findall(data, 0, cut)
+            carry = data[cut:]
+    return found + pattern.findall(carry)
 
 
 # A formula aggregating a column over several rows: what a total row holds in its number cells.
@@ -322,9 +383,8 @@ def _xlsx_totals(z: zipfile.ZipFile) -> dict[str, frozenset[int]]:
     it, so the formula itself is read from the sheet XML."""
     totals = {}
     for name, member in _sheet_members(z).items():
-        data = z.read(member)
-        if b"<f" in data:
-            totals[name] = frozenset(int(row) for row, first, last in COLUMN_FORMULA.findall(data) if first != last)
+        if found := _stream_matches(z, member, COLUMN_FORMULA):
+            totals[name] = frozenset(int(row) for row, first, last in found if first != last)
     return totals
 
 
