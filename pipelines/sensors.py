@@ -1,6 +1,7 @@
-"""Inbox sensors, one per source: a file is taken once it is complete — a ``<name>.ready`` marker
-beside it, or the same size and modification time on two ticks in a row (a copy in progress keeps
-growing). The cursor holds the last tick's observations, so it survives restarts.
+"""Inbox sensors, one per source: a file is taken once it is complete, by the rule ``redwall
+process`` follows too (:func:`redwall.ingest.inbox.is_ready`) — a ``<name>.ready`` marker beside
+it, or the same size and modification time on two ticks in a row or for ``settle_seconds`` (a copy
+in progress keeps growing). The cursor holds the last tick's observations, so it survives restarts.
 
 Duplicates are the ingestion's business, not the sensor's: a re-sent file gets its own run, whose
 receipt says 重复文件 and which loads nothing (the file registry is keyed by content hash).
@@ -14,16 +15,10 @@ import dagster as dg
 
 from pipelines.jobs import ingest_job_name
 from pipelines.resources import RedwallHome
-from redwall.ingest import inbox_files, is_ready
+from redwall.ingest.inbox import inbox_files, ready_files
 from schemas import load_contracts
 
 TICK_SECONDS = 30
-
-
-def ready_files(files, previous: dict[str, list[int]]) -> tuple[list, dict[str, list[int]]]:
-    """The files complete now, and the observations to remember for the next tick."""
-    ready = [f for f in files if is_ready(f, previous.get(str(f.path)))]
-    return ready, {str(f.path): list(f.observation) for f in files}
 
 
 def inbox_sensor(source: str) -> dg.SensorDefinition:
@@ -39,6 +34,9 @@ def inbox_sensor(source: str) -> dg.SensorDefinition:
         context.update_cursor(json.dumps(seen))
         if not ready:
             return dg.SkipReason(f"inbox/{source} 中暂无报送完整的文件")
+        if not all(f.name_readable for f in ready):  # run config is text: such a run takes every ready file
+            return dg.RunRequest(run_key=hashlib.sha256(json.dumps(seen).encode()).hexdigest(),
+                                 tags={"redwall/source": source, "redwall/files": str(len(ready))})
         rel = sorted(str(f.path.relative_to(home.root)) for f in ready)
         # The key changes when a file is dropped again (new mtime), so a re-sent file is answered.
         run_key = hashlib.sha256(json.dumps([[r, seen[str(home.root / r)]] for r in rel]).encode()).hexdigest()

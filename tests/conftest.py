@@ -1,5 +1,7 @@
 """Fixtures shared by test modules."""
 
+import os
+
 import pytest
 
 from quality.loop import run_loop
@@ -8,6 +10,10 @@ from redwall.home import Home
 from redwall.ingest import process_source
 from redwall.marts import build_marts
 from schemas import load_contracts
+
+# Tests drop files and take them in at once: no waiting for a copy to settle. The settling rule
+# itself is tested with its real interval (test_sensors, test_hardening).
+os.environ.setdefault("REDWALL_LIMIT_SETTLE_SECONDS", "0")
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ files. Every attack must leave the home consistent, answer every file and lose n
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +25,7 @@ from pipelines.recovery import HOST_TAG, PID_TAG
 from redwall import lake
 from redwall.generator import generate
 from redwall.home import Home
+from redwall.identifiers import id_check_char
 from redwall.ingest import process_source, receipts
 from schemas import load_contracts
 
@@ -189,3 +192,221 @@ def test_a_retry_after_a_kill_answers_as_the_uninterrupted_run(tmp_path, feeds, 
             ours, theirs = (lake.read(h, "silver", table.bronze_name).drop(LOAD_FACTS).sort(pl.all())
                             for h in (home, uninterrupted))
             assert_frame_equal(ours, theirs, check_column_order=False)
+
+
+# -- 2. one readiness rule, one lock per source ----------------------------------------------------
+POLICE_HEADER = "公民身份号码,姓名,性别,民族,出生日期,户籍地址,居住地址,人户一致标识,人员类型,联系电话,登记日期,注销日期,注销原因\n"
+
+
+def police_rows(n: int, start: int = 0) -> list[str]:
+    rows = []
+    for i in range(start, start + n):  # valid IDs of men born 1950–1960 (an odd sequence number)
+        body = f"110102{19500101 + i % 28 + (i // 28) * 10000:08d}{(i % 400) * 2 + 101:03d}"
+        rows.append(f"{body}{id_check_char(body)},居民{i},男,汉族,{body[6:14]},北京市西城区府右街{i}号,"
+                    f"北京市西城区府右街{i}号,01,户籍人口,,2020-01-01,,\n")
+    return rows
+
+
+def test_a_file_still_being_written_is_left_until_it_settles(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDWALL_LIMIT_SETTLE_SECONDS", "2")
+    home = Home.at(tmp_path).ensure()
+    path = home.inbox("police") / "实有人口_20261120.csv"
+    path.parent.mkdir(parents=True)
+    rows = police_rows(300)
+
+    def write():  # a slow copy: a line every 20 ms, never pausing for the settling interval
+        with path.open("w", encoding="gb18030") as f:
+            f.write(POLICE_HEADER)
+            for row in rows:
+                f.write(row)
+                f.flush()
+                time.sleep(0.02)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.5)
+    assert process_source(home, "police") == []  # still growing: not taken
+    assert path.exists()
+    writer.join()
+    (receipt,) = process_source(home, "police")  # settled now
+    assert receipt.rows_read == receipt.rows_accepted == 300
+    stored = home.root / receipt.stored_as
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == receipt.file_hash
+    assert not path.exists()
+
+
+def test_a_file_that_changes_after_it_was_read_is_read_again(tmp_path, monkeypatch):
+    home = Home.at(tmp_path).ensure()
+    path = home.inbox("police") / "实有人口_20261120.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(POLICE_HEADER + "".join(police_rows(5)), encoding="gb18030")
+    from redwall.ingest import load
+
+    conclude = load.Delivery.conclude
+
+    def append_meanwhile(self):  # the sender writes again while the first content is being loaded
+        with path.open("a", encoding="gb18030") as f:
+            f.write("".join(police_rows(3, start=5)))
+        conclude(self)
+
+    monkeypatch.setattr(load.Delivery, "conclude", append_meanwhile)
+    (first,) = process_source(home, "police")
+    monkeypatch.undo()
+    assert first.rows_read == 5 and (home.root / first.stored_as).exists()
+    assert hashlib.sha256((home.root / first.stored_as).read_bytes()).hexdigest() == first.file_hash
+    assert path.exists()  # changed after it was read: not filed away as loaded
+    (second,) = process_source(home, "police")
+    assert second.rows_read == 8 and second.status == "accepted" and not path.exists()
+
+
+def test_two_loads_of_one_source_at_once_corrupt_nothing(tmp_path, feeds):
+    home = fresh_home(tmp_path, feeds, "grid_app", "ledgers")
+    script = "import sys; from redwall.home import Home; from redwall.ingest import process_source; " \
+             "[process_source(Home.at(sys.argv[1]), s) for s in sys.argv[2:]]"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(home.root), *order], stderr=subprocess.PIPE)
+             for order in (("grid_app", "ledgers"), ("ledgers", "grid_app"))]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    found = lake.read(home, receipts.OPS, receipts.RECEIPTS)
+    delivered = [p for source in ("grid_app", "ledgers") for p in (feeds / source).rglob("*")
+                 if p.is_file() and not p.name.endswith((".ready", ".dict.json"))]
+    assert found.height == len(delivered) == found["receipt_id"].n_unique()  # each file answered once
+    assert all((home.root / s).exists() for s in found["stored_as"])
+    registry = lake.read(home, receipts.OPS, receipts.REGISTRY)
+    assert registry.height == registry["file_hash"].n_unique()
+    assert not [p for p in home.inbox("grid_app").rglob("*") if p.is_file()]
+
+
+# -- 4. one bad file harms only itself ----------------------------------------------------------------
+def drop_police(home: Home, name: str | bytes, data: bytes) -> Path:
+    folder = home.inbox("police")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = Path(os.fsdecode(os.path.join(os.fsencode(folder), os.fsencode(name))))
+    path.write_bytes(data)
+    return path
+
+
+def good_police(n: int = 3) -> bytes:
+    return (POLICE_HEADER + "".join(police_rows(n))).encode("gb18030")
+
+
+def test_poison_names_are_answered_and_kept_and_harm_no_other_file(tmp_path):
+    home = Home.at(tmp_path / "home").ensure()
+    outside = tmp_path / "outside.csv"  # never to be read: outside the home
+    outside.write_bytes(good_police(2))
+    drop_police(home, "实有人口_20261101.csv".encode("gbk"), good_police(3))  # a GBK name on a UTF-8 disk
+    long_name = "实有人口_20261102_" + "很长的文件名" * 12 + "很长.csv"  # 248 bytes: no room for a receipt name
+    assert 240 < len(long_name.encode()) <= 255
+    drop_police(home, long_name, good_police(4))
+    drop_police(home, "..实有人口_20261103.csv", good_police(5))
+    link = home.inbox("police") / "实有人口_20261104.csv"
+    link.symlink_to(outside)
+    drop_police(home, "实有人口_20261105.csv", good_police(6))  # a good file among them
+
+    answered = {r.file_name: r for r in process_source(home, "police")}
+    assert len(answered) == 5 and not any(home.inbox("police").iterdir())  # each answered, none left
+    gbk = answered["实有人口_20261101.csv".encode("gbk").decode("utf-8", "backslashreplace")]  # \xca\xb5…
+    assert gbk.rows_accepted == 3 and "文件名含有无法识别的字符" in gbk.reasons_zh
+    assert answered[long_name].rows_accepted == 4 and "文件名过长" in answered[long_name].reasons_zh
+    assert answered["..实有人口_20261103.csv"].refusal == "hidden_name"
+    symlink = answered["实有人口_20261104.csv"]
+    assert symlink.refusal == "symlink" and symlink.rows_read == 0
+    assert (home.root / symlink.stored_as).is_symlink() and outside.exists()  # the link kept, not followed
+    assert answered["实有人口_20261105.csv"].rows_accepted == 6
+    for receipt in answered.values():  # each kept, with the sender's receipt beside it
+        kept = home.root / receipt.stored_as
+        assert kept.is_symlink() or kept.exists()
+        assert kept.with_name(kept.name + ".receipt.json").exists()
+        assert len(os.fsencode(kept.name + ".receipt.json")) <= 255
+    assert lake.read(home, receipts.OPS, receipts.RECEIPTS).height == 5
+
+
+def test_a_quoted_delimiter_without_a_final_newline_is_complete(tmp_path):
+    home = Home.at(tmp_path / "home").ensure()
+    rows = police_rows(2)
+    rows[0] = rows[0].replace("北京市西城区府右街0号,", '"北京市西城区府右街0号,3号楼",', 1)  # a quoted comma in the address
+    drop_police(home, "实有人口_20261120.csv", (POLICE_HEADER + "".join(rows)).rstrip("\n").encode("gb18030"))
+    (receipt,) = process_source(home, "police")
+    assert receipt.refusal is None and receipt.rows_accepted == 2
+    # still refused when the last line really is cut off
+    drop_police(home, "实有人口_20261127.csv", (POLICE_HEADER + "".join(rows))[:-40].encode("gb18030"))
+    (cut,) = process_source(home, "police")
+    assert cut.refusal == "incomplete"
+
+
+def _zip_bomb(path: Path, unpacked_mb: int) -> None:
+    """A workbook whose sheet unpacks to ``unpacked_mb`` MB of blank cells."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    Workbook().save(path)
+    with zipfile.ZipFile(path) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    row = b"<row>" + b'<c t="inlineStr"><is><t> </t></is></c>' * 100 + b"</row>"
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    head, tail = sheet.split(b"<sheetData/>") if b"<sheetData/>" in sheet else sheet.split(b"</sheetData>")
+    body = row * (unpacked_mb * 1024 * 1024 // len(row))
+    parts["xl/worksheets/sheet1.xml"] = head + b"<sheetData>" + body + b"</sheetData>" + tail
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize(("attack", "refusal"), [("one_line", "line_too_long"), ("wide", "too_many_columns"),
+                                                 ("zip_bomb", "unpacks_too_large"), ("large", "too_large")])
+def test_oversized_input_is_refused_before_it_is_parsed(tmp_path, monkeypatch, attack, refusal):
+    monkeypatch.setenv("REDWALL_LIMIT_MAX_FILE_BYTES", str(64 * 1024 * 1024))
+    home = Home.at(tmp_path / "home").ensure()
+    folder = home.inbox("ledgers") / "safety"
+    folder.mkdir(parents=True)
+    path = folder / ("bad.xlsx" if attack == "zip_bomb" else "bad.csv")
+    if attack == "one_line":  # 27 MB on one line
+        path.write_bytes(("a," * (27 * 512 * 1024)).encode())
+    elif attack == "wide":
+        path.write_bytes((",".join(f"列{i}" for i in range(5000)) + "\n").encode() * 3)
+    elif attack == "zip_bomb":
+        _zip_bomb(path, 300)
+        assert path.stat().st_size < 2 * 1024 * 1024
+    else:
+        with path.open("wb") as f:
+            f.truncate(65 * 1024 * 1024)
+    # taken in by a process of its own, whose peak memory (VmHWM: of this program, not of the
+    # process it was forked from, as ru_maxrss would be) is measured
+    script = ("import re, sys; from redwall.home import Home; from redwall.ingest import process_source; "
+              "process_source(Home.at(sys.argv[1]), 'ledgers'); "
+              "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
+    done = subprocess.run([sys.executable, "-c", script, str(home.root)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split()[-1]) / 1024
+    (answer,) = lake.read(home, receipts.OPS, receipts.RECEIPTS).iter_rows(named=True)
+    assert answer["refusal"] == refusal and answer["status"] == "rejected", answer["reasons_zh"]
+    assert (home.root / answer["stored_as"]).exists()
+    assert peak_mb < 600, f"peak memory {peak_mb:.0f} MB"
+
+
+def test_a_stray_file_never_fails_the_build_and_a_broken_layout_blocks_until_fixed(tmp_path, monkeypatch):
+    from pipelines.definitions import defs
+
+    monkeypatch.setenv("REDWALL_HOME", str(tmp_path / "home"))
+    home = Home.at(tmp_path / "home").ensure()
+    ledgers = home.inbox("ledgers") / "safety"
+    ledgers.mkdir(parents=True)
+    (ledgers / "会议纪要.csv").write_text("会议时间,地点,内容\n2026-11-20,三楼,安全工作\n", encoding="utf-8")
+
+    def layout_check(job: str) -> dg.AssetCheckEvaluation:
+        result = defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.ephemeral(),
+                                                              raise_on_error=False)
+        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "feed_layout_intact")
+
+    stray = layout_check("ingest_ledgers_job")
+    assert stray.passed and stray.metadata["stray_files"].value == 1
+
+    drop_police(home, "实有人口_20261120.csv", "姓名,性别\n张三,男\n".encode("gb18030"))  # 公民身份号码 vanished
+    broken = layout_check("ingest_police_job")
+    assert not broken.passed and broken.metadata["tables_with_changed_layout"].value == "police.population"
+    again = layout_check("ingest_police_job")  # nothing fixed, nothing new: still blocking
+    assert not again.passed
+    drop_police(home, "实有人口_20261127.csv", good_police(3))  # the next snapshot has its columns again
+    assert layout_check("ingest_police_job").passed

@@ -632,7 +632,9 @@ def test_unreadable_files_are_kept_with_a_reason(home, case):
     data = make()
     drop(home, source, name, data, department="civil_affairs" if source == "ledgers" else None)
     (receipt,) = process_source(home, source)
-    assert (receipt.status, receipt.refusal, receipt.rows_read, receipt.tables) == ("rejected", case, 0, ())
+    # a file refused whole names the table its system's file name says it is (a ledger's name says none)
+    named = {"police": ("police.population",), "floating": ("floating.registration",), "ledgers": ()}[source]
+    assert (receipt.status, receipt.refusal, receipt.rows_read, receipt.tables) == ("rejected", case, 0, named)
     assert reason in receipt.reasons_zh
     assert not re.search(r"[a-z]+_[a-z]+", receipt.reasons_zh)  # never an internal column name (id_number)
     kept = home.root / receipt.stored_as
@@ -983,7 +985,8 @@ def test_crash_after_a_batch_is_registered_is_finished_not_called_duplicates(hom
 
 
 # -- the inbox as a sensor sees it -----------------------------------------------------------------
-def test_inbox_lists_deliveries_and_judges_readiness(home):
+def test_inbox_lists_deliveries_and_judges_readiness(home, monkeypatch):
+    monkeypatch.setenv("REDWALL_LIMIT_SETTLE_SECONDS", "3600")  # the suite turns settling off
     drop(home, "municipal", "mz_death_202405.parquet", b"PAR1")
     drop(home, "municipal", "mz_death_202405.dict.json", b"{}")
     drop(home, "municipal", "mz_death_202405.parquet.ready", b"")
@@ -1000,6 +1003,10 @@ def test_inbox_lists_deliveries_and_judges_readiness(home):
     assert not is_ready(ledger, None)  # first sight: wait a tick
     assert is_ready(ledger, list(ledger.observation))  # unchanged since the last tick (cursor JSON)
     assert not is_ready(ledger, [ledger.size - 1, ledger.mtime_ns])  # still growing
+    an_hour_ago = time.time() - 3601
+    os.utime(ledger.path, (an_hour_ago, an_hour_ago))
+    (settled, _) = sorted(inbox_files(home, "ledgers"), key=lambda f: f.department is None)
+    assert is_ready(settled, None)  # unchanged for the settling interval: no tick needed
 
 
 # -- the identifier rules this module added, scalar and vectorised forms agreeing -------------------

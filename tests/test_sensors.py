@@ -4,6 +4,7 @@ the cursor survives a restart, and a re-sent file gets its own run (whose receip
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -19,8 +20,13 @@ def home(tmp_path) -> Home:
 
 
 def tick(home: Home, source: str, cursor: str | None):
+    """One evaluation of the source's sensor. Files settle only over the ticks here (an interval
+    longer than any test; the settling time itself is tested in test_hardening): a file is taken
+    on the second tick that sees it unchanged, or with its marker."""
     sensor = inbox_sensor(source)
-    with dg.build_sensor_context(cursor=cursor, resources={"redwall": RedwallHome(root=str(home.root))}) as ctx:
+    resources = {"redwall": RedwallHome(root=str(home.root))}
+    with (mock.patch.dict(os.environ, {"REDWALL_LIMIT_SETTLE_SECONDS": "3600"}),
+          dg.build_sensor_context(cursor=cursor, resources=resources) as ctx):
         result = sensor(ctx)
         return result, ctx.cursor
 

@@ -122,6 +122,7 @@ def blocks(grids: list[Grid], candidates: list[Table]) -> tuple[list[Block], lis
                 f"{where}是{best.table.title}，但缺少必填列{names}（表头可写作："
                 + "；".join(spelled)
                 + "），整份文件未读入，请补上该列后重新报送",
+                table=best.table.key,
             )
         found.append(_block(grid, best, header_row))
     if not found:

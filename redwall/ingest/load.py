@@ -27,9 +27,12 @@ same receipt.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
+import re
 import shutil
 import signal
 import uuid
@@ -45,7 +48,8 @@ from redwall import lake
 from redwall.home import Home
 from redwall.ingest import history, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
-from redwall.ingest.inbox import DICT_SUFFIX, LEDGERS, InboxFile, in_data_order, inbox_file, inbox_files
+from redwall.ingest.inbox import (DICT_SUFFIX, LEDGERS, InboxFile, clear_copies, in_data_order, inbox_file,
+                                  inbox_files, settled, source_lock, take, unchanged)
 from redwall.ingest.layout import NOT_DATA, NUMBER_CELL, Block, blocks
 from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
@@ -65,13 +69,19 @@ PROBLEM_SCHEMA = ISSUE_SCHEMA | {"table": pl.String}  # a file's problems, in ev
 BATCH_FILES = 200
 BATCH_ROWS = 250_000
 CRASH_AT = "REDWALL_CRASH_AT"  # see crash_point
+log = logging.getLogger(__name__)
+# A kept file's name plus ".<hash 12>.<load id 24>" and ".receipt.json" must fit in 255 bytes.
+NAME_BYTES = 255 - 51
 
 
 def process_source(home: Home, source: str, contracts: Contracts | None = None) -> list[Receipt]:
-    """Take in every file waiting in the source's inbox (:func:`process_files`), then :func:`compact`."""
+    """Take in every file of the source's inbox that is complete (:func:`inbox.settled`: the
+    sensors' rule), as :func:`process_files` does, then :func:`compact`. A file still being
+    written stays in the inbox for a later run."""
     contracts = contracts or load_contracts()
-    taken = process_files(home, source, [f.path for f in inbox_files(home, source)], contracts)
-    compact(home, source, contracts)
+    with source_lock(home, source):
+        taken = _process(home, source, [f.path for f in settled(home, source, inbox_files(home, source))], contracts)
+        compact(home, source, contracts)
     return taken
 
 
@@ -95,9 +105,24 @@ def process_file(home: Home, source: str, path: str | Path, contracts: Contracts
 def process_files(home: Home, source: str, paths: Iterable[str | Path],
                   contracts: Contracts | None = None) -> list[Receipt]:
     """Take in delivered files of one source (paths absolute or inside the source's inbox) and
-    answer each with its own receipt; returned oldest data first, the order they are taken in."""
+    answer each with its own receipt; returned oldest data first, the order they are taken in.
+    Under the source's lock (:func:`inbox.source_lock`): a second load of the source, in this
+    process or another, waits, and then skips the files this one filed away."""
     contracts = contracts or load_contracts()
-    files = in_data_order(inbox_file(home, source, Path(p)) for p in paths)
+    with source_lock(home, source):
+        return _process(home, source, paths, contracts)
+
+
+def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Contracts) -> list[Receipt]:
+    if left := clear_copies(home, source):
+        log.warning("recovered: removed %d partial cop%s of %s files left by a killed run", left,
+                    "y" if left == 1 else "ies", source)
+    listed = []
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):  # filed away by a run that held the lock before
+            listed.append(inbox_file(home, source, Path(p)))
+    # each read from a copy taken now; one that changed meanwhile is read by a later run
+    files = in_data_order(taken for f in listed if (taken := take(home, f)) is not None)
     known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
     taken: list[Delivery] = []
     batch: list[Delivery] = []
@@ -155,6 +180,31 @@ def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
         tables = [t for t in tables if t.department["code"] == file.department]
     named = [t for t in tables if t.files and fnmatch(file.name, t.files)]
     return named or tables
+
+
+def refuse_name(file: InboxFile) -> None:
+    """:class:`Unreadable` for a delivery refused by what it is, not what it holds: a symbolic link
+    (never followed, so nothing outside the home is read) or a hidden file (a name starting with a
+    dot, e.g. a copy tool's temporary file left behind)."""
+    if file.link:
+        raise Unreadable("symlink", "文件是指向其他位置的链接（快捷方式），为安全起见不读取链接指向的内容；"
+                                    "请把文件本身（而不是链接）放入收件箱")
+    if file.name.startswith("."):
+        raise Unreadable("hidden_name", "文件名以“.”开头，是隐藏文件（常为复制工具留下的临时文件），未读入；"
+                                        "如果是要报送的数据，请去掉文件名开头的“.”后重新报送")
+
+
+def storable_name(file: InboxFile) -> bool:
+    """Whether the file can be kept under its own name: UTF-8 text, short enough that the
+    longest name derived from it (hash, load id, receipt suffix) fits a file system's 255 bytes."""
+    return file.name_readable and len(os.fsencode(file.name)) <= NAME_BYTES
+
+
+def stored_name(file: InboxFile) -> str:
+    """The name a file whose own name cannot be kept (:func:`storable_name`) is kept under: its
+    content hash and its suffix, when that is plain."""
+    suffix = Path(file.display_name).suffix
+    return file.sha256[:16] + (suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else "")
 
 
 def _load(home: Home, contracts: Contracts, batch: list[Delivery]) -> None:
@@ -292,8 +342,8 @@ class Delivery:
 
     def __init__(self, home: Home, file: InboxFile, contracts: Contracts):
         self.home, self.file, self.contracts = home, file, contracts
-        identity = f"{file.relative}|{file.size}|{file.mtime_ns}|{file.sha256}"
-        self.receipt_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        identity = os.fsencode(file.path.name) + f"|{file.relative}|{file.size}|{file.mtime_ns}|{file.sha256}".encode()
+        self.receipt_id = hashlib.sha256(identity).hexdigest()[:16]
         self.received_at = dt.datetime.now(dt.UTC)
         self.load_id = f"{self.received_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.receipt: Receipt | None = None  # set once answered
@@ -314,9 +364,10 @@ class Delivery:
         """Read the file into its bronze rows per table; False when it has none to load, answered
         already (refused whole, or an empty increment)."""
         try:
-            grids = read_file(self.file.path)
+            refuse_name(self.file)
+            grids = read_file(self.file.content, beside=self.file.path)
             tables = candidates(self.contracts, self.file)
-            if self.file.source == LEDGERS and (identity := template_identity(self.file.path)):
+            if self.file.source == LEDGERS and (identity := template_identity(self.file.content)):
                 tables = [self._template_table(*identity)]
                 grids = [g for g in grids if g.sheet not in AUXILIARY_SHEETS]  # instructions, identity
             found, ignored = blocks(grids, tables)
@@ -327,7 +378,7 @@ class Delivery:
                     return False
                 raise Unreadable("no_data", "文件只有表头，没有数据行，未读入；如为全量快照，空文件不会注销任何人员")
         except Unreadable as why:
-            self.answer("rejected", why.rule, f"无法读入：{why.reason_zh}。")
+            self.answer("rejected", why.rule, f"无法读入：{why.reason_zh}。", why.table or self._named_table())
             return False
         self.place = found[0].grid.place
         by_table: dict[str, list[Block]] = {}
@@ -391,10 +442,16 @@ class Delivery:
             pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
         ).select(receipts.REJECTION_SCHEMA.keys()).cast(receipts.REJECTION_SCHEMA)
 
-    def answer(self, status: str, refusal: str | None, reason_zh: str) -> None:
+    def answer(self, status: str, refusal: str | None, reason_zh: str, table: str | None = None) -> None:
         """A delivery with no rows to load (refused whole, a duplicate, or an empty increment): its
-        receipt, recorded and filed away with its batch."""
-        self.receipt = self._receipt(status, Counter(), (), reason_zh, refusal)
+        receipt, recorded and filed away with its batch; ``table``: the table a refused file was
+        recognised as (by its header, or its system's file-name pattern)."""
+        self.receipt = self._receipt(status, Counter(), (table,) if table else (), reason_zh, refusal)
+
+    def _named_table(self) -> str | None:
+        """The one table the file's name says it is (``实有人口_*.csv``); a ledger's name says nothing."""
+        tables = [t for t in candidates(self.contracts, self.file) if t.files and fnmatch(self.file.name, t.files)]
+        return tables[0].key if len(tables) == 1 else None
 
     def _receipt(self, status: str, counts: Counter, tables: tuple[str, ...], reasons: str,
                  refusal: str | None = None) -> Receipt:
@@ -402,12 +459,12 @@ class Delivery:
         stored = self._destination(kept=status != "rejected" or counts["read"] > 0)
         return Receipt(
             receipt_id=self.receipt_id, source=file.source, department=file.department,
-            file_name=file.name, file_path=file.relative, file_hash=file.sha256, file_size=file.size,
+            file_name=file.display_name, file_path=file.relative, file_hash=file.sha256, file_size=file.size,
             load_id=self.load_id, received_at=self.received_at, as_of=file.as_of, status=status,
             refusal=refusal, tables=tables, rows_read=counts["read"], rows_accepted=counts["read"] - counts["rejected"],
             rows_rejected=counts["rejected"], rows_warned=counts["warned"],
             rows_deduplicated=counts["deduplicated"], rows_skipped=counts["skipped"],
-            reasons_zh=reasons, stored_as=str(stored.relative_to(self.home.root)),
+            reasons_zh=reasons + _name_note(file, stored), stored_as=str(stored.relative_to(self.home.root)),
         )
 
     def _destination(self, kept: bool) -> Path:
@@ -415,7 +472,7 @@ class Delivery:
         overwriting: a name already there gets the content hash, then the load id."""
         root = self.home.archive(self.file.source) if kept else self.home.rejected(self.file.source)
         folder = root / self.file.department if self.file.department else root
-        name = Path(self.file.name)
+        name = Path(self.file.name if storable_name(self.file) else stored_name(self.file))
         hashed = f"{name.stem}.{self.file.sha256[:12]}{name.suffix}"
         return next((folder / n for n in (name.name, hashed) if not (folder / n).exists()),
                     folder / f"{name.stem}.{self.file.sha256[:12]}.{self.load_id}{name.suffix}")
@@ -431,11 +488,27 @@ class Delivery:
             receipts.render(receipt, self.issues, department), encoding="utf-8")
         if self.file.marker.exists():
             shutil.move(self.file.marker, target.with_name(target.name + self.file.marker.suffix))
-        if (dictionary := dictionary_of(self.file.path)) is not None:
+        if not self.file.link and (dictionary := dictionary_of(self.file.path)) is not None:
             kept = target.with_suffix(DICT_SUFFIX)
             own = dictionary.name == self.file.path.stem + DICT_SUFFIX
             (shutil.move if own else shutil.copy2)(dictionary, kept)  # a dataset's dictionary serves later files too
-        shutil.move(self.file.path, target)
+        if self.file.copy is None:  # a link: the link itself is kept, never what it points to
+            shutil.move(self.file.path, target)
+            return
+        shutil.move(self.file.copy, target)  # exactly what was read
+        shutil.rmtree(self.file.copy.parent, ignore_errors=True)
+        if unchanged(self.file):
+            self.file.path.unlink()
+        else:  # written to again after it was read: the new content is a delivery of its own
+            log.warning("%s changed after it was read: left in the inbox to be read again", self.file.relative)
+
+
+def _name_note(file: InboxFile, stored: Path) -> str:
+    """Where a file whose name could not be kept is, for its sender."""
+    if storable_name(file):
+        return ""
+    why = "含有无法识别的字符（可能是GBK等非UTF-8编码的文件名）" if not file.name_readable else "过长"
+    return f"\n文件名{why}，原件已保存为「{stored.name}」，回执同名；以后请使用较短的中文或英文文件名。"
 
 
 def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataFrame:
