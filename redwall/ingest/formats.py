@@ -163,7 +163,7 @@ def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
     # Fields, not delimiters: a delimiter inside quotes ("府右街12号,3号楼") separates nothing.
     fields = all_lines.str.replace_all(QUOTED, "").str.count_matches(delimiter, literal=True)
     last = all_lines[-1]
-    if last.strip() and (last.count('"') % 2 or fields[-1] < fields.max()):  # no line end, fields missing
+    if last.strip() and fields[-1] < fields.max():  # no line end, and fields missing
         raise Unreadable("incomplete", "文件最后一行不完整，可能仍在复制或传输中断，未读入；请传输完成后重新报送")
     try:
         cells = pl.read_csv(

@@ -200,17 +200,31 @@ def settled(home: Home, source: str, files: list[InboxFile]) -> list[InboxFile]:
     return ready_files(again, seen)[0]
 
 
+_HELD: dict[Path, int] = {}  # the source locks this process holds, and how deeply
+
+
 @contextlib.contextmanager
 def source_lock(home: Home, source: str) -> Iterator[None]:
     """Hold the source's lock (``inbox/.taking/<source>.lock``) while loading it: a second load
-    of the source, in any process, waits. The kernel releases it when the holder dies, however."""
+    of the source, in any process, waits. The kernel releases it when the holder dies, however.
+    Re-entrant within a process (a load compacts its tables under the lock it holds)."""
     folder = home.root / "inbox" / TAKING
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{source}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = folder / f"{source}.lock"
+    if _HELD.get(lock):
+        _HELD[lock] += 1
         try:
             yield
         finally:
+            _HELD[lock] -= 1
+        return
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _HELD[lock] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(lock)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

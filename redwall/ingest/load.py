@@ -92,8 +92,9 @@ def compact(home: Home, source: str, contracts: Contracts | None = None) -> None
     tables = [("bronze", f"{source}_{UNROUTED}")]
     tables += [(layer, t.bronze_name) for t in contracts.source_tables(source) for layer in ("bronze", "silver")]
     tables += [(receipts.OPS, name) for name in (receipts.RECEIPTS, receipts.REJECTIONS, receipts.REGISTRY)]
-    for layer, name in tables:
-        lake.compact(home, layer, name)
+    with source_lock(home, source):  # never beside a load of the source
+        for layer, name in tables:
+            lake.compact(home, layer, name)
 
 
 def process_file(home: Home, source: str, path: str | Path, contracts: Contracts | None = None) -> Receipt:
@@ -342,8 +343,8 @@ class Delivery:
 
     def __init__(self, home: Home, file: InboxFile, contracts: Contracts):
         self.home, self.file, self.contracts = home, file, contracts
-        identity = os.fsencode(file.path.name) + f"|{file.relative}|{file.size}|{file.mtime_ns}|{file.sha256}".encode()
-        self.receipt_id = hashlib.sha256(identity).hexdigest()[:16]
+        identity = f"{file.relative}|{file.size}|{file.mtime_ns}|{file.sha256}"  # relative: always text
+        self.receipt_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self.received_at = dt.datetime.now(dt.UTC)
         self.load_id = f"{self.received_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.receipt: Receipt | None = None  # set once answered
