@@ -3,8 +3,8 @@ everything downstream — marts, quality loop, data directory, warehouse — fol
 automation, evaluated by the sensor below, which is on by default.
 
 An asset is requested when one of its inputs took a delivery since it was last requested, and
-only while no blocking check of an input has failed. On
-one tick the whole chain below a delivery is requested together, in one run; a blocking check
+only while no blocking check of an input has failed. On one tick the whole chain below a delivery
+is requested together, in one run; a blocking check
 failing inside that run stops what follows it in the run (Dagster skips those steps), and on
 later ticks keeps its dependants waiting until the check passes again. Nothing else is stopped:
 other sources keep loading, and their own dependants keep following them.
@@ -20,38 +20,38 @@ AUTOMATION_SENSOR = "follow_deliveries"
 TICK_SECONDS = 15  # how often the graph is evaluated; a run it starts costs far more
 
 
-def _checks_clear() -> dg.AutomationCondition:
-    """An asset's blocking checks passed on its latest materialisation (or will run this tick), or
-    it was never materialised: a source that has not delivered yet (its checks never ran) holds
-    nothing to block, and waiting for it would keep every mart unbuilt on a new home."""
-    return dg.AutomationCondition.all_checks_match(
-        dg.AutomationCondition.check_passed() | dg.AutomationCondition.will_be_requested(),
-        blocking_only=True,
-    ).with_label("all_blocking_checks_passed") | dg.AutomationCondition.missing()
+def _no_blocking_check_failed() -> dg.AutomationCondition:
+    """None of an asset's blocking checks failed on its latest materialisation, or the asset will be
+    built on this tick (its checks then run in the same run, which stops what follows a failure).
+
+    Not Dagster's ``check_passed``: a check whose run is still queued counts as in progress there,
+    and with loads queued nearly all the time the marts would never be built; a check that never
+    ran (a source that has not delivered yet) does not hold anything back either."""
+    failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+    return (~failed | dg.AutomationCondition.will_be_requested()).with_label("no blocking check failed")
 
 
 def follows_deliveries(step_inputs: Iterable[dg.AssetKey] = ()) -> dg.AutomationCondition:
     """The condition of every asset downstream of ingestion. Unlike ``eager()`` it does not wait
-    for every input to exist (a ledger type nobody has sent yet must not hold back the marts), it
-    does not build an asset just because it is missing (there is nothing to build it from before
-    a delivery), and it respects blocking checks — Dagster's ``all_deps_blocking_checks_passed``,
-    but an input never delivered does not gate.
+    for every input to exist (a ledger type nobody has sent yet must not hold back the marts), nor
+    for loads still running (some nearly always are), it does not build an asset just because it is
+    missing (there is nothing to build it from before a delivery), and it is held back by a failed
+    blocking check of an input (see :func:`_no_blocking_check_failed`).
 
     ``step_inputs``: for an asset built in one step with others (the marts), the inputs of the
     whole step. Dagster requests such a step whole when any of its assets is due, so each of its
     assets must be held back by the blocking checks of all of them, not only of its own inputs."""
     step_inputs = sorted(step_inputs, key=lambda k: k.to_user_string())
     if step_inputs:
-        gate = dg.AutomationCondition.asset_matches(step_inputs[0], _checks_clear())
+        gate = dg.AutomationCondition.asset_matches(step_inputs[0], _no_blocking_check_failed())
         for key in step_inputs[1:]:
-            gate = gate & dg.AutomationCondition.asset_matches(key, _checks_clear())
-        gate = gate.with_label("blocking checks of the step's inputs passed (an input never delivered does not gate)")
+            gate = gate & dg.AutomationCondition.asset_matches(key, _no_blocking_check_failed())
+        gate = gate.with_label("no blocking check of the step's inputs failed")
     else:
-        gate = dg.AutomationCondition.all_deps_match(_checks_clear()).with_label(
-            "all_deps_blocking_checks_passed (a dependency never delivered does not gate)")
-    # Not waiting for inputs still loading (as eager() does): six sources deliver at all hours,
-    # and some load is nearly always running, so the marts would wait for ever. They read silver
-    # as its last commits left it; a delivery landing meanwhile is followed by the next rebuild.
+        gate = dg.AutomationCondition.all_deps_match(_no_blocking_check_failed()).with_label(
+            "no blocking check of an input failed")
+    # A delivery landing while the rebuild runs is followed by the next one: the marts read silver
+    # as its last commits left it.
     return (
         dg.AutomationCondition.any_deps_updated().since_last_handled()
         & ~dg.AutomationCondition.in_progress()
