@@ -1,7 +1,10 @@
-"""National identifier rules: citizen ID (GB 11643), unified social credit code (GB 32100), phones.
+"""National identifier rules: citizen ID (GB 11643), the other identity documents (permits,
+residence permits, permanent-residence cards, passports), unified social credit code (GB 32100),
+phones.
 
-Each rule exists twice: a scalar form for generators and single cells, and a vectorised polars
-expression for tables. Both are tested against each other.
+Rules are vectorised polars expressions for tables. The citizen-ID rule's scalar form (for
+generators and single cells) evaluates that same expression, so the two cannot disagree; the
+USCC's scalar form is its own and tested against the expression.
 """
 
 from __future__ import annotations
