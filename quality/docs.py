@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from redwall.home import Home
 from redwall.offline import FONTS, escape, page, write_atomically
 from redwall.worktime import TIME_ZONE
-from schemas import load_contracts
+from schemas import code_lists, load_contracts
 
 # what a summarised expectation result keeps: counts and shares, never values
 SUMMARY_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
@@ -32,7 +32,8 @@ STYLE = """
 body{font-family:""" + FONTS + """;margin:24px;color:#1d2733;background:#f3f5f8}
 h1{font-size:22px;margin:0 0 6px} p{margin:4px 0 14px;font-size:13px;color:#5b6672}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;box-shadow:0 1px 3px #0002}
-th,td{border-bottom:1px solid #e1e5ea;padding:5px 8px;text-align:left} th{background:#f7f8fa}
+th,td{border-bottom:1px solid #e1e5ea;padding:5px 8px;text-align:left} th{background:#f7f8fa;white-space:nowrap}
+td.pass,td.fail{white-space:nowrap}
 .num{text-align:right;font-variant-numeric:tabular-nums} .fail{color:#b3261e;font-weight:bold} .pass{color:#1e7b34}
 a{color:#8b1a1a}
 """
@@ -67,6 +68,7 @@ def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[st
     from quality.suites import RULES_ZH
 
     name = _table_name(suite)
+    severities = code_lists()["severity"]
     rows = []
     for r in result.results:
         meta = r.expectation_config.meta or {}
@@ -77,7 +79,8 @@ def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[st
             f"<tr><td class=\"{'pass' if r.success else 'fail'}\">{'通过' if r.success else '未通过'}</td>"
             f"<td>{escape(label)}<br><small>{escape(column)}</small></td>"
             f"<td>{escape(RULES_ZH.get(meta.get('rule'), meta.get('rule', '')).format(label=label))}<br>"
-            f"<small>{escape(r.expectation_config.type)}</small></td><td>{escape(meta.get('severity', ''))}</td>"
+            f"<small>{escape(r.expectation_config.type)}</small></td>"
+            f"<td>{escape(severities.get(meta.get('severity'), meta.get('severity', '')))}</td>"
             f"<td class=\"num\">{escape(counts['element_count'] if counts['element_count'] is not None else '')}</td>"
             f"<td class=\"num\">{escape(counts['unexpected_count'] if counts['unexpected_count'] is not None else '')}</td>"
             f"<td class=\"num\">{_percent(counts['unexpected_percent'])}</td>"

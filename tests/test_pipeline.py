@@ -78,7 +78,7 @@ def test_metadata_people_compare_over_time_is_numeric(demo_home):
         blobs = {}
         for key in graph.get_all_asset_keys():
             event = instance.get_latest_materialization_event(key)
-            for name, value in event.asset_materialization.metadata.items():
+            for name, value in (event.asset_materialization.metadata if event else {}).items():
                 if isinstance(value, dg.JsonMetadataValue) and isinstance(value.data, dict) and any(
                         isinstance(v, (int, float)) for v in value.data.values()):
                     blobs[f"{key.to_user_string()} {name}"] = value.data
