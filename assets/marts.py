@@ -17,7 +17,7 @@ from pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.marts import STATE, build_marts
 from redwall.marts.person import EXACT_ID
-from redwall.warehouse import publish
+from redwall.warehouse import k_anonymity, publish, too_rare
 from redwall.marts.tables import read_silver
 from redwall.templates import template_file_name
 from redwall.worktime import SCHEDULE, TIME_ZONE, calendar_reach
@@ -25,6 +25,7 @@ from schemas import Contracts, load_contracts
 
 
 CALENDAR_CHECK = "working_calendar_ahead"
+K_ANONYMITY_CHECK = "shared_person_tables_k_anonymous"
 CALENDAR_AHEAD_DAYS = 60  # time to add next year's holidays once the State Council publishes them
 
 
@@ -107,14 +108,22 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
             "整库原子替换，看板读取时不会看到写了一半的库。完整数据只写入受限库（仅属主可读）。表和示例查询见 docs/warehouse.md。"
         ),
         freshness_policy=freshness(*marts),  # as fresh as the most often updated mart it publishes
+        check_specs=[dg.AssetCheckSpec(
+            K_ANONYMITY_CHECK, asset=keys.WAREHOUSE, blocking=True,
+            description="共享库每张人员表的 k-匿名度（同一组准标识符取值的最少人数）不低于其共享类型的要求："
+                        "有条件共享至少5人，无条件共享至少10人；不达标的库不会发布")],
         automation_condition=follows_deliveries(),
     )
     def warehouse(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
         home = redwall.home()
-        counts = publish(home)
+        counts = publish(home)  # refuses to switch in a warehouse whose person tables are too rare
+        figures = k_anonymity(home.warehouse)
         return dg.MaterializeResult(
             metadata={"path": dg.MetadataValue.path(str(home.warehouse)), "tables": len(counts),
-                      **{f"rows/{table}": rows for table, rows in counts.items()}}
+                      **{f"rows/{table}": rows for table, rows in counts.items()}},
+            check_results=[dg.AssetCheckResult(
+                check_name=K_ANONYMITY_CHECK, passed=not any(map(too_rare, figures.values())),
+                metadata={f"{table}/{name}": value for table, f in figures.items() for name, value in f.items()})],
         )
 
     return [_marts, warehouse]

@@ -1,21 +1,23 @@
-"""What the shared warehouse may show of a table, derived from its contract's ``pii`` and
-``sensitivity`` (GB/T 35273 masks, GB/T 37964 keyed pseudonyms).
+"""What the shared warehouse may show of a table, derived from its contract's ``pii``,
+``sensitivity`` and ``anonymity`` (GB/T 37964: keyed pseudonyms, generalisation, suppression).
 
 Per ``pii`` kind, in the shared view:
 
-- ``id_number`` and ``phone``: ``<name>_key``, a keyed pseudonym (HMAC-SHA256 under the secret
-  ``REDWALL_PSEUDONYM_KEY``, the first 16 hex digits) that keeps records linkable, plus ``<name>``
-  as a display mask: ``110102********123X``, ``138****5678``.
+- ``id_number`` and ``phone``: ``<name>_key`` only, a keyed pseudonym (HMAC-SHA256 under the
+  secret ``REDWALL_PSEUDONYM_KEY``, the first 16 hex digits) that keeps records linkable. No
+  display mask beside it: ``110102********123X`` plus the age leaves a few dozen candidate IDs,
+  and whoever holds the key finds the one whose pseudonym matches.
 - ``person_key``: replaced by its keyed pseudonym (the lake's key is an unkeyed digest of the ID).
-- ``name``: the first character and one ``*`` (``张*``), so the length does not show either.
 - ``address``: cut after the building (``府右街12号院3号楼``); null when no building can be told.
-- ``house``: a keyed pseudonym, so persons still group by house but no longer join the house
-  register's unit and room (which would undo the address cut).
-- ``birth_date``: ``birth_year`` only.
+- ``age``: ``age_band``, as wide as the sharing type requires (:data:`AGE_BAND_YEARS`).
+- ``date`` (the day a person moved in or out): the first day of its month.
 - ``sources``: without the tables whose listing is itself sensitive (``sensitive_listing``:
   disability certificates, minimum income, hardship aid, living alone); ``source``: a row from such
   a table is left out.
-- any other kind (e.g. a JSON list of persons): left out.
+- ``name``, ``house`` (a house holds a handful of persons: with it no one is k-anonymous),
+  ``birth_date`` and any other kind (e.g. a JSON list of persons): left out.
+
+A table whose rows are persons is then made k-anonymous (:func:`k_anonymous`).
 
 Every ``free_text`` column is scrubbed first (:func:`scrub_free_text`): an ID, passport or phone
 number typed anywhere in a description, note or address is replaced by a tag.
@@ -157,32 +159,12 @@ def scrub_free_text(col: pl.Expr) -> pl.Expr:
     return col
 
 
-def _keep_ends(col: pl.Expr, head: int, tail: int) -> pl.Expr:
-    hidden = (col.str.len_chars() - head - tail).clip(lower_bound=1)
-    return pl.concat_str(col.str.head(head), pl.lit("*" * 64).str.head(hidden), col.str.tail(tail))
-
-
-def mask_id_number(col: pl.Expr) -> pl.Expr:
-    """``110102********123X``: the region and the last four of an ID (or a longer certificate
-    number); only the last two of a short document number such as a passport."""
-    return pl.when(col.str.len_chars() >= 14).then(_keep_ends(col, 6, 4)).otherwise(_keep_ends(col, 0, 2))
-
-
-def mask_phone(col: pl.Expr) -> pl.Expr:
-    """``138****5678`` for a mobile number; only the last four of a shorter (fixed-line) number."""
-    return pl.when(col.str.len_chars() >= 11).then(_keep_ends(col, 3, 4)).otherwise(_keep_ends(col, 0, 4))
-
-
-def mask_name(col: pl.Expr) -> pl.Expr:
-    return pl.concat_str(col.str.head(1), pl.lit("*"))
-
-
 @dataclass(frozen=True)
 class SharedColumn:
     name: str
     label: str
     source: str
-    value: Callable[[pl.Expr, bytes], pl.Expr]
+    value: Callable[[pl.Expr, bytes, Table], pl.Expr]
 
 
 def sensitive_listings() -> list[str]:
@@ -200,16 +182,39 @@ def _pseudonym(col: pl.Expr, key: bytes) -> pl.Expr:
     return col.map_batches(lambda s: pseudonyms(s, key), return_dtype=pl.String, is_elementwise=True)
 
 
-TREATMENTS: dict[str, tuple[tuple[str, str, Callable[[pl.Expr, bytes], pl.Expr]], ...]] = {
-    "person_key": (("{}", "{}（假名）", _pseudonym),),
-    "id_number": (("{}_key", "{}（假名）", _pseudonym), ("{}", "{}（脱敏）", lambda c, _: mask_id_number(c))),
-    "phone": (("{}_key", "{}（假名）", _pseudonym), ("{}", "{}（脱敏）", lambda c, _: mask_phone(c))),
-    "name": (("{}", "{}（脱敏）", lambda c, _: mask_name(c)),),
-    "address": (("{}", "{}（至楼栋）", lambda c, _: building_part(c)),),
-    "house": (("{}", "{}（假名）", _pseudonym),),
-    "birth_date": (("birth_year", "出生年份", lambda c, _: c.dt.year()),),
-    "sources": (("{}", "{}（不含敏感名册）", lambda c, _: without_sensitive_listings(c)),),
-    "source": (("{}", "{}", lambda c, _: c),),  # kept; rows of sensitive listings are left out
+# -- re-identification -------------------------------------------------------------------------
+# A shared table whose rows are persons (it has a ``person_key``) must be k-anonymous over its
+# quasi-identifiers: every combination of their values is shared by at least MIN_K rows, by its
+# sharing type. First they are generalised as the sharing type requires (the birth date only as
+# an age band; no house, no name; ID numbers and phones only as pseudonyms, never beside a
+# display mask: a mask plus the age left so few candidates that anyone with the key could try
+# them all and recover the ID). Then, for the rows whose combination is still rarer than k, the
+# contract's ``anonymity.suppress`` columns are blanked one step at a time, most telling first
+# (a small building's address and building code before the age band, the grid before the
+# community); a row rare even then is left out of the shared table.
+MIN_K = {"无条件共享": 10, "有条件共享": 5}
+AGE_BAND_YEARS = {"无条件共享": 10, "有条件共享": 5}
+TOP_AGE = 80  # 高龄: one band from 80 on, the very old are few
+
+
+def age_band(age: pl.Expr, years: int) -> pl.Expr:
+    """``35-39岁`` (for 5-year bands), ``80岁及以上``; null stays null."""
+    low = (age // years) * years
+    return (pl.when(age >= TOP_AGE).then(pl.lit(f"{TOP_AGE}岁及以上"))
+            .otherwise(pl.concat_str(low.cast(pl.String), pl.lit("-"), (low + years - 1).cast(pl.String), pl.lit("岁"))))
+
+
+Treatment = Callable[[pl.Expr, bytes, Table], pl.Expr]
+TREATMENTS: dict[str, tuple[tuple[str, str, Treatment], ...]] = {
+    "person_key": (("{}", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
+    "id_number": (("{}_key", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
+    "phone": (("{}_key", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
+    "address": (("{}", "{}（至楼栋）", lambda c, _, __: building_part(c)),),
+    "age": (("age_band", "年龄段", lambda c, _, t: age_band(c, AGE_BAND_YEARS[t.catalogue["sharing"]])),),
+    "date": (("{}", "{}（至月初）", lambda c, _, __: c.dt.truncate("1mo")),),
+    "sources": (("{}", "{}（不含敏感名册）", lambda c, _, __: without_sensitive_listings(c)),),
+    "source": (("{}", "{}", lambda c, _, __: c),),  # kept; rows of sensitive listings are left out
+    # left out: name, house, birth_date, persons
 }
 
 
@@ -224,7 +229,7 @@ def shared_columns(table: Table) -> list[SharedColumn]:
             shared += [SharedColumn(name.format(c.name), label.format(c.label), c.name, value)
                        for name, label, value in TREATMENTS.get(c.pii, ())]
         elif c.sensitivity != "sensitive" or c.name in opted_in:
-            shared.append(SharedColumn(c.name, c.label, c.name, lambda col, _: col))
+            shared.append(SharedColumn(c.name, c.label, c.name, lambda col, _, __: col))
     return shared
 
 
@@ -234,7 +239,62 @@ def shared_view(frame: pl.DataFrame, table: Table, key: bytes) -> pl.DataFrame:
     for c in table.all_columns:
         if c.pii == "source":
             frame = frame.filter(~pl.col(c.name).is_in(sensitive_listings()))
-    return frame.select(c.value(pl.col(c.source), key).alias(c.name) for c in shared_columns(table))
+    shared = frame.select(c.value(pl.col(c.source), key, table).alias(c.name) for c in shared_columns(table))
+    return k_anonymous(shared, table)
+
+
+def person_rows(table: Table) -> bool:
+    return any(c.pii == "person_key" for c in table.all_columns)
+
+
+@dataclass(frozen=True)
+class Anonymity:
+    """How a person table is protected against re-identification: the steps of quasi-identifiers
+    blanked in turn, those never blanked, and the minimum k its sharing type requires."""
+    suppress: tuple[tuple[str, ...], ...]
+    kept: tuple[str, ...]
+    k: int
+
+    @property
+    def quasi_identifiers(self) -> list[str]:
+        return [*(c for step in self.suppress for c in step), *self.kept]
+
+
+def anonymity(table: Table) -> Anonymity | None:
+    """The contract's ``anonymity`` of a person table (none for other tables), checked against
+    what the shared view holds: every shared column made from a quasi-identifier is named."""
+    if not person_rows(table):
+        if table.anonymity:
+            raise ValueError(f"{table.key}: anonymity is declared, but its rows are no persons")
+        return None
+    raw = table.anonymity or {}
+    suppress = tuple((s,) if isinstance(s, str) else tuple(s) for s in raw.get("suppress", ()))
+    spec = Anonymity(suppress, tuple(raw.get("kept", ())), MIN_K[table.catalogue["sharing"]])
+    shared = shared_columns(table)
+    quasi = {s.name for s in shared if table.column(s.source).sensitivity == "quasi_identifier"
+             or table.column(s.source).pii == "address"}
+    if unknown := set(spec.quasi_identifiers) - {s.name for s in shared}:
+        raise ValueError(f"{table.key}: anonymity names columns the shared view does not hold: {sorted(unknown)}")
+    if missing := quasi - set(spec.quasi_identifiers):
+        raise ValueError(f"{table.key}: anonymity must name every shared quasi-identifier: {sorted(missing)} missing")
+    return spec
+
+
+def _group_sizes(columns: list[str]) -> pl.Expr:
+    return pl.len().over(columns) if columns else pl.len()
+
+
+def k_anonymous(shared: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """``shared`` with the quasi-identifiers of rows rarer than k blanked step by step, and the rows
+    rare even then left out. A row's group only grows as others are blanked into it, so a row
+    common enough at one step stays so."""
+    spec = anonymity(table)
+    if spec is None or shared.is_empty():
+        return shared
+    for step in spec.suppress:
+        rare = _group_sizes(spec.quasi_identifiers) < spec.k
+        shared = shared.with_columns(pl.when(rare).then(None).otherwise(pl.col(c)).alias(c) for c in step)
+    return shared.filter(_group_sizes(spec.quasi_identifiers) >= spec.k)
 
 
 def shared_issues(issues: pl.DataFrame, key: bytes) -> pl.DataFrame:

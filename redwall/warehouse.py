@@ -63,7 +63,7 @@ from redwall.catalog import TABLES as CATALOG_TABLES
 from redwall.home import Home
 from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
-from redwall.privacy import pseudonym_key, shared_columns, shared_issues, shared_view
+from redwall.privacy import anonymity, pseudonym_key, shared_columns, shared_issues, shared_view
 from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,9 @@ def publish(home: Home) -> dict[str, int]:
             folder.mkdir(mode=SHARED_DIR_MODE, exist_ok=True)
             folder.chmod(SHARED_DIR_MODE)  # whatever the umask
         _build(version / SHARED_NAME, shared, SHARED_MODE)
+        # measured on the file itself, before anyone can open it: a table too identifying is never switched in
+        if rare := {t: f for t, f in k_anonymity(version / SHARED_NAME).items() if too_rare(f)}:
+            raise ReidentificationError(f"not published: persons too rare to share in {rare}")
         (version / RESTRICTED).mkdir(mode=RESTRICTED_DIR_MODE)
         (version / RESTRICTED).chmod(RESTRICTED_DIR_MODE)  # whatever the umask
         _build(version / RESTRICTED / RESTRICTED_NAME, restricted, RESTRICTED_MODE)
@@ -206,6 +209,29 @@ def publish(home: Home) -> dict[str, int]:
         if removed := _clean(home, previous):
             log.info("warehouse %s published; removed versions no reader holds: %s", version.name, ", ".join(removed))
     return {p.key: p.frame.height for p in shared}
+
+
+class ReidentificationError(RuntimeError):
+    """A shared person table is less k-anonymous than its sharing type requires."""
+
+
+def too_rare(figures: dict[str, int]) -> bool:
+    return figures["rows"] > 0 and figures["k"] < figures["min_k"]
+
+
+def k_anonymity(path: Path) -> dict[str, dict[str, int]]:
+    """k of each shared person table in the warehouse file ``path``: the fewest rows that share
+    one combination of its quasi-identifiers (0 for an empty table), with the minimum its sharing
+    type requires and its row count. Figures only, never a value."""
+    figures = {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        for t in load_contracts().marts:
+            if (spec := anonymity(t)) is not None:
+                columns = ", ".join(f'"{c}"' for c in spec.quasi_identifiers)
+                k, rows = con.execute(f'SELECT coalesce(min(n), 0), coalesce(sum(n), 0) FROM '
+                                      f'(SELECT count(*) AS n FROM mart."{t.name}" GROUP BY {columns})').fetchone()
+                figures[f"mart.{t.name}"] = {"k": k, "min_k": spec.k, "rows": rows}
+    return figures
 
 
 def _layer_tables(home: Home, layer: str) -> list[str]:

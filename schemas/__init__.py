@@ -40,13 +40,13 @@ SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
 # Kinds of personal data a column holds (``pii``), with the sensitivity each implies; the shared
 # warehouse treats each kind its own way (redwall.privacy). Direct identifiers name a person; the
 # quasi-identifiers here would, joined with other shared tables: the house (its room), the full
-# birth date, and the registers that know a person (``sources``, a list; ``source``, a record's
+# birth date, the age, the day something happened to a person (``date``: moving in or out), and the registers that know a person (``sources``, a list; ``source``, a record's
 # own register): some listings are sensitive.
 PII_KINDS = {
     "person_key": "direct_identifier", "id_number": "direct_identifier", "phone": "direct_identifier",
     "name": "direct_identifier", "address": "direct_identifier", "persons": "direct_identifier",
-    "house": "quasi_identifier", "birth_date": "quasi_identifier", "sources": "quasi_identifier",
-    "source": "quasi_identifier",
+    "house": "quasi_identifier", "birth_date": "quasi_identifier", "age": "quasi_identifier",
+    "date": "quasi_identifier", "sources": "quasi_identifier", "source": "quasi_identifier",
 }
 UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
 # How late a delivery may be, by update cycle, before it counts as overdue (不定期: never).
@@ -120,6 +120,10 @@ class Table:
     # Being listed here is itself sensitive (a disability, social assistance, living alone): the
     # shared warehouse never says a person is in this table.
     sensitive_listing: bool = False
+    # A table whose rows are persons: its quasi-identifiers as the shared warehouse names them,
+    # ``suppress`` (blanked in this order for rows too rare to share) and ``kept`` (never blanked;
+    # a row still too rare is left out). See redwall.privacy.k_anonymous.
+    anonymity: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -247,7 +251,7 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
         encoding=raw.get("encoding"), record_type=raw.get("record_type"),
         title_row=raw.get("title_row"), department=department, template=raw.get("template"),
         envelope=envelope, related=tuple(raw.get("related", ())),
-        sensitive_listing=bool(raw.get("sensitive_listing", False)),
+        sensitive_listing=bool(raw.get("sensitive_listing", False)), anonymity=raw.get("anonymity"),
     )
 
 

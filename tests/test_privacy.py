@@ -1,11 +1,13 @@
 """Privacy on a real run: generated feeds with ID, phone and passport numbers planted in every
 free-text column of every feed, taken in and built by the real ``build_all`` from a permissive
-umask. Nothing planted reaches the shared warehouse, the outbox or the catalogue, and every file
-the run created under the home's private folders is owner-only."""
+umask. Nothing planted reaches the shared warehouse, the outbox or the catalogue, every file the
+run created under the home's private folders is owner-only, and the warehouse's check reports k
+for every shared person table. Then k-anonymity itself, on hand-made rows."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -13,18 +15,23 @@ import stat
 import zipfile
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import openpyxl
 import polars as pl
 import pytest
 
-from redwall import lake
+from assets.keys import WAREHOUSE
+from assets.marts import K_ANONYMITY_CHECK
+from redwall import lake, privacy
 from redwall.cli import main
 from redwall.home import PRIVATE_FOLDERS, Home
 from redwall.ingest.inbox import inbox_files
-from redwall.privacy import KEY_ENV, scrub_free_text
-from redwall.warehouse import restricted_path
+from redwall.marts import build_marts
+from redwall.privacy import KEY_ENV, anonymity, k_anonymous, scrub_free_text, shared_columns
+from redwall.warehouse import ReidentificationError, publish, restricted_path
 from schemas import Column, Table, load_contracts
+from test_marts import AS_OF, street_silver, write_silver
 
 SECRET = "test-secret-not-the-demo-key"
 
@@ -247,3 +254,80 @@ def test_files_under_the_home_are_owner_only_after_a_real_run(planted):
     assert {".parquet", ".json", ".xlsx", ".duckdb"} <= kinds  # lake data and logs, receipts, workbooks, restricted
     assert any((home.dagster_home / "storage").rglob("*")) or any(home.dagster_home.rglob("*.db"))
     assert stat.S_IMODE(home.warehouse.resolve().stat().st_mode) == 0o644  # only the shared warehouse is for others
+
+
+def test_the_warehouse_check_reports_k_per_person_table(planted):
+    home, _ = planted
+    check = dg.AssetCheckKey(WAREHOUSE, K_ANONYMITY_CHECK)
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+    evaluation = record.event.dagster_event.event_specific_data
+    assert evaluation.passed
+    person_tables = {f"mart.{t.name}" for t in load_contracts().marts if anonymity(t)}
+    assert {"mart.person", "mart.person_history", "mart.care_visit"} <= person_tables
+    for table in person_tables:
+        k, least = evaluation.metadata[f"{table}/k"].value, evaluation.metadata[f"{table}/min_k"].value
+        assert isinstance(k, int) and least == 5 and (k >= least or evaluation.metadata[f"{table}/rows"].value == 0)
+
+
+# -- re-identification ---------------------------------------------------------------------------
+PERSON_QI = {"hukou_address": "府右街1号院1号楼", "residence_address": "府右街12号院3号楼", "building_code": "B1",
+             "sources": "police.population", "doc_type": "身份证", "person_type": "户籍人口", "hukou_match": "01",
+             "age_band": "35-39岁", "is_very_old": False, "status": "在册", "sex": "1", "grid_code": "G1",
+             "community_code": "C1", "community_name": "府右街南"}
+
+
+def persons(n: int, **different) -> list[dict]:
+    return [PERSON_QI | different for _ in range(n)]
+
+
+def test_rare_persons_lose_their_most_telling_values_first_and_the_rarest_are_left_out():
+    person = load_contracts().table("mart.person")
+    shared = pl.DataFrame([*persons(6),  # a common combination: shared whole
+                           *persons(3, hukou_address="外省某地", building_code="B2", residence_address="B2地址"),
+                           *persons(2, hukou_address=None, building_code=None, residence_address=None),
+                           *persons(1, sex="2", age_band="80岁及以上", is_very_old=True, community_code="C9",
+                                    grid_code="G9", community_name="钟声")],
+                          schema_overrides={"is_very_old": pl.Boolean})
+    published = k_anonymous(shared.with_row_index("row"), person)
+    rows = {r["row"]: r for r in published.iter_rows(named=True)}
+    assert sorted(rows) == list(range(11))  # the one of its kind even with everything blanked is left out
+    assert all(rows[i]["building_code"] == "B1" and rows[i]["hukou_address"] for i in range(6))
+    # the small building's three join the two without a building: five alike, their age and sex kept
+    assert all(rows[i]["building_code"] is None and rows[i]["hukou_address"] is None for i in range(6, 11))
+    assert all(rows[i]["age_band"] == "35-39岁" and rows[i]["sex"] == "1" and rows[i]["sources"] for i in range(6, 11))
+    qis = anonymity(person).quasi_identifiers
+    assert published.group_by(qis).len()["len"].min() >= 5
+
+
+def test_every_person_table_names_all_its_quasi_identifiers():
+    contracts = load_contracts()
+    specs = {t.key: anonymity(t) for t in contracts.marts}  # raises on a contract that misses one
+    assert {key for key, spec in specs.items() if spec} == {"mart.person", "mart.person_history", "mart.care_visit",
+                                                            "mart.person_link", "mart.address_issue"}
+    person = contracts.table("mart.person")
+    lacking = dataclasses.replace(person, anonymity={"suppress": [c for c in person.anonymity["suppress"]
+                                                                 if c != "sex"]})
+    with pytest.raises(ValueError, match="sex"):
+        anonymity(lacking)
+
+
+def test_no_display_mask_beside_a_pseudonym_in_any_shared_table():
+    """A mask beside its pseudonym can be brute-forced: 110102********123X plus an age band leaves
+    few enough IDs that whoever holds the key tries them all."""
+    for t in load_contracts().marts:
+        names = {c.name for c in shared_columns(t)}
+        assert not {n.removesuffix("_key") for n in names if n.endswith("_key")} & names, t.key
+
+
+def test_a_warehouse_too_rare_to_share_is_not_published(tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    home = Home.at(tmp_path / "home")
+    write_silver(home, street_silver())
+    build_marts(home, as_of=AS_OF)
+    publish(home)
+    before = home.warehouse.resolve()
+    monkeypatch.setattr(privacy, "k_anonymous", lambda shared, table: shared)  # as if nothing were blanked
+    with pytest.raises(ReidentificationError, match="mart.person"):
+        publish(home)
+    assert home.warehouse.resolve() == before
