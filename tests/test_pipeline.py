@@ -93,7 +93,9 @@ def test_marts_hold_rows_and_warehouse_serves_them(demo_home):
         for name in ("person", "place", "event", "object", "organization", "grid"):
             lake_rows = lake.read(demo_home, "mart", name).height
             assert lake_rows > 0, name
-            assert con.sql(f"SELECT count(*) FROM mart.{name}").fetchone()[0] == lake_rows
+            shared = con.sql(f"SELECT count(*) FROM mart.{name}").fetchone()[0]
+            # a person too rare to share even with the telling values blanked is left out (k-anonymity)
+            assert shared == lake_rows if name != "person" else 0.99 * lake_rows <= shared <= lake_rows, name
         comment = con.sql(
             "SELECT comment FROM duckdb_tables() WHERE schema_name='mart' AND table_name='person'"
         ).fetchone()[0]
