@@ -414,7 +414,8 @@ def _copies(table: Table, bronze: pl.LazyFrame, originals: pl.Series) -> pl.Data
     """The rows of corrected copies of ``originals`` as returned rows (``token``: the original row
     they stand at). A copy is a later file of the same department in which most of the original's
     rows are still at their row, each with most of its cells unchanged: the clerk opened the file,
-    corrected some cells and saved it under another name."""
+    corrected some cells and saved it under another name. Only such rows come back: a row that
+    differs in most cells is another record."""
     columns = [c.name for c in table.columns]
     rows = bronze.select("_source_file", "_row_number", "_loaded_at", *columns).collect()
     # each file's latest delivery, and the folder (department) it came from
@@ -423,16 +424,16 @@ def _copies(table: Table, bronze: pl.LazyFrame, originals: pl.Series) -> pl.Data
     original = rows.filter(pl.col("_source_file").is_in(originals.implode()))
     pairs = original.join(rows, on=["folder", "_row_number"], suffix=".copy").filter(
         (pl.col("_source_file.copy") != pl.col("_source_file")) & (pl.col("_loaded_at.copy") > pl.col("_loaded_at")))
-    same = pl.sum_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.copy")) for c in columns)
+    similar = pairs.filter(pl.sum_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.copy")) for c in columns) * 2
+                           >= len(columns))
     size = original.group_by("_source_file").len("size")
-    copies = pairs.filter(same * 2 >= len(columns)).group_by("_source_file", "_source_file.copy").len("same") \
-        .join(size, on="_source_file").filter(pl.col("same") * 2 >= pl.col("size"))
-    found = copies.join(rows.select(pl.col("_source_file").alias("_source_file.copy"), "_row_number", "_loaded_at"),
-                        on="_source_file.copy")
+    copies = similar.group_by("_source_file", "_source_file.copy").len("same").join(size, on="_source_file") \
+        .filter(pl.col("same") * 2 >= pl.col("size"))
+    found = similar.join(copies, on=["_source_file", "_source_file.copy"], how="semi")  # a row of a copy, like its own
     return pl.DataFrame({
         "table": [table.key] * found.height,
         "token": [returned_row(f, n) for f, n in found.select("_source_file", "_row_number").iter_rows()],
-        "back_file": found["_source_file.copy"], "back_row": found["_row_number"], "at": found["_loaded_at"],
+        "back_file": found["_source_file.copy"], "back_row": found["_row_number"], "at": found["_loaded_at.copy"],
     }, schema={"table": pl.String, "token": pl.String, "back_file": pl.String, "back_row": pl.Int64, "at": UTC})
 
 
