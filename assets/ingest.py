@@ -18,6 +18,7 @@ import polars as pl
 from pydantic import Field
 
 from assets import keys
+from assets.holds import held_check, held_check_spec
 from assets.metadata import description, freshness, owners, spec_metadata
 from pipelines.resources import RedwallHome
 from redwall import lake
@@ -126,6 +127,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                           description=f"现行记录按业务主键（{', '.join(t.keys)}）唯一")
         for t in tables
     ]
+    check_specs += [held_check_spec(t) for t in tables if t.hold]
     specs = []
     for t in tables:
         specs.append(
@@ -180,6 +182,8 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
                     metadata={**_table_facts(home, "silver", t.bronze_name), **run_facts},
                 )
             yield _keys_unique(home, t)
+            if t.hold:
+                yield held_check(home, t)
         yield _receipts_balance(receipts, receipts_key)
         yield _layout_intact(home, source, receipts, layout_key)
 

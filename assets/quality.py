@@ -1,8 +1,9 @@
 """The quality-control closed loop in Dagster: ``quality/issue`` (detect, route, re-check, close,
 waive; rectification lists to the outbox) and ``quality/loop_metrics`` (how well the loop works).
 
-Checks are blocking where a wrong load would mislead everyone downstream: a police snapshot far
-smaller than the one before (a half-written export), and an error rate over the threshold."""
+The error rate over the threshold is a blocking check: a wrong load would mislead everyone
+downstream. (A police snapshot far smaller than the register is held at ingestion, before it
+reaches silver: see :mod:`assets.holds`.)"""
 
 
 import datetime as dt
@@ -24,9 +25,7 @@ from redwall.worktime import TIME_ZONE
 from schemas import load_contracts
 
 ISSUE_KEY, METRICS_KEY = keys.QUALITY_ISSUE, keys.QUALITY_METRICS
-POLICE_SHRINK = "police_snapshot_not_shrunk"
 ERROR_RATE = "open_error_rate_below_threshold"
-MIN_POLICE_RATIO = 0.8  # a weekly register does not lose a fifth of a street
 MAX_ERROR_RATE = 0.5  # half of a source failing means a broken feed, not sloppy rows
 
 
@@ -41,17 +40,6 @@ class LoopConfig(dg.Config):
 
     waivers: list[WaiverConfig] = Field(default_factory=list,
                                         description="授权分析员本次运行批准的豁免（记入整改问题表）")
-
-
-def _police_snapshots(home) -> dg.AssetCheckResult:
-    """Rows of the newest police snapshot against the one before (from the file receipts)."""
-    receipts = lake.read(home, "ops", "file_receipt", columns=["source", "as_of", "rows_accepted", "status"])
-    sizes = receipts.filter(pl.col("source") == "police", pl.col("status") != "duplicate") \
-        .group_by("as_of").agg(pl.col("rows_accepted").sum()).sort("as_of") if receipts.height else receipts
-    rows = sizes["rows_accepted"].to_list() if sizes.height else []
-    ratio = rows[-1] / rows[-2] if len(rows) >= 2 and rows[-2] else 1.0
-    return dg.AssetCheckResult(check_name=POLICE_SHRINK, asset_key=ISSUE_KEY, passed=ratio >= MIN_POLICE_RATIO,
-                               metadata={"snapshots": len(rows), "latest_to_previous": round(ratio, 3)})
 
 
 def _error_rate(metrics: pl.DataFrame) -> dg.AssetCheckResult:
@@ -72,8 +60,6 @@ def quality_assets() -> list:
     # Automated like the marts: the blocking checks below only guard what they run before.
     @dg.asset(key=ISSUE_KEY, deps=[*silver, *marts], group_name="quality", kinds={"delta", "polars"},
               automation_condition=follows_deliveries(),
-              check_specs=[dg.AssetCheckSpec(POLICE_SHRINK, asset=ISSUE_KEY, blocking=True,
-                                             description="最新公安快照行数不少于上一期的80%")],
               owners=centre_owners(),
               description="整改问题：入库拒收/警告、规则集、跨源规则和地址核实发现的每条问题，按网格、社区和报送部门分派，"
                           "复核后自动关闭；整改清单和台账错误标注表写入 outbox。")
@@ -91,7 +77,6 @@ def quality_assets() -> list:
             "waivers_applied": len(config.waivers), **{f"outbox_files/{kind}": n for kind, n in files.items()},
             "data_docs": dg.MetadataValue.path(str(docs_index(home))),
         })
-        yield _police_snapshots(home)
 
     @dg.asset(key=METRICS_KEY, deps=[ISSUE_KEY], group_name="quality", kinds={"delta", "polars"},
               automation_condition=follows_deliveries(),

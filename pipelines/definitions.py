@@ -14,7 +14,7 @@ from assets.ingest import all_ingest_assets
 from assets.marts import mart_assets
 from assets.quality import quality_assets
 from pipelines.automation import follow_deliveries
-from pipelines.jobs import build_all, ingest_jobs
+from pipelines.jobs import build_all, ingest_jobs, release_delivery
 from pipelines.recovery import recover_dead_runs
 from pipelines.resources import resources_for_environment
 from pipelines.sensors import inbox_sensors
@@ -22,7 +22,7 @@ from pipelines.sensors import inbox_sensors
 defs = dg.Definitions(
     assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(),
             *dashboard_assets()],
-    jobs=[*ingest_jobs(), build_all],
+    jobs=[*ingest_jobs(), build_all, release_delivery],
     sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs],
     resources=resources_for_environment(),
     executor=dg.in_process_executor,

@@ -1,6 +1,6 @@
-"""Jobs: one ingestion job per source (what its inbox sensor starts), and ``build_all``, which
+"""Jobs: one ingestion job per source (what its inbox sensor starts), ``build_all``, which
 rebuilds everything downstream of the lake — marts, quality loop, data directory, warehouse —
-from silver as it stands.
+from silver as it stands, and ``release_delivery``, an analyst's decision on a held delivery.
 
 Deliveries reach the warehouse by themselves (``pipelines.automation``); these jobs are for an
 analyst who wants to rerun by hand (after a model change, say), and for ``redwall build``. The
@@ -8,10 +8,16 @@ two never share a run: ingestion materialises only the tables a delivery touched
 skips a step whose inputs were not materialised in its run.
 """
 
-from __future__ import annotations
+from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 
+from assets import keys
+from assets.holds import held_check_evaluation
+from pipelines.resources import RedwallHome
+from redwall import lake
+from redwall.ingest import discard, holds, release
 from schemas import load_contracts
 
 DOWNSTREAM_GROUPS = ("marts", "quality", "directory", "publish")
@@ -21,7 +27,7 @@ def ingest_job_name(source: str) -> str:
     return f"ingest_{source}_job"
 
 
-def ingest_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+def ingest_jobs() -> "list[dg.UnresolvedAssetJobDefinition]":
     return [
         dg.define_asset_job(
             ingest_job_name(source), selection=dg.AssetSelection.groups(source),
@@ -37,3 +43,43 @@ build_all = dg.define_asset_job(
     description="由数据湖现状重建下游全部资产：主题库 → 质量闭环 → 资源目录 → 共享数据仓库和驾驶舱。"
                 "文件报送后这些资产会自动跟进；需要手动重建时运行本作业。",
 )
+
+
+class DecisionConfig(dg.Config):
+    """An analyst's decision on one held delivery (``redwall held`` or the ``no_delivery_held``
+    check lists them): ``release`` applies it as an ordinary load would have, ``discard`` keeps it
+    archived and unapplied. Who decides and why are recorded in ops.held_delivery and the receipt."""
+
+    receipt_id: str = Field(description="回执编号（redwall held 或 no_delivery_held 检查列出）")
+    decision: Literal["release", "discard"] = Field(description="release 放行（按原样应用）或 discard 作废（不予应用）")
+    by: str = Field(description="确认人")
+    reason: str = Field(description="理由，记入回执和 ops.held_delivery")
+
+
+@dg.op
+def decide_held_delivery(context: dg.OpExecutionContext, config: DecisionConfig, redwall: RedwallHome) -> None:
+    """Carry the decision out, then record what it changed: a new materialization of the silver
+    table it applied to (none when a newer snapshot superseded it), and the table's held check."""
+    home = redwall.home()
+    contracts = load_contracts()
+    entry = holds.waiting(home, config.receipt_id)
+    table = contracts.table(entry["table"])
+    before = _version(home, table)
+    decide = release if config.decision == "release" else discard
+    receipt = decide(home, config.receipt_id, config.by, config.reason, contracts)
+    context.log.info(f"{config.receipt_id}: {config.decision} by {config.by}; receipt now {receipt.status}")
+    if _version(home, table) != before:
+        context.log_event(dg.AssetMaterialization(keys.silver(table), metadata={
+            "released_receipt": receipt.receipt_id, "rows_accepted": receipt.rows_accepted}))
+    context.log_event(held_check_evaluation(home, table))
+
+
+def _version(home, table) -> int | None:
+    return lake.open_table(home, "silver", table.bronze_name).version() if lake.exists(
+        home, "silver", table.bronze_name) else None
+
+
+@dg.job(description="放行或作废一份待确认的报送（配置回执编号、release 或 discard、确认人和理由），确认人和理由记入回执和 "
+                    "ops.held_delivery。")
+def release_delivery():
+    decide_held_delivery()

@@ -6,6 +6,8 @@
     redwall demo [--scale S] [--fresh]                               generate + build, in a fresh home
     redwall ui [--port P]                                            the Dagster UI and daemon (a desk)
     redwall serve [--host H] [--port P]                              webserver + daemon (production)
+    redwall held [--all]                                             deliveries held for a decision
+    redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on a held delivery
 
 Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``).
 """
@@ -13,6 +15,7 @@ Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shutil
 import signal
@@ -77,8 +80,9 @@ def build(home: Home, job_name: str | None = None) -> list["dg.ExecuteInProcessR
     return results
 
 
-def run_job(home: Home, job_name: str) -> "dg.ExecuteInProcessResult":  # noqa: F821
-    """Run a job in this process, recorded in the home's Dagster instance (so the UI shows it).
+def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.ExecuteInProcessResult":  # noqa: F821
+    """Run a job in this process (with ``config``, the run config of its ops), recorded in the home's
+    Dagster instance (so the UI shows it).
 
     Runs that an earlier build or run worker left behind when it was killed are closed first and
     their pool slots freed (:mod:`pipelines.recovery`), each with a line saying so; then the build
@@ -101,7 +105,7 @@ def run_job(home: Home, job_name: str) -> "dg.ExecuteInProcessResult":  # noqa: 
 
         def execute() -> None:
             # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
-            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | (config or {})
             try:
                 outcome["result"] = job.execute_in_process(
                     run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags())
@@ -167,6 +171,63 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(failure, file=sys.stderr)
         return 1
     print(f"{args.job or 'build'} succeeded in {time.perf_counter() - started:.1f}s")
+    print(held_notice(home), end="")
+    return 0
+
+
+def held_notice(home: Home) -> str:
+    """A line for the terminal when deliveries wait for an analyst's decision, else nothing."""
+    from redwall.ingest import holds
+
+    waiting = holds.pending(home)
+    if waiting.is_empty():
+        return ""
+    return (f"{waiting.height} delivery(ies) held for a decision, not applied "
+            f"({', '.join(sorted(set(waiting['table'])))}): {redwall_command(home, 'held')}\n")
+
+
+def cmd_held(args: argparse.Namespace) -> int:
+    from redwall.ingest import holds
+
+    home = _home(args)
+    listed = holds.listing(home) if args.all else holds.pending(home)
+    if listed.is_empty():
+        print("no delivery is held" if not args.all else "no delivery was ever held")
+        return 0
+    for e in listed.iter_rows(named=True):
+        where = f" in {e['scope']}" if e["scope"] else ""
+        print(f"{e['receipt_id']}  {e['status']:<9} {e['table']:<24} as of {e['as_of']}  {e['file_name']}")
+        print(f"    would close {e['records_closing']} of {e['records_current']} current records{where} "
+              f"({e['closing_share']:.1%}, limit {e['closing_limit']:.0%}); "
+              f"refused {e['rows_rejected']} of {e['rows_read']} rows "
+              f"({e['refused_share']:.1%}, limit {e['refused_limit']:.0%})")
+        if e["decided_by"]:
+            print(f"    {e['status']} by {e['decided_by']} at {e['decided_at']:%Y-%m-%d %H:%M} UTC: "
+                  f"{e['decision_reason']}")
+    if not args.all:
+        print("decide: redwall release <receipt> --why TEXT  |  redwall discard <receipt> --why TEXT")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Release or discard a held delivery through the ``release_delivery`` job, run in this process
+    and recorded in the home's Dagster instance: the UI shows who decided, the check clears."""
+    from redwall.ingest import holds
+
+    home = _home(args)
+    try:
+        holds.waiting(home, args.receipt)
+    except holds.CannotDecide as why:
+        print(why, file=sys.stderr)
+        return 2
+    decision = {"receipt_id": args.receipt, "decision": args.command, "by": args.by, "reason": args.why}
+    result = run_job(home, "release_delivery", {"ops": {"decide_held_delivery": {"config": decision}}})
+    if not result.success:
+        print(explain_failure(result, home), file=sys.stderr)
+        return 1
+    (entry,) = [e for e in holds.listing(home).iter_rows(named=True) if e["receipt_id"] == args.receipt]
+    print(f"{args.receipt}: {entry['status']} by {entry['decided_by']} (run {result.run_id}); "
+          f"the receipt beside {entry['stored_as']} says so")
     return 0
 
 
@@ -193,6 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(failure, file=sys.stderr)
         return 1
     print_summary(home, seconds=time.perf_counter() - started)
+    print(held_notice(home), end="")
     return 0
 
 
@@ -247,6 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--fresh", action="store_true", help="wipe the home first if it holds data")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("held", help="list the deliveries held for a decision (not applied)")
+    p.add_argument("--all", action="store_true", help="also those already released or discarded")
+    p.set_defaults(func=cmd_held)
+
+    for name, what in (("release", "apply a held delivery as an ordinary load would have"),
+                       ("discard", "keep a held delivery archived and never apply it")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("receipt", help="the receipt id `redwall held` lists")
+        p.add_argument("--why", required=True, help="the reason, recorded with the decision")
+        p.add_argument("--by", default=getpass.getuser(), help="who decides (default: the login name)")
+        p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("ui", help="the Dagster UI and daemon on this home, for a desk (dagster dev)")
     p.add_argument("--port", type=int, default=3000)

@@ -56,6 +56,12 @@ DELIVERY_GRACE = {
     "每年": dt.timedelta(days=370),
 }
 LOADS = ("snapshot", "increment", "append")
+# When a snapshot delivery is held for an analyst's decision instead of applied (redwall.ingest.holds):
+# it would close more than the share ``closing`` of the current records of its scope (the table, or
+# each community of a ledger kept per community), or its rows refused are more than the share
+# ``refused`` of its rows; either only from ``at_least`` records on, since a share of a handful is
+# no sign of a broken file. A snapshot contract's ``hold`` overrides any of them.
+HOLD_DEFAULTS = {"closing": 0.5, "refused": 0.5, "at_least": 10}
 # Code lists whose values arrive with the district feed, not from committed reference data.
 DYNAMIC_CODES = ("community", "grid")
 
@@ -97,6 +103,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """How destructive a snapshot delivery may be before it waits for an analyst (see HOLD_DEFAULTS)."""
+
+    closing: float
+    refused: float
+    at_least: int
+
+
+@dataclass(frozen=True)
 class Table:
     source: str
     name: str
@@ -124,6 +139,7 @@ class Table:
     # ``suppress`` (blanked in this order for rows too rare to share) and ``kept`` (never blanked;
     # a row still too rare is left out). See redwall.privacy.k_anonymous.
     anonymity: dict[str, Any] | None = None
+    hold: Hold | None = None  # a delivered snapshot table's limits; None: never held
 
     @property
     def key(self) -> str:
@@ -239,6 +255,7 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
     load = raw.get("load", "snapshot")
     if load not in LOADS:
         raise ContractError(f"{where}:{name}: load must be one of {LOADS}")
+    hold = _hold(raw, load, kind, f"{where}:{name}")
     catalogue = dict(raw.get("catalogue", {}))
     if catalogue.get("sharing") not in SHARING_TYPES:
         raise ContractError(f"{where}:{name}: catalogue.sharing must be one of {SHARING_TYPES}")
@@ -251,8 +268,23 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
         encoding=raw.get("encoding"), record_type=raw.get("record_type"),
         title_row=raw.get("title_row"), department=department, template=raw.get("template"),
         envelope=envelope, related=tuple(raw.get("related", ())),
-        sensitive_listing=bool(raw.get("sensitive_listing", False)), anonymity=raw.get("anonymity"),
+        sensitive_listing=bool(raw.get("sensitive_listing", False)), anonymity=raw.get("anonymity"), hold=hold,
     )
+
+
+def _hold(raw: dict[str, Any], load: str, kind: str, where: str) -> Hold | None:
+    """A delivered snapshot's limits: the defaults, overridden by the contract's ``hold``."""
+    given = raw.get("hold", {})
+    if load != "snapshot" or kind == "mart":
+        if given:
+            raise ContractError(f"{where}: only a delivered snapshot table can be held")
+        return None
+    if unknown := set(given) - set(HOLD_DEFAULTS):
+        raise ContractError(f"{where}: hold has unknown limits {sorted(unknown)}; known: {list(HOLD_DEFAULTS)}")
+    hold = Hold(**(HOLD_DEFAULTS | given))
+    if not (0 < hold.closing <= 1 and 0 < hold.refused <= 1 and hold.at_least >= 1):
+        raise ContractError(f"{where}: hold shares must lie in (0, 1] and at_least be a positive count")
+    return hold
 
 
 @cache

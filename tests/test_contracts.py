@@ -80,6 +80,9 @@ def _broken_copy(tmp_path, text_from: str, text_to: str):
         ("keys: [id_number]", "keys: [passport]", "are not columns"),
         ("sharing: 有条件共享", "sharing: 随便共享", "catalogue.sharing"),
         ("type: date, required: true", "type: timestamp, required: true", "unknown type"),
+        ("hold: {closing: 0.2}", "hold: {closing: 20}", "hold shares must lie in"),
+        ("hold: {closing: 0.2}", "hold: {closes: 0.2}", "hold has unknown limits"),
+        ("load: snapshot", "load: increment", "only a delivered snapshot table can be held"),
     ],
 )
 def test_inconsistent_contract_is_refused_at_load(tmp_path, text_from, text_to, message):

@@ -332,19 +332,20 @@ def test_demo_on_a_used_home_names_a_command_that_works(demo_home, capsys):
     assert done.returncode == 0 and "--fresh" in done.stdout, done.stderr
 
 
-def test_a_shrunk_police_snapshot_stops_publishing_with_a_plain_answer(demo_home, capsys):
-    """Last in this file: it leaves the demo home with a blocked build."""
+def test_a_shrunk_police_snapshot_is_held_and_the_build_says_so(demo_home, capsys):
+    """Last in this file: it leaves a police snapshot held in the demo home."""
     latest = sorted((demo_home.root / "archive" / "police").glob("实有人口_*.csv"))[-1]
     head = b"\n".join(latest.read_bytes().split(b"\n")[:51]) + b"\n"  # the header and 50 persons
     day = int(latest.stem.split("_")[1]) + 1
     (demo_home.inbox("police") / f"实有人口_{day}.csv").write_bytes(head)
-    published = demo_home.warehouse.stat().st_mtime_ns
-    assert main(["--home", str(demo_home.root), "build"]) == 1
-    told = capsys.readouterr().err
-    assert "build_all FAILED" in told and "police_snapshot_not_shrunk" in told and "Traceback" not in told
-    assert "[ERROR] snapshots=" in told or "latest_to_previous=" in told
-    assert demo_home.warehouse.stat().st_mtime_ns == published  # dashboards keep the last good publish
-    details = next(line for line in told.splitlines() if "details:" in line).split("details:")[1].split("→")[0]
-    done = subprocess.run(["bash", "-c", f"{details} --help"], env=_without_venv(), capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0 and "--port" in done.stdout, done.stderr
+    before = lake.read(demo_home, "silver", "police_population")
+    assert main(["--home", str(demo_home.root), "build"]) == 0  # nothing wrong was applied: the build goes on
+    told = capsys.readouterr().out
+    assert "held for a decision, not applied" in told and "police.population" in told
+    assert lake.read(demo_home, "silver", "police_population").equals(before)
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:  # dashboards see what waits
+        assert con.sql("SELECT status, records_current > 0 FROM ops.held_delivery "
+                       "WHERE \"table\" = 'police.population'").fetchall() == [("held", True)]
+    listing = next(line for line in told.splitlines() if "held for a decision" in line).split(": ", 1)[1]
+    done = subprocess.run(["bash", "-c", listing], env=_without_venv(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "would close" in done.stdout, done.stderr

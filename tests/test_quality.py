@@ -20,7 +20,7 @@ from quality.suites import RULES_ZH, load_suite, render, suite_path, suite_table
 from redwall import lake
 from redwall.home import Home
 from redwall.identifiers import id_sex_code, id_sex_code_expr
-from redwall.ingest import process_source
+from redwall.ingest import process_source, release
 from redwall.marts import build_marts
 from redwall.marts.evaluate import address_outcomes
 from redwall.marts.place import ADDRESSED
@@ -222,7 +222,9 @@ def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
         book.save(home.inbox("ledgers") / path.removeprefix("ledgers/").replace(Path(path).name, name))
 
     resend(Path(path).name, fixed_rows)
-    process_source(home, "ledgers")
+    (half_fixed,) = process_source(home, "ledgers")
+    assert half_fixed.status == "held"  # still mostly refused: an analyst lets the corrected half in
+    release(home, half_fixed.receipt_id, "analyst01", "已更正的行先行应用")
     waived = first.filter(pl.col("source") == "police")["issue_id"][0]
     second = run_loop(home, [Waiver(waived, "公安已线下核实", "analyst01")])
     again = second.filter(pl.col("issue_id").is_in(mine["issue_id"].implode()))

@@ -11,8 +11,9 @@ source delivers, which headers name a column, what is required, how a table load
 
 Modules: :mod:`.inbox` (deliveries, readiness), :mod:`.formats` (readers), :mod:`.layout` (header
 mapping), :mod:`.normalise` (typing and rules), :mod:`.history` (silver loads), :mod:`.receipts`
-(ops tables, receipt files), :mod:`.load` (files end to end, loaded in batches, crash-safe ordering;
-compaction).
+(ops tables, receipt files), :mod:`.holds` (destructive snapshots held for an analyst's decision),
+:mod:`.load` (files end to end, loaded in batches, crash-safe ordering; compaction; release and
+discard of held deliveries).
 Runs of one source must not overlap (a sensor's run queue per source): two runs could both judge
 the same silver state.
 
@@ -36,7 +37,7 @@ VACUUM and copies to DuckDB, and can be queried with a plain predicate.
 from redwall.ingest.formats import Unreadable
 from redwall.ingest.history import Change, silver_schema
 from redwall.ingest.inbox import InboxFile, inbox_files, is_ready
-from redwall.ingest.load import compact, process_file, process_files, process_source
+from redwall.ingest.load import compact, discard, process_file, process_files, process_source, release
 from redwall.ingest.receipts import Receipt
 
 __all__ = [
@@ -45,10 +46,12 @@ __all__ = [
     "Receipt",
     "Unreadable",
     "compact",
+    "discard",
     "inbox_files",
     "is_ready",
     "process_file",
     "process_files",
     "process_source",
+    "release",
     "silver_schema",
 ]

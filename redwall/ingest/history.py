@@ -11,7 +11,9 @@ How a delivery changes silver depends on the contract's ``load``:
   keys absent from the delivery are closed (deregistered). A snapshot older than one already loaded
   changes nothing: the newer snapshot is the truth (the receipt says so). A table that names a
   community (a ledger each community keeps) is snapshotted per community: a community's ledger
-  closes nobody of another community.
+  closes nobody of another community. A snapshot that would close far more than usual never
+  reaches :func:`apply` unasked: it is held first (:mod:`redwall.ingest.holds`, counted by
+  :func:`closing`).
 - ``increment`` (floating population): only the keys delivered change, as for a snapshot, but nobody
   is closed for being absent. A row older than the current version of its key does not replace it.
 - ``append`` (grid app records, most ledgers): one row per business key; a key delivered again
@@ -87,8 +89,22 @@ def _scope_columns(table: Table) -> list[str]:
     return [c.name for c in table.columns if c.codes in SCOPE_CODES] if table.load == "snapshot" else []
 
 
+def closing(table: Table, rows: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """What applying the snapshot ``rows`` (one delivery's accepted rows) to ``current`` would
+    close, counted before anything is written: per part of its :func:`scope`, the current records
+    (``current``) and those absent from the delivery (``closing``), as :func:`apply` closes them."""
+    keys = list(table.keys)
+    columns = _scope_columns(table)
+    held = current.select(*keys, (_scope_key(columns) if columns else pl.lit("")).alias("part"))
+    held = held.filter(pl.col("part").is_in(scope(table, rows)))
+    absent = held.join(rows.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
+    return (held.group_by("part").agg(pl.len().alias("current"))
+            .join(absent.group_by("part").agg(pl.len().alias("closing")), on="part", how="left")
+            .with_columns(pl.col("closing").fill_null(0)).sort("part"))
+
+
 def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt.date], *,
-          stale: bool = False) -> dict[str, Change]:
+          stale: bool = False, current: pl.DataFrame | None = None) -> dict[str, Change]:
     """Bring silver up to date with the accepted ``rows`` (table columns and lineage) of
     ``deliveries`` (file hash → the date it describes), oldest data first, each delivery's rows in
     delivery order. Returns what happened, per delivery.
@@ -96,7 +112,8 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     Several deliveries at once leave silver, and their counts, as applying them one after another
     would: each row is compared with the version its key has just before it, earlier in the batch
     or else in silver. A snapshot is applied one delivery at a time (absent keys close);
-    ``stale``: it is older than one already applied to its :func:`scope`."""
+    ``stale``: it is older than one already applied to its :func:`scope`. ``current``: every
+    current version of a snapshot table, when the caller has just read it."""
     keys = list(table.keys)
     rows = rows.with_columns(
         pl.col(FILE).replace_strict(deliveries, return_dtype=pl.Date).alias("_valid_from"),
@@ -107,7 +124,8 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     if stale:
         return _tally(deliveries, pl.concat([collapsed, latest.select(FILE, pl.lit("late").alias("outcome"))]))
 
-    current = _current(home, table, None if table.load == "snapshot" else latest.select(keys).unique())
+    if current is None or table.load != "snapshot":
+        current = _current(home, table, None if table.load == "snapshot" else latest.select(keys).unique())
     content = [c for c in table.schema() if c not in keys]
     seen = latest.join(
         current.select(*keys, *content, "_valid_from").rename(lambda c: c if c in keys else f"{c}.current"),

@@ -52,11 +52,12 @@ class InboxFile:
     department: str | None = None
     copy: Path | None = None  # the copy being read (see take)
     link: bool = False  # a symbolic link: refused, never followed
+    kept: Path | None = None  # where its bytes are once filed away: a held delivery, read again
 
     @property
     def content(self) -> Path:
-        """The file to read: the copy taken of it, else where it was dropped."""
-        return self.copy or self.path
+        """The file to read: the copy taken of it, else where it is kept, else where it was dropped."""
+        return self.copy or self.kept or self.path
 
     @property
     def name(self) -> str:

@@ -12,22 +12,29 @@ The order of writes makes a run killed at any point safe to repeat:
 
 1. bronze, per table: the batch's rows replace whatever an earlier attempt left for the same file
    hashes (one Delta commit each);
-2. silver, per table: a diff against the current state, so a second application changes nothing;
-3. ops/rejection (replaced per file hash) and ops/file_receipt (upserted by receipt id);
-4. ops/file_registry: only now are the contents "loaded";
+2. silver, per table: a diff against the current state, so a second application changes nothing —
+   except for a snapshot judged too destructive to apply unasked, held instead (:mod:`.holds`);
+3. ops/rejection (replaced per file hash), ops/file_receipt (upserted by receipt id) and
+   ops/held_delivery (the held ones, upserted by receipt id);
+4. ops/file_registry: only now are the contents "loaded" (a held content is not);
 5. each receipt file is written beside its kept copy, then the file leaves the inbox.
 
 A re-run before step 4 repeats steps 1–3 without duplicates, whichever batch each file then falls
 in, and answers as the first attempt would have: each silver commit records in its metadata what it
 did for each file (:func:`history.applied`), so a file whose silver commit landed is answered from
-that record, not by diffing against silver that already holds its rows. After step 4 it recognises each delivery (same receipt id) and only finishes step 5. The receipt
-id is derived from the delivery (path, size, mtime, content), so the same delivery always gets the
-same receipt.
+that record, not by diffing against silver that already holds its rows. After step 4 (a held
+delivery: step 3) it recognises each delivery (same receipt id) and only finishes step 5. The
+receipt id is derived from the delivery (path, size, mtime, content), so the same delivery always
+gets the same receipt.
+
+An analyst's decision on a held delivery (:func:`release`, :func:`discard`) goes the same way, on
+the kept copy: a release is that delivery loaded again as a batch of its own, its hold lifted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -46,7 +53,7 @@ import polars.selectors as cs
 
 from redwall import lake
 from redwall.home import Home
-from redwall.ingest import history, receipts
+from redwall.ingest import history, holds, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
 from redwall.ingest.inbox import (DICT_SUFFIX, LEDGERS, InboxFile, clear_copies, in_data_order, inbox_file,
                                   inbox_files, settled, source_lock, take, unchanged)
@@ -125,6 +132,8 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
     # each read from a copy taken now; one that changed meanwhile is read by a later run
     files = in_data_order(taken for f in listed if (taken := take(home, f)) is not None)
     known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
+    known |= {h["file_hash"]: h | {"loaded_at": h["held_at"]}  # contents waiting for a decision
+              for h in holds.pending(home, (f.sha256 for f in files)).iter_rows(named=True)}
     taken: list[Delivery] = []
     batch: list[Delivery] = []
     batch_kind: object = "batch"
@@ -141,7 +150,8 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
             # another department's file is not named to this one: its name may say what it holds
             which = (f"「{earlier['file_name']}」" if earlier.get("department") == file.department
                      else "另一报送单位的文件")
-            delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}已加载的"
+            state = "收到、正等待大数据中心确认的" if "held_at" in earlier else "已加载的"
+            delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}{state}"
                                                       f"{which}完全相同，未重复加载。")
         elif delivery.read():  # its rows will load: a later copy in this run is a duplicate
             known[file.sha256] = {"receipt_id": delivery.receipt_id, "loaded_at": delivery.received_at,
@@ -242,16 +252,18 @@ def _load_batch(home: Home, contracts: Contracts, batch: list[Delivery]) -> None
         rows = pl.concat([d.bronze[key] for d in deliveries], how="diagonal")
         retried |= lake.replace(home, "bronze", _bronze_name(key), rows.drop(cs.starts_with(NUMBER_CELL)), where=ours)
     crash_point("bronze")
+    current = _hold_destructive(home, contracts, loading)
     for key, deliveries in parts.items():
         if key in contracts.tables:
-            _conform(home, contracts.table(key), deliveries, retried)
+            _conform(home, contracts.table(key), deliveries, retried, current.get(key))
     crash_point("silver")
     for delivery in loading:
         delivery.conclude()
     receipts.record(home, [d.receipt for d in batch], pl.concat([d.issues for d in batch]))
+    holds.record(home, [(d.receipt, d.verdict) for d in loading if d.verdict])
     crash_point("receipts")
-    if loading:
-        receipts.register(home, [(d.receipt, d.scopes) for d in loading])
+    if applied := [(d.receipt, d.scopes) for d in loading if not d.verdict]:
+        receipts.register(home, applied)
     crash_point("registry")
     for delivery in batch:
         delivery.file_away()
@@ -267,26 +279,58 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _hold_destructive(home: Home, contracts: Contracts, loading: list[Delivery]) -> dict[str, pl.DataFrame]:
+    """Before silver is touched, hold each snapshot delivery that would close far more than usual
+    or has most rows refused (:func:`holds.judge`), unless an analyst released it. A late snapshot
+    changes nothing and is never held. Returns the current versions read, per table, for
+    :func:`_conform` (a batch of snapshots is of one table, of different communities if several)."""
+    current: dict[str, pl.DataFrame] = {}
+    for delivery in loading:
+        if delivery.decision is not None:
+            continue
+        for key in delivery.bronze:
+            table = contracts.tables.get(key)
+            if table is None or table.hold is None:
+                continue
+            judged = delivery.judged.setdefault(key, _judge(table, [delivery]))
+            accepted = judged.rows.filter(~pl.col("_rejected"))
+            if accepted.is_empty() or receipts.superseding(home, key, history.scope(table, accepted),
+                                                           delivery.file.as_of, delivery.received_at):
+                continue
+            if key not in current:
+                current[key] = history.current_versions(home, table)
+            verdict = holds.judge(table, judged.rows, current[key])
+            if verdict.held and delivery.verdict is None:
+                delivery.verdict = verdict
+    return current
+
+
 def _bronze_name(key: str) -> str:
     return key.replace(".", "_", 1)
 
 
-def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool) -> None:
-    """Judge a table's rows of a batch, apply the accepted ones to silver, and tell each delivery.
-    On a retry, the deliveries an earlier attempt already applied are answered from what its commit
-    recorded (:func:`history.applied`) and not applied again."""
+def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool,
+             current: pl.DataFrame | None) -> None:
+    """Judge a table's rows of a batch, apply the accepted ones to silver (not those of a held
+    delivery), and tell each delivery. On a retry, the deliveries an earlier attempt already
+    applied are answered from what its commit recorded (:func:`history.applied`) and not applied
+    again. ``current``: the table's current versions, if just read."""
     judged = _judge(table, deliveries)
     replayed = history.applied(home, table, [d.file.sha256 for d in deliveries]) if retried else {}
     flags = dict(judged.rows.group_by("_file_hash").agg(pl.struct(
         pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned"))).iter_rows())
     problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
-    accepted = judged.rows.filter(~pl.col("_rejected"))
+    held = [d.file.sha256 for d in deliveries if d.verdict]
+    accepted = judged.rows.filter(~pl.col("_rejected") & ~pl.col("_file_hash").is_in(held))
     stale: dict[str, bool | None] = {}  # per snapshot delivery, with the newest date already applied
     latest: dict[str, dt.date | None] = {}
     if table.load == "snapshot":  # several only when of different communities (see _load)
         changes, live = {}, {}
         for delivery in deliveries:
             sha, as_of = delivery.file.sha256, delivery.file.as_of
+            if delivery.verdict:  # held: nothing of it applies
+                changes[sha] = history.Change()
+                continue
             own = accepted.filter(pl.col("_file_hash") == sha)
             if own.is_empty():
                 # Every row refused: applied, this snapshot would close every current record (deregister
@@ -295,8 +339,8 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool
                 continue
             scope = history.scope(table, own)
             delivery.scopes += [f"{table.key}|{part}" for part in scope]
-            latest[sha] = receipts.latest_as_of(home, table.key, scope)
-            stale[sha] = latest[sha] is not None and latest[sha] > as_of
+            latest[sha] = receipts.superseding(home, table.key, scope, as_of, delivery.received_at)
+            stale[sha] = latest[sha] is not None
             if stale[sha]:
                 changes |= history.apply(home, table, own, {sha: as_of}, stale=True)
             elif sha in replayed:
@@ -304,19 +348,25 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool
             else:
                 live[sha] = as_of
         if live:
-            changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live)
+            changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live,
+                                     current=current)
     else:
         changes = dict(replayed)
-        if fresh := {d.file.sha256: d.file.as_of for d in deliveries if d.file.sha256 not in replayed}:
+        if fresh := {d.file.sha256: d.file.as_of for d in deliveries
+                     if d.file.sha256 not in replayed and not d.verdict}:
             changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(fresh))), fresh)
     for delivery in deliveries:
         sha = delivery.file.sha256
-        change = changes[sha]
+        change = changes.get(sha, history.Change())
         delivery.counts.update(flags.get(delivery.file.sha256, {}))
         delivery.counts["deduplicated"] += change.collapsed + (change.unchanged if table.load == "append" else 0)
         if (found := problems.get((delivery.file.sha256,))) is not None:
             delivery.problems.append(found)
-        delivery.changes[table.key] = _change_note(table, change, stale.get(sha, False), latest.get(sha))
+        if delivery.verdict and delivery.verdict.table.key == table.key:
+            delivery.changes[table.key] = delivery.verdict.reason_zh
+        else:
+            delivery.changes[table.key] = _change_note(table, change, stale.get(sha, False), latest.get(sha),
+                                                       delivery.file.as_of, held=bool(delivery.verdict))
 
 
 def _judge(table: Table, deliveries: list[Delivery]) -> Judged:
@@ -359,6 +409,24 @@ class Delivery:
         self.notes: list[str] = []  # how the file was read
         self.changes: dict[str, str] = {}  # table key → what the file did to it
         self.scopes: list[str] = []  # <table>|<scope> of each snapshot applied
+        self.verdict: holds.Verdict | None = None  # held: what applying it would have done
+        self.decision: holds.Decision | None = None  # an analyst released it (see :func:`release`)
+
+    @classmethod
+    def kept(cls, home: Home, receipt: Receipt, contracts: Contracts) -> Delivery:
+        """A delivery filed away already, read again from its kept copy with the identity (receipt,
+        load, time received) it came with."""
+        copy = home.root / receipt.stored_as
+        stat = copy.stat()
+        file = InboxFile(receipt.source, home.inbox(receipt.source, receipt.department) / receipt.file_name,
+                         stat.st_size, stat.st_mtime_ns, receipt.department, kept=copy)
+        if (file.sha256, file.size, file.as_of) != (receipt.file_hash, receipt.file_size, receipt.as_of):
+            raise holds.CannotDecide(f"the kept copy {receipt.stored_as} is no longer the file delivered with "
+                                f"receipt {receipt.receipt_id}")
+        delivery = cls(home, file, contracts)
+        delivery.receipt_id, delivery.load_id, delivery.received_at = \
+            receipt.receipt_id, receipt.load_id, receipt.received_at
+        return delivery
 
     # -- reading ---------------------------------------------------------------------------------
     def read(self) -> bool:
@@ -366,7 +434,7 @@ class Delivery:
         already (refused whole, or an empty increment)."""
         try:
             refuse_name(self.file)
-            grids = read_file(self.file.content, beside=self.file.path)
+            grids = read_file(self.file.content, beside=self.file.kept or self.file.path)
             tables = candidates(self.contracts, self.file)
             if self.file.source == LEDGERS and (identity := template_identity(self.file.content)):
                 tables = [self._template_table(*identity)]
@@ -431,10 +499,13 @@ class Delivery:
         """The receipt of a loaded file, once its batch has been applied to silver."""
         problems = pl.concat([pl.DataFrame(schema=PROBLEM_SCHEMA), *self.problems], how="diagonal")
         counts = self.counts
+        status = "held" if self.verdict else receipts.status_of(counts["read"], counts["rejected"])
         self.receipt = self._receipt(
-            receipts.status_of(counts["read"], counts["rejected"]), counts, tuple(self.bronze),
-            "\n".join([_count_note(counts), *_problem_notes(problems), *self.notes,
+            status, counts, tuple(self.bronze),
+            "\n".join([*([self.decision.note_zh] if self.decision else []), _count_note(counts),
+                       *_problem_notes(problems), *self.notes,
                        *(self.changes[key] for key in self.bronze if key in self.changes)]),
+            self.verdict.rule if self.verdict else None,
         )
         self.issues = problems.rename({"_row_number": "row_number", "_sheet": "sheet", "_file_hash": "file_hash"}
                                       ).with_columns(
@@ -457,7 +528,7 @@ class Delivery:
     def _receipt(self, status: str, counts: Counter, tables: tuple[str, ...], reasons: str,
                  refusal: str | None = None) -> Receipt:
         file = self.file
-        stored = self._destination(kept=status != "rejected" or counts["read"] > 0)
+        stored = file.kept or self._destination(kept=status != "rejected" or counts["read"] > 0)
         return Receipt(
             receipt_id=self.receipt_id, source=file.source, department=file.department,
             file_name=file.display_name, file_path=file.relative, file_hash=file.sha256, file_size=file.size,
@@ -480,13 +551,11 @@ class Delivery:
 
     def file_away(self) -> None:
         """Write the sender's receipt beside the kept copy, then move the file (and its ``.ready``
-        marker and data dictionary) out of the inbox. Nothing is deleted."""
-        receipt = self.receipt
-        target = self.home.root / receipt.stored_as
-        target.parent.mkdir(parents=True, exist_ok=True)
-        department = self.contracts.departments.get(receipt.department or "")
-        target.with_name(receipts.receipt_file_name(receipt, target.name)).write_text(
-            receipts.render(receipt, self.issues, department), encoding="utf-8")
+        marker and data dictionary) out of the inbox, unless it was kept already. Nothing is deleted."""
+        _write_receipt(self.home, self.contracts, self.receipt, self.issues)
+        if self.file.kept:
+            return
+        target = self.home.root / self.receipt.stored_as
         if self.file.marker.exists():
             shutil.move(self.file.marker, target.with_name(target.name + self.file.marker.suffix))
         if not self.file.link and (dictionary := dictionary_of(self.file.path)) is not None:
@@ -510,6 +579,52 @@ def _name_note(file: InboxFile, stored: Path) -> str:
         return ""
     why = "含有无法识别的字符（可能是GBK等非UTF-8编码的文件名）" if not file.name_readable else "过长"
     return f"\n文件名{why}，原件已保存为「{stored.name}」，回执同名；以后请使用较短的中文或英文文件名。"
+
+
+def _write_receipt(home: Home, contracts: Contracts, receipt: Receipt, issues: pl.DataFrame) -> None:
+    """The sender's copy of a receipt, beside the kept copy of the file (replaced when it changes)."""
+    target = home.root / receipt.stored_as
+    target.parent.mkdir(parents=True, exist_ok=True)
+    department = contracts.departments.get(receipt.department or "")
+    target.with_name(receipts.receipt_file_name(receipt, target.name)).write_text(
+        receipts.render(receipt, issues, department), encoding="utf-8")
+
+
+# -- an analyst's decision on a held delivery ------------------------------------------------------
+def release(home: Home, receipt_id: str, by: str, reason: str, contracts: Contracts | None = None) -> Receipt:
+    """Apply a held delivery, on an analyst's word, as an ordinary load would have applied it when
+    it came (a snapshot superseded since stays in bronze only, see :mod:`.holds`); returns its new
+    receipt, which says who released it and why. Under the source's lock, like a load."""
+    contracts = contracts or load_contracts()
+    with source_lock(home, holds.waiting(home, receipt_id)["source"]):
+        held, _ = _held(home, receipt_id)
+        delivery = Delivery.kept(home, held, contracts)
+        delivery.decision = holds.Decision.now(holds.RELEASED, by, reason)
+        if not delivery.read():
+            raise holds.CannotDecide(f"receipt {receipt_id}: the kept copy can no longer be read as it was "
+                                     f"({delivery.receipt.reasons_zh}); discard it and ask for the file again")
+        _load(home, contracts, [delivery])
+        holds.decide(home, receipt_id, delivery.decision)
+    return delivery.receipt
+
+
+def discard(home: Home, receipt_id: str, by: str, reason: str, contracts: Contracts | None = None) -> Receipt:
+    """Refuse a held delivery, on an analyst's word: nothing is applied, the file stays archived and
+    its rows in bronze; returns its new receipt, which says who discarded it and why."""
+    contracts = contracts or load_contracts()
+    with source_lock(home, holds.waiting(home, receipt_id)["source"]):
+        held, issues = _held(home, receipt_id)
+        decision = holds.Decision.now(holds.DISCARDED, by, reason)
+        receipt = dataclasses.replace(held, status="discarded", reasons_zh=f"{decision.note_zh}\n{held.reasons_zh}")
+        receipts.record(home, [receipt], issues)
+        holds.decide(home, receipt_id, decision)
+        _write_receipt(home, contracts, receipt, issues)
+    return receipt
+
+
+def _held(home: Home, receipt_id: str) -> tuple[Receipt, pl.DataFrame]:
+    holds.waiting(home, receipt_id)
+    return receipts.find(home, receipt_id)
 
 
 def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataFrame:
@@ -552,7 +667,7 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     notes = []
     if encodings := {g.encoding for g in grids if g.encoding}:
         notes.append("文件编码：" + "、".join(sorted(e.upper() for e in encodings)))
-    if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.path)):
+    if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.content)):
         notes.append(f"已按数据字典「{dictionary.name}」识别字段。")
     if skipped := [aside for b in found for aside in b.skipped]:
         notes.append(f"{len(skipped)}行不是数据，未读入：" + "、".join(
@@ -565,9 +680,15 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     return notes
 
 
-def _change_note(table: Table, change: history.Change, stale: bool | None, latest: dt.date | None) -> str:
+def _change_note(table: Table, change: history.Change, stale: bool | None, latest: dt.date | None,
+                 as_of: dt.date, *, held: bool = False) -> str:
+    if held:  # another table of the delivery is held: nothing of it is applied
+        return f"{table.title}：本文件待确认，暂未应用。"
     if stale is None:
         return f"{table.title}：本快照没有一行可用，未应用，当前数据仍以上一份快照为准。"
+    if stale and latest == as_of:  # a held delivery released after its correction was applied
+        return (f"{table.title}：本快照之后已加载了同一日期（{latest:%Y-%m-%d}）的更新快照，仅存入原始层，"
+                "当前数据以较新的快照为准。")
     if stale:
         return (f"{table.title}：本快照日期早于已加载的{latest:%Y-%m-%d}快照，仅存入原始层，"
                 "当前数据以较新的快照为准。")

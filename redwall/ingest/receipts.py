@@ -8,7 +8,13 @@ Three ops tables:
 - ``ops/file_registry``: one row per file content loaded. It is written last, after bronze, silver,
   rejections and the receipt: a content is "loaded" only once all of that has committed.
 
-Each is written in one commit per batch of deliveries (see :mod:`redwall.ingest.load`).
+Each is written in one commit per batch of deliveries (see :mod:`redwall.ingest.load`). A fourth,
+``ops/held_delivery``, lists the snapshots held for an analyst's decision (:mod:`redwall.ingest.holds`).
+
+A held delivery (status ``held``, 待确认) balances like any other: ``rows_accepted`` counts the
+rows that passed the row checks, ``rows_rejected`` those refused with a reason. Its accepted rows
+wait in bronze, none in silver; once released the receipt becomes an ordinary one, once discarded
+(``discarded``) they stay in bronze unused, the file in the archive.
 
 Beside the delivered file's kept copy lies a receipt for the sender: ``<name>.回执.txt`` in Chinese
 for a department's ledger, ``<name>.receipt.json`` for a system feed. Receipts and rejection
@@ -33,6 +39,7 @@ OPS = "ops"
 RECEIPTS = "file_receipt"
 REJECTIONS = "rejection"
 REGISTRY = "file_registry"
+HOLDS = "held_delivery"
 STATUS_ZH = code_lists()["receipt_status"]  # ref.codes, so the warehouse decodes it the same way
 LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
@@ -66,12 +73,17 @@ LABELS = {
     "table": "数据表", "sheet": "工作表", "row_number": "行号", "column": "字段", "column_label": "字段中文名",
     "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "recorded_at": "记录时间",
     "scopes": "快照范围", "loaded_at": "加载时间",
+    "held_at": "暂停应用时间", "scope": "范围（社区）", "records_current": "现行记录数",
+    "records_closing": "应用后将置为失效的记录数", "closing_share": "将失效比例", "closing_limit": "将失效比例上限",
+    "refused_share": "拒收比例", "refused_limit": "拒收比例上限", "reason_zh": "暂停原因", "decided_by": "确认人",
+    "decided_at": "确认时间", "decision_reason": "确认理由",
 }
 # The ops tables: title and column labels, for the warehouse's comments.
 TABLES = {
     RECEIPTS: ("文件回执：每次报送的文件一条，含接收、拒收和跳过的行数", LABELS),
     REJECTIONS: ("拒收明细：文件中每行的每个问题一条，只写行、字段和规则，不含个人信息", LABELS),
     REGISTRY: ("文件登记：每个已加载的文件内容一条，用于识别重复报送", LABELS),
+    HOLDS: ("待确认的报送：将大量注销现行记录或大部分行被拒收、暂未应用的快照，及分析员的确认结果", LABELS),
 }
 
 
@@ -87,8 +99,8 @@ class Receipt:
     load_id: str
     received_at: dt.datetime
     as_of: dt.date
-    status: str  # accepted | partially_accepted | rejected | duplicate
-    refusal: str | None  # why a file was refused whole (empty_file, encrypted, …, duplicate)
+    status: str  # accepted | partially_accepted | rejected | duplicate | held | discarded
+    refusal: str | None  # why a file was refused whole (empty_file, encrypted, …, duplicate) or held
     tables: tuple[str, ...]
     rows_read: int
     rows_accepted: int
@@ -113,12 +125,18 @@ def registered(home: Home, file_hashes: Iterable[str]) -> dict[str, dict]:
     return {entry["file_hash"]: entry for entry in found.iter_rows(named=True)}
 
 
-def latest_as_of(home: Home, table_key: str, scope: tuple[str, ...]) -> dt.date | None:
-    """The newest date of a delivery already loaded into ``table_key`` for any part of ``scope``
-    (see :func:`redwall.ingest.history.scope`): when a snapshot was last the truth there."""
-    found = lake.read(home, OPS, REGISTRY, columns=["as_of"], where=pl.col("scopes").list.set_intersection(
+def superseding(home: Home, table_key: str, scope: tuple[str, ...], as_of: dt.date,
+                received_at: dt.datetime) -> dt.date | None:
+    """The newest date of a snapshot already loaded into ``table_key`` for any part of ``scope``
+    (see :func:`redwall.ingest.history.scope`) that is the truth after one dated ``as_of`` and
+    received at ``received_at``: a later date, or the same date received later (a held delivery
+    released after its correction was applied); None when there is none."""
+    found = lake.read(home, OPS, REGISTRY, columns=["as_of", "loaded_at"], where=pl.col("scopes").list.set_intersection(
         [f"{table_key}|{part}" for part in scope]).list.len() > 0)
-    return found["as_of"].max() if found.height else None
+    if not found.height:
+        return None
+    later = found.filter((pl.col("as_of") > as_of) | ((pl.col("as_of") == as_of) & (pl.col("loaded_at") > received_at)))
+    return later["as_of"].max() if later.height else None
 
 
 def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:
@@ -134,7 +152,7 @@ def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:
 
 def register(home: Home, loaded: list[tuple[Receipt, list[str]]]) -> None:
     """Mark the contents of a batch as loaded: its last write. Each receipt comes with the
-    ``<table>|<scope>`` of every snapshot it applied, for :func:`latest_as_of`."""
+    ``<table>|<scope>`` of every snapshot it applied, for :func:`superseding`."""
     entries = pl.DataFrame([{
         "file_hash": r.file_hash, "receipt_id": r.receipt_id, "source": r.source, "department": r.department,
         "file_name": r.file_name, "tables": list(r.tables), "scopes": scopes, "as_of": r.as_of,
@@ -160,6 +178,13 @@ def issues_of(home: Home, receipt: Receipt) -> pl.DataFrame:
 # What to send again: a snapshot ledger is the whole list each time, other ledgers only the rows.
 RESEND_WHOLE = "请按以上说明更正后重新报送完整的名单：本表按整表报送处理，名单中没有的记录会被置为失效。"
 RESEND_ROWS = "请按以上说明更正后重新报送；已接收的行无需重复报送。"
+# What happens next to a delivery held for the centre's decision, and after it was discarded.
+NEXT_STEP = {
+    "held": "本文件已原样存档，暂未应用，现有数据保持不变；大数据中心确认后才会按本文件更新。"
+            "如文件有误，请直接重新报送完整、正确的名单，新文件到达后照常处理。",
+    "discarded": "本文件不予应用，现有数据保持不变。" + RESEND_WHOLE,
+}
+
 def receipt_file_name(receipt: Receipt, stored_name: str) -> str:
     return f"{stored_name}.回执.txt" if receipt.source == LEDGERS else f"{stored_name}.receipt.json"
 
@@ -192,5 +217,5 @@ def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) 
             lines.append(f"  其余{issues.height - listed.height}处请向大数据中心索取拒收明细。")
     tables = load_contracts().tables
     whole = any(tables[t].load == "snapshot" for t in receipt.tables if t in tables)
-    lines += ["", RESEND_WHOLE if whole else RESEND_ROWS]
+    lines += ["", NEXT_STEP.get(receipt.status) or (RESEND_WHOLE if whole else RESEND_ROWS)]
     return "\n".join(lines) + "\n"
