@@ -32,7 +32,7 @@ from redwall.marts import build_marts
 from schemas import Contracts, load_contracts
 
 D1, D2, D3 = dt.date(2024, 5, 1), dt.date(2024, 5, 8), dt.date(2024, 5, 15)
-PERSONS = [cid("19700101", f"{i:03d}") for i in range(40)]
+PERSONS = [cid("19700101", f"{i:03d}") for i in range(1, 41)]
 POLICE = load_contracts().table("police.population")
 
 
@@ -187,7 +187,7 @@ def test_a_released_snapshot_is_applied_as_an_ordinary_load_would_have(home, tmp
 
 
 # -- a whole-list ledger --------------------------------------------------------------------------
-ELDERS = [cid("19400101", f"{i:03d}") for i in range(30)]
+ELDERS = [cid("19400101", f"{i:03d}") for i in range(1, 31)]
 ELDERLY_CSV_HEADER = ["姓名", "身份证号码", "所属社区", "居住地址", "联系电话", "居住情况", "紧急联系人", "紧急联系人电话",
                       "最近走访日期", "走访干部"]
 
@@ -211,7 +211,7 @@ def test_a_ledger_whose_ids_a_spreadsheet_wrecked_is_held_then_discarded(home):
     before = silver(home, "ledgers_elderly_alone")
 
     drop(home, "ledgers", "府右街南_6月.csv", wrecked(ELDERS), department="civil_affairs")
-    others = [cid("19410101", f"{i:03d}") for i in range(12)]
+    others = [cid("19410101", f"{i:03d}") for i in range(1, 13)]
     drop(home, "ledgers", "西交民巷_6月.xlsx", community_list(others, "西交民巷社区"), department="civil_affairs")
     taken = {r.file_name: r for r in process_source(home, "ledgers")}
     held, other = taken["府右街南_6月.csv"], taken["西交民巷_6月.xlsx"]
