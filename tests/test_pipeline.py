@@ -332,8 +332,9 @@ def test_demo_on_a_used_home_names_a_command_that_works(demo_home, capsys):
     assert done.returncode == 0 and "--fresh" in done.stdout, done.stderr
 
 
-def test_a_shrunk_police_snapshot_is_held_and_the_build_says_so(demo_home, capsys):
+def test_a_shrunk_police_snapshot_is_held_and_the_build_says_so(demo_home, capsys, monkeypatch):
     """Last in this file: it leaves a police snapshot held in the demo home."""
+    monkeypatch.setenv("REDWALL_PSEUDONYM_KEY", "a test secret")  # a hand-made file: not the demo's own data
     latest = sorted((demo_home.root / "archive" / "police").glob("实有人口_*.csv"))[-1]
     head = b"\n".join(latest.read_bytes().split(b"\n")[:51]) + b"\n"  # the header and 50 persons
     day = int(latest.stem.split("_")[1]) + 1
@@ -345,7 +346,7 @@ def test_a_shrunk_police_snapshot_is_held_and_the_build_says_so(demo_home, capsy
     assert lake.read(demo_home, "silver", "police_population").equals(before)
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:  # dashboards see what waits
         assert con.sql("SELECT status, records_current > 0 FROM ops.held_delivery "
-                       "WHERE \"table\" = 'police.population'").fetchall() == [("held", True)]
+                       "WHERE table_name = 'police.population'").fetchall() == [("held", True)]
     listing = next(line for line in told.splitlines() if "held for a decision" in line).split(": ", 1)[1]
     done = subprocess.run(["bash", "-c", listing], env=_without_venv(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "would close" in done.stdout, done.stderr
