@@ -19,6 +19,7 @@ from redwall.ingest.inbox import inbox_files, ready_files
 from schemas import load_contracts
 
 TICK_SECONDS = 30
+WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]  # requested, not yet started
 
 
 def inbox_sensor(source: str) -> dg.SensorDefinition:
@@ -34,6 +35,10 @@ def inbox_sensor(source: str) -> dg.SensorDefinition:
         context.update_cursor(json.dumps(seen))
         if not ready:
             return dg.SkipReason(f"inbox/{source} 中暂无报送完整的文件")
+        # One load of a source waits in the queue at most: files complete meanwhile go together in
+        # the next run, not a run each (starting a run costs more than loading a few files).
+        if context.instance.get_runs_count(dg.RunsFilter(job_name=ingest_job_name(source), statuses=WAITING)):
+            return dg.SkipReason(f"inbox/{source} 的上一次接收仍在排队：{len(ready)} 个完整的文件将在其开始后一并接收")
         if not all(f.name_readable for f in ready):  # run config is text: such a run takes every ready file
             return dg.RunRequest(run_key=hashlib.sha256(json.dumps(seen).encode()).hexdigest(),
                                  tags={"redwall/source": source, "redwall/files": str(len(ready))})

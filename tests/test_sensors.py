@@ -26,7 +26,7 @@ def tick(home: Home, source: str, cursor: str | None):
     sensor = inbox_sensor(source)
     resources = {"redwall": RedwallHome(root=str(home.root))}
     with (mock.patch.dict(os.environ, {"REDWALL_LIMIT_SETTLE_SECONDS": "3600"}),
-          dg.build_sensor_context(cursor=cursor, resources=resources) as ctx):
+          dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources=resources) as ctx):
         result = sensor(ctx)
         return result, ctx.cursor
 
@@ -118,3 +118,20 @@ def test_a_feed_that_lost_a_required_column_blocks_publishing(home, monkeypatch)
     # Blocking: the marts and the warehouse downstream do not run on a broken feed.
     ingest = next(a for a in defs.assets if getattr(a, "node_def", None) and a.node_def.name == "ingest_police")
     assert next(c for c in ingest.check_specs if c.name == "feed_layout_intact").blocking
+
+
+def test_a_source_with_a_load_still_queued_waits_and_then_takes_every_file_in_one_run(home):
+    from pipelines.definitions import defs
+
+    first, second = drop(home, "实有人口_20261120.csv"), drop(home, "实有人口_20261127.csv")
+    for path in (first, second):
+        (path.parent / (path.name + ".ready")).touch()
+    with dg.instance_for_test() as instance:
+        queued = instance.create_run_for_job(defs.resolve_job_def("ingest_police_job"), run_config={})
+        sensor = inbox_sensor("police")
+        with dg.build_sensor_context(instance=instance, resources={"redwall": RedwallHome(root=str(home.root))}) as ctx:
+            assert isinstance(sensor(ctx), dg.SkipReason)  # no second run behind the queued one
+            instance.report_run_canceled(queued)
+            request = sensor(ctx)
+    assert request.run_config["ops"]["ingest_police"]["config"]["files"] == [
+        "inbox/police/实有人口_20261120.csv", "inbox/police/实有人口_20261127.csv"]
