@@ -4,6 +4,7 @@ Layout::
 
     inbox/<source>/            files dropped by each feed (ledgers: inbox/ledgers/<department>/)
     archive/<source>/          files taken in, kept for ever
+    taking/                    source locks and the copies a running load reads
     rejected/<source>/         files that could not be read, with their receipt
     lake/<layer>/<table>/      Delta tables (bronze, silver, mart, ops)
     warehouse/redwall.duckdb   the shared DuckDB warehouse dashboards read
@@ -35,7 +36,7 @@ DEFAULT_HOME = ".redwall"
 PRIVATE_UMASK, PRIVATE_DIR_MODE, HOME_DIR_MODE = 0o077, 0o700, 0o711
 # The folders that hold personal data (the lake, when local, too); published/ and warehouse/ are
 # for others to read, the inbox belongs to the delivering systems.
-PRIVATE_FOLDERS = ("archive", "rejected", "outbox", "truth", "dagster")
+PRIVATE_FOLDERS = ("archive", "rejected", "outbox", "truth", "dagster", "taking")
 
 REDWALL_WROTE = "# Written by redwall"
 DAGSTER_YAML = f"""\
@@ -100,6 +101,12 @@ class Home:
     def inbox(self, source: str, department: str | None = None) -> Path:
         path = self.root / "inbox" / source
         return path / department if department else path
+
+    @property
+    def taking(self) -> Path:
+        """The source locks, and copies of the files a run is reading (never in the inbox, where
+        clerks would see them and the next run would take them for deliveries)."""
+        return self.root / "taking"
 
     def archive(self, source: str) -> Path:
         return self.root / "archive" / source

@@ -36,7 +36,6 @@ READY_SUFFIX = ".ready"
 DICT_SUFFIX = ".dict.json"
 IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".crdownload")
 NOT_DELIVERIES = ("~$", ".~lock.", ".DS_Store")  # office lock files, Finder metadata
-TAKING = ".taking"  # inbox/.taking/<source>/: copies of the files a run is reading
 LEDGERS = "ledgers"
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))
 _DAY_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?:\d{2})?(?!\d)")  # YYYYMMDD[HH]
@@ -206,10 +205,10 @@ _HELD: dict[Path, int] = {}  # the source locks this process holds, and how deep
 
 @contextlib.contextmanager
 def source_lock(home: Home, source: str) -> Iterator[None]:
-    """Hold the source's lock (``inbox/.taking/<source>.lock``) while loading it: a second load
+    """Hold the source's lock (``taking/<source>.lock``) while loading it: a second load
     of the source, in any process, waits. The kernel releases it when the holder dies, however.
     Re-entrant within a process (a load compacts its tables under the lock it holds)."""
-    folder = home.root / "inbox" / TAKING
+    folder = home.taking
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / f"{source}.lock"
     if _HELD.get(lock):
@@ -231,7 +230,7 @@ def source_lock(home: Home, source: str) -> Iterator[None]:
 
 def clear_copies(home: Home, source: str) -> int:
     """Remove the copies a killed run of the source left (under the source's lock): how many."""
-    folder = home.root / "inbox" / TAKING / source
+    folder = home.taking / source
     if not folder.is_dir():
         return 0
     left = [p for p in folder.iterdir()]
@@ -241,12 +240,12 @@ def clear_copies(home: Home, source: str) -> int:
 
 
 def take(home: Home, file: InboxFile) -> InboxFile | None:
-    """A copy of the delivery to read, taken now (``inbox/.taking/<source>/``), or None when the
+    """A copy of the delivery to read, taken now (``taking/<source>/``), or None when the
     file changed or vanished meanwhile (it is taken by a later run). Reading the copy, a writer
     still appending cannot change what is read, hashed and archived."""
     if file.link:
         return file
-    folder = home.root / "inbox" / TAKING / file.source / uuid.uuid4().hex
+    folder = home.taking / file.source / uuid.uuid4().hex
     folder.mkdir(parents=True)
     copy = folder / "content"
     try:
