@@ -42,7 +42,7 @@ from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS, STATUS_ZH
-from redwall.templates import replace_file
+from redwall.offline import write_shared
 from schemas import DELIVERY_GRACE, DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
 
 CATALOG = "catalog"  # lake layer, warehouse schema and folder under published/
@@ -527,13 +527,13 @@ def publish_catalog(home: Home, contracts: Contracts | None = None) -> dict[str,
     lake.write(home, CATALOG, "resource", _frame(entries, RESOURCE_FIELDS))
     lake.write(home, CATALOG, "item", _frame(items, ITEM_FIELDS))
     lake.write(home, CATALOG, "department", _frame(departments, DEPARTMENT_FIELDS))
-    replace_file(folder / WORKBOOK, _workbook(entries, departments).save)
-    replace_file(folder / DCAT, lambda p: p.write_text(
-        json.dumps(dcat(entries, contracts, today), ensure_ascii=False, indent=1, default=_json), encoding="utf-8"))
+    write_shared(folder / WORKBOOK, _workbook(entries, departments).save, home.published)
+    write_shared(folder / DCAT, lambda p: p.write_text(
+        json.dumps(dcat(entries, contracts, today), ensure_ascii=False, indent=1, default=_json), encoding="utf-8"), home.published)
     record = {"title": f"{_publisher(contracts)['name']}政务信息资源目录", "published_at": dt.datetime.now(LOCAL_TZ),
               "fields": LABELS, "resources": entries, "departments": departments}
-    replace_file(folder / RECORD, lambda p: p.write_text(
-        json.dumps(record, ensure_ascii=False, indent=1, default=_json), encoding="utf-8"))
+    write_shared(folder / RECORD, lambda p: p.write_text(
+        json.dumps(record, ensure_ascii=False, indent=1, default=_json), encoding="utf-8"), home.published)
 
     current = {e["code"] for e in entries}
     return {

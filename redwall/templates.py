@@ -34,7 +34,6 @@ import os
 import unicodedata
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -47,6 +46,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from redwall import lake
 from redwall.home import Home
+from redwall.offline import FOLDER_MODE, write_shared
 from schemas import Column, Contracts, Table, code_lists, load_contracts
 
 INSTRUCTIONS_SHEET = "填写说明"
@@ -412,15 +412,6 @@ def _allowed(column: Column, values: list[str]) -> str:
 
 
 # -- publishing ----------------------------------------------------------------------------------
-def replace_file(path: Path, write: Callable[[Path], object]) -> None:
-    """Write beside the target, then rename into place: a clerk downloading the file, or a reader
-    of the catalogue, never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    write(partial)
-    os.replace(partial, path)
-
-
 def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[str, dict]:
     """Write every ledger's current template to ``published/templates/<department>/<title>_v<N>.xlsx``
     and move its superseded versions to ``历史版本`` beside it. Returns, per ledger, its version,
@@ -431,10 +422,11 @@ def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[st
     for table in contracts.ledgers:
         folder = home.published / "templates" / table.department["code"]
         path = folder / template_file_name(table)
-        replace_file(path, build_template(table, dynamic).save)
+        write_shared(path, build_template(table, dynamic).save, home.published)
         for older in folder.glob(f"{table.title}_v*.xlsx"):
             if older != path:
                 (folder / RETIRED).mkdir(exist_ok=True)
+                (folder / RETIRED).chmod(FOLDER_MODE)
                 os.replace(older, folder / RETIRED / older.name)
         published[table.key] = {
             "version": table.template["version"],

@@ -253,7 +253,11 @@ def test_files_under_the_home_are_owner_only_after_a_real_run(planted):
     kinds = {p.suffix for d in private for p in d.rglob("*") if p.is_file()}
     assert {".parquet", ".json", ".xlsx", ".duckdb"} <= kinds  # lake data and logs, receipts, workbooks, restricted
     assert any((home.dagster_home / "storage").rglob("*")) or any(home.dagster_home.rglob("*.db"))
-    assert stat.S_IMODE(home.warehouse.resolve().stat().st_mode) == 0o644  # only the shared warehouse is for others
+    assert stat.S_IMODE(home.warehouse.resolve().stat().st_mode) == 0o644  # the shared warehouse is for others
+    # and so are the templates and the catalogue clerks and leaders open (no personal data in them)
+    published = [p for p in home.published.rglob("*") if p.is_file()]
+    assert {".xlsx", ".json"} <= {p.suffix for p in published}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in published} == {oct(0o644)}
 
 
 def test_the_warehouse_check_reports_k_per_person_table(planted):
