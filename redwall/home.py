@@ -21,9 +21,9 @@ Dagster resource, the benchmarks) sets the process's umask to 0o077, so whatever
 afterwards — Delta parquet files and logs, archived files and receipts, error workbooks, Dagster's
 storage, and the Dagster processes ``redwall ui`` starts — is owner-only whatever umask it was
 started with. The folders holding personal data are made 0700 on every call (also when they
-existed), which covers files that kept a looser mode (a delivered file moved into ``archive/``).
-Only the shared warehouse is published for other local users (see :mod:`redwall.warehouse`): the
-home itself is 0711 when ensure creates it, so they reach the paths they are told, and list none.
+existed), and a delivered file is made 0600 as it is filed away (a move keeps its sender's mode).
+Only the shared warehouse (see :mod:`redwall.warehouse`) and ``published/`` (templates, catalogue,
+dashboard: no personal data) are for other local users: the home itself is 0711 when ensure creates it, so they reach the paths they are told, and list none.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = ".redwall"
-PRIVATE_UMASK, PRIVATE_DIR_MODE, HOME_DIR_MODE = 0o077, 0o700, 0o711
+PRIVATE_UMASK, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, HOME_DIR_MODE = 0o077, 0o700, 0o600, 0o711
 # The folders that hold personal data (the lake, when local, too); published/ and warehouse/ are
 # for others to read, the inbox belongs to the delivering systems.
 PRIVATE_FOLDERS = ("archive", "rejected", "outbox", "truth", "dagster", "taking")

@@ -52,7 +52,7 @@ import polars as pl
 import polars.selectors as cs
 
 from redwall import lake
-from redwall.home import Home
+from redwall.home import PRIVATE_FILE_MODE, Home
 from redwall.ingest import history, holds, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
 from redwall.ingest.inbox import (DICT_SUFFIX, LEDGERS, InboxFile, clear_copies, in_data_order, inbox_file,
@@ -557,20 +557,27 @@ class Delivery:
             return
         target = self.home.root / self.receipt.stored_as
         if self.file.marker.exists():
-            shutil.move(self.file.marker, target.with_name(target.name + self.file.marker.suffix))
+            _keep_private(self.file.marker, target.with_name(target.name + self.file.marker.suffix), shutil.move)
         if not self.file.link and (dictionary := dictionary_of(self.file.path)) is not None:
             kept = target.with_suffix(DICT_SUFFIX)
             own = dictionary.name == self.file.path.stem + DICT_SUFFIX
-            (shutil.move if own else shutil.copy2)(dictionary, kept)  # a dataset's dictionary serves later files too
+            # a dataset's dictionary serves later files too
+            _keep_private(dictionary, kept, shutil.move if own else shutil.copy2)
         if self.file.copy is None:  # a link: the link itself is kept, never what it points to
             shutil.move(self.file.path, target)
             return
-        shutil.move(self.file.copy, target)  # exactly what was read
+        _keep_private(self.file.copy, target, shutil.move)  # exactly what was read
         shutil.rmtree(self.file.copy.parent, ignore_errors=True)
         if unchanged(self.file):
             self.file.path.unlink()
         else:  # written to again after it was read: the new content is a delivery of its own
             log.warning("%s changed after it was read: left in the inbox to be read again", self.file.relative)
+
+
+def _keep_private(source: Path, target: Path, how) -> None:
+    """Keep a delivered file as the owner's alone: a move keeps the mode its sender gave it."""
+    how(source, target)
+    target.chmod(PRIVATE_FILE_MODE)
 
 
 def _name_note(file: InboxFile, stored: Path) -> str:
