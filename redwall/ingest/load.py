@@ -674,7 +674,7 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     notes = []
     if encodings := {g.encoding for g in grids if g.encoding}:
         notes.append("文件编码：" + "、".join(sorted(e.upper() for e in encodings)))
-    if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.content)):
+    if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.kept or file.path)):  # beside the delivery, not the copy read
         notes.append(f"已按数据字典「{dictionary.name}」识别字段。")
     if skipped := [aside for b in found for aside in b.skipped]:
         notes.append(f"{len(skipped)}行不是数据，未读入：" + "、".join(
