@@ -205,7 +205,8 @@ def cmd_held(args: argparse.Namespace) -> int:
             print(f"    {e['status']} by {e['decided_by']} at {e['decided_at']:%Y-%m-%d %H:%M} UTC: "
                   f"{e['decision_reason']}")
     if not args.all:
-        print("decide: redwall release <receipt> --why TEXT  |  redwall discard <receipt> --why TEXT")
+        print(f"decide: {redwall_command(home, 'release', '<receipt>', '--why', 'TEXT')}  |  "
+              f"{redwall_command(home, 'discard', '<receipt>', '--why', 'TEXT')}")
     return 0
 
 
