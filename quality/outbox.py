@@ -30,7 +30,7 @@ from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.privacy import scrub_free_text
-from redwall.templates import IDENTITY_SHEET, _identity, _list_range, _validation, _values, dynamic_code_values
+from redwall.templates import IDENTITY_SHEET, stamp_identity, code_list_range, column_validation, code_values, dynamic_code_values
 from schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
@@ -187,7 +187,7 @@ def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks:
               for (sheet,), frame in rows.group_by("_sheet", maintain_order=True)]
     lists = book.create_sheet(IDENTITY_SHEET)
     if sheets:
-        _identity(book, lists, sheets[0][0])
+        stamp_identity(book, lists, sheets[0][0])
     lists.sheet_state = "veryHidden"
     shown = []
     for i, (table, sheet_name, frame) in enumerate(sheets):
@@ -262,8 +262,8 @@ def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame, layout: tup
         letter = get_column_letter(j)
         sheet.column_dimensions[letter].width = 22 if kinds.get(c) == "text" else 14
         if c in contract and (contract[c].codes or contract[c].type == "date"):
-            values_ = _values(contract[c], dynamic)
-            validation = _validation(contract[c], values_, _list_range(lists, contract[c], values_))
+            values_ = code_values(contract[c], dynamic)
+            validation = column_validation(contract[c], values_, code_list_range(lists, contract[c], values_))
             validation.add(f"{letter}{header + 1}:{letter}{last + VALIDATED_ROWS}")
             sheet.add_data_validation(validation)
     sheet.column_dimensions[get_column_letter(len(columns) + 1)].hidden = True

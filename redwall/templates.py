@@ -217,7 +217,7 @@ def dynamic_code_values(home: Home, contracts: Contracts | None = None) -> dict[
     return values
 
 
-def _values(column: Column, dynamic: dict[str, list[str]]) -> list[str]:
+def code_values(column: Column, dynamic: dict[str, list[str]]) -> list[str]:
     """The allowed values of a code column (names, as clerks write them); empty if not known."""
     if column.codes is None:
         return []
@@ -236,7 +236,7 @@ def build_template(table: Table, dynamic: dict[str, list[str]]) -> openpyxl.Work
     data = workbook.active
     data.title = table.template["sheet"]
     lists = workbook.create_sheet(IDENTITY_SHEET)
-    _identity(workbook, lists, table)
+    stamp_identity(workbook, lists, table)
     _data_sheet(data, table, dynamic, lists)
     _instructions(workbook.create_sheet(INSTRUCTIONS_SHEET, index=1), table, dynamic)
     lists.sheet_state = "veryHidden"
@@ -244,7 +244,7 @@ def build_template(table: Table, dynamic: dict[str, list[str]]) -> openpyxl.Work
     return workbook
 
 
-def _identity(workbook: openpyxl.Workbook, sheet: Worksheet, table: Table) -> None:
+def stamp_identity(workbook: openpyxl.Workbook, sheet: Worksheet, table: Table) -> None:
     version = table.template["version"]
     workbook.custom_doc_props.append(StringProperty(name=TABLE_PROPERTY, value=table.key))
     workbook.custom_doc_props.append(IntProperty(name=VERSION_PROPERTY, value=version))
@@ -308,8 +308,8 @@ def _data_sheet(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]], l
         dimension.protection = Protection(locked=False)
         if number_format := _number_format(column):
             dimension.number_format = number_format
-        values = _values(column, dynamic)
-        validation = _validation(column, values, _list_range(lists, column, values))
+        values = code_values(column, dynamic)
+        validation = column_validation(column, values, code_list_range(lists, column, values))
         validation.add(f"{letter}{FIRST_DATA_ROW}:{letter}{LAST_ROW}")
         sheet.add_data_validation(validation)
     sheet.freeze_panes = f"A{FIRST_DATA_ROW}"
@@ -320,7 +320,7 @@ def _data_sheet(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]], l
     protection.formatColumns = protection.formatRows = False
 
 
-def _list_range(lists: Worksheet, column: Column, values: list[str]) -> str | None:
+def code_list_range(lists: Worksheet, column: Column, values: list[str]) -> str | None:
     """Write a drop-down's values into the hidden sheet (a list longer than 255 characters cannot
     live in the validation itself) and return their range."""
     if not values:
@@ -333,7 +333,7 @@ def _list_range(lists: Worksheet, column: Column, values: list[str]) -> str | No
     return f"'{IDENTITY_SHEET}'!${letter}$2:${letter}${len(values) + 1}"
 
 
-def _validation(column: Column, values: list[str], list_range: str | None) -> DataValidation:
+def column_validation(column: Column, values: list[str], list_range: str | None) -> DataValidation:
     """One validation per column (Excel allows one per cell): a drop-down for code columns, a date
     check for dates, else just the hint shown when a cell is selected."""
     required = "（必填）" if column.required else ""
@@ -374,7 +374,7 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
     for index, header in enumerate(("列", "列名", "是否必填", "填写要求", "允许值", "示例"), start=1):
         _style_header(sheet.cell(header_row, index, header), None)
     for offset, column in enumerate(table.columns, start=1):
-        values = _values(column, dynamic)
+        values = code_values(column, dynamic)
         row = [get_column_letter(offset), column.label, "必填" if column.required else "选填",
                _hint(column, values), _allowed(column, values), column.example]
         for index, value in enumerate(row, start=1):
@@ -432,7 +432,7 @@ def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[st
             "version": table.template["version"],
             "department": table.department["code"],
             "path": str(path.relative_to(home.root)),
-            "without_dropdown": [c.label for c in table.columns if c.codes and not _values(c, dynamic)],
+            "without_dropdown": [c.label for c in table.columns if c.codes and not code_values(c, dynamic)],
         }
     return published
 
