@@ -4,10 +4,10 @@ self-contained HTML file under ``published/dashboard/`` (:mod:`redwall.dashboard
 # No ``from __future__ import annotations``: Dagster reads the resource annotations at definition time.
 import dagster as dg
 
-from assets import keys
-from assets.metadata import centre_owners
-from pipelines.automation import follows_deliveries
-from pipelines.resources import RedwallHome
+from redwall.assets import keys
+from redwall.assets.metadata import centre_owners
+from redwall.pipelines.automation import follows_deliveries
+from redwall.pipelines.resources import RedwallHome
 from redwall.dashboard import build_dashboard
 
 

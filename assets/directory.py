@@ -4,13 +4,13 @@ both derived from the contracts and published under ``published/`` in the data h
 # No ``from __future__ import annotations``: Dagster reads the resource annotations at definition time.
 import dagster as dg
 
-from assets import keys
-from assets.metadata import centre_owners
-from pipelines.automation import follows_deliveries
-from pipelines.resources import RedwallHome
+from redwall.assets import keys
+from redwall.assets.metadata import centre_owners
+from redwall.pipelines.automation import follows_deliveries
+from redwall.pipelines.resources import RedwallHome
 from redwall.catalog import publish_catalog
 from redwall.templates import publish_templates
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 
 

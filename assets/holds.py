@@ -9,10 +9,10 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets import keys
+from redwall.assets import keys
 from redwall.home import Home
 from redwall.ingest import holds
-from schemas import Table
+from redwall.schemas import Table
 
 NO_DELIVERY_HELD = "no_delivery_held"
 SHOWN = ["receipt_id", "file_name", "as_of", "scope", "records_current", "records_closing", "closing_share",

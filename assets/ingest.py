@@ -17,13 +17,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets import keys
-from assets.holds import held_check, held_check_spec
-from assets.metadata import description, freshness, owners, spec_metadata
-from pipelines.resources import RedwallHome
+from redwall.assets import keys
+from redwall.assets.holds import held_check, held_check_spec
+from redwall.assets.metadata import description, freshness, owners, spec_metadata
+from redwall.pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.ingest import compact, process_files, process_source
-from schemas import Contracts, load_contracts
+from redwall.schemas import Contracts, load_contracts
 
 
 def _table_facts(home, layer: str, name: str) -> dict[str, object]:

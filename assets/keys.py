@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from schemas import Table
+from redwall.schemas import Table
 
 
 def bronze(table: Table) -> dg.AssetKey:

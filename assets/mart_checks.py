@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
-from assets import keys
+from redwall.assets import keys
 from redwall import lake
 from redwall.home import Home
 from redwall.marts.event import CLOSED
 from redwall.marts.person import ACTIVE
-from schemas import Contracts
+from redwall.schemas import Contracts
 
 KEYS_UNIQUE = "mart_keys_unique"
 

@@ -9,11 +9,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets import keys
-from assets.mart_checks import mart_check_results, mart_check_specs
-from assets.metadata import centre_owners, description, freshness, owners, spec_metadata
-from pipelines.automation import follows_deliveries
-from pipelines.resources import RedwallHome
+from redwall.assets import keys
+from redwall.assets.mart_checks import mart_check_results, mart_check_specs
+from redwall.assets.metadata import centre_owners, description, freshness, owners, spec_metadata
+from redwall.pipelines.automation import follows_deliveries
+from redwall.pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.marts import STATE, build_marts
 from redwall.marts.person import EXACT_ID
@@ -21,7 +21,7 @@ from redwall.warehouse import k_anonymity, publish, too_rare
 from redwall.marts.tables import read_silver
 from redwall.templates import template_file_name
 from redwall.worktime import SCHEDULE, TIME_ZONE, calendar_reach
-from schemas import Contracts, load_contracts
+from redwall.schemas import Contracts, load_contracts
 
 
 CALENDAR_CHECK = "working_calendar_ahead"

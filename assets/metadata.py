@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from schemas import DELIVERY_GRACE, SENSITIVITY, Table, load_contracts
+from redwall.schemas import DELIVERY_GRACE, SENSITIVITY, Table, load_contracts
 
 
 def column_schema(table: Table) -> dg.TableSchema:

@@ -33,7 +33,7 @@ from redwall import lake  # noqa: E402
 from redwall.generator import generate  # noqa: E402
 from redwall.home import Home  # noqa: E402
 from redwall.ingest import receipts  # noqa: E402
-from schemas import load_contracts  # noqa: E402
+from redwall.schemas import load_contracts  # noqa: E402
 
 REDWALL = str(Path(sys.executable).parent / "redwall")
 STABLE = ["source", "file_name", "status", "refusal", "rows_read", "rows_accepted", "rows_rejected",

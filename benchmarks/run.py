@@ -53,8 +53,8 @@ elif stage == "resolution":
     from redwall.marts.evaluate import measure
     facts = {"resolution": measure(home)}
 elif stage == "quality":
-    from quality.loop import run_loop
-    from quality.outbox import write_outbox
+    from redwall.quality.loop import run_loop
+    from redwall.quality.outbox import write_outbox
     issues = run_loop(home)
     write_outbox(home, issues)
     facts = {"rows": issues.height}
@@ -127,7 +127,7 @@ def main() -> None:
                         help="marts: rerun from the marts on an already loaded --home")
     args = parser.parse_args()
 
-    from schemas import load_contracts
+    from redwall.schemas import load_contracts
 
     home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-bench-{args.scale}-"))
     print(f"benchmark {args.scale} (seed {args.seed}, {args.days} days) in {home}")

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.dashboard import dashboard_assets
-from assets.directory import directory_assets
-from assets.ingest import all_ingest_assets
-from assets.marts import mart_assets
-from assets.quality import quality_assets
-from pipelines.automation import follow_deliveries
-from pipelines.jobs import build_all, ingest_jobs, release_delivery
-from pipelines.recovery import recover_dead_runs
-from pipelines.resources import resources_for_environment
-from pipelines.sensors import inbox_sensors
+from redwall.assets.dashboard import dashboard_assets
+from redwall.assets.directory import directory_assets
+from redwall.assets.ingest import all_ingest_assets
+from redwall.assets.marts import mart_assets
+from redwall.assets.quality import quality_assets
+from redwall.pipelines.automation import follow_deliveries
+from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery
+from redwall.pipelines.recovery import recover_dead_runs
+from redwall.pipelines.resources import resources_for_environment
+from redwall.pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
     assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(),

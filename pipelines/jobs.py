@@ -13,12 +13,12 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from assets import keys
-from assets.holds import held_check_evaluation
-from pipelines.resources import RedwallHome
+from redwall.assets import keys
+from redwall.assets.holds import held_check_evaluation
+from redwall.pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.ingest import discard, holds, release
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 DOWNSTREAM_GROUPS = ("marts", "quality", "directory", "publish")
 

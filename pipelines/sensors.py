@@ -13,10 +13,10 @@ import json
 
 import dagster as dg
 
-from pipelines.jobs import ingest_job_name
-from pipelines.resources import RedwallHome
+from redwall.pipelines.jobs import ingest_job_name
+from redwall.pipelines.resources import RedwallHome
 from redwall.ingest.inbox import inbox_files, ready_files
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 TICK_SECONDS = 30
 WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]  # requested, not yet started

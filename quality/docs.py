@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from redwall.home import Home
 from redwall.offline import FONTS, escape, page, write_atomically
 from redwall.worktime import TIME_ZONE
-from schemas import code_lists, load_contracts
+from redwall.schemas import code_lists, load_contracts
 
 # what a summarised expectation result keeps: counts and shares, never values
 SUMMARY_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
@@ -65,7 +65,7 @@ def _percent(value) -> str:
 
 
 def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[str, str]]) -> str:
-    from quality.suites import RULES_ZH
+    from redwall.quality.suites import RULES_ZH
 
     name = _table_name(suite)
     severities = code_lists()["severity"]
@@ -115,7 +115,7 @@ def _index_page(validations: list[tuple], titles: dict[str, str], built_at: dt.d
 
 def build_data_docs(home: Home, validations: list[tuple], built_at: dt.datetime | None = None) -> Path:
     """Write the data docs for ``validations`` (``(suite, summarised result)`` per table, as
-    :func:`quality.suites.validate` keeps them); returns the path of ``index.html``."""
+    :func:`redwall.quality.suites.validate` keeps them); returns the path of ``index.html``."""
     contracts = load_contracts()
     tables = contracts.feeds + contracts.ledgers
     titles = {t.bronze_name: t.title for t in tables}

@@ -2,7 +2,7 @@
 vectorised polars rule in :mod:`redwall.identifiers` (one rule, one implementation).
 
 Importing this module imports great_expectations (~3 s) and registers the expectations under
-their snake-case names; :mod:`quality.suites` imports it only when it validates.
+their snake-case names; :mod:`redwall.quality.suites` imports it only when it validates.
 """
 
 from __future__ import annotations

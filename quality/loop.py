@@ -4,8 +4,8 @@ Every failing record becomes one rectification issue in ``quality/issue``:
 
 - **detect**: the row problems ingestion already found (``ops/rejection``: ``error`` rows were kept
   out, ``warning`` rows loaded with the value blanked), the contract suites run with Great
-  Expectations on current silver (:mod:`quality.suites`), the cross-source rules and the
-  addresses the registers do not confirm (``mart/address_issue``, :mod:`quality.rules`);
+  Expectations on current silver (:mod:`redwall.quality.suites`), the cross-source rules and the
+  addresses the registers do not confirm (``mart/address_issue``, :mod:`redwall.quality.rules`);
 - **explain**: ``message_zh`` says row, column and what to do, never the value itself;
 - **route**: to the grid (and its community) of the record's grid code (for an address, of the
   buildings it may mean), else of the person's residence in ``mart/person``, else of the address
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quality.docs import build_data_docs
-from quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
-from quality.suites import RULES_ZH, suite_tables, validate
+from redwall.quality.docs import build_data_docs
+from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
+from redwall.quality.suites import RULES_ZH, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS
@@ -42,7 +42,7 @@ from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.person import person_digest
 from redwall.marts.address import locate
 from redwall.marts.place import ADDRESSED
-from schemas import Table, load_contracts
+from redwall.schemas import Table, load_contracts
 
 LAYER = "quality"
 ISSUES = "issue"
@@ -300,7 +300,7 @@ def issue_id(frame: pl.DataFrame) -> pl.Series:
 def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = None) -> pl.DataFrame:
     """Detect, route, re-check, close and waive; writes ``quality/issue`` and returns it. Also
     rebuilds the Great Expectations data docs of this run's suite validations
-    (``published/quality/data_docs/index.html``, :mod:`quality.docs`)."""
+    (``published/quality/data_docs/index.html``, :mod:`redwall.quality.docs`)."""
     now = now or dt.datetime.now(dt.UTC)
     validations = []
     found, judged = silver_findings(home, validations)

@@ -21,7 +21,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
+from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.formats import Unreadable, read_file
@@ -31,7 +31,7 @@ from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.privacy import scrub_free_text
 from redwall.templates import IDENTITY_SHEET, stamp_identity, code_list_range, column_validation, code_values, dynamic_code_values
-from schemas import Contracts, Table, load_contracts
+from redwall.schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
 FOUND_LATER = "待核实（已入库，复核时发现）"  # the severity of an issue found on loaded rows
@@ -217,7 +217,7 @@ def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame, layout: tup
     is a value of its column's type, a date as a date cell, a number of a numeric column as a
     number; ID numbers, phones and other identifiers as text cells formatted as text, so that Excel
     cannot round them again; any other text as delivered. Last, a hidden column naming each row's
-    place in the original file (:func:`quality.loop.returned_row`): the loop closes the original
+    place in the original file (:func:`redwall.quality.loop.returned_row`): the loop closes the original
     row's issues when the row comes back and passes, whatever the file is then called and however
     its rows were sorted, deleted or added. Returns the sheet's columns, from column 1."""
     labels, order = layout or ({}, ())

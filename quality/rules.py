@@ -9,7 +9,7 @@ import polars as pl
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
 from redwall.marts.person import person_digest
 from redwall.marts.place import ADDRESSED
-from schemas import code_lists, load_contracts
+from redwall.schemas import code_lists, load_contracts
 
 # rule → (subject table, column the finding points at, severity, message after "第N行")
 CROSS_RULES = {

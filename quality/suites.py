@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from redwall.ingest.normalise import CITIZEN_DOCUMENTS, RULES as INGEST_RULES, format_rules
-from schemas import Column, Table, code_lists, load_contracts
+from redwall.schemas import Column, Table, code_lists, load_contracts
 
 SUITES = Path(__file__).parent / "suites"
 SUITE_FORMAT = 1  # bump when the JSON layout (not the contracts) changes
@@ -171,12 +171,12 @@ def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]]
     returns one row per failing row and expectation: its position in ``frame``, rule, column, severity.
     An expectation that errors (not fails) raises: a broken suite must not pass silently.
     With ``keep``, appends ``(suite, result summarised to counts)`` for the data docs
-    (:mod:`quality.docs`): the same validation, its value lists dropped."""
+    (:mod:`redwall.quality.docs`): the same validation, its value lists dropped."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    import quality.expectations  # noqa: F401  (registers the custom expectations)
+    import redwall.quality.expectations  # noqa: F401  (registers the custom expectations)
 
     config = load_suite(table)
     suite = gx.ExpectationSuite(name=config["name"], expectations=[
@@ -198,7 +198,7 @@ def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]]
         for index in r.result.get("unexpected_index_list") or []:
             failures.append((int(index), meta["rule"], meta["column"], meta["severity"]))  # numpy → int
     if keep is not None:
-        from quality.docs import summarise
+        from redwall.quality.docs import summarise
 
         keep.append((suite, summarise(result)))
     return pl.DataFrame(failures, schema=FAILURE_SCHEMA, orient="row")

@@ -43,7 +43,7 @@ from redwall.home import Home
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS, STATUS_ZH
 from redwall.offline import write_shared
-from schemas import DELIVERY_GRACE, DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
+from redwall.schemas import DELIVERY_GRACE, DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
 
 CATALOG = "catalog"  # lake layer, warehouse schema and folder under published/
 WORKBOOK, RECORD, DCAT = "信息资源目录.xlsx", "catalog.json", "catalog.jsonld"

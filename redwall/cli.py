@@ -53,7 +53,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from redwall.ingest import process_source
-    from schemas import load_contracts
+    from redwall.schemas import load_contracts
 
     home = _home(args)
     sources = [args.source] if args.source else load_contracts().sources
@@ -69,8 +69,8 @@ def build(home: Home, job_name: str | None = None) -> list["dg.ExecuteInProcessR
     run ``build_all``; or run only the job named. An ingestion run that failed (a blocking check
     included) keeps ``build_all`` from running, as it keeps the automation from building past it.
     Returns the runs made, in order (see :func:`run_job`)."""
-    from pipelines.jobs import ingest_job_name
-    from schemas import load_contracts
+    from redwall.pipelines.jobs import ingest_job_name
+    from redwall.schemas import load_contracts
 
     if job_name:
         return [run_job(home, job_name)]
@@ -92,8 +92,8 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.Execut
     canceled, its slots are freed, and the process exits — what a kill leaves is safe to repeat."""
     import dagster as dg
 
-    from pipelines.definitions import defs
-    from pipelines.recovery import process_tags, recover, wait_for_pools
+    from redwall.pipelines.definitions import defs
+    from redwall.pipelines.recovery import process_tags, recover, wait_for_pools
 
     job = defs.resolve_job_def(job_name)
     run_id = str(uuid.uuid4())
@@ -262,7 +262,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _code_location() -> list[str]:
     # From a checkout, the workspace file; from an installed package, the module itself.
     workspace = PROJECT_ROOT / "workspace.yaml"
-    return ["-w", str(workspace)] if workspace.exists() else ["-m", "pipelines.definitions"]
+    return ["-w", str(workspace)] if workspace.exists() else ["-m", "redwall.pipelines.definitions"]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ from redwall.home import Home
 from redwall.ingest.inbox import inbox_files
 from redwall.ingest.receipts import OPS, RECEIPTS
 from redwall.marts.address import building_part
-from schemas import Table, load_contracts
+from redwall.schemas import Table, load_contracts
 
 KEY_ENV = "REDWALL_PSEUDONYM_KEY"
 DEMO_KEY = b"REDWALL-DEMO-KEY--SYNTHETIC-DATA-ONLY--NEVER-FOR-REAL-PERSONS"

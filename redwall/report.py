@@ -16,7 +16,7 @@ import polars as pl
 from redwall import lake
 from redwall.dashboard import dashboard_path
 from redwall.home import Home
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = PROJECT_ROOT / "notebooks"

@@ -47,7 +47,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from redwall import lake
 from redwall.home import Home
 from redwall.offline import FOLDER_MODE, write_shared
-from schemas import Column, Contracts, Table, code_lists, load_contracts
+from redwall.schemas import Column, Contracts, Table, code_lists, load_contracts
 
 INSTRUCTIONS_SHEET = "填写说明"
 IDENTITY_SHEET = "模板标识"

@@ -5,7 +5,7 @@
 loop metrics), which hold no personal values, ``catalog`` (the data resource directory) and
 ``ref`` (the committed reference tables). Every table and column carries a Chinese comment: the
 contracts' titles and labels for the marts, for the other tables the titles and labels declared
-beside their schemas (:data:`redwall.ingest.receipts.TABLES`, :data:`quality.loop.TABLES`,
+beside their schemas (:data:`redwall.ingest.receipts.TABLES`, :data:`redwall.quality.loop.TABLES`,
 :data:`redwall.catalog.TABLES`, :data:`schemas.REFERENCE_TITLES`).
 ``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked, readable by the owner
 only (folder 0700, file 0600).
@@ -57,14 +57,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from quality.loop import ISSUES, LAYER as QUALITY, TABLES as QUALITY_TABLES
+from redwall.quality.loop import ISSUES, LAYER as QUALITY, TABLES as QUALITY_TABLES
 from redwall import lake
 from redwall.catalog import TABLES as CATALOG_TABLES
 from redwall.home import Home
 from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
 from redwall.privacy import anonymity, pseudonym_key, shared_columns, shared_issues, shared_view
-from schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
+from redwall.schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)
 SHARED_MODE, SHARED_DIR_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o755, 0o600, 0o700

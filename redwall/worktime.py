@@ -22,7 +22,7 @@ import datetime as dt
 
 import polars as pl
 
-from schemas import reference
+from redwall.schemas import reference
 
 TIME_ZONE = "Asia/Shanghai"
 SESSIONS = ((9 * 3600, 12 * 3600), (13 * 3600, 18 * 3600))  # seconds of the day

@@ -10,7 +10,7 @@ from redwall.generator import generate
 from redwall.home import Home
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE, normalise, resolve_addresses
 from redwall.marts.evaluate import measure_addresses
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 BUILDINGS = pl.DataFrame({
     "building_code": ["B1", "B2", "B3", "B4", "B5", "B6", "B7"],

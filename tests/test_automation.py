@@ -11,14 +11,14 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets import keys
-from pipelines.automation import AUTOMATION_SENSOR
-from pipelines.definitions import defs
-from pipelines.jobs import DOWNSTREAM_GROUPS, ingest_job_name
+from redwall.assets import keys
+from redwall.pipelines.automation import AUTOMATION_SENSOR
+from redwall.pipelines.definitions import defs
+from redwall.pipelines.jobs import DOWNSTREAM_GROUPS, ingest_job_name
 from redwall import lake
 from redwall.generator import generate
 from redwall.home import Home
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 GRAPH = defs.resolve_asset_graph()
 ALL_KEYS = set(GRAPH.get_all_asset_keys())

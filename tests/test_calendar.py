@@ -12,14 +12,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.marts import calendar_check
+from redwall.assets.marts import calendar_check
 from redwall.home import Home
 from redwall.ingest import process_source
 from redwall.marts.event import build_event
 from redwall.marts.tables import read_silver
 from redwall.templates import publish_templates, template_file_name
 from redwall.worktime import SCHEDULE, calendar_end, working_days
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 from test_marts import silver
 

@@ -13,9 +13,9 @@ import openpyxl
 import polars as pl
 import pytest
 
-from assets.directory import directory_assets
-from assets.keys import CATALOG, TEMPLATES
-from pipelines.resources import RedwallHome
+from redwall.assets.directory import directory_assets
+from redwall.assets.keys import CATALOG, TEMPLATES
+from redwall.pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.catalog import (
     DCAT,
@@ -32,7 +32,7 @@ from redwall.catalog import (
 )
 from redwall.home import Home
 from redwall.ingest.receipts import RECEIPT_SCHEMA, REJECTION_SCHEMA
-from schemas import HERE, load_contracts
+from redwall.schemas import HERE, load_contracts
 
 
 def _record(home: Home) -> dict:

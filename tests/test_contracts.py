@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from redwall import identifiers as ids
-from schemas import HERE, PII_KINDS, SENSITIVITY, ContractError, code_lists, load_contracts, reference
+from redwall.schemas import HERE, PII_KINDS, SENSITIVITY, ContractError, code_lists, load_contracts, reference
 
 FEED_SOURCES = {"police", "floating", "grid_app", "municipal", "district", "ledgers"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.definitions import defs
-from schemas import load_contracts
+from redwall.pipelines.definitions import defs
+from redwall.schemas import load_contracts
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 

@@ -16,7 +16,7 @@ import pytest
 from redwall import identifiers as ids
 from redwall.generator import SCALES, generate
 from redwall.home import Home
-from schemas import load_contracts, reference
+from redwall.schemas import load_contracts, reference
 
 SCALE = "small"
 

@@ -21,13 +21,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.recovery import HOST_TAG, PID_TAG
+from redwall.pipelines.recovery import HOST_TAG, PID_TAG
 from redwall import lake
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.identifiers import id_check_char
 from redwall.ingest import process_source, receipts
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 REDWALL = str(Path(sys.executable).parent / "redwall")
 # What a receipt says that must not depend on whether a run was interrupted.
@@ -387,7 +387,7 @@ def test_oversized_input_is_refused_before_it_is_parsed(tmp_path, monkeypatch, a
 
 
 def test_a_stray_file_never_fails_the_build_and_a_broken_layout_blocks_until_fixed(tmp_path, monkeypatch):
-    from pipelines.definitions import defs
+    from redwall.pipelines.definitions import defs
 
     monkeypatch.setenv("REDWALL_HOME", str(tmp_path / "home"))
     home = Home.at(tmp_path / "home").ensure()

@@ -21,15 +21,15 @@ from test_ingest import (  # the ingestion tests' file makers
     balanced, cid, csv_bytes, drop, elderly_ledger, police_row, police_snapshot, silver, valid_on,
 )
 
-from assets.holds import NO_DELIVERY_HELD, held_check
-from pipelines.definitions import defs
+from redwall.assets.holds import NO_DELIVERY_HELD, held_check
+from redwall.pipelines.definitions import defs
 from redwall import lake
 from redwall.cli import main
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import holds, process_source
 from redwall.marts import build_marts
-from schemas import Contracts, load_contracts
+from redwall.schemas import Contracts, load_contracts
 
 D1, D2, D3 = dt.date(2024, 5, 1), dt.date(2024, 5, 8), dt.date(2024, 5, 15)
 PERSONS = [cid("19700101", f"{i:03d}") for i in range(1, 41)]

@@ -19,7 +19,7 @@ from redwall.identifiers import (
 )
 from redwall.ingest.normalise import judge
 from redwall.marts import compute_marts
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 from redwall.marts import INPUTS
 from test_marts import AS_OF, street_rows, silver
@@ -49,7 +49,7 @@ INVALID = {
 
 
 def test_citizen_id_rule_refuses_impossible_numbers_in_every_form():
-    from quality.expectations import _apply, _citizen_id
+    from redwall.quality.expectations import _apply, _citizen_id
 
     values = VALID + list(INVALID.values())
     scalar = [is_valid_citizen_id(v, TODAY) for v in values]

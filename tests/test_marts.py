@@ -21,7 +21,7 @@ from redwall.identifiers import id_check_char, uscc_check_char
 from redwall.marts import INPUTS, build_marts, compute_marts
 from redwall.marts.address import building_part, split
 from redwall.marts.tables import HISTORY
-from schemas import load_contracts, reference
+from redwall.schemas import load_contracts, reference
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = dt.datetime(2026, 11, 20, 10, 0, tzinfo=TZ)
@@ -427,7 +427,7 @@ def test_care_visits_by_id_by_house_and_overdue(marts):
 def test_the_event_mart_warns_before_the_working_calendar_runs_out():
     import dagster as dg
 
-    from assets.marts import CALENDAR_AHEAD_DAYS, calendar_check
+    from redwall.assets.marts import CALENDAR_AHEAD_DAYS, calendar_check
 
     key = dg.AssetKey(["lake", "mart", "event"])
     ends = reference("calendar")["date"].max()

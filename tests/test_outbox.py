@@ -16,15 +16,15 @@ import polars as pl
 from openpyxl.utils import get_column_letter
 import pytest
 
-from quality.loop import returned_row, run_loop
-from quality.outbox import write_outbox
+from redwall.quality.loop import returned_row, run_loop
+from redwall.quality.outbox import write_outbox
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest import process_source, release
 from redwall.ingest.layout import RETURNED_HEADER, header_key
 from redwall.templates import IDENTITY_SHEET
 from redwall.marts import build_marts
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 UNKNOWN_ADDRESS = "西城区无名胡同999号"  # no building of the district register: an address issue

@@ -22,7 +22,7 @@ import pytest
 from redwall import lake
 from redwall.cli import main
 from redwall.home import Home
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +59,14 @@ def test_demo_answers_every_file_and_empties_the_inbox(demo_home):
 def test_every_asset_materialized_and_checks_passed(demo_home):
     """Every asset downstream of the lake is built; a bronze or silver table is materialised
     exactly when a delivery touched it (a ledger type nobody sent has none)."""
-    from assets import keys as asset_keys
+    from redwall.assets import keys as asset_keys
 
     receipts = lake.read(demo_home, "ops", "file_receipt")
     delivered = {key for tables in receipts["tables"] for key in tables}
     with dg.DagsterInstance.from_config(str(demo_home.dagster_home)) as instance:
         records = instance.get_run_records()
         assert records and all(r.dagster_run.is_success for r in records)
-        graph = __import__("pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
+        graph = __import__("redwall.pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
         lake_tables = {t.key: (asset_keys.bronze(t), asset_keys.silver(t))
                        for t in load_contracts().feeds + load_contracts().ledgers}
         for table, layers in lake_tables.items():
@@ -84,7 +84,7 @@ def test_every_asset_materialized_and_checks_passed(demo_home):
 
 def test_metadata_people_compare_over_time_is_numeric(demo_home):
     """The UI plots a numeric entry across runs; a JSON blob of counts it can only print."""
-    graph = __import__("pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
+    graph = __import__("redwall.pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
     with dg.DagsterInstance.from_config(str(demo_home.dagster_home)) as instance:
         blobs = {}
         for key in graph.get_all_asset_keys():
@@ -196,7 +196,7 @@ def test_no_raw_id_or_phone_leaves_the_restricted_zone(demo_home):
 def test_a_dashboard_author_reads_the_warehouse_without_the_code(demo_home):
     """Codes have their names beside them, whole numbers are BIGINT, no column needs quoting, and
     the community view's sums are BIGINT too."""
-    from schemas import code_lists
+    from redwall.schemas import code_lists
 
     assert set(code_lists()["feed_source"]) == set(load_contracts().sources)
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:

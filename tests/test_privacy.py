@@ -21,8 +21,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from assets.keys import WAREHOUSE
-from assets.marts import K_ANONYMITY_CHECK
+from redwall.assets.keys import WAREHOUSE
+from redwall.assets.marts import K_ANONYMITY_CHECK
 from redwall import lake, privacy
 from redwall.cli import main
 from redwall.home import PRIVATE_FOLDERS, Home
@@ -30,7 +30,7 @@ from redwall.ingest.inbox import inbox_files
 from redwall.marts import build_marts
 from redwall.privacy import KEY_ENV, anonymity, k_anonymous, scrub_free_text, shared_columns
 from redwall.warehouse import ReidentificationError, publish, restricted_path
-from schemas import Column, Table, load_contracts
+from redwall.schemas import Column, Table, load_contracts
 from test_marts import AS_OF, street_silver, write_silver
 
 SECRET = "test-secret-not-the-demo-key"

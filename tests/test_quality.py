@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from openpyxl import Workbook
 
-import quality.docs
-from quality.docs import build_data_docs, docs_index
-from quality.loop import Waiver, loop_metrics, run_loop
-from quality.outbox import write_outbox
-from quality.suites import RULES_ZH, load_suite, render, suite_path, suite_tables, validate
+import redwall.quality.docs as quality_docs
+from redwall.quality.docs import build_data_docs, docs_index
+from redwall.quality.loop import Waiver, loop_metrics, run_loop
+from redwall.quality.outbox import write_outbox
+from redwall.quality.suites import RULES_ZH, load_suite, render, suite_path, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
 from redwall.identifiers import id_sex_code, id_sex_code_expr
@@ -24,7 +24,7 @@ from redwall.ingest import process_source, release
 from redwall.marts import build_marts
 from redwall.marts.evaluate import address_outcomes
 from redwall.marts.place import ADDRESSED
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
 
@@ -32,7 +32,7 @@ REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
 def test_committed_suites_match_the_contracts():
     for table in suite_tables():
         assert suite_path(table).read_text(encoding="utf-8") == render(table), \
-            f"{suite_path(table).name} drifted from its contract: run quality.suites.write_suites()"
+            f"{suite_path(table).name} drifted from its contract: run redwall.quality.suites.write_suites()"
 
 
 GOOD_ID = "11010219900307123X"
@@ -114,7 +114,7 @@ def test_data_docs_keep_counts_never_failing_values(tmp_path, monkeypatch):
     assert failing.height and "police_population" in text and "未通过" in text
     assert not [v for v in PLANTED if v in text]
     # the scan has teeth: unsummarised, the result holds the values, and still none is shown
-    monkeypatch.setattr(quality.docs, "summarise", lambda result: result)
+    monkeypatch.setattr(quality_docs, "summarise", lambda result: result)
     raw = []
     validate(table, _planted(table), empty, raw)
     assert all(v in str(raw[0][1].to_json_dict()) for v in PLANTED)

@@ -21,7 +21,7 @@ from redwall.marts.person import (
 )
 from redwall.marts.resolution import with_name_forms
 from redwall.marts.tables import current, read_silver
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 TODAY = dt.date(2026, 11, 20)
 AS_OF = dt.datetime(2026, 11, 20, 18, tzinfo=dt.UTC)

@@ -9,8 +9,8 @@ from unittest import mock
 import dagster as dg
 import pytest
 
-from pipelines.resources import RedwallHome
-from pipelines.sensors import inbox_sensor
+from redwall.pipelines.resources import RedwallHome
+from redwall.pipelines.sensors import inbox_sensor
 from redwall.home import Home
 
 
@@ -86,7 +86,7 @@ def test_ledger_sensor_sees_department_folders(home):
 
 
 def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatch):
-    from pipelines.definitions import defs
+    from redwall.pipelines.definitions import defs
     from redwall import lake
     from redwall.generator import generate
 
@@ -107,7 +107,7 @@ def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatc
 
 
 def test_a_feed_that_lost_a_required_column_blocks_publishing(home, monkeypatch):
-    from pipelines.definitions import defs
+    from redwall.pipelines.definitions import defs
 
     monkeypatch.setenv("REDWALL_HOME", str(home.root))
     drop(home, "实有人口_20261120.csv", "姓名,性别\n张三,男\n".encode("gb18030"))  # 公民身份号码 vanished
@@ -121,7 +121,7 @@ def test_a_feed_that_lost_a_required_column_blocks_publishing(home, monkeypatch)
 
 
 def test_a_source_with_a_load_still_queued_waits_and_then_takes_every_file_in_one_run(home):
-    from pipelines.definitions import defs
+    from redwall.pipelines.definitions import defs
 
     first, second = drop(home, "实有人口_20261120.csv"), drop(home, "实有人口_20261127.csv")
     for path in (first, second):

@@ -31,7 +31,7 @@ from redwall.templates import (
     template_identity,
     template_version_problems,
 )
-from schemas import DYNAMIC_CODES, HERE, code_lists, load_contracts
+from redwall.schemas import DYNAMIC_CODES, HERE, code_lists, load_contracts
 
 COMMUNITIES = ["府右街南社区", "西交民巷社区"]
 GRIDS = ["110102001001001", "110102001001002", "110102001002001"]
@@ -299,8 +299,8 @@ def _fill(sheet, table, rows: list[dict]) -> None:
 
 
 def test_round_trip_through_the_watched_folder(home, published):
-    from quality.loop import run_loop
-    from quality.outbox import write_outbox
+    from redwall.quality.loop import run_loop
+    from redwall.quality.outbox import write_outbox
     from redwall.ingest import process_source
 
     from redwall.identifiers import id_check_char

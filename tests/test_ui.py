@@ -7,8 +7,8 @@ import re
 
 import dagster as dg
 
-from pipelines.definitions import defs
-from schemas import load_contracts
+from redwall.pipelines.definitions import defs
+from redwall.schemas import load_contracts
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 MARKUP = re.compile(r"\*\*|`|^#", re.M)
@@ -52,9 +52,9 @@ def test_every_mart_has_checks_beyond_the_calendar_and_keys_are_blocking():
 
 
 def test_launchpad_config_fields_are_described_in_chinese():
-    from assets.ingest import IngestConfig
-    from assets.marts import MartsConfig
-    from assets.quality import LoopConfig, WaiverConfig
+    from redwall.assets.ingest import IngestConfig
+    from redwall.assets.marts import MartsConfig
+    from redwall.assets.quality import LoopConfig, WaiverConfig
 
     for config in (IngestConfig, MartsConfig, LoopConfig, WaiverConfig):
         fields = config.to_config_schema().as_field().config_type.fields

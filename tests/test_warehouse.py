@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from quality.loop import ISSUE_SCHEMA, ISSUES, LAYER as QUALITY, loop_metrics
+from redwall.quality.loop import ISSUE_SCHEMA, ISSUES, LAYER as QUALITY, loop_metrics
 from redwall import lake
 from redwall.catalog import publish_catalog
 from redwall.home import Home
@@ -33,7 +33,7 @@ from redwall.ingest.inbox import inbox_files
 from redwall.privacy import (DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns,
                              shared_issues)
 from redwall.warehouse import publish, restricted_path
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
 
 NUMBER = re.compile(r"\d+[Xx]?")  # a whole run: a 20-digit house code holds no 18-digit ID

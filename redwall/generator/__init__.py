@@ -76,7 +76,7 @@ from redwall.generator.feeds import Context, district, floating, grid_app, ledge
 from redwall.generator.truth import Truth
 from redwall.generator.world import SCALES, Dice, Period, Scale, build_world
 from redwall.home import Home
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 __all__ = ["SCALES", "Scale", "generate"]
 

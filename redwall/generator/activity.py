@@ -14,7 +14,7 @@ from redwall.generator.addresses import with_variants
 from redwall.generator.world import Dice, World, pick
 from redwall.generator.worktime import HOURS_PER_DAY, WorkClock
 from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
-from schemas import reference
+from redwall.schemas import reference
 
 EVENT_SOURCES = {"网格员巡查": 0.55, "居民上报": 0.10, "热线": 0.15, "视频": 0.15, "传感器": 0.05}
 EVENT_WEIGHTS = {("01", "02"): 14, ("01", "04"): 10, ("02", "01"): 14, ("05", "05"): 12, ("05", "06"): 10,

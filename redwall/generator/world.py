@@ -17,7 +17,7 @@ import polars as pl
 
 from redwall.generator import ids, vocab
 from redwall.generator.addresses import address_expr
-from schemas import code_lists, reference
+from redwall.schemas import code_lists, reference
 
 DISTRICT_CODE = "110102"
 OLD_XUANWU = "110104"

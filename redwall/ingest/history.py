@@ -38,7 +38,7 @@ import polars as pl
 
 from redwall import lake
 from redwall.home import Home
-from schemas import Table
+from redwall.schemas import Table
 
 LAYER = "silver"
 FILE = "_file_hash"  # names the delivery a row came from

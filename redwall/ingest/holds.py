@@ -37,7 +37,7 @@ from redwall.home import Home
 from redwall.ingest import history
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import HOLDS, OPS, Receipt
-from schemas import Table
+from redwall.schemas import Table
 
 HELD, RELEASED, DISCARDED = "held", "released", "discarded"
 HOLD_SCHEMA = {

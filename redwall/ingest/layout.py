@@ -21,7 +21,7 @@ import polars as pl
 
 from redwall.ingest.formats import Grid, Unreadable
 from redwall.lake import LINEAGE
-from schemas import Column, Table, data_elements
+from redwall.schemas import Column, Table, data_elements
 
 HEADER_SCAN_ROWS = 30
 # Kinds of rows below a header that are no records, as a receipt names them. A total row has a cell
@@ -33,7 +33,7 @@ TOTAL_CELL = r"^(本页|本表|全部|全)?(合计|小计|总计|共计|累计)(
 SIGNATURE_START = (r"^(制表|填表|填报|报送|审核|审批|复核|核对|统计人|负责人|单位负责人|分管领导|经办人|联系人|联系电话"
                    r"|日期|时间|单位[（(]?盖章)")
 NOTE_START = r"^(备注|说明|注[:：]|注\d|注意|填表说明|数据来源|资料来源|以下空白|此页|第\d+页|共\d+页)"
-# An error workbook redwall sent back (quality.outbox) names, in a hidden column, the row of the
+# An error workbook redwall sent back (redwall.quality.outbox) names, in a hidden column, the row of the
 # original file each of its rows is: kept in bronze as ``_returned_row`` whatever the clerk did to
 # the rows around it, so that the loop closes the original row's issues when the row comes back.
 RETURNED_HEADER = "行标识（请勿修改）"

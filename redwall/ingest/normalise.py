@@ -31,7 +31,7 @@ from redwall.identifiers import (
 )
 from redwall.ingest.layout import NUMBER_CELL
 from redwall.lake import LINEAGE
-from schemas import DYNAMIC_CODES, Column, Table, code_lists, reference
+from redwall.schemas import DYNAMIC_CODES, Column, Table, code_lists, reference
 
 FULL_WIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"]
 HALF_WIDTH = [chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)] + [" "]

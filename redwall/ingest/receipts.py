@@ -33,7 +33,7 @@ import polars as pl
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS, LOCAL_TZ
-from schemas import code_lists, load_contracts
+from redwall.schemas import code_lists, load_contracts
 
 OPS = "ops"
 RECEIPTS = "file_receipt"

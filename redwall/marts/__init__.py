@@ -33,7 +33,7 @@ from redwall.marts.person import (
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
 from redwall.worktime import SCHEDULE, TIME_ZONE
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 INPUTS = (
     "police.population", "floating.registration",

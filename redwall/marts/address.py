@@ -26,7 +26,7 @@ from functools import cache
 import cn2an
 import polars as pl
 
-from schemas import reference
+from redwall.schemas import reference
 
 # The lazy building part stops where an optional "<n>单元" and a room number end the address; an
 # address without a room number is all building.

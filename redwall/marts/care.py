@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from redwall.marts.person import ACTIVE, CARE_FLAGS, VISIT
-from schemas import code_lists
+from redwall.schemas import code_lists
 
 CLOSE_CARE, ROUTINE_CARE = 30, 90  # days between visits
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas import reference
+from redwall.schemas import reference
 
 
 def classes(name: str) -> pl.DataFrame:

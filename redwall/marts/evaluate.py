@@ -33,7 +33,7 @@ from redwall.identifiers import person_identity_expr
 from redwall.marts.person import COMPARED, identify, person_records, place_records, resolve
 from redwall.marts.resolution import features, train
 from redwall.marts.tables import current, read_silver
-from schemas import code_lists
+from redwall.schemas import code_lists
 
 
 

@@ -39,7 +39,7 @@ import polars as pl
 
 from redwall.marts.classes import classes
 from redwall.worktime import TIME_ZONE, calendar_end, limit_seconds, with_working_clocks, working_days
-from schemas import reference
+from redwall.schemas import reference
 
 STEPS = {"01": "reported_at", "02": "filed_at", "04": "dispatched_at", "05": "handled_at",
          "06": "fed_back_at", "07": "verified_at", "08": "closed_at"}

@@ -46,7 +46,7 @@ from redwall.identifiers import (
 from redwall.marts.address import locate
 from redwall.marts.resolution import features, link
 from redwall.marts.tables import communities, current
-from schemas import load_contracts
+from redwall.schemas import load_contracts
 
 POLICE, FLOATING, VISIT = "police.population", "floating.registration", "grid_app.visit"
 PRIORITY = {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}

@@ -12,7 +12,7 @@ import polars as pl
 
 from redwall import lake
 from redwall.home import Home
-from schemas import Table, load_contracts
+from redwall.schemas import Table, load_contracts
 
 HISTORY = {"_valid_from": pl.Date(), "_valid_to": pl.Date()}
 

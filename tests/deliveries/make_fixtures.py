@@ -207,8 +207,8 @@ def returned() -> None:
     from LibreOffice as xlsx, xls and CSV (GBK, UTF-8). Also a corrected copy of the original file
     itself, under another name."""
     sys.path.insert(0, str(HERE.parents[1]))
-    from quality.loop import run_loop
-    from quality.outbox import write_outbox
+    from redwall.quality.loop import run_loop
+    from redwall.quality.outbox import write_outbox
     from redwall.home import Home
     from redwall.ingest import process_source
 

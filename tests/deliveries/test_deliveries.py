@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 import yaml
 
-from quality.loop import run_loop
-from quality.outbox import write_outbox
+from redwall.quality.loop import run_loop
+from redwall.quality.outbox import write_outbox
 from redwall.home import Home
 from redwall.ingest import process_source
 

@@ -16,7 +16,7 @@ from redwall.generator import sheets, text
 from redwall.generator.truth import DETAIL, FLAW, Truth
 from redwall.generator.world import Dice, World
 from redwall.home import Home
-from schemas import Contracts, code_lists
+from redwall.schemas import Contracts, code_lists
 
 TYPE = "#type"
 NAME_VARIANT_MIX = {"homophone": 0.5, "traditional": 0.3, "inner_space": 0.2}

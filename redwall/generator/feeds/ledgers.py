@@ -235,7 +235,7 @@ def assign_habits(ledgers: list[Ledger], rng: np.random.Generator) -> None:
 
 
 def ledger_table(ledger: Ledger):
-    from schemas import load_contracts
+    from redwall.schemas import load_contracts
 
     return load_contracts().table(f"ledgers.{ledger.table}")
 
