@@ -13,7 +13,6 @@ from redwall.templates import publish_templates
 from redwall.schemas import load_contracts
 
 
-
 def directory_assets() -> list[dg.AssetsDefinition]:
     contracts = load_contracts()
     # The community and grid drop-downs come from the district grid register's silver table.
@@ -24,7 +23,10 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     described.append(keys.QUALITY_ISSUE)
 
     @dg.asset(
-        key=keys.CATALOG, deps=described, group_name="directory", kinds={"excel", "json", "delta"},
+        key=keys.CATALOG,
+        deps=described,
+        group_name="directory",
+        kinds={"excel", "json", "delta"},
         owners=centre_owners(),
         automation_condition=follows_deliveries(),
         description=(
@@ -37,17 +39,22 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     def resource_directory(redwall: RedwallHome) -> dg.MaterializeResult:
         home = redwall.home()
         published = publish_catalog(home)
-        return dg.MaterializeResult(metadata={
-            "resources": published["resources"],
-            "items": published["items"],
-            "departments": published["departments"],
-            "changed_codes": dg.MetadataValue.json(published["changed"]),
-            "new_codes": dg.MetadataValue.json(published["new"]),
-            **{name: dg.MetadataValue.path(str(home.root / path)) for name, path in published["paths"].items()},
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "resources": published["resources"],
+                "items": published["items"],
+                "departments": published["departments"],
+                "changed_codes": dg.MetadataValue.json(published["changed"]),
+                "new_codes": dg.MetadataValue.json(published["new"]),
+                **{name: dg.MetadataValue.path(str(home.root / path)) for name, path in published["paths"].items()},
+            }
+        )
 
     @dg.asset(
-        key=keys.TEMPLATES, deps=[district_grid], group_name="directory", kinds={"excel"},
+        key=keys.TEMPLATES,
+        deps=[district_grid],
+        group_name="directory",
+        kinds={"excel"},
         owners=centre_owners(),
         automation_condition=follows_deliveries(),  # the drop-downs follow the district's grids
         description=(
@@ -57,12 +64,15 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     )
     def ledger_templates(redwall: RedwallHome) -> dg.MaterializeResult:
         published = publish_templates(redwall.home())
-        return dg.MaterializeResult(metadata={
-            "templates": len(published),
-            **{f"version/{key}": t["version"] for key, t in published.items()},
-            "paths": dg.MetadataValue.json({key: t["path"] for key, t in published.items()}),
-            "without_dropdown": dg.MetadataValue.json(
-                {key: t["without_dropdown"] for key, t in published.items() if t["without_dropdown"]}),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "templates": len(published),
+                **{f"version/{key}": t["version"] for key, t in published.items()},
+                "paths": dg.MetadataValue.json({key: t["path"] for key, t in published.items()}),
+                "without_dropdown": dg.MetadataValue.json(
+                    {key: t["without_dropdown"] for key, t in published.items() if t["without_dropdown"]}
+                ),
+            }
+        )
 
     return [resource_directory, ledger_templates]

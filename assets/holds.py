@@ -15,16 +15,27 @@ from redwall.ingest import holds
 from redwall.schemas import Table
 
 NO_DELIVERY_HELD = "no_delivery_held"
-SHOWN = ["receipt_id", "file_name", "as_of", "scope", "records_current", "records_closing", "closing_share",
-         "rows_read", "rows_rejected", "refused_share"]
+SHOWN = [
+    "receipt_id",
+    "file_name",
+    "as_of",
+    "scope",
+    "records_current",
+    "records_closing",
+    "closing_share",
+    "rows_read",
+    "rows_rejected",
+    "refused_share",
+]
 
 
 def held_check_spec(table: Table) -> dg.AssetCheckSpec:
     hold = table.hold
     return dg.AssetCheckSpec(
-        NO_DELIVERY_HELD, asset=keys.silver(table),
+        NO_DELIVERY_HELD,
+        asset=keys.silver(table),
         description=f"没有待确认的快照：将使超过{hold.closing:.0%}的现行记录置为失效、或超过{hold.refused:.0%}的行被拒收的"
-                    f"快照（至少{hold.at_least}条）暂不应用，由分析员用 release_delivery 作业放行或作废",
+        f"快照（至少{hold.at_least}条）暂不应用，由分析员用 release_delivery 作业放行或作废",
     )
 
 
@@ -42,17 +53,28 @@ def _held_facts(home: Home, table: Table) -> dict[str, object]:
     waiting = holds.pending(home).filter(pl.col("table") == table.key).sort("held_at")
     hold = table.hold
     metadata: dict[str, object] = {
-        "held": waiting.height, "closing_limit": hold.closing, "refused_limit": hold.refused,
+        "held": waiting.height,
+        "closing_limit": hold.closing,
+        "refused_limit": hold.refused,
         "at_least": hold.at_least,
     }
     if waiting.height:
         latest = waiting.row(-1, named=True)
-        metadata |= {"records_current": latest["records_current"], "records_closing": latest["records_closing"],
-                     "closing_share": latest["closing_share"], "refused_share": latest["refused_share"],
-                     "held_deliveries": dg.MetadataValue.md(_markdown(waiting.select(SHOWN))),
-                     "decide_with": "release_delivery job, or: redwall release|discard <receipt_id> --by … --why …"}
-    return {"asset_key": keys.silver(table), "check_name": NO_DELIVERY_HELD, "passed": waiting.is_empty(),
-            "severity": dg.AssetCheckSeverity.WARN, "metadata": metadata}
+        metadata |= {
+            "records_current": latest["records_current"],
+            "records_closing": latest["records_closing"],
+            "closing_share": latest["closing_share"],
+            "refused_share": latest["refused_share"],
+            "held_deliveries": dg.MetadataValue.md(_markdown(waiting.select(SHOWN))),
+            "decide_with": "release_delivery job, or: redwall release|discard <receipt_id> --by … --why …",
+        }
+    return {
+        "asset_key": keys.silver(table),
+        "check_name": NO_DELIVERY_HELD,
+        "passed": waiting.is_empty(),
+        "severity": dg.AssetCheckSeverity.WARN,
+        "metadata": metadata,
+    }
 
 
 def _markdown(frame: pl.DataFrame) -> str:

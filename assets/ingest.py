@@ -42,8 +42,9 @@ class IngestConfig(dg.Config):
     """Which inbox files to take; the inbox sensors pass only files that are complete."""
 
     # the launchpad shows a field's description, not its docstring
-    files: list[str] = Field(default_factory=list,
-                             description="要接收的收件箱文件（相对数据目录的路径）；不填则接收全部待处理文件")
+    files: list[str] = Field(
+        default_factory=list, description="要接收的收件箱文件（相对数据目录的路径）；不填则接收全部待处理文件"
+    )
 
 
 # Check names are constants: the graph snapshot and the UI refer to them.
@@ -66,16 +67,23 @@ def touched(receipts) -> tuple[set[str], set[str]]:
 def _keys_unique(home, table) -> dg.AssetCheckResult:
     """Among current silver rows, the business key identifies one row (a contract promise)."""
     if not lake.exists(home, "silver", table.bronze_name):
-        return dg.AssetCheckResult(asset_key=keys.silver(table), check_name=KEYS_UNIQUE, passed=True,
-                                   metadata={"rows": 0})
+        return dg.AssetCheckResult(
+            asset_key=keys.silver(table), check_name=KEYS_UNIQUE, passed=True, metadata={"rows": 0}
+        )
     current = lake.scan(home, "silver", table.bronze_name).filter(pl.col("_valid_to").is_null())
     counts = current.select(pl.len().alias("rows"), pl.struct(list(table.keys)).n_unique().alias("keys")).collect()
     rows, distinct = counts.row(0)
     return dg.AssetCheckResult(
-        asset_key=keys.silver(table), check_name=KEYS_UNIQUE, passed=rows == distinct,
+        asset_key=keys.silver(table),
+        check_name=KEYS_UNIQUE,
+        passed=rows == distinct,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"rows": rows, "distinct_keys": distinct, "duplicate_rows": rows - distinct,
-                  "keys": ", ".join(table.keys)},
+        metadata={
+            "rows": rows,
+            "distinct_keys": distinct,
+            "duplicate_rows": rows - distinct,
+            "keys": ", ".join(table.keys),
+        },
     )
 
 
@@ -83,7 +91,9 @@ def _receipts_balance(receipts, asset_key) -> dg.AssetCheckResult:
     """Nothing is lost: every row read is either accepted or rejected with a reason."""
     unbalanced = [r.file_name for r in receipts if r.rows_read != r.rows_accepted + r.rows_rejected]
     return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=RECEIPTS_BALANCE, passed=not unbalanced,
+        asset_key=asset_key,
+        check_name=RECEIPTS_BALANCE,
+        passed=not unbalanced,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"files": len(receipts), "unbalanced_files": len(unbalanced)},
     )
@@ -94,19 +104,32 @@ def _layout_intact(home, source: str, receipts, asset_key) -> dg.AssetCheckResul
     Judged on every delivery so far, not this run's alone: a table whose latest delivery was
     refused for its layout stays broken until a later delivery of it loads. A file recognised as no
     table at all (a stray 会议纪要.csv among the ledgers) is answered and counted, never blocking."""
-    found = lake.read(home, "ops", "file_receipt", columns=["source", "tables", "refusal", "received_at", "file_name"],
-                      where=pl.col("source") == source)
-    latest = (found.explode("tables").drop_nulls("tables").sort("received_at")
-              .group_by("tables").last() if found.height else found)
+    found = lake.read(
+        home,
+        "ops",
+        "file_receipt",
+        columns=["source", "tables", "refusal", "received_at", "file_name"],
+        where=pl.col("source") == source,
+    )
+    latest = (
+        found.explode("tables").drop_nulls("tables").sort("received_at").group_by("tables").last()
+        if found.height
+        else found
+    )
     broken = latest.filter(pl.col("refusal").is_in(LAYOUT_REFUSALS)) if latest.height else latest
     stray = [r for r in receipts if r.refusal in LAYOUT_REFUSALS and not r.tables]
     return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=FEED_LAYOUT_INTACT, passed=broken.is_empty(),
+        asset_key=asset_key,
+        check_name=FEED_LAYOUT_INTACT,
+        passed=broken.is_empty(),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"files": len(receipts), "files_with_changed_layout": broken.height,
-                  "tables_with_changed_layout": ", ".join(sorted(broken["tables"])) if broken.height else "",
-                  "stray_files": len(stray),
-                  **{f"refused/{refusal}": n for refusal, n in sorted(Counter(broken["refusal"]).items())}},
+        metadata={
+            "files": len(receipts),
+            "files_with_changed_layout": broken.height,
+            "tables_with_changed_layout": ", ".join(sorted(broken["tables"])) if broken.height else "",
+            "stray_files": len(stray),
+            **{f"refused/{refusal}": n for refusal, n in sorted(Counter(broken["refusal"]).items())},
+        },
     )
 
 
@@ -117,14 +140,23 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     # The layout check on its silver table: a blocking check gates the assets that depend on its
     # own asset, and the marts depend on silver.
     layout_key = keys.silver(tables[0])
-    check_specs = [dg.AssetCheckSpec(RECEIPTS_BALANCE, asset=receipts_key,
-                                     description="每个文件：读入行数 = 接收行数 + 拒收行数"),
-                   dg.AssetCheckSpec(FEED_LAYOUT_INTACT, asset=layout_key, blocking=True,
-                                     description="每张表最近一次报送没有因必填列缺失或表头无法识别而整体拒收（数据源格式变化）；"
-                                                 "无法识别为任何表的零散文件只回执、不阻断")]
+    check_specs = [
+        dg.AssetCheckSpec(RECEIPTS_BALANCE, asset=receipts_key, description="每个文件：读入行数 = 接收行数 + 拒收行数"),
+        dg.AssetCheckSpec(
+            FEED_LAYOUT_INTACT,
+            asset=layout_key,
+            blocking=True,
+            description="每张表最近一次报送没有因必填列缺失或表头无法识别而整体拒收（数据源格式变化）；"
+            "无法识别为任何表的零散文件只回执、不阻断",
+        ),
+    ]
     check_specs += [
-        dg.AssetCheckSpec(KEYS_UNIQUE, asset=keys.silver(t), blocking=True,
-                          description=f"现行记录按业务主键（{', '.join(t.keys)}）唯一")
+        dg.AssetCheckSpec(
+            KEYS_UNIQUE,
+            asset=keys.silver(t),
+            blocking=True,
+            description=f"现行记录按业务主键（{', '.join(t.keys)}）唯一",
+        )
         for t in tables
     ]
     check_specs += [held_check_spec(t) for t in tables if t.hold]
@@ -132,25 +164,35 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     for t in tables:
         specs.append(
             dg.AssetSpec(
-                keys.bronze(t), group_name=source, kinds={"delta", "polars"},
+                keys.bronze(t),
+                group_name=source,
+                kinds={"delta", "polars"},
                 description=description(t, "bronze：原样落地，含来源文件和行号"),
-                metadata=spec_metadata(t, "bronze"), tags={"layer": "bronze"},
-                owners=owners(t), skippable=True,
+                metadata=spec_metadata(t, "bronze"),
+                tags={"layer": "bronze"},
+                owners=owners(t),
+                skippable=True,
             )
         )
         specs.append(
             dg.AssetSpec(
-                keys.silver(t), deps=[keys.bronze(t)], group_name=source, kinds={"delta", "polars"},
+                keys.silver(t),
+                deps=[keys.bronze(t)],
+                group_name=source,
+                kinds={"delta", "polars"},
                 description=description(t, "silver：类型化、规范化，保留历史"),
-                metadata=spec_metadata(t, "silver"), tags={"layer": "silver"},
+                metadata=spec_metadata(t, "silver"),
+                tags={"layer": "silver"},
                 owners=owners(t),
-                freshness_policy=freshness(t), skippable=True,
+                freshness_policy=freshness(t),
+                skippable=True,
             )
         )
 
     # One pool per source: two runs must never load the same source at once (see home.DAGSTER_YAML).
-    @dg.multi_asset(name=f"ingest_{source}", specs=specs, check_specs=check_specs, can_subset=False,
-                    pool=f"inbox_{source}")
+    @dg.multi_asset(
+        name=f"ingest_{source}", specs=specs, check_specs=check_specs, can_subset=False, pool=f"inbox_{source}"
+    )
     def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, redwall: RedwallHome):
         home = redwall.home()
         if config.files:
@@ -160,8 +202,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             receipts = process_source(home, source)
         statuses = Counter(r.status for r in receipts)
         context.log.info(
-            f"{source}: {len(receipts)} file(s) — "
-            + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+            f"{source}: {len(receipts)} file(s) — " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
         )
         run_facts = {
             "files": len(receipts),

@@ -46,25 +46,34 @@ def _residents_in_known_grids(marts: Marts) -> Judgement:
     placed = residents.filter(pl.col("grid_code").is_not_null())
     known = marts["grid"].filter(pl.col("community_code").is_not_null())  # in the district's grid register
     unknown = _missing(placed, known, "grid_code")
-    return unknown == 0, {"residents": residents.height, "unplaced": residents.height - placed.height,
-                          "in_unknown_grid": unknown}
+    return unknown == 0, {
+        "residents": residents.height,
+        "unplaced": residents.height - placed.height,
+        "in_unknown_grid": unknown,
+    }
 
 
 def _closed_events_judged(marts: Marts) -> Judgement:
-    closed = marts["event"].filter(pl.col("status") == CLOSED, pl.col("limit_minutes").is_not_null(),
-                                   pl.col("limit_starts_at").is_not_null())
+    closed = marts["event"].filter(
+        pl.col("status") == CLOSED, pl.col("limit_minutes").is_not_null(), pl.col("limit_starts_at").is_not_null()
+    )
     unjudged = closed.filter(pl.col("on_time").is_null()).height
     return unjudged == 0, {"closed_with_limit": closed.height, "on_time_missing": unjudged}
 
 
 def _grid_counts_add_up(marts: Marts) -> Judgement:
     grid = marts["grid"]
-    by_type = grid.filter(pl.col("residents") != pl.col("registered_residents") + pl.col("floating_residents")
-                          + pl.col("foreign_residents")).height
+    by_type = grid.filter(
+        pl.col("residents")
+        != pl.col("registered_residents") + pl.col("floating_residents") + pl.col("foreign_residents")
+    ).height
     placed = marts["person"].filter(pl.col("status") == ACTIVE, pl.col("grid_code").is_not_null()).height
     total = int(grid["residents"].sum() or 0)
-    return by_type == 0 and total == placed, {"grids_not_adding_up": by_type, "grid_residents": total,
-                                              "placed_residents": placed}
+    return by_type == 0 and total == placed, {
+        "grids_not_adding_up": by_type,
+        "grid_residents": total,
+        "placed_residents": placed,
+    }
 
 
 def _care_persons_are_residents(marts: Marts) -> Judgement:
@@ -77,6 +86,7 @@ def _reaches_a_person(mart: str) -> Callable[[Marts], Judgement]:
     def judge(marts: Marts) -> Judgement:
         stray = _missing(marts[mart], marts["person"], "person_key")
         return stray == 0, {"rows": marts[mart].height, "without_person": stray}
+
     return judge
 
 
@@ -87,26 +97,53 @@ def _stays_in_order(marts: Marts) -> Judgement:
 
 CHECKS = (
     # a grid the register does not know yet is the district's lag, not a broken build: a warning
-    MartCheck("residents_in_known_grids", "person", "每位现住人员所在网格都在区级网格登记中（未定位的另计）",
-              _residents_in_known_grids, dg.AssetCheckSeverity.WARN),
-    MartCheck("closed_events_judged_on_time", "event", "有处置时限且已派遣的已结案事件都有按时反馈结论（on_time 不为空）",
-              _closed_events_judged),
-    MartCheck("grid_counts_add_up", "grid", "各网格现住人口 = 户籍 + 流动 + 境外，全街道合计 = 已定位的现住人员数",
-              _grid_counts_add_up),
+    MartCheck(
+        "residents_in_known_grids",
+        "person",
+        "每位现住人员所在网格都在区级网格登记中（未定位的另计）",
+        _residents_in_known_grids,
+        dg.AssetCheckSeverity.WARN,
+    ),
+    MartCheck(
+        "closed_events_judged_on_time",
+        "event",
+        "有处置时限且已派遣的已结案事件都有按时反馈结论（on_time 不为空）",
+        _closed_events_judged,
+    ),
+    MartCheck(
+        "grid_counts_add_up",
+        "grid",
+        "各网格现住人口 = 户籍 + 流动 + 境外，全街道合计 = 已定位的现住人员数",
+        _grid_counts_add_up,
+    ),
     MartCheck("care_persons_are_residents", "care_visit", "每位关爱走访对象都是现住人员", _care_persons_are_residents),
-    MartCheck("links_reach_a_person", "person_link", "每条归并记录都指向实有人口中的一人", _reaches_a_person("person_link")),
-    MartCheck("stays_reach_a_person", "person_history", "每段居住期间都属于实有人口中的一人",
-              _reaches_a_person("person_history")),
+    MartCheck(
+        "links_reach_a_person", "person_link", "每条归并记录都指向实有人口中的一人", _reaches_a_person("person_link")
+    ),
+    MartCheck(
+        "stays_reach_a_person",
+        "person_history",
+        "每段居住期间都属于实有人口中的一人",
+        _reaches_a_person("person_history"),
+    ),
     MartCheck("stays_end_after_they_start", "person_history", "每段居住期间止日晚于起日", _stays_in_order),
 )
 
 
 def mart_check_specs(contracts: Contracts) -> list[dg.AssetCheckSpec]:
-    specs = [dg.AssetCheckSpec(KEYS_UNIQUE, asset=keys.mart(t), blocking=True,
-                               description=f"按主键（{', '.join(t.keys)}）每行唯一，看板不会重复计数")
-             for t in contracts.marts]
-    return specs + [dg.AssetCheckSpec(c.name, asset=keys.mart(contracts.table(f"mart.{c.mart}")),
-                                      description=c.description) for c in CHECKS]
+    specs = [
+        dg.AssetCheckSpec(
+            KEYS_UNIQUE,
+            asset=keys.mart(t),
+            blocking=True,
+            description=f"按主键（{', '.join(t.keys)}）每行唯一，看板不会重复计数",
+        )
+        for t in contracts.marts
+    ]
+    return specs + [
+        dg.AssetCheckSpec(c.name, asset=keys.mart(contracts.table(f"mart.{c.mart}")), description=c.description)
+        for c in CHECKS
+    ]
 
 
 def mart_check_results(home: Home, contracts: Contracts) -> Iterator[dg.AssetCheckResult]:
@@ -115,10 +152,18 @@ def mart_check_results(home: Home, contracts: Contracts) -> Iterator[dg.AssetChe
         frame = marts[t.name]
         distinct = frame.select(pl.struct(list(t.keys)).n_unique()).item() if frame.height else 0
         yield dg.AssetCheckResult(
-            asset_key=keys.mart(t), check_name=KEYS_UNIQUE, passed=distinct == frame.height,
+            asset_key=keys.mart(t),
+            check_name=KEYS_UNIQUE,
+            passed=distinct == frame.height,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows": frame.height, "duplicate_rows": frame.height - distinct, "keys": ", ".join(t.keys)})
+            metadata={"rows": frame.height, "duplicate_rows": frame.height - distinct, "keys": ", ".join(t.keys)},
+        )
     for c in CHECKS:
         passed, facts = c.judge(marts)
-        yield dg.AssetCheckResult(asset_key=keys.mart(contracts.table(f"mart.{c.mart}")), check_name=c.name,
-                                  passed=passed, severity=c.severity, metadata=facts)
+        yield dg.AssetCheckResult(
+            asset_key=keys.mart(contracts.table(f"mart.{c.mart}")),
+            check_name=c.name,
+            passed=passed,
+            severity=c.severity,
+            metadata=facts,
+        )

@@ -14,7 +14,8 @@ def column_schema(table: Table) -> dg.TableSchema:
             dg.TableColumn(
                 name=c.name,
                 type=c.type,
-                description=f"{c.label}（{SENSITIVITY[c.sensitivity]}）" + (f" {c.description}" if c.description else ""),
+                description=f"{c.label}（{SENSITIVITY[c.sensitivity]}）"
+                + (f" {c.description}" if c.description else ""),
                 constraints=dg.TableColumnConstraints(nullable=not c.required),
             )
             for c in table.all_columns

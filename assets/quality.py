@@ -5,7 +5,6 @@ The error rate over the threshold is a blocking check: a wrong load would mislea
 downstream. (A police snapshot far smaller than the register is held at ingestion, before it
 reaches silver: see :mod:`assets.holds`.)"""
 
-
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -38,17 +37,19 @@ class WaiverConfig(dg.Config):
 class LoopConfig(dg.Config):
     """Waivers granted by an authorised analyst for this run (recorded in the issue table)."""
 
-    waivers: list[WaiverConfig] = Field(default_factory=list,
-                                        description="授权分析员本次运行批准的豁免（记入整改问题表）")
+    waivers: list[WaiverConfig] = Field(
+        default_factory=list, description="授权分析员本次运行批准的豁免（记入整改问题表）"
+    )
 
 
 def _error_rate(metrics: pl.DataFrame) -> dg.AssetCheckResult:
     by_source = metrics.group_by("source").agg(pl.col("failure_rate").sum()).sort("source")
     worst = by_source["failure_rate"].max() if by_source.height else 0.0
     return dg.AssetCheckResult(
-        check_name=ERROR_RATE, asset_key=METRICS_KEY, passed=(worst or 0.0) <= MAX_ERROR_RATE,
-        metadata={"threshold": MAX_ERROR_RATE,
-                  **{f"failure_rate/{s}": round(r, 4) for s, r in by_source.iter_rows()}},
+        check_name=ERROR_RATE,
+        asset_key=METRICS_KEY,
+        passed=(worst or 0.0) <= MAX_ERROR_RATE,
+        metadata={"threshold": MAX_ERROR_RATE, **{f"failure_rate/{s}": round(r, 4) for s, r in by_source.iter_rows()}},
     )
 
 
@@ -58,11 +59,16 @@ def quality_assets() -> list:
     marts = [keys.mart(contracts.table(name)) for name in ("mart.person", "mart.address_issue")]
 
     # Automated like the marts: the blocking checks below only guard what they run before.
-    @dg.asset(key=ISSUE_KEY, deps=[*silver, *marts], group_name="quality", kinds={"delta", "polars"},
-              automation_condition=follows_deliveries(),
-              owners=centre_owners(),
-              description="整改问题：入库拒收/警告、规则集、跨源规则和地址核实发现的每条问题，按网格、社区和报送部门分派，"
-                          "复核后自动关闭；整改清单和台账错误标注表写入 outbox。")
+    @dg.asset(
+        key=ISSUE_KEY,
+        deps=[*silver, *marts],
+        group_name="quality",
+        kinds={"delta", "polars"},
+        automation_condition=follows_deliveries(),
+        owners=centre_owners(),
+        description="整改问题：入库拒收/警告、规则集、跨源规则和地址核实发现的每条问题，按网格、社区和报送部门分派，"
+        "复核后自动关闭；整改清单和台账错误标注表写入 outbox。",
+    )
     def issue(context: dg.AssetExecutionContext, config: LoopConfig, redwall: RedwallHome):
         home = redwall.home()
         issues = run_loop(home, [Waiver(w.issue_id, w.reason, w.by) for w in config.waivers])
@@ -70,29 +76,47 @@ def quality_assets() -> list:
         # one numeric entry per figure, so the UI plots each over the runs
         by_status = dict(issues.group_by("status").len().iter_rows())
         open_by_rule = issues.filter(pl.col("status") == OPEN).group_by("rule").len().sort("rule")
-        yield dg.MaterializeResult(metadata={
-            "dagster/row_count": issues.height,
-            **{status: int(by_status.get(status, 0)) for status in (OPEN, CLOSED, WAIVED)},
-            **{f"open/{rule}": n for rule, n in open_by_rule.iter_rows()},
-            "waivers_applied": len(config.waivers), **{f"outbox_files/{kind}": n for kind, n in files.items()},
-            "data_docs": dg.MetadataValue.path(str(docs_index(home))),
-        })
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": issues.height,
+                **{status: int(by_status.get(status, 0)) for status in (OPEN, CLOSED, WAIVED)},
+                **{f"open/{rule}": n for rule, n in open_by_rule.iter_rows()},
+                "waivers_applied": len(config.waivers),
+                **{f"outbox_files/{kind}": n for kind, n in files.items()},
+                "data_docs": dg.MetadataValue.path(str(docs_index(home))),
+            }
+        )
 
-    @dg.asset(key=METRICS_KEY, deps=[ISSUE_KEY], group_name="quality", kinds={"delta", "polars"},
-              automation_condition=follows_deliveries(),
-              check_specs=[dg.AssetCheckSpec(ERROR_RATE, asset=METRICS_KEY, blocking=True,
-                                             description=f"各来源待整改问题率不超过{MAX_ERROR_RATE:.0%}")],
-              owners=centre_owners(),
-              description="质量闭环指标：按来源、网格、规则和运行日期统计失败率、待整改、已整改和整改中位时长；"
-                          "明细在共享数据仓库 quality.loop_metrics。")
+    @dg.asset(
+        key=METRICS_KEY,
+        deps=[ISSUE_KEY],
+        group_name="quality",
+        kinds={"delta", "polars"},
+        automation_condition=follows_deliveries(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                ERROR_RATE,
+                asset=METRICS_KEY,
+                blocking=True,
+                description=f"各来源待整改问题率不超过{MAX_ERROR_RATE:.0%}",
+            )
+        ],
+        owners=centre_owners(),
+        description="质量闭环指标：按来源、网格、规则和运行日期统计失败率、待整改、已整改和整改中位时长；"
+        "明细在共享数据仓库 quality.loop_metrics。",
+    )
     def loop_metrics_asset(context: dg.AssetExecutionContext, redwall: RedwallHome):
         home = redwall.home()
         today = dt.datetime.now(ZoneInfo(TIME_ZONE)).date()
         metrics = loop_metrics(home, lake.read(home, LAYER, ISSUES), today)
         # the UI shows a summary per source; every row is in the warehouse's quality.loop_metrics
-        yield dg.MaterializeResult(metadata={"dagster/row_count": metrics.height,
-                                             "loop_by_source": dg.MetadataValue.md(markdown(metrics)),
-                                             "table": f"{LAYER}.{METRICS}（共享数据仓库，全部 {metrics.height} 行）"})
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": metrics.height,
+                "loop_by_source": dg.MetadataValue.md(markdown(metrics)),
+                "table": f"{LAYER}.{METRICS}（共享数据仓库，全部 {metrics.height} 行）",
+            }
+        )
         yield _error_rate(metrics)
 
     return [issue, loop_metrics_asset]

@@ -36,13 +36,28 @@ from redwall.ingest import receipts  # noqa: E402
 from redwall.schemas import load_contracts  # noqa: E402
 
 REDWALL = str(Path(sys.executable).parent / "redwall")
-STABLE = ["source", "file_name", "status", "refusal", "rows_read", "rows_accepted", "rows_rejected",
-          "rows_warned", "rows_deduplicated", "rows_skipped", "reasons_zh"]
+STABLE = [
+    "source",
+    "file_name",
+    "status",
+    "refusal",
+    "rows_read",
+    "rows_accepted",
+    "rows_rejected",
+    "rows_warned",
+    "rows_deduplicated",
+    "rows_skipped",
+    "reasons_zh",
+]
 
 
 def state(home: Home) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
-    answered = lake.read(home, receipts.OPS, receipts.RECEIPTS).select(STABLE).with_columns(
-        pl.col("reasons_zh").str.replace_all(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "<time>")).sort(STABLE)
+    answered = (
+        lake.read(home, receipts.OPS, receipts.RECEIPTS)
+        .select(STABLE)
+        .with_columns(pl.col("reasons_zh").str.replace_all(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "<time>"))
+        .sort(STABLE)
+    )
     silver = {}
     for table in load_contracts().tables.values():
         if table.kind != "mart" and lake.exists(home, "silver", table.bronze_name):
@@ -52,10 +67,15 @@ def state(home: Home) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
 
 
 def run(home: Home, *args: str, kill_after: float | None = None) -> tuple[int, str]:
-    env = {**os.environ, "REDWALL_HOME": str(home.root), "DAGSTER_HOME": str(home.dagster_home),
-           "REDWALL_LIMIT_SETTLE_SECONDS": "0"}
-    proc = subprocess.Popen([REDWALL, "--home", str(home.root), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "REDWALL_HOME": str(home.root),
+        "DAGSTER_HOME": str(home.dagster_home),
+        "REDWALL_LIMIT_SETTLE_SECONDS": "0",
+    }
+    proc = subprocess.Popen(
+        [REDWALL, "--home", str(home.root), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if kill_after is not None:
         try:
             proc.wait(timeout=kill_after)
@@ -108,16 +128,21 @@ def main() -> int:
         assert run(home, "process")[0] == 0
         got = state(home)
         lost = sum(max(expected[1][k].height - got[1].get(k, pl.DataFrame()).height, 0) for k in expected[1])
-        same = got[0].equals(expected[0]) and got[1].keys() == expected[1].keys() and all(
-            got[1][k].equals(expected[1][k]) for k in expected[1])
+        same = (
+            got[0].equals(expected[0])
+            and got[1].keys() == expected[1].keys()
+            and all(got[1][k].equals(expected[1][k]) for k in expected[1])
+        )
         left = [p for p in (home.root / "inbox").rglob("*") if p.is_file()]
         ok = same and not left
         held += ok
         broke += not ok
         what = f"build ingest_{source}_job" if dagster else "process"
-        print(f"kill {n + 1}: {what} killed at {at:.1f}s (exit {code}) → {'held' if ok else 'BROKE'}"
-              f"{'' if same else ' (state differs)'}{f', {len(left)} files left' if left else ''}, rows lost {lost}"
-              f"{f' [{recovered}]' if recovered else ''}")
+        print(
+            f"kill {n + 1}: {what} killed at {at:.1f}s (exit {code}) → {'held' if ok else 'BROKE'}"
+            f"{'' if same else ' (state differs)'}{f', {len(left)} files left' if left else ''}, rows lost {lost}"
+            f"{f' [{recovered}]' if recovered else ''}"
+        )
     print(f"attacks {args.kills}: held {held}, broke {broke}")
     shutil.rmtree(work, ignore_errors=True)
     return 0 if not broke else 1

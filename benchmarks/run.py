@@ -80,13 +80,12 @@ print("RESULT " + json.dumps(facts))
 
 def run_stage(home: Path, stage: str, arg: str) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", STAGE, str(home), stage, arg],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", STAGE, str(home), stage, arg], capture_output=True, text=True)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         raise SystemExit(f"stage {stage} {arg} failed")
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    facts = json.loads(line[len("RESULT "):])
+    facts = json.loads(line[len("RESULT ") :])
     facts["wall"] = time.perf_counter() - started  # includes interpreter start and imports
     return facts
 
@@ -95,8 +94,9 @@ def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]]]:
     """Move every inbox file named with the last date any file carries aside; returns that date and
     (held, original) path pairs."""
     inbox = home / "inbox"
-    dated = [(m.group(1), p) for p in inbox.rglob("*") if p.is_file()
-             and (m := re.search(r"_(\d{8})(?:\d{2})?\.", p.name))]
+    dated = [
+        (m.group(1), p) for p in inbox.rglob("*") if p.is_file() and (m := re.search(r"_(\d{8})(?:\d{2})?\.", p.name))
+    ]
     last = max(day for day, _ in dated)
     moved = []
     for day, path in dated:
@@ -112,8 +112,9 @@ def print_stages(rows: list[tuple[str, dict]]) -> None:
     print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
     for name, f in rows:
         rate = f"{f['rows'] / f['seconds']:,.0f}" if f.get("rows") else ""
-        print(f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}"
-              f"{f.get('rows', ''):>11}{rate:>11}")
+        print(
+            f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}{f.get('rows', ''):>11}{rate:>11}"
+        )
 
 
 def main() -> None:
@@ -122,9 +123,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--home", help="data home to use (default: a new temporary folder)")
-    parser.add_argument("--dagster", action="store_true", help="also time redwall build through Dagster on a second copy")
-    parser.add_argument("--from", dest="start", choices=("generate", "marts"), default="generate",
-                        help="marts: rerun from the marts on an already loaded --home")
+    parser.add_argument(
+        "--dagster", action="store_true", help="also time redwall build through Dagster on a second copy"
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        choices=("generate", "marts"),
+        default="generate",
+        help="marts: rerun from the marts on an already loaded --home",
+    )
     args = parser.parse_args()
 
     from redwall.schemas import load_contracts
@@ -155,21 +163,27 @@ def main() -> None:
     total = sum(f["wall"] for _, f in pipeline)
     peak = max(f["peak_rss_mb"] for _, f in pipeline)
     print(f"\nend to end ({pipeline[0][0]} → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
-    print("person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
-          + ", ".join(f"{k} {v}" for k, v in resolution.items()))
+    print(
+        "person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
+        + ", ".join(f"{k} {v}" for k, v in resolution.items())
+    )
     if increment:
         print(f"\na day's increment: the {len(held)} files dated {last_day}, taken in after the build above")
         print_stages(increment)
         marts = dict(increment)["marts"]
-        print(f"increment end to end: {sum(f['wall'] for _, f in increment):.1f} s wall; marts "
-              f"{marts['wall']:.1f} s against {dict(pipeline)['marts']['wall']:.1f} s for the first build, "
-              f"{marts['scored']:,} of {marts['without_id']:,} records without an ID scored again")
+        print(
+            f"increment end to end: {sum(f['wall'] for _, f in increment):.1f} s wall; marts "
+            f"{marts['wall']:.1f} s against {dict(pipeline)['marts']['wall']:.1f} s for the first build, "
+            f"{marts['scored']:,} of {marts['without_id']:,} records without an ID scored again"
+        )
 
     if args.dagster:
         copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))
         run_stage(copy, "generate", f"{args.scale}:{args.seed}:{args.days}")
         f = run_stage(copy, "dagster", "-")
-        print(f"redwall build through Dagster (in-process executor): {f['wall']:.1f} s wall, peak {f['peak_rss_mb']:.0f} MB")
+        print(
+            f"redwall build through Dagster (in-process executor): {f['wall']:.1f} s wall, peak {f['peak_rss_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

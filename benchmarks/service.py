@@ -71,8 +71,11 @@ def free_port() -> int:
 
 
 def generate(home: Path, scale: str, seed: int, days: int) -> None:
-    subprocess.run([REDWALL, "--home", str(home), "generate", "--scale", scale, "--seed", str(seed),
-                    "--days", str(days)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [REDWALL, "--home", str(home), "generate", "--scale", scale, "--seed", str(seed), "--days", str(days)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def plant_destructive_snapshot(staged: Path) -> Path:
@@ -83,7 +86,7 @@ def plant_destructive_snapshot(staged: Path) -> Path:
     day = lambda p: time.strptime(p.stem.split("_")[1], "%Y%m%d")  # noqa: E731
     middle = (time.mktime(day(first)) + time.mktime(day(second))) / 2
     lines = first.read_bytes().split(b"\n")
-    kept = lines[:1 + int((len(lines) - 1) * SHARE_KEPT)]
+    kept = lines[: 1 + int((len(lines) - 1) * SHARE_KEPT)]
     planted = staged / "police" / f"实有人口_{time.strftime('%Y%m%d', time.localtime(middle))}.csv"
     planted.write_bytes(b"\n".join(kept) + b"\n")
     return planted
@@ -152,8 +155,10 @@ class Dashboard:
         self.polls += 1
         try:
             with duckdb.connect(str(self.warehouse), read_only=True) as con:
-                tables = con.sql("SELECT schema_name, table_name FROM duckdb_tables() "
-                                 "WHERE schema_name IN ('mart', 'quality', 'catalog', 'ops')").fetchall()
+                tables = con.sql(
+                    "SELECT schema_name, table_name FROM duckdb_tables() "
+                    "WHERE schema_name IN ('mart', 'quality', 'catalog', 'ops')"
+                ).fetchall()
                 for schema, table in tables:
                     con.sql(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
                 return {path for (path,) in con.sql("SELECT file_path FROM ops.file_receipt").fetchall()}
@@ -207,8 +212,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
     home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-service-{args.scale}-")).resolve()
-    print(f"service benchmark {args.scale} (seed {args.seed}, {args.days} days, a day every "
-          f"{args.day_seconds:.0f} s) in {home}", flush=True)
+    print(
+        f"service benchmark {args.scale} (seed {args.seed}, {args.days} days, a day every "
+        f"{args.day_seconds:.0f} s) in {home}",
+        flush=True,
+    )
     generate(home, args.scale, args.seed, args.days)
     staged = home.parent / (home.name + "-deliveries")
     shutil.rmtree(staged, ignore_errors=True)
@@ -216,16 +224,24 @@ def main() -> None:
     (home / "inbox").mkdir()
     planted = None if args.no_destructive else plant_destructive_snapshot(staged)
     deliveries = schedule(staged, args.day_seconds)
-    print(f"  {len(deliveries)} deliveries staged, planted: "
-          f"{planted.relative_to(staged) if planted else 'none'}", flush=True)
+    print(
+        f"  {len(deliveries)} deliveries staged, planted: {planted.relative_to(staged) if planted else 'none'}",
+        flush=True,
+    )
 
     port = free_port()
     log = (home / "service.log").open("w")
     started = time.monotonic()
     # As in production: the pseudonym key comes from the environment (a fresh one, thrown away after).
     env = {**os.environ, "REDWALL_PSEUDONYM_KEY": secrets.token_hex(32)}
-    service = subprocess.Popen([REDWALL, "--home", str(home), "serve", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    service = subprocess.Popen(
+        [REDWALL, "--home", str(home), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
     try:
         wait_ready(port, service)
         print(f"  redwall serve answered on port {port} after {time.monotonic() - started:.0f} s", flush=True)
@@ -285,7 +301,8 @@ def main() -> None:
         "files_not_wholly_in_bronze": files_short,
         "held_deliveries": held.height,
         "planted_delivery_status": receipts.filter(pl.col("file_name") == planted.name)["status"].to_list()
-        if planted else None,
+        if planted
+        else None,
         "dashboard_polls": dashboard.polls,
         "dashboard_polls_unreadable": dashboard.unreadable,
         "feed_seconds": round(feed_seconds),
@@ -293,13 +310,13 @@ def main() -> None:
     }
     print("\nRESULT " + json.dumps(figures, ensure_ascii=False))
     print(f"""
-files delivered / answered          {figures['files_delivered']} / {figures['files_answered']}  {statuses}
-reflected in the warehouse          {figures['reflected_in_warehouse']} of {figures['files_delivered']}
-complete → warehouse, median/worst  {figures['median_seconds_complete_to_warehouse']} s / {figures['worst_seconds_complete_to_warehouse']} s
-runs failed                         {figures['runs_failed']} (all runs: {runs})
+files delivered / answered          {figures["files_delivered"]} / {figures["files_answered"]}  {statuses}
+reflected in the warehouse          {figures["reflected_in_warehouse"]} of {figures["files_delivered"]}
+complete → warehouse, median/worst  {figures["median_seconds_complete_to_warehouse"]} s / {figures["worst_seconds_complete_to_warehouse"]} s
+runs failed                         {figures["runs_failed"]} (all runs: {runs})
 rows lost                           {lost} ({files_short} files not wholly in bronze)
-deliveries held                     {held.height} (planted {planted.name if planted else 'none'}: {figures['planted_delivery_status']})
-dashboard tables readable           {'on every poll' if not dashboard.unreadable else 'NOT on every poll'} ({dashboard.polls} polls, {dashboard.unreadable} failed)
+deliveries held                     {held.height} (planted {planted.name if planted else "none"}: {figures["planted_delivery_status"]})
+dashboard tables readable           {"on every poll" if not dashboard.unreadable else "NOT on every poll"} ({dashboard.polls} polls, {dashboard.unreadable} failed)
 service stopped with status         {stopped}""")
     for error in dashboard.errors[:5]:
         print(f"  unreadable: {error}")

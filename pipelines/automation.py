@@ -49,20 +49,22 @@ def follows_deliveries(step_inputs: Iterable[dg.AssetKey] = ()) -> dg.Automation
         gate = gate.with_label("no blocking check of the step's inputs failed")
     else:
         gate = dg.AutomationCondition.all_deps_match(_no_blocking_check_failed()).with_label(
-            "no blocking check of an input failed")
+            "no blocking check of an input failed"
+        )
     # A delivery landing while the rebuild runs is followed by the next one: the marts read silver
     # as its last commits left it.
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.in_progress()
-        & gate
+        dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress() & gate
     ).with_label("follows_deliveries")
 
 
 follow_deliveries = dg.AutomationConditionSensorDefinition(
-    AUTOMATION_SENSOR, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=TICK_SECONDS, emit_backfills=False,
+    AUTOMATION_SENSOR,
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=TICK_SECONDS,
+    emit_backfills=False,
     run_tags={"redwall/trigger": "delivery"},
     description="文件报送入库后，自动重建下游：主题库、质量闭环、资源目录、共享数据仓库和驾驶舱（每次检查合并为一次运行）；"
-                "上游有阻断性检查未通过时，只暂停依赖它的资产，其余照常。",
+    "上游有阻断性检查未通过时，只暂停依赖它的资产，其余照常。",
 )

@@ -20,8 +20,7 @@ from redwall.pipelines.resources import resources_for_environment
 from redwall.pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
-    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(),
-            *dashboard_assets()],
+    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(), *dashboard_assets()],
     jobs=[*ingest_jobs(), build_all, release_delivery],
     sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs],
     resources=resources_for_environment(),

@@ -30,7 +30,8 @@ def ingest_job_name(source: str) -> str:
 def ingest_jobs() -> "list[dg.UnresolvedAssetJobDefinition]":
     return [
         dg.define_asset_job(
-            ingest_job_name(source), selection=dg.AssetSelection.groups(source),
+            ingest_job_name(source),
+            selection=dg.AssetSelection.groups(source),
             tags={"redwall/source": source},  # the run queue lets one run per source value at a time
             description=f"接收 inbox/{source} 中每个完整的文件：原样落地（bronze）、规范化（silver），每个文件一张回执。",
         )
@@ -39,9 +40,10 @@ def ingest_jobs() -> "list[dg.UnresolvedAssetJobDefinition]":
 
 
 build_all = dg.define_asset_job(
-    "build_all", selection=dg.AssetSelection.groups(*DOWNSTREAM_GROUPS),
+    "build_all",
+    selection=dg.AssetSelection.groups(*DOWNSTREAM_GROUPS),
     description="由数据湖现状重建下游全部资产：主题库 → 质量闭环 → 资源目录 → 共享数据仓库和驾驶舱。"
-                "文件报送后这些资产会自动跟进；需要手动重建时运行本作业。",
+    "文件报送后这些资产会自动跟进；需要手动重建时运行本作业。",
 )
 
 
@@ -69,17 +71,26 @@ def decide_held_delivery(context: dg.OpExecutionContext, config: DecisionConfig,
     receipt = decide(home, config.receipt_id, config.by, config.reason, contracts)
     context.log.info(f"{config.receipt_id}: {config.decision} by {config.by}; receipt now {receipt.status}")
     if _version(home, table) != before:
-        context.log_event(dg.AssetMaterialization(keys.silver(table), metadata={
-            "released_receipt": receipt.receipt_id, "rows_accepted": receipt.rows_accepted}))
+        context.log_event(
+            dg.AssetMaterialization(
+                keys.silver(table),
+                metadata={"released_receipt": receipt.receipt_id, "rows_accepted": receipt.rows_accepted},
+            )
+        )
     context.log_event(held_check_evaluation(home, table))
 
 
 def _version(home, table) -> int | None:
-    return lake.open_table(home, "silver", table.bronze_name).version() if lake.exists(
-        home, "silver", table.bronze_name) else None
+    return (
+        lake.open_table(home, "silver", table.bronze_name).version()
+        if lake.exists(home, "silver", table.bronze_name)
+        else None
+    )
 
 
-@dg.job(description="放行或作废一份待确认的报送（配置回执编号、release 或 discard、确认人和理由），确认人和理由记入回执和 "
-                    "ops.held_delivery。")
+@dg.job(
+    description="放行或作废一份待确认的报送（配置回执编号、release 或 discard、确认人和理由），确认人和理由记入回执和 "
+    "ops.held_delivery。"
+)
 def release_delivery():
     decide_held_delivery()

@@ -34,15 +34,21 @@ PROCESS_START_TAG = "redwall/process_started"  # seconds since the epoch, to tel
 LIVE_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
 RECOVERY_SECONDS = 60
 # The engine events in which the process running a whole run logs its pid.
-RUN_WORKER_MESSAGES = ("Started process for run", "Executing steps in process",
-                       "Executing steps using multiprocess executor: parent process")
+RUN_WORKER_MESSAGES = (
+    "Started process for run",
+    "Executing steps in process",
+    "Executing steps using multiprocess executor: parent process",
+)
 
 
 def process_tags() -> dict[str, str]:
     """Tags naming this process, for a run executed in it."""
     started = _started_at(os.getpid())
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),
-            **({PROCESS_START_TAG: f"{started:.0f}"} if started is not None else {})}
+    return {
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        **({PROCESS_START_TAG: f"{started:.0f}"} if started is not None else {}),
+    }
 
 
 def recover(instance: dg.DagsterInstance) -> list[str]:
@@ -55,8 +61,9 @@ def recover(instance: dg.DagsterInstance) -> list[str]:
         if gone is None:
             continue
         held = _held_pools(instance, run.run_id)
-        instance.report_run_failed(run, f"redwall: the run's process {gone} is gone (killed?); marked failed"
-                                        " so that what it held is freed")
+        instance.report_run_failed(
+            run, f"redwall: the run's process {gone} is gone (killed?); marked failed so that what it held is freed"
+        )
         line = f"recovered: run {run.run_id} ({run.job_name}) — process {gone} is gone; marked failed"
         if held:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -64,15 +71,20 @@ def recover(instance: dg.DagsterInstance) -> list[str]:
         lines.append(line)
     if instance.event_log_storage.supports_global_concurrency_limits:
         holders = instance.event_log_storage.get_concurrency_run_ids()
-        ended = instance.get_run_records(dg.RunsFilter(run_ids=list(holders), statuses=FINISHED_STATUSES)) \
-            if holders else []
+        ended = (
+            instance.get_run_records(dg.RunsFilter(run_ids=list(holders), statuses=FINISHED_STATUSES))
+            if holders
+            else []
+        )
         for record in ended:
             held = _held_pools(instance, record.dagster_run.run_id)
             instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
             if held:
-                lines.append(f"recovered: run {record.dagster_run.run_id} ended "
-                             f"({record.dagster_run.status.value}) still holding pool slot(s) "
-                             f"{', '.join(sorted(held))}; freed")
+                lines.append(
+                    f"recovered: run {record.dagster_run.run_id} ended "
+                    f"({record.dagster_run.status.value}) still holding pool slot(s) "
+                    f"{', '.join(sorted(held))}; freed"
+                )
     return lines
 
 
@@ -95,8 +107,11 @@ def _held_pools(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return set()
-    return {pool for pool in storage.get_concurrency_keys()
-            if any(s.run_id == run_id for s in storage.get_concurrency_info(pool).claimed_slots)}
+    return {
+        pool
+        for pool in storage.get_concurrency_keys()
+        if any(s.run_id == run_id for s in storage.get_concurrency_info(pool).claimed_slots)
+    }
 
 
 def _gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
@@ -148,16 +163,20 @@ def _started_at(pid: int) -> float | None:
     """When a process started (seconds since the epoch), from /proc; None where there is no /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
     except (OSError, StopIteration, IndexError):
         return None
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-@dg.sensor(name="recover_dead_runs", minimum_interval_seconds=RECOVERY_SECONDS,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="把进程已被终止的运行标记为失败，并释放其占用的并发池名额（否则同一来源的后续运行会一直等待）。")
+@dg.sensor(
+    name="recover_dead_runs",
+    minimum_interval_seconds=RECOVERY_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="把进程已被终止的运行标记为失败，并释放其占用的并发池名额（否则同一来源的后续运行会一直等待）。",
+)
 def recover_dead_runs(context: dg.SensorEvaluationContext):
     lines = recover(context.instance)
     for line in lines:

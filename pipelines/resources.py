@@ -7,7 +7,6 @@ Either way publishing needs ``REDWALL_PSEUDONYM_KEY``, except in a home made by 
 Secrets only ever come from the environment.
 """
 
-
 import os
 from pathlib import Path
 

@@ -7,7 +7,6 @@ Duplicates are the ingestion's business, not the sensor's: a re-sent file gets i
 receipt says 重复文件 and which loads nothing (the file registry is keyed by content hash).
 """
 
-
 import hashlib
 import json
 
@@ -24,7 +23,9 @@ WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]  # reque
 
 def inbox_sensor(source: str) -> dg.SensorDefinition:
     @dg.sensor(
-        name=f"inbox_{source}", job_name=ingest_job_name(source), minimum_interval_seconds=TICK_SECONDS,
+        name=f"inbox_{source}",
+        job_name=ingest_job_name(source),
+        minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"监视 inbox/{source}：文件报送完整（有 .ready 标记，或连续两次检查大小和时间不变）后启动 ingest_{source}_job。",
     )
@@ -40,8 +41,10 @@ def inbox_sensor(source: str) -> dg.SensorDefinition:
         if context.instance.get_runs_count(dg.RunsFilter(job_name=ingest_job_name(source), statuses=WAITING)):
             return dg.SkipReason(f"inbox/{source} 的上一次接收仍在排队：{len(ready)} 个完整的文件将在其开始后一并接收")
         if not all(f.name_readable for f in ready):  # run config is text: such a run takes every ready file
-            return dg.RunRequest(run_key=hashlib.sha256(json.dumps(seen).encode()).hexdigest(),
-                                 tags={"redwall/source": source, "redwall/files": str(len(ready))})
+            return dg.RunRequest(
+                run_key=hashlib.sha256(json.dumps(seen).encode()).hexdigest(),
+                tags={"redwall/source": source, "redwall/files": str(len(ready))},
+            )
         rel = sorted(str(f.path.relative_to(home.root)) for f in ready)
         # The key changes when a file is dropped again (new mtime), so a re-sent file is answered.
         run_key = hashlib.sha256(json.dumps([[r, seen[str(home.root / r)]] for r in rel]).encode()).hexdigest()

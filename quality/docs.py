@@ -26,10 +26,20 @@ from redwall.worktime import TIME_ZONE
 from redwall.schemas import code_lists, load_contracts
 
 # what a summarised expectation result keeps: counts and shares, never values
-SUMMARY_KEYS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
-                "unexpected_percent_total", "unexpected_percent_nonmissing")
-STYLE = """
-body{font-family:""" + FONTS + """;margin:24px;color:#1d2733;background:#f3f5f8}
+SUMMARY_KEYS = (
+    "element_count",
+    "missing_count",
+    "missing_percent",
+    "unexpected_count",
+    "unexpected_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
+STYLE = (
+    """
+body{font-family:"""
+    + FONTS
+    + """;margin:24px;color:#1d2733;background:#f3f5f8}
 h1{font-size:22px;margin:0 0 6px} p{margin:4px 0 14px;font-size:13px;color:#5b6672}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;box-shadow:0 1px 3px #0002}
 th,td{border-bottom:1px solid #e1e5ea;padding:5px 8px;text-align:left} th{background:#f7f8fa;white-space:nowrap}
@@ -37,6 +47,7 @@ td.pass,td.fail{white-space:nowrap}
 .num{text-align:right;font-variant-numeric:tabular-nums} .fail{color:#b3261e;font-weight:bold} .pass{color:#1e7b34}
 a{color:#8b1a1a}
 """
+)
 
 
 def docs_folder(home: Home) -> Path:
@@ -76,21 +87,24 @@ def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[st
         label = labels.get(name, {}).get(column, column)
         counts = {k: r.result.get(k) for k in SUMMARY_KEYS}  # nothing but the summary, whatever was kept
         rows.append(
-            f"<tr><td class=\"{'pass' if r.success else 'fail'}\">{'通过' if r.success else '未通过'}</td>"
+            f'<tr><td class="{"pass" if r.success else "fail"}">{"通过" if r.success else "未通过"}</td>'
             f"<td>{escape(label)}<br><small>{escape(column)}</small></td>"
             f"<td>{escape(RULES_ZH.get(meta.get('rule'), meta.get('rule', '')).format(label=label))}<br>"
             f"<small>{escape(r.expectation_config.type)}</small></td>"
             f"<td>{escape(severities.get(meta.get('severity'), meta.get('severity', '')))}</td>"
-            f"<td class=\"num\">{escape(counts['element_count'] if counts['element_count'] is not None else '')}</td>"
-            f"<td class=\"num\">{escape(counts['unexpected_count'] if counts['unexpected_count'] is not None else '')}</td>"
-            f"<td class=\"num\">{_percent(counts['unexpected_percent'])}</td>"
-            f"<td class=\"num\">{escape(counts['missing_count'] if counts['missing_count'] is not None else '')}</td></tr>")
-    body = (f"<h1>{escape(titles.get(name, name))}（{escape(name)}）</h1>"
-            f"<p><a href=\"../index.html\">← 全部数据表</a> · 规则集 {escape(suite.name)}：{len(result.results)} 条期望，"
-            f"{sum(not r.success for r in result.results)} 条未通过；只列计数，不含任何取值。</p>"
-            "<table><thead><tr><th>结果</th><th>字段</th><th>规则</th><th>严重程度</th><th class=\"num\">检查行数</th>"
-            "<th class=\"num\">不符合行数</th><th class=\"num\">不符合比例</th><th class=\"num\">空值行数</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+            f'<td class="num">{escape(counts["element_count"] if counts["element_count"] is not None else "")}</td>'
+            f'<td class="num">{escape(counts["unexpected_count"] if counts["unexpected_count"] is not None else "")}</td>'
+            f'<td class="num">{_percent(counts["unexpected_percent"])}</td>'
+            f'<td class="num">{escape(counts["missing_count"] if counts["missing_count"] is not None else "")}</td></tr>'
+        )
+    body = (
+        f"<h1>{escape(titles.get(name, name))}（{escape(name)}）</h1>"
+        f'<p><a href="../index.html">← 全部数据表</a> · 规则集 {escape(suite.name)}：{len(result.results)} 条期望，'
+        f"{sum(not r.success for r in result.results)} 条未通过；只列计数，不含任何取值。</p>"
+        '<table><thead><tr><th>结果</th><th>字段</th><th>规则</th><th>严重程度</th><th class="num">检查行数</th>'
+        '<th class="num">不符合行数</th><th class="num">不符合比例</th><th class="num">空值行数</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
     return page(f"数据质量：{titles.get(name, name)}", body, STYLE)
 
 
@@ -100,16 +114,20 @@ def _index_page(validations: list[tuple], titles: dict[str, str], built_at: dt.d
         name = _table_name(suite)
         failed = sum(not r.success for r in result.results)
         checked = max((r.result.get("element_count") or 0 for r in result.results), default=0)
-        rows.append(f"<tr><td><a href=\"validations/{escape(name)}.html\">{escape(titles.get(name, name))}</a><br>"
-                    f"<small>{escape(name)}</small></td><td class=\"num\">{checked:,}</td>"
-                    f"<td class=\"num\">{len(result.results)}</td>"
-                    f"<td class=\"num {'fail' if failed else 'pass'}\">{failed}</td></tr>")
+        rows.append(
+            f'<tr><td><a href="validations/{escape(name)}.html">{escape(titles.get(name, name))}</a><br>'
+            f'<small>{escape(name)}</small></td><td class="num">{checked:,}</td>'
+            f'<td class="num">{len(result.results)}</td>'
+            f'<td class="num {"fail" if failed else "pass"}">{failed}</td></tr>'
+        )
     local = built_at.astimezone(ZoneInfo(TIME_ZONE))
-    body = ("<h1>数据质量校验（规则集）</h1>"
-            f"<p>各接入数据表现行记录的最近一次规则集校验，生成于 {local:%Y-%m-%d %H:%M}（北京时间）。"
-            "未通过的记录进入整改问题（quality.issue），复核通过后自动关闭。</p>"
-            "<table><thead><tr><th>数据表</th><th class=\"num\">检查行数</th><th class=\"num\">期望数</th>"
-            f"<th class=\"num\">未通过</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    body = (
+        "<h1>数据质量校验（规则集）</h1>"
+        f"<p>各接入数据表现行记录的最近一次规则集校验，生成于 {local:%Y-%m-%d %H:%M}（北京时间）。"
+        "未通过的记录进入整改问题（quality.issue），复核通过后自动关闭。</p>"
+        '<table><thead><tr><th>数据表</th><th class="num">检查行数</th><th class="num">期望数</th>'
+        f'<th class="num">未通过</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
     return page("数据质量校验", body, STYLE)
 
 
@@ -124,10 +142,16 @@ def build_data_docs(home: Home, validations: list[tuple], built_at: dt.datetime 
     building = target.with_name(target.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     for suite, result in validations:
-        write_atomically(building / "validations" / f"{_table_name(suite)}.html",
-                         _table_page(suite, result, titles, labels), shared_from=home.published)
-    write_atomically(building / "index.html", _index_page(validations, titles, built_at or dt.datetime.now(dt.UTC)),
-                     shared_from=home.published)
+        write_atomically(
+            building / "validations" / f"{_table_name(suite)}.html",
+            _table_page(suite, result, titles, labels),
+            shared_from=home.published,
+        )
+    write_atomically(
+        building / "index.html",
+        _index_page(validations, titles, built_at or dt.datetime.now(dt.UTC)),
+        shared_from=home.published,
+    )
     shutil.rmtree(target, ignore_errors=True)
     building.rename(target)
     return docs_index(home)

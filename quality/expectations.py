@@ -63,8 +63,9 @@ class CitizenIdBirthDate(ColumnPairMapMetricProvider):
 
     @column_pair_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_A, column_B, **kwargs):
-        return _apply(lambda i, b: id_birth_date_expr(i) == b.str.slice(0, 10).str.to_date(strict=False),
-                      column_A, column_B)
+        return _apply(
+            lambda i, b: id_birth_date_expr(i) == b.str.slice(0, 10).str.to_date(strict=False), column_A, column_B
+        )
 
 
 class ExpectCitizenIdToAgreeWithBirthDate(ColumnPairMapExpectation):

@@ -52,25 +52,71 @@ INGEST, SUITE, CROSS, ADDRESS = "ingest", "suite", "cross", "address"
 UTC = pl.Datetime("us", "UTC")
 
 ISSUE_SCHEMA = {
-    "issue_id": pl.String, "origin": pl.String, "source": pl.String, "table": pl.String,
-    "file_path": pl.String, "row_number": pl.Int64, "column": pl.String, "record_key": pl.String,
-    "key_broken": pl.Boolean, "record_hint": pl.String, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
-    "grid_code": pl.String, "community_code": pl.String, "department": pl.String,
-    "first_seen": UTC, "last_seen": UTC, "status": pl.String, "closed_at": UTC,
-    "waiver_reason": pl.String, "waived_by": pl.String, "waived_at": UTC,
+    "issue_id": pl.String,
+    "origin": pl.String,
+    "source": pl.String,
+    "table": pl.String,
+    "file_path": pl.String,
+    "row_number": pl.Int64,
+    "column": pl.String,
+    "record_key": pl.String,
+    "key_broken": pl.Boolean,
+    "record_hint": pl.String,
+    "rule": pl.String,
+    "severity": pl.String,
+    "message_zh": pl.String,
+    "grid_code": pl.String,
+    "community_code": pl.String,
+    "department": pl.String,
+    "first_seen": UTC,
+    "last_seen": UTC,
+    "status": pl.String,
+    "closed_at": UTC,
+    "waiver_reason": pl.String,
+    "waived_by": pl.String,
+    "waived_at": UTC,
 }
 # Chinese labels of the issue columns: the warehouse's column comments and the rectification lists' headers.
 ISSUE_LABELS = {
-    "issue_id": "问题编号", "origin": "发现环节", "source": "来源系统", "table": "数据表", "file_path": "来源文件",
-    "row_number": "行号", "column": "字段", "record_key": "记录键（含个人信息的为摘要）", "key_broken": "记录键缺失或有误",
+    "issue_id": "问题编号",
+    "origin": "发现环节",
+    "source": "来源系统",
+    "table": "数据表",
+    "file_path": "来源文件",
+    "row_number": "行号",
+    "column": "字段",
+    "record_key": "记录键（含个人信息的为摘要）",
+    "key_broken": "记录键缺失或有误",
     "record_hint": "记录线索（键有误时：姓名、地址等的摘要）",
-    "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "grid_code": "网格编码",
-    "community_code": "社区编码", "department": "部门代码", "first_seen": "首次发现", "last_seen": "最近发现",
-    "status": "整改状态", "closed_at": "整改完成时间", "waiver_reason": "豁免理由", "waived_by": "豁免人",
+    "rule": "规则",
+    "severity": "严重程度",
+    "message_zh": "问题说明",
+    "grid_code": "网格编码",
+    "community_code": "社区编码",
+    "department": "部门代码",
+    "first_seen": "首次发现",
+    "last_seen": "最近发现",
+    "status": "整改状态",
+    "closed_at": "整改完成时间",
+    "waiver_reason": "豁免理由",
+    "waived_by": "豁免人",
     "waived_at": "豁免时间",
 }
-FINDING = [c for c in ISSUE_SCHEMA if c not in ("issue_id", "first_seen", "status", "closed_at", "waiver_reason",
-                                                "waived_by", "waived_at", "community_code")]
+FINDING = [
+    c
+    for c in ISSUE_SCHEMA
+    if c
+    not in (
+        "issue_id",
+        "first_seen",
+        "status",
+        "closed_at",
+        "waiver_reason",
+        "waived_by",
+        "waived_at",
+        "community_code",
+    )
+]
 KEYED = "_record_key"  # a current silver row's record_key, computed once per run
 # routing hints a finding carries until :func:`route` turns them into grid and community
 ROUTING = ("person_key", "community_name", "place_address")
@@ -103,7 +149,9 @@ def record_hint(table: Table, rows: pl.DataFrame) -> pl.Series:
     names = [c.name for c in table.all_columns if c.pii == "name"]
     if not ids or not names:
         return pl.Series("record_hint", [None] * rows.height, dtype=pl.String)
-    parts = [k for k in table.keys if k not in ids] + names[:1] + [c.name for c in table.all_columns if c.pii == "address"]
+    parts = (
+        [k for k in table.keys if k not in ids] + names[:1] + [c.name for c in table.all_columns if c.pii == "address"]
+    )
     joined = rows.select(pl.concat_str([pl.col(c).cast(pl.String) for c in parts], separator="|")).to_series()
     return person_digest(joined).alias("record_hint")
 
@@ -148,29 +196,61 @@ def rejection_findings(home: Home) -> pl.DataFrame:
         table = contracts.tables.get(key[0])
         located = part.select("file_hash", "row_number").unique()
         if table is None:  # records that belong to no table (broken JSON): only their place is known
-            keys = located.with_columns(record_key=pl.lit(None, dtype=pl.String), grid_code=pl.lit(None, pl.String),
-                                        record_hint=pl.lit(None, pl.String), person_key=pl.lit(None, pl.String),
-                                        community_name=pl.lit(None, pl.String), place_address=pl.lit(None, pl.String))
+            keys = located.with_columns(
+                record_key=pl.lit(None, dtype=pl.String),
+                grid_code=pl.lit(None, pl.String),
+                record_hint=pl.lit(None, pl.String),
+                person_key=pl.lit(None, pl.String),
+                community_name=pl.lit(None, pl.String),
+                place_address=pl.lit(None, pl.String),
+            )
         else:
-            bronze = lake.scan(home, "bronze", table.bronze_name).join(
-                located.lazy().rename({"file_hash": "_file_hash", "row_number": "_row_number"}),
-                on=["_file_hash", "_row_number"], how="semi").collect()
+            bronze = (
+                lake.scan(home, "bronze", table.bronze_name)
+                .join(
+                    located.lazy().rename({"file_hash": "_file_hash", "row_number": "_row_number"}),
+                    on=["_file_hash", "_row_number"],
+                    how="semi",
+                )
+                .collect()
+            )
             typed = judge(table, bronze, PLACE).rows.with_columns(bronze["_file_hash"])
             keys = typed.with_columns(record_key(table, typed), record_hint(table, typed)).select(
-                pl.col("_file_hash").alias("file_hash"), pl.col("_row_number").alias("row_number"), "record_key",
+                pl.col("_file_hash").alias("file_hash"),
+                pl.col("_row_number").alias("row_number"),
+                "record_key",
                 "record_hint",
-                *[e for e in _routing(table) if e.meta.output_name() != "department"])
+                *[e for e in _routing(table) if e.meta.output_name() != "department"],
+            )
         broken = pl.col("record_key").is_null() | (pl.col("severity") == "error") & pl.col("column").is_in(
-            list(table.keys) if table else [])
-        found.append(part.join(keys, on=["file_hash", "row_number"], how="left").select(
-            pl.lit(INGEST).alias("origin"), "source", "table", "file_path", "row_number", "column", "record_key",
-            broken.alias("key_broken"), "record_hint", "rule", "severity", "message_zh", "grid_code", "department",
-            pl.col("recorded_at").alias("last_seen"), *ROUTING,
-        ))
+            list(table.keys) if table else []
+        )
+        found.append(
+            part.join(keys, on=["file_hash", "row_number"], how="left").select(
+                pl.lit(INGEST).alias("origin"),
+                "source",
+                "table",
+                "file_path",
+                "row_number",
+                "column",
+                "record_key",
+                broken.alias("key_broken"),
+                "record_hint",
+                "rule",
+                "severity",
+                "message_zh",
+                "grid_code",
+                "department",
+                pl.col("recorded_at").alias("last_seen"),
+                *ROUTING,
+            )
+        )
     return pl.concat(found, how="diagonal_relaxed")
 
 
-def _silver_findings(table: Table, rows: pl.DataFrame, failing: pl.DataFrame, origin: str, text: pl.Expr) -> pl.DataFrame:
+def _silver_findings(
+    table: Table, rows: pl.DataFrame, failing: pl.DataFrame, origin: str, text: pl.Expr
+) -> pl.DataFrame:
     """Findings for the rows at ``failing["index"]`` of ``rows`` (current silver with lineage); a
     ``finding_grid`` in ``failing`` routes before the record's own grid."""
     picked = rows.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)).join(failing, on="index")
@@ -178,11 +258,19 @@ def _silver_findings(table: Table, rows: pl.DataFrame, failing: pl.DataFrame, or
     if "finding_grid" in picked.columns:
         routing[0] = pl.coalesce("finding_grid", routing[0]).alias("grid_code")
     return picked.with_columns(record_key=pl.col(KEYED)).select(
-        pl.lit(origin).alias("origin"), pl.lit(table.source).alias("source"), pl.lit(table.key).alias("table"),
-        pl.col("_source_file").alias("file_path"), pl.col("_row_number").alias("row_number"), "column",
-        "record_key", pl.lit(False).alias("key_broken"), "rule", "severity",
+        pl.lit(origin).alias("origin"),
+        pl.lit(table.source).alias("source"),
+        pl.lit(table.key).alias("table"),
+        pl.col("_source_file").alias("file_path"),
+        pl.col("_row_number").alias("row_number"),
+        "column",
+        "record_key",
+        pl.lit(False).alias("key_broken"),
+        "rule",
+        "severity",
         pl.concat_str(pl.lit("第"), pl.col("_row_number").cast(pl.String), pl.lit("行"), text).alias("message_zh"),
-        *routing, pl.col("_loaded_at").alias("last_seen"),
+        *routing,
+        pl.col("_loaded_at").alias("last_seen"),
     )
 
 
@@ -190,8 +278,11 @@ def _label_text(table: Table) -> pl.Expr:
     """The suite rule's message with the column's label (the key's labels for a duplicate key)."""
     labels = {c.name: c.label for c in table.all_columns}
     key_label = "、".join(labels[k] for k in table.keys)
-    texts = {(rule, c): text.format(label=labels.get(c, key_label) if c else key_label)
-             for rule, text in RULES_ZH.items() for c in [None, *labels]}
+    texts = {
+        (rule, c): text.format(label=labels.get(c, key_label) if c else key_label)
+        for rule, text in RULES_ZH.items()
+        for c in [None, *labels]
+    }
     return pl.struct("rule", "column").map_elements(lambda r: texts[(r["rule"], r["column"])], return_dtype=pl.String)
 
 
@@ -199,15 +290,22 @@ def parameters(grids: pl.DataFrame) -> dict[str, list[str]]:
     """The district register's grids and communities, for the suites' ``$PARAMETER`` sets. A ledger
     writes 府右街南 or 府右街南社区 for the same community."""
     names = grids["community_name"].drop_nulls().unique()
-    return {"grid_codes": grids["grid_code"].drop_nulls().unique().to_list(),
-            "community_codes": grids["community_code"].drop_nulls().unique().to_list(),
-            "community_names": pl.concat([names, names.str.strip_suffix("社区")]).unique().to_list()}
+    return {
+        "grid_codes": grids["grid_code"].drop_nulls().unique().to_list(),
+        "community_codes": grids["community_code"].drop_nulls().unique().to_list(),
+        "community_names": pl.concat([names, names.str.strip_suffix("社区")]).unique().to_list(),
+    }
 
 
 def current_silver(home: Home, table: Table) -> pl.DataFrame:
     frame = lake.read(home, "silver", table.bronze_name, where=pl.col("_valid_to").is_null())
-    return frame if frame.height else pl.DataFrame(schema={**table.schema(), "_source_file": pl.String,
-                                                           "_row_number": pl.Int64, "_loaded_at": UTC})
+    return (
+        frame
+        if frame.height
+        else pl.DataFrame(
+            schema={**table.schema(), "_source_file": pl.String, "_row_number": pl.Int64, "_loaded_at": UTC}
+        )
+    )
 
 
 def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -216,8 +314,9 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
     summarised suite validations are appended to it (for the data docs)."""
     contracts = load_contracts()
     # each current row keyed once (a digest where the key is personal), for every rule that judges it
-    current = {t.key: (rows := current_silver(home, t)).with_columns(record_key(t, rows).alias(KEYED))
-               for t in suite_tables()}
+    current = {
+        t.key: (rows := current_silver(home, t)).with_columns(record_key(t, rows).alias(KEYED)) for t in suite_tables()
+    }
     params = parameters(current["district.grid"])
     found, judged = [], []
     for table in suite_tables():
@@ -230,9 +329,16 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
     for rule, rows in cross_checks(current).items():
         subject, column, severity, text = CROSS_RULES[rule]
         table = contracts.table(subject)
-        failing = rows.with_row_index("index").filter("_fails").select(
-            pl.col("index").cast(pl.Int64), pl.lit(rule).alias("rule"), pl.lit(column).alias("column"),
-            pl.lit(severity).alias("severity"))
+        failing = (
+            rows.with_row_index("index")
+            .filter("_fails")
+            .select(
+                pl.col("index").cast(pl.Int64),
+                pl.lit(rule).alias("rule"),
+                pl.lit(column).alias("column"),
+                pl.lit(severity).alias("severity"),
+            )
+        )
         found.append(_silver_findings(table, rows, failing, f"{CROSS}:{rule}", pl.lit(text)))
         judged.append(_judged(table, rows, f"{CROSS}:{rule}"))
     addresses = lake.read(home, "mart", "address_issue")  # none before the first mart build: not judged yet
@@ -240,16 +346,26 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
         table = contracts.table(source)
         column = ADDRESSED[source]
         texts = {rule: text.format(label=table.column(column).label) for rule, text in ADDRESS_RULES.values()}
-        failing = rows.with_row_index("index").filter("_fails").select(
-            pl.col("index").cast(pl.Int64), pl.col("_rule").alias("rule"), pl.lit(column).alias("column"),
-            pl.lit("warning").alias("severity"), pl.col("_grid").alias("finding_grid"))
+        failing = (
+            rows.with_row_index("index")
+            .filter("_fails")
+            .select(
+                pl.col("index").cast(pl.Int64),
+                pl.col("_rule").alias("rule"),
+                pl.lit(column).alias("column"),
+                pl.lit("warning").alias("severity"),
+                pl.col("_grid").alias("finding_grid"),
+            )
+        )
         found.append(_silver_findings(table, rows, failing, ADDRESS, pl.col("rule").replace_strict(texts)))
         judged.append(_judged(table, rows, ADDRESS))
     return pl.concat(found, how="diagonal_relaxed"), pl.concat(judged).unique()
 
 
 def _judged(table: Table, rows: pl.DataFrame, origin: str) -> pl.DataFrame:
-    return rows.select(pl.lit(origin).alias("origin"), pl.lit(table.key).alias("table"), pl.col(KEYED).alias("record_key"))
+    return rows.select(
+        pl.lit(origin).alias("origin"), pl.lit(table.key).alias("table"), pl.col(KEYED).alias("record_key")
+    )
 
 
 def _empty_findings() -> pl.DataFrame:
@@ -262,21 +378,33 @@ def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
     grid its address resolves to (a row kept out, whose person is unknown), else (a ledger naming
     its community) the community alone."""
     grids = lake.read(home, "silver", "district_grid", where=pl.col("_valid_to").is_null())
-    grids = grids.select("grid_code", "community_code", "community_name") if grids.height else \
-        pl.DataFrame(schema={"grid_code": pl.String, "community_code": pl.String, "community_name": pl.String})
+    grids = (
+        grids.select("grid_code", "community_code", "community_name")
+        if grids.height
+        else pl.DataFrame(schema={"grid_code": pl.String, "community_code": pl.String, "community_name": pl.String})
+    )
     persons = lake.read(home, "mart", "person", columns=["person_key", "grid_code"])
     if not persons.height:
         persons = pl.DataFrame(schema={"person_key": pl.String, "grid_code": pl.String})
-    named = pl.concat([grids.select("community_name", "community_code"),
-                       grids.select(pl.col("community_name").str.strip_suffix("社区"), "community_code")]).unique()
-    buildings, houses = (lake.read(home, "silver", name, where=pl.col("_valid_to").is_null())
-                         for name in ("district_building", "district_house"))
+    named = pl.concat(
+        [
+            grids.select("community_name", "community_code"),
+            grids.select(pl.col("community_name").str.strip_suffix("社区"), "community_code"),
+        ]
+    ).unique()
+    buildings, houses = (
+        lake.read(home, "silver", name, where=pl.col("_valid_to").is_null())
+        for name in ("district_building", "district_house")
+    )
     if buildings.height and houses.height:
-        placed = locate(findings.select(pl.col("place_address").drop_nulls().unique()), "place_address", buildings,
-                        houses).join(buildings.select("building_code", place_grid="grid_code"), on="building_code",
-                                     how="left")
-        findings = findings.join(placed.select("place_address", pl.coalesce("place_grid", "address_grid")
-                                               .alias("address_grid")), on="place_address", how="left")
+        placed = locate(
+            findings.select(pl.col("place_address").drop_nulls().unique()), "place_address", buildings, houses
+        ).join(buildings.select("building_code", place_grid="grid_code"), on="building_code", how="left")
+        findings = findings.join(
+            placed.select("place_address", pl.coalesce("place_grid", "address_grid").alias("address_grid")),
+            on="place_address",
+            how="left",
+        )
     else:
         findings = findings.with_columns(address_grid=pl.lit(None, pl.String))
     return (
@@ -291,8 +419,11 @@ def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
 # -- the loop --------------------------------------------------------------------------------------
 def issue_id(frame: pl.DataFrame) -> pl.Series:
     """Stable id: source, table, record key (its place where the key is broken) and rule."""
-    who = pl.when(pl.col("key_broken")).then(pl.concat_str("file_path", pl.lit("#"), pl.col("row_number").cast(pl.String))) \
+    who = (
+        pl.when(pl.col("key_broken"))
+        .then(pl.concat_str("file_path", pl.lit("#"), pl.col("row_number").cast(pl.String)))
         .otherwise("record_key")
+    )
     text = frame.select(pl.concat_str("source", "table", who.fill_null(""), "rule", separator="|")).to_series()
     return pl.Series("issue_id", [hashlib.sha256(v.encode()).hexdigest()[:16] for v in text], dtype=pl.String)
 
@@ -307,14 +438,16 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
     findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
     findings = findings.with_columns(issue_id(findings)).sort("last_seen")
     # one issue per id: the latest evidence describes it, the earliest says since when
-    seen = findings.group_by("issue_id").agg(pl.col("last_seen").min().alias("first_seen"),
-                                             pl.all().exclude("first_seen").last())
+    seen = findings.group_by("issue_id").agg(
+        pl.col("last_seen").min().alias("first_seen"), pl.all().exclude("first_seen").last()
+    )
     previous = lake.read(home, LAYER, ISSUES)
     if not previous.height:
         previous = pl.DataFrame(schema=ISSUE_SCHEMA)
     # issues kept by an earlier release lack the columns added since: they start empty
-    previous = previous.with_columns(pl.lit(None, dtype).alias(c) for c, dtype in ISSUE_SCHEMA.items()
-                                     if c not in previous.columns)
+    previous = previous.with_columns(
+        pl.lit(None, dtype).alias(c) for c, dtype in ISSUE_SCHEMA.items() if c not in previous.columns
+    )
     issues = _merge(previous.select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA), seen, now)
     issues = _close_ingest(issues, home)
     issues = _close_returned(issues, findings, home)
@@ -332,10 +465,15 @@ def _merge(previous: pl.DataFrame, seen: pl.DataFrame, now: dt.datetime) -> pl.D
     keeping the last known value when none is found now."""
     fresh = seen.select([c for c in ISSUE_SCHEMA if c in seen.columns])
     both = previous.join(fresh, on="issue_id", how="full", coalesce=True, suffix="_new")
-    newer = pl.col("last_seen_new").is_not_null() & (pl.col("last_seen").is_null() | (pl.col("last_seen_new") > pl.col("last_seen")))
+    newer = pl.col("last_seen_new").is_not_null() & (
+        pl.col("last_seen").is_null() | (pl.col("last_seen_new") > pl.col("last_seen"))
+    )
     derived = ("grid_code", "community_code", "record_hint")
-    updates = [pl.when(newer).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
-               for c in fresh.columns if c not in ("issue_id", "first_seen", *derived)]
+    updates = [
+        pl.when(newer).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
+        for c in fresh.columns
+        if c not in ("issue_id", "first_seen", *derived)
+    ]
     updates += [pl.coalesce(f"{c}_new", c).alias(c) for c in derived if c in fresh.columns]
     reopened = newer & (pl.col("status") == CLOSED) & (pl.col("last_seen_new") > pl.col("closed_at"))
     return both.with_columns(
@@ -357,20 +495,33 @@ def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
         rows = lake.read(home, "silver", table.bronze_name)
         if rows.height:
             hint = record_hint(table, rows) if table.key in hinted else pl.lit(None, pl.String).alias("record_hint")
-            versions.append(rows.select(pl.lit(table.key).alias("table"), record_key(table, rows), hint,
-                                        pl.col("_source_file").alias("file_path"),
-                                        pl.col("_row_number").alias("row_number"), pl.col("_loaded_at").alias("at")))
+            versions.append(
+                rows.select(
+                    pl.lit(table.key).alias("table"),
+                    record_key(table, rows),
+                    hint,
+                    pl.col("_source_file").alias("file_path"),
+                    pl.col("_row_number").alias("row_number"),
+                    pl.col("_loaded_at").alias("at"),
+                )
+            )
     if not versions:
         return issues
     versions = pl.concat(versions)
-    by_key = open_.filter(~pl.col("key_broken")).join(versions.select("table", "record_key", "at"),
-                                                      on=["table", "record_key"])
+    by_key = open_.filter(~pl.col("key_broken")).join(
+        versions.select("table", "record_key", "at"), on=["table", "record_key"]
+    )
     broken = open_.filter(pl.col("key_broken"))
-    by_place = broken.join(versions.select("table", "file_path", "row_number", "at"),
-                           on=["table", "file_path", "row_number"])
+    by_place = broken.join(
+        versions.select("table", "file_path", "row_number", "at"), on=["table", "file_path", "row_number"]
+    )
     by_hint = broken.join(versions.select("table", "record_hint", "at"), on=["table", "record_hint"])
-    fixed = pl.concat([found.select("issue_id", "last_seen", "at") for found in (by_key, by_place, by_hint)]) \
-        .filter(pl.col("at") > pl.col("last_seen")).group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
+    fixed = (
+        pl.concat([found.select("issue_id", "last_seen", "at") for found in (by_key, by_place, by_hint)])
+        .filter(pl.col("at") > pl.col("last_seen"))
+        .group_by("issue_id")
+        .agg(pl.col("at").min().alias("fixed_at"))
+    )
     return _closed(issues, fixed)
 
 
@@ -382,7 +533,9 @@ def _close_returned(issues: pl.DataFrame, findings: pl.DataFrame, home: Home) ->
     (:func:`_copies`). Whatever the returned file is called; and also where the correction changed
     the record's key (the original record is then no longer current, and nothing else would judge
     it again) or left nothing else to recognise it by."""
-    open_ = issues.filter((pl.col("status") == OPEN) & (pl.col("source") == LEDGERS) & pl.col("file_path").is_not_null())
+    open_ = issues.filter(
+        (pl.col("status") == OPEN) & (pl.col("source") == LEDGERS) & pl.col("file_path").is_not_null()
+    )
     if not open_.height:
         return issues
     back = []
@@ -390,23 +543,43 @@ def _close_returned(issues: pl.DataFrame, findings: pl.DataFrame, home: Home) ->
         if lake.exists(home, "bronze", table.bronze_name):
             rows = lake.scan(home, "bronze", table.bronze_name)
             if RETURNED_ROW in rows.collect_schema().names():
-                back.append(rows.filter(pl.col(RETURNED_ROW).is_not_null()).select(
-                    pl.lit(table.key).alias("table"), pl.col(RETURNED_ROW).alias("token"),
-                    pl.col("_source_file").alias("back_file"), pl.col("_row_number").alias("back_row"),
-                    pl.col("_loaded_at").alias("at")).collect())
+                back.append(
+                    rows.filter(pl.col(RETURNED_ROW).is_not_null())
+                    .select(
+                        pl.lit(table.key).alias("table"),
+                        pl.col(RETURNED_ROW).alias("token"),
+                        pl.col("_source_file").alias("back_file"),
+                        pl.col("_row_number").alias("back_row"),
+                        pl.col("_loaded_at").alias("at"),
+                    )
+                    .collect()
+                )
             back.append(_copies(table, rows, open_.filter(pl.col("table") == table.key)["file_path"].unique()))
     places = open_.select("file_path", "row_number").unique()
     places = places.with_columns(token=pl.Series([returned_row(f, n) for f, n in places.iter_rows()], dtype=pl.String))
-    returned = open_.join(places, on=["file_path", "row_number"]).join(pl.concat(back), on=["table", "token"]) \
+    returned = (
+        open_.join(places, on=["file_path", "row_number"])
+        .join(pl.concat(back), on=["table", "token"])
         .filter(pl.col("at") > pl.col("last_seen"))
+    )
     # what the returned row still fails (or failed at all, kept out), in its own delivery or later
-    failed = findings.select(pl.col("file_path").alias("back_file"), pl.col("row_number").alias("back_row"),
-                             pl.col("rule").alias("failed_rule"), pl.col("last_seen").alias("failed_at"),
-                             ((pl.col("origin") == INGEST) & (pl.col("severity") == "error")).alias("kept_out"))
+    failed = findings.select(
+        pl.col("file_path").alias("back_file"),
+        pl.col("row_number").alias("back_row"),
+        pl.col("rule").alias("failed_rule"),
+        pl.col("last_seen").alias("failed_at"),
+        ((pl.col("origin") == INGEST) & (pl.col("severity") == "error")).alias("kept_out"),
+    )
     failing = returned.join(failed, on=["back_file", "back_row"]).filter(
-        (pl.col("failed_at") >= pl.col("at")) & (pl.col("kept_out") | (pl.col("failed_rule") == pl.col("rule"))))
-    fixed = returned.join(failing.select("issue_id", "back_file", "back_row"), on=["issue_id", "back_file", "back_row"],
-                          how="anti").group_by("issue_id").agg(pl.col("at").min().alias("fixed_at"))
+        (pl.col("failed_at") >= pl.col("at")) & (pl.col("kept_out") | (pl.col("failed_rule") == pl.col("rule")))
+    )
+    fixed = (
+        returned.join(
+            failing.select("issue_id", "back_file", "back_row"), on=["issue_id", "back_file", "back_row"], how="anti"
+        )
+        .group_by("issue_id")
+        .agg(pl.col("at").min().alias("fixed_at"))
+    )
     return _closed(issues, fixed)
 
 
@@ -420,38 +593,56 @@ def _copies(table: Table, bronze: pl.LazyFrame, originals: pl.Series) -> pl.Data
     rows = bronze.select("_source_file", "_row_number", "_loaded_at", *columns).collect()
     # each file's latest delivery, and the folder (department) it came from
     rows = rows.filter(pl.col("_loaded_at") == pl.col("_loaded_at").max().over("_source_file")).with_columns(
-        folder=pl.col("_source_file").str.replace(r"/[^/]*$", ""))
+        folder=pl.col("_source_file").str.replace(r"/[^/]*$", "")
+    )
     original = rows.filter(pl.col("_source_file").is_in(originals.implode()))
     pairs = original.join(rows, on=["folder", "_row_number"], suffix=".copy").filter(
-        (pl.col("_source_file.copy") != pl.col("_source_file")) & (pl.col("_loaded_at.copy") > pl.col("_loaded_at")))
-    similar = pairs.filter(pl.sum_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.copy")) for c in columns) * 2
-                           >= len(columns))
+        (pl.col("_source_file.copy") != pl.col("_source_file")) & (pl.col("_loaded_at.copy") > pl.col("_loaded_at"))
+    )
+    similar = pairs.filter(
+        pl.sum_horizontal(pl.col(c).eq_missing(pl.col(f"{c}.copy")) for c in columns) * 2 >= len(columns)
+    )
     size = original.group_by("_source_file").len("size")
-    copies = similar.group_by("_source_file", "_source_file.copy").len("same").join(size, on="_source_file") \
+    copies = (
+        similar.group_by("_source_file", "_source_file.copy")
+        .len("same")
+        .join(size, on="_source_file")
         .filter(pl.col("same") * 2 >= pl.col("size"))
+    )
     found = similar.join(copies, on=["_source_file", "_source_file.copy"], how="semi")  # a row of a copy, like its own
-    return pl.DataFrame({
-        "table": [table.key] * found.height,
-        "token": [returned_row(f, n) for f, n in found.select("_source_file", "_row_number").iter_rows()],
-        "back_file": found["_source_file.copy"], "back_row": found["_row_number"], "at": found["_loaded_at.copy"],
-    }, schema={"table": pl.String, "token": pl.String, "back_file": pl.String, "back_row": pl.Int64, "at": UTC})
+    return pl.DataFrame(
+        {
+            "table": [table.key] * found.height,
+            "token": [returned_row(f, n) for f, n in found.select("_source_file", "_row_number").iter_rows()],
+            "back_file": found["_source_file.copy"],
+            "back_row": found["_row_number"],
+            "at": found["_loaded_at.copy"],
+        },
+        schema={"table": pl.String, "token": pl.String, "back_file": pl.String, "back_row": pl.Int64, "at": UTC},
+    )
 
 
 def _close_silver(issues: pl.DataFrame, seen: pl.DataFrame, judged: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     """A suite or cross-source issue closes when its record was judged now and did not fail."""
     failing_now = seen.select("issue_id")
-    fixed = (issues.filter((pl.col("origin") != INGEST) & (pl.col("status") == OPEN))
-             .join(judged, on=["origin", "table", "record_key"], how="semi")
-             .join(failing_now, on="issue_id", how="anti")
-             .select("issue_id", pl.lit(now, dtype=UTC).alias("fixed_at")))
+    fixed = (
+        issues.filter((pl.col("origin") != INGEST) & (pl.col("status") == OPEN))
+        .join(judged, on=["origin", "table", "record_key"], how="semi")
+        .join(failing_now, on="issue_id", how="anti")
+        .select("issue_id", pl.lit(now, dtype=UTC).alias("fixed_at"))
+    )
     return _closed(issues, fixed)
 
 
 def _closed(issues: pl.DataFrame, fixed: pl.DataFrame) -> pl.DataFrame:
-    return issues.join(fixed, on="issue_id", how="left").with_columns(
-        pl.when(pl.col("fixed_at").is_not_null()).then(pl.lit(CLOSED)).otherwise("status").alias("status"),
-        pl.coalesce("fixed_at", "closed_at").alias("closed_at"),
-    ).drop("fixed_at")
+    return (
+        issues.join(fixed, on="issue_id", how="left")
+        .with_columns(
+            pl.when(pl.col("fixed_at").is_not_null()).then(pl.lit(CLOSED)).otherwise("status").alias("status"),
+            pl.coalesce("fixed_at", "closed_at").alias("closed_at"),
+        )
+        .drop("fixed_at")
+    )
 
 
 def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.DataFrame:
@@ -463,20 +654,30 @@ def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.
     if unknown:
         raise ValueError(f"waivers name unknown issues: {sorted(unknown)}")
     hit = pl.col("w_by").is_not_null() & (pl.col("status") != WAIVED)
-    return issues.join(given, on="issue_id", how="left").with_columns(
-        pl.when(hit).then(pl.lit(WAIVED)).otherwise("status").alias("status"),
-        pl.when(hit).then("w_reason").otherwise("waiver_reason").alias("waiver_reason"),
-        pl.when(hit).then("w_by").otherwise("waived_by").alias("waived_by"),
-        pl.when(hit).then(pl.lit(now, dtype=UTC)).otherwise("waived_at").alias("waived_at"),
-    ).drop("w_reason", "w_by")
+    return (
+        issues.join(given, on="issue_id", how="left")
+        .with_columns(
+            pl.when(hit).then(pl.lit(WAIVED)).otherwise("status").alias("status"),
+            pl.when(hit).then("w_reason").otherwise("waiver_reason").alias("waiver_reason"),
+            pl.when(hit).then("w_by").otherwise("waived_by").alias("waived_by"),
+            pl.when(hit).then(pl.lit(now, dtype=UTC)).otherwise("waived_at").alias("waived_at"),
+        )
+        .drop("w_reason", "w_by")
+    )
 
 
 # -- measure ---------------------------------------------------------------------------------------
 METRICS = "loop_metrics"
 METRICS_LABELS = {
-    "run_date": "统计日期", "source": "来源系统", "grid_code": "网格编码（未定位的记为“未定位”）", "rule": "规则",
-    "failure_rate": "失败率（待整改问题数/记录数）", "open_issues": "待整改问题数", "fixed_issues": "已整改问题数",
-    "waived_issues": "已豁免问题数", "median_hours_to_fix": "整改时长中位数（小时）",
+    "run_date": "统计日期",
+    "source": "来源系统",
+    "grid_code": "网格编码（未定位的记为“未定位”）",
+    "rule": "规则",
+    "failure_rate": "失败率（待整改问题数/记录数）",
+    "open_issues": "待整改问题数",
+    "fixed_issues": "已整改问题数",
+    "waived_issues": "已豁免问题数",
+    "median_hours_to_fix": "整改时长中位数（小时）",
 }
 # The quality layer's tables: title and column labels, for the warehouse's comments.
 TABLES = {
@@ -494,20 +695,40 @@ def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.Data
         if lake.exists(home, "silver", table.bronze_name):
             rows = lake.scan(home, "silver", table.bronze_name).filter(pl.col("_valid_to").is_null())
             held[table.source] = held.get(table.source, 0) + rows.select(pl.len()).collect().item()
-    kept_out = issues.filter(pl.col("origin") == INGEST, pl.col("severity") == "error").group_by("source").agg(
-        pl.struct("file_path", "row_number").n_unique().alias("kept_out"))
-    records = pl.DataFrame({"source": list(held), "held": list(held.values())}, schema={"source": pl.String, "held": pl.Int64})
+    kept_out = (
+        issues.filter(pl.col("origin") == INGEST, pl.col("severity") == "error")
+        .group_by("source")
+        .agg(pl.struct("file_path", "row_number").n_unique().alias("kept_out"))
+    )
+    records = pl.DataFrame(
+        {"source": list(held), "held": list(held.values())}, schema={"source": pl.String, "held": pl.Int64}
+    )
     hours = (pl.col("closed_at") - pl.col("first_seen")).dt.total_seconds() / 3600
     metrics = (
         issues.with_columns(pl.col("grid_code").fill_null("未定位"))
         .group_by("source", "grid_code", "rule")
-        .agg(open_issues=(pl.col("status") == OPEN).sum(), fixed_issues=(pl.col("status") == CLOSED).sum(),
-             waived_issues=(pl.col("status") == WAIVED).sum(),
-             median_hours_to_fix=hours.filter(pl.col("status") == CLOSED).median())
-        .join(records, on="source", how="left").join(kept_out, on="source", how="left")
-        .with_columns(failure_rate=pl.col("open_issues") / (pl.col("held").fill_null(0) + pl.col("kept_out").fill_null(0)))
-        .select(pl.lit(run_date).alias("run_date"), "source", "grid_code", "rule", "failure_rate", "open_issues",
-                "fixed_issues", "waived_issues", "median_hours_to_fix")
+        .agg(
+            open_issues=(pl.col("status") == OPEN).sum(),
+            fixed_issues=(pl.col("status") == CLOSED).sum(),
+            waived_issues=(pl.col("status") == WAIVED).sum(),
+            median_hours_to_fix=hours.filter(pl.col("status") == CLOSED).median(),
+        )
+        .join(records, on="source", how="left")
+        .join(kept_out, on="source", how="left")
+        .with_columns(
+            failure_rate=pl.col("open_issues") / (pl.col("held").fill_null(0) + pl.col("kept_out").fill_null(0))
+        )
+        .select(
+            pl.lit(run_date).alias("run_date"),
+            "source",
+            "grid_code",
+            "rule",
+            "failure_rate",
+            "open_issues",
+            "fixed_issues",
+            "waived_issues",
+            "median_hours_to_fix",
+        )
         .sort("source", "grid_code", "rule")
     )
     lake.replace(home, LAYER, METRICS, metrics, where=f"run_date = '{run_date}'")
@@ -517,11 +738,19 @@ def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.Data
 def markdown(metrics: pl.DataFrame) -> str:
     """The metrics summed per source, as a markdown table short enough to read whole (per grid and
     rule they run to hundreds of rows: those are in the warehouse). No personal values."""
-    by_source = metrics.group_by("source").agg(
-        pl.col("failure_rate").sum(), pl.col("open_issues", "fixed_issues", "waived_issues").sum(),
-        pl.col("grid_code").n_unique().alias("grids"), pl.col("rule").n_unique().alias("rules")).sort("source")
+    by_source = (
+        metrics.group_by("source")
+        .agg(
+            pl.col("failure_rate").sum(),
+            pl.col("open_issues", "fixed_issues", "waived_issues").sum(),
+            pl.col("grid_code").n_unique().alias("grids"),
+            pl.col("rule").n_unique().alias("rules"),
+        )
+        .sort("source")
+    )
     head = "| 来源 | 失败率 | 待整改 | 已整改 | 已豁免 | 涉及网格 | 涉及规则 |\n|---|---|---|---|---|---|---|\n"
     return head + "".join(
         f"| {r['source']} | {r['failure_rate'] or 0:.2%} | {r['open_issues']} | {r['fixed_issues']} | "
         f"{r['waived_issues']} | {r['grids']} | {r['rules']} |\n"
-        for r in by_source.iter_rows(named=True))
+        for r in by_source.iter_rows(named=True)
+    )

@@ -30,7 +30,14 @@ from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.privacy import scrub_free_text
-from redwall.templates import IDENTITY_SHEET, stamp_identity, code_list_range, column_validation, code_values, dynamic_code_values
+from redwall.templates import (
+    IDENTITY_SHEET,
+    stamp_identity,
+    code_list_range,
+    column_validation,
+    code_values,
+    dynamic_code_values,
+)
 from redwall.schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
@@ -45,7 +52,9 @@ FORMATS = {"date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm:ss", "int": "0", 
 TEXT = "@"
 # How the workbook reader renders a date cell: the cell of a column the clerk added goes back as a date.
 DATE_CELL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-TITLE = "{file}：红色单元格有问题，鼠标移到单元格上可看说明（全部问题见「问题说明」工作表）；改正后保存报送即可，文件名可改"
+TITLE = (
+    "{file}：红色单元格有问题，鼠标移到单元格上可看说明（全部问题见「问题说明」工作表）；改正后保存报送即可，文件名可改"
+)
 VALIDATED_ROWS = 1000  # drop-downs and date checks reach this many rows below the last one
 
 
@@ -54,24 +63,37 @@ def _listed(issues: pl.DataFrame) -> pl.DataFrame:
     titles = {t.key: t.title for t in contracts.tables.values()}
     labels = {(t.key, c.name): c.label for t in contracts.tables.values() for c in t.all_columns}
     # the issue columns a list shows, with values a reader understands, headed by their labels
-    return issues.sort("severity", "first_seen").select(
-        "issue_id", pl.col("table").replace_strict(titles, default=pl.col("table")),
-        "file_path", "row_number",
-        pl.struct("table", "column").map_elements(lambda r: labels.get((r["table"], r["column"]), ""),
-                                                  return_dtype=pl.String).alias("column"),
-        "message_zh", _severity_zh(),
-        pl.col("first_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
-        pl.col("last_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
-        "community_code", "grid_code",
-    ).rename(ISSUE_LABELS, strict=False)
+    return (
+        issues.sort("severity", "first_seen")
+        .select(
+            "issue_id",
+            pl.col("table").replace_strict(titles, default=pl.col("table")),
+            "file_path",
+            "row_number",
+            pl.struct("table", "column")
+            .map_elements(lambda r: labels.get((r["table"], r["column"]), ""), return_dtype=pl.String)
+            .alias("column"),
+            "message_zh",
+            _severity_zh(),
+            pl.col("first_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
+            pl.col("last_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
+            "community_code",
+            "grid_code",
+        )
+        .rename(ISSUE_LABELS, strict=False)
+    )
 
 
 def _severity_zh() -> pl.Expr:
     """What an issue's severity means for the record: kept out or loaded blank (found at
     ingestion), or loaded as it is and to be checked (found later, on loaded rows)."""
     severity = pl.col("severity")
-    return pl.when(pl.col("origin") == INGEST).then(severity.replace_strict(SEVERITY_ZH, default=severity)) \
-        .otherwise(pl.lit(FOUND_LATER)).alias("severity")
+    return (
+        pl.when(pl.col("origin") == INGEST)
+        .then(severity.replace_strict(SEVERITY_ZH, default=severity))
+        .otherwise(pl.lit(FOUND_LATER))
+        .alias("severity")
+    )
 
 
 def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
@@ -83,9 +105,11 @@ def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
     folder.mkdir(parents=True)
     open_ = issues.filter(pl.col("status") == "open")
     written = {"grid": 0, "department": 0, "unlocated": 0, "ledger_workbooks": 0}
-    lists = [("grid", "网格", open_.filter(pl.col("grid_code").is_not_null()), "grid_code"),
-             ("department", "部门", open_.filter(pl.col("department").is_not_null()), "department"),
-             ("unlocated", "未定位", open_.filter(pl.col("grid_code").is_null() & pl.col("department").is_null()), "source")]
+    lists = [
+        ("grid", "网格", open_.filter(pl.col("grid_code").is_not_null()), "grid_code"),
+        ("department", "部门", open_.filter(pl.col("department").is_not_null()), "department"),
+        ("unlocated", "未定位", open_.filter(pl.col("grid_code").is_null() & pl.col("department").is_null()), "source"),
+    ]
     for kind, prefix, part, by in lists:
         for (who,), rows in part.group_by(by):
             _listed(rows).write_excel(folder / f"{prefix}_{who}.xlsx", worksheet="整改清单", autofit=True)
@@ -102,8 +126,9 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
     whose issues are all closed or waived is gone. Returns the workbooks written."""
     root = home.outbox / "ledgers"
     shutil.rmtree(root, ignore_errors=True)
-    ledger = open_issues.filter(pl.col("source") == LEDGERS, pl.col("status") == OPEN,
-                                pl.col("file_path").is_not_null())
+    ledger = open_issues.filter(
+        pl.col("source") == LEDGERS, pl.col("status") == OPEN, pl.col("file_path").is_not_null()
+    )
     if not ledger.height:
         return 0
     contracts = load_contracts()
@@ -113,8 +138,13 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
     written: set[Path] = set()
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
-        department = parts[0][0].department["code"] if parts else next(
-            iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name)
+        department = (
+            parts[0][0].department["code"]
+            if parts
+            else next(
+                iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name
+            )
+        )
         book = Workbook()
         layouts = _layouts(home, path, [table for table, _ in parts])
         _issue_sheet(book, _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path), layouts, dynamic))
@@ -138,10 +168,15 @@ def _delivered_rows(home: Home, contracts: Contracts, paths: pl.Series) -> dict[
         return {}
     versions = pl.concat([f.select("_source_file", "_file_hash", "_loaded_at").unique() for f in frames.values()])
     latest = versions.group_by("_source_file").agg(pl.col("_file_hash").sort_by("_loaded_at", "_file_hash").last())
-    return {key: {path: rows for (path,), rows in
-                  frame.join(latest, on=["_source_file", "_file_hash"], how="semi").sort("_row_number")
-                  .group_by("_source_file", maintain_order=True)}
-            for key, frame in frames.items()}
+    return {
+        key: {
+            path: rows
+            for (path,), rows in frame.join(latest, on=["_source_file", "_file_hash"], how="semi")
+            .sort("_row_number")
+            .group_by("_source_file", maintain_order=True)
+        }
+        for key, frame in frames.items()
+    }
 
 
 def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFrame]]) -> pl.DataFrame:
@@ -149,17 +184,33 @@ def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFr
     the file's latest delivery on a row and rule with an open issue (the loop keeps one issue per
     record and rule: a row missing two required cells is one issue, its two cells two marks)."""
     columns = ["file_path", "table", "row_number", "column", "message_zh", "severity", "origin"]
-    delivered = pl.DataFrame([(path, files[path]["_file_hash"][0]) for files in rows.values() for path in files],
-                             schema={"file_path": pl.String, "file_hash": pl.String}, orient="row").unique()
-    recorded = lake.read(home, OPS, REJECTIONS, where=(pl.col("source") == LEDGERS)
-                         & pl.col("file_hash").is_in(delivered["file_hash"].implode()))
+    delivered = pl.DataFrame(
+        [(path, files[path]["_file_hash"][0]) for files in rows.values() for path in files],
+        schema={"file_path": pl.String, "file_hash": pl.String},
+        orient="row",
+    ).unique()
+    recorded = lake.read(
+        home,
+        OPS,
+        REJECTIONS,
+        where=(pl.col("source") == LEDGERS) & pl.col("file_hash").is_in(delivered["file_hash"].implode()),
+    )
     found = [ledger.select(columns)]
     if recorded.height:
-        found.append(recorded.join(delivered, on="file_hash")
-                     .join(ledger.filter(pl.col("origin") == INGEST), on=["file_path", "table", "row_number", "rule"],
-                           how="semi").with_columns(origin=pl.lit(INGEST)).select(columns))
-    return pl.concat(found).unique(["file_path", "table", "row_number", "column", "message_zh"], maintain_order=True) \
-        .sort("row_number", "column", nulls_last=True, maintain_order=True).with_row_index("mark")
+        found.append(
+            recorded.join(delivered, on="file_hash")
+            .join(
+                ledger.filter(pl.col("origin") == INGEST), on=["file_path", "table", "row_number", "rule"], how="semi"
+            )
+            .with_columns(origin=pl.lit(INGEST))
+            .select(columns)
+        )
+    return (
+        pl.concat(found)
+        .unique(["file_path", "table", "row_number", "column", "message_zh"], maintain_order=True)
+        .sort("row_number", "column", nulls_last=True, maintain_order=True)
+        .with_row_index("mark")
+    )
 
 
 def _layouts(home: Home, path: str, tables: list[Table]) -> dict[tuple[str, str | None], tuple[dict, tuple]]:
@@ -176,15 +227,23 @@ def _layouts(home: Home, path: str, tables: list[Table]) -> dict[tuple[str, str 
     return {(b.table.key, b.grid.sheet): (b.labels, b.order) for b in found if b.table is not None}
 
 
-def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks: pl.DataFrame,
-                 layouts: dict, dynamic: dict[str, list[str]]) -> pl.DataFrame:
+def _mark_sheets(
+    book: Workbook,
+    parts: list[tuple[Table, pl.DataFrame]],
+    marks: pl.DataFrame,
+    layouts: dict,
+    dynamic: dict[str, list[str]],
+) -> pl.DataFrame:
     """One sheet per table and delivered sheet of the file: its rows (:func:`_write_rows`), each
     marked cell filled and commented (a mark without a column of the sheet, on the row's first
     cell; an issue names no sheet, so where two sheets of one table hold its row, on both); the
     template's identity and drop-down lists in a very hidden sheet. Returns ``marks`` with the
     sheets each is shown on (null: its row is not among the file's rows)."""
-    sheets = [(table, sheet, frame) for table, rows in parts
-              for (sheet,), frame in rows.group_by("_sheet", maintain_order=True)]
+    sheets = [
+        (table, sheet, frame)
+        for table, rows in parts
+        for (sheet,), frame in rows.group_by("_sheet", maintain_order=True)
+    ]
     lists = book.create_sheet(IDENTITY_SHEET)
     if sheets:
         stamp_identity(book, lists, sheets[0][0])
@@ -192,7 +251,9 @@ def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks:
     shown = []
     for i, (table, sheet_name, frame) in enumerate(sheets):
         sheet = book.active if i == 0 else book.create_sheet(index=i)
-        sheet.title = (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
+        sheet.title = (
+            (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
+        )
         columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic)
         mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(frame["_row_number"].implode()))
         for number, column, message in mine.select("row_number", "column", "message_zh").iter_rows():
@@ -203,13 +264,22 @@ def _mark_sheets(book: Workbook, parts: list[tuple[Table, pl.DataFrame]], marks:
         shown.append(mine.select("mark", sheet=pl.lit(sheet.title)))
     if not sheets:
         book.active.title = "错误标注"
-    on = pl.concat(shown).group_by("mark").agg(pl.col("sheet").str.join("、")) if shown else \
-        pl.DataFrame(schema={"mark": pl.UInt32, "sheet": pl.String})
+    on = (
+        pl.concat(shown).group_by("mark").agg(pl.col("sheet").str.join("、"))
+        if shown
+        else pl.DataFrame(schema={"mark": pl.UInt32, "sheet": pl.String})
+    )
     return marks.join(on, on="mark", how="left")
 
 
-def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame, layout: tuple[dict, tuple] | None,
-                lists: Worksheet, dynamic: dict[str, list[str]]) -> list[str]:
+def _write_rows(
+    sheet: Worksheet,
+    table: Table,
+    frame: pl.DataFrame,
+    layout: tuple[dict, tuple] | None,
+    lists: Worksheet,
+    dynamic: dict[str, list[str]],
+) -> list[str]:
     """The clerk's rows where they were in the file, so that 第N行 of every message is row N here:
     the header above the first row, under a line saying what the workbook is; the clerk's columns
     in the clerk's order under the clerk's headers (``layout``, else the template's), the
@@ -221,16 +291,22 @@ def _write_rows(sheet: Worksheet, table: Table, frame: pl.DataFrame, layout: tup
     row's issues when the row comes back and passes, whatever the file is then called and however
     its rows were sorted, deleted or added. Returns the sheet's columns, from column 1."""
     labels, order = layout or ({}, ())
-    present = [c for c in frame.columns if not c.startswith("_") and (c in table.schema() or frame[c].is_not_null().any())]
+    present = [
+        c for c in frame.columns if not c.startswith("_") and (c in table.schema() or frame[c].is_not_null().any())
+    ]
     columns = [c for c in order if c in present] + [c for c in present if c not in order]
     contract = {c.name: c for c in table.columns}
     # an ID or phone typed into a note goes no further than the lake, nor into a column the clerk added
-    frame = frame.with_columns(scrub_free_text(pl.col(c)) for c in
-                               [*(c.name for c in table.columns if c.free_text), *(c for c in columns if c not in contract)])
+    frame = frame.with_columns(
+        scrub_free_text(pl.col(c))
+        for c in [*(c.name for c in table.columns if c.free_text), *(c for c in columns if c not in contract)]
+    )
     kinds = {c.name: "text" if c.format else c.type for c in table.columns}
     typed = judge(table, frame, PLACE).rows.select(
         pl.col(c).dt.replace_time_zone(None) if kinds[c] == "datetime" else pl.col(c)
-        for c in contract if kinds[c] in FORMATS)
+        for c in contract
+        if kinds[c] in FORMATS
+    )
     first, last = frame["_row_number"].min(), frame["_row_number"].max()
     header = max(first - 1, 1)
     if header > 1:
@@ -291,8 +367,9 @@ def _issue_sheet(book: Workbook, listed: pl.DataFrame) -> None:
     sheet.append(["标注所在工作表", "行号", "问题说明", "严重程度"])
     for cell in sheet[1]:
         cell.font = BOLD
-    for name, number, message, severity in listed.select("sheet", "row_number", "message_zh",
-                                                         _severity_zh()).iter_rows():
+    for name, number, message, severity in listed.select(
+        "sheet", "row_number", "message_zh", _severity_zh()
+    ).iter_rows():
         sheet.append([name or "（文件中无此行）", number, message, severity])
     sheet.column_dimensions["A"].width = 16
     sheet.column_dimensions["C"].width = 90

@@ -66,8 +66,14 @@ def _citizen_condition(table: Table) -> dict:
         if column.codes in CITIZEN_DOCUMENTS:
             codes = list(CITIZEN_DOCUMENTS[column.codes])
             # GE 1.x Condition, as JSON: ``Column(name).is_in(codes).dict()`` (no string condition_parser)
-            return {"row_condition": {"type": "comparison", "column": {"name": column.name}, "operator": "IN",
-                                      "parameter": codes}}
+            return {
+                "row_condition": {
+                    "type": "comparison",
+                    "column": {"name": column.name},
+                    "operator": "IN",
+                    "parameter": codes,
+                }
+            }
     return {}
 
 
@@ -83,53 +89,127 @@ def suite_config(table: Table) -> dict:
     for c in table.all_columns:
         sev = _severity(table, c)
         if c.required:
-            out.append(_expectation("expect_column_values_to_not_be_null", "required_missing", sev, c.name,
-                                    column=c.name))
+            out.append(
+                _expectation("expect_column_values_to_not_be_null", "required_missing", sev, c.name, column=c.name)
+            )
         if c.codes in code_lists():
-            out.append(_expectation("expect_column_values_to_be_in_set", "code_unknown", sev, c.name,
-                                    column=c.name, value_set=sorted(code_lists()[c.codes])))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_be_in_set",
+                    "code_unknown",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    value_set=sorted(code_lists()[c.codes]),
+                )
+            )
         if c.format == "person_id":
             condition = _citizen_condition(table)
-            out.append(_expectation("expect_column_values_to_be_valid_citizen_ids", "id_checksum", sev, c.name,
-                                    column=c.name, **condition))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_be_valid_citizen_ids",
+                    "id_checksum",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    **condition,
+                )
+            )
             if c.name == "id_number" and "birth_date" in names:
-                out.append(_expectation("expect_citizen_id_to_agree_with_birth_date", "id_birth_date_mismatch",
-                                        sev, c.name, column_A=c.name, column_B="birth_date",
-                                        ignore_row_if="either_value_is_missing", **condition))
+                out.append(
+                    _expectation(
+                        "expect_citizen_id_to_agree_with_birth_date",
+                        "id_birth_date_mismatch",
+                        sev,
+                        c.name,
+                        column_A=c.name,
+                        column_B="birth_date",
+                        ignore_row_if="either_value_is_missing",
+                        **condition,
+                    )
+                )
             sex = _sex_column(table)
             if c.name == "id_number" and sex is not None:  # reported on the sex a clerk may have mistyped
-                out.append(_expectation("expect_citizen_id_to_agree_with_sex", "id_sex_mismatch",
-                                        _severity(table, sex), sex.name, column_A=c.name, column_B=sex.name,
-                                        ignore_row_if="either_value_is_missing", **condition))
+                out.append(
+                    _expectation(
+                        "expect_citizen_id_to_agree_with_sex",
+                        "id_sex_mismatch",
+                        _severity(table, sex),
+                        sex.name,
+                        column_A=c.name,
+                        column_B=sex.name,
+                        ignore_row_if="either_value_is_missing",
+                        **condition,
+                    )
+                )
         elif c.format == "uscc":
-            out.append(_expectation("expect_column_values_to_be_valid_uscc", "uscc_invalid", sev, c.name,
-                                    column=c.name))
+            out.append(
+                _expectation("expect_column_values_to_be_valid_uscc", "uscc_invalid", sev, c.name, column=c.name)
+            )
         elif c.format == "phone":
-            out.append(_expectation("expect_column_values_to_be_phone_numbers", "phone_invalid", sev, c.name,
-                                    column=c.name))
+            out.append(
+                _expectation("expect_column_values_to_be_phone_numbers", "phone_invalid", sev, c.name, column=c.name)
+            )
         elif c.format == "grid_code" or c.codes == "grid":
-            out.append(_expectation("expect_column_values_to_be_in_set", "grid_unknown", sev, c.name,
-                                    column=c.name, value_set={"$PARAMETER": "grid_codes"}))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_be_in_set",
+                    "grid_unknown",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    value_set={"$PARAMETER": "grid_codes"},
+                )
+            )
         elif c.format == "community_code":
-            out.append(_expectation("expect_column_values_to_be_in_set", "community_unknown", sev, c.name,
-                                    column=c.name, value_set={"$PARAMETER": "community_codes"}))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_be_in_set",
+                    "community_unknown",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    value_set={"$PARAMETER": "community_codes"},
+                )
+            )
         elif c.codes == "community":
-            out.append(_expectation("expect_column_values_to_be_in_set", "community_unknown", sev, c.name,
-                                    column=c.name, value_set={"$PARAMETER": "community_names"}))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_be_in_set",
+                    "community_unknown",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    value_set={"$PARAMETER": "community_names"},
+                )
+            )
         elif c.format in format_rules():
-            out.append(_expectation("expect_column_values_to_match_regex", "format_invalid", sev, c.name,
-                                    column=c.name, regex=format_rules()[c.format][0]))
+            out.append(
+                _expectation(
+                    "expect_column_values_to_match_regex",
+                    "format_invalid",
+                    sev,
+                    c.name,
+                    column=c.name,
+                    regex=format_rules()[c.format][0],
+                )
+            )
     keys = list(table.keys)
     if len(keys) == 1:
         out.append(_expectation("expect_column_values_to_be_unique", "key_duplicate", "error", None, column=keys[0]))
     else:
-        out.append(_expectation("expect_compound_columns_to_be_unique", "key_duplicate", "error", None,
-                                column_list=keys))
+        out.append(
+            _expectation("expect_compound_columns_to_be_unique", "key_duplicate", "error", None, column_list=keys)
+        )
     body = json.dumps(out, ensure_ascii=False, sort_keys=True)
     return {
         "name": f"silver.{table.bronze_name}",
-        "meta": {"contract": table.key, "suite_format": SUITE_FORMAT,
-                 "fingerprint": hashlib.sha256(body.encode()).hexdigest()[:12], "parameters": list(PARAMETERS)},
+        "meta": {
+            "contract": table.key,
+            "suite_format": SUITE_FORMAT,
+            "fingerprint": hashlib.sha256(body.encode()).hexdigest()[:12],
+            "parameters": list(PARAMETERS),
+        },
         "expectations": out,
     }
 
@@ -165,8 +245,9 @@ def load_suite(table: Table) -> dict:
 FAILURE_SCHEMA = {"index": pl.Int64, "rule": pl.String, "column": pl.String, "severity": pl.String}
 
 
-def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]],
-             keep: list | None = None) -> pl.DataFrame:
+def validate(
+    table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]], keep: list | None = None
+) -> pl.DataFrame:
     """Run the table's committed suite on ``frame`` (its current rows) in one Great Expectations batch;
     returns one row per failing row and expectation: its position in ``frame``, rule, column, severity.
     An expectation that errors (not fails) raises: a broken suite must not pass silently.
@@ -179,21 +260,28 @@ def validate(table: Table, frame: pl.DataFrame, parameters: dict[str, list[str]]
     import redwall.quality.expectations  # noqa: F401  (registers the custom expectations)
 
     config = load_suite(table)
-    suite = gx.ExpectationSuite(name=config["name"], expectations=[
-        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]).to_domain_obj()
-        for e in config["expectations"]
-    ])
+    suite = gx.ExpectationSuite(
+        name=config["name"],
+        expectations=[
+            ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]).to_domain_obj()
+            for e in config["expectations"]
+        ],
+    )
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (context.data_sources.add_pandas("silver").add_dataframe_asset(table.bronze_name)
-             .add_batch_definition_whole_dataframe("current")
-             .get_batch(batch_parameters={"dataframe": frame.to_pandas()}))
+    batch = (
+        context.data_sources.add_pandas("silver")
+        .add_dataframe_asset(table.bronze_name)
+        .add_batch_definition_whole_dataframe("current")
+        .get_batch(batch_parameters={"dataframe": frame.to_pandas()})
+    )
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"}, expectation_parameters=parameters)
     failures = []
     for r in result.results:
         if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"{config['name']}: {r.expectation_config.type} errored: "
-                               f"{r.exception_info.get('exception_message')}")
+            raise RuntimeError(
+                f"{config['name']}: {r.expectation_config.type} errored: {r.exception_info.get('exception_message')}"
+            )
         meta = r.expectation_config.meta
         for index in r.result.get("unexpected_index_list") or []:
             failures.append((int(index), meta["rule"], meta["column"], meta["severity"]))  # numpy → int

@@ -50,11 +50,27 @@ WORKBOOK, RECORD, DCAT = "信息资源目录.xlsx", "catalog.json", "catalog.jso
 CLASSES = {"基础": "1", "主题": "2", "部门": "3"}
 KINDS = {"feed": "接入数据", "ledger": "部门台账", "mart": "主题库"}
 # The guide's data types (信息项数据类型) for the contracts' types.
-DATA_TYPES = {"string": "字符型C", "code": "字符型C", "int": "整型I", "float": "浮点型F", "date": "日期型D",
-              "datetime": "日期时间型T", "bool": "逻辑型L", "json": "备注型M"}
+DATA_TYPES = {
+    "string": "字符型C",
+    "code": "字符型C",
+    "int": "整型I",
+    "float": "浮点型F",
+    "date": "日期型D",
+    "datetime": "日期时间型T",
+    "bool": "逻辑型L",
+    "json": "备注型M",
+}
 # XML Schema types of the contracts' types, for the DCAT distribution's column schema.
-XSD_TYPES = {"string": "string", "code": "string", "int": "integer", "float": "double", "date": "date",
-             "datetime": "dateTime", "bool": "boolean", "json": "json"}
+XSD_TYPES = {
+    "string": "string",
+    "code": "string",
+    "int": "integer",
+    "float": "double",
+    "date": "date",
+    "datetime": "dateTime",
+    "bool": "boolean",
+    "json": "json",
+}
 # Delivered format → (the guide's format class, detail, dct:format, IANA media type if registered).
 # Ledgers arrive as workbooks from our template; marts are databases.
 FORMATS = {
@@ -65,8 +81,16 @@ FORMATS = {
     "exchange": ("数据库", "共享交换库表，Parquet或CSV附数据字典", "Parquet/CSV", None),
     "database": ("数据库", "Delta Lake，发布至共享数据仓库", "Delta Lake", None),
 }
-FREQUENCIES = {"实时": "continuous", "每日": "daily", "每周": "weekly", "每月": "monthly", "每季度": "quarterly",
-               "每半年": "semiannual", "每年": "annual", "不定期": "irregular"}
+FREQUENCIES = {
+    "实时": "continuous",
+    "每日": "daily",
+    "每周": "weekly",
+    "每月": "monthly",
+    "每季度": "quarterly",
+    "每半年": "semiannual",
+    "每年": "annual",
+    "不定期": "irregular",
+}
 ACCESS_RIGHTS = "http://publications.europa.eu/resource/authority/access-right/"
 
 
@@ -241,9 +265,18 @@ def _values(codes: str | None) -> str | None:
 
 def _items(table: Table, code: str) -> list[dict[str, Any]]:
     return [
-        {"code": code, "title": table.title, "seq": seq, "label": c.label, "name": c.name,
-         "data_type": DATA_TYPES[c.type], "required": c.required, "sensitivity": SENSITIVITY[c.sensitivity],
-         "values": _values(c.codes), "description": c.description}
+        {
+            "code": code,
+            "title": table.title,
+            "seq": seq,
+            "label": c.label,
+            "name": c.name,
+            "data_type": DATA_TYPES[c.type],
+            "required": c.required,
+            "sensitivity": SENSITIVITY[c.sensitivity],
+            "values": _values(c.codes),
+            "description": c.description,
+        }
         for seq, c in enumerate(table.all_columns, start=1)
     ]
 
@@ -252,13 +285,23 @@ def _entry(table: Table, codes: dict[str, str], users: dict[str, list[str]]) -> 
     catalogue = table.catalogue
     related = dict.fromkeys([*table.related, *users.get(table.key, [])])
     return {
-        "code": codes[table.key], "category": catalogue["category"], "theme": catalogue.get("theme"),
-        "title": table.title, "kind": KINDS[table.kind], "table_key": table.key,
-        "provider": table.provider["name"], "provider_code": table.provider["code"], "abstract": table.abstract,
-        "format": _format(table), "item_count": len(table.all_columns),
-        "sharing": catalogue["sharing"], "sharing_condition": catalogue.get("condition"),
-        "sharing_method": catalogue.get("method"), "open": bool(catalogue.get("open")),
-        "update_cycle": catalogue["update_cycle"], "related_codes": [codes[k] for k in related],
+        "code": codes[table.key],
+        "category": catalogue["category"],
+        "theme": catalogue.get("theme"),
+        "title": table.title,
+        "kind": KINDS[table.kind],
+        "table_key": table.key,
+        "provider": table.provider["name"],
+        "provider_code": table.provider["code"],
+        "abstract": table.abstract,
+        "format": _format(table),
+        "item_count": len(table.all_columns),
+        "sharing": catalogue["sharing"],
+        "sharing_condition": catalogue.get("condition"),
+        "sharing_method": catalogue.get("method"),
+        "open": bool(catalogue.get("open")),
+        "update_cycle": catalogue["update_cycle"],
+        "related_codes": [codes[k] for k in related],
         "items": _items(table, codes[table.key]),
     }
 
@@ -281,8 +324,10 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for name in after.keys() & before.keys():
         for attr in ITEM_TRACKED:
             if before[name][attr] != after[name][attr]:
-                notes.append(f"信息项「{after[name]['label']}」{LABELS[attr]}："
-                             f"{_shown(before[name][attr])}→{_shown(after[name][attr])}")
+                notes.append(
+                    f"信息项「{after[name]['label']}」{LABELS[attr]}："
+                    f"{_shown(before[name][attr])}→{_shown(after[name][attr])}"
+                )
     notes += [f"{LABELS[f]}：{_shown(old.get(f))}→{_shown(new[f])}" for f in TRACKED if old.get(f) != new[f]]
     return notes
 
@@ -299,19 +344,32 @@ def _versioned(entry: dict[str, Any], previous: dict[str, Any] | None, today: dt
     kept = {"published_on": dt.date.fromisoformat(previous["published_on"])}
     if changes := _changes(previous, entry):
         version = previous["version"] + 1
-        return entry | kept | {"version": version, "version_on": today,
-                               "change_note": f"第{version}版：" + "；".join(changes)}
-    return entry | kept | {"version": previous["version"], "change_note": previous["change_note"],
-                           "version_on": dt.date.fromisoformat(previous["version_on"])}
+        return (
+            entry
+            | kept
+            | {"version": version, "version_on": today, "change_note": f"第{version}版：" + "；".join(changes)}
+        )
+    return (
+        entry
+        | kept
+        | {
+            "version": previous["version"],
+            "change_note": previous["change_note"],
+            "version_on": dt.date.fromisoformat(previous["version_on"]),
+        }
+    )
 
 
 def _order(entry: dict[str, Any]) -> tuple:
     return entry["code"][0], entry["theme"] or "", list(KINDS.values()).index(entry["kind"]), entry["table_key"]
 
 
-def build_catalog(home: Home, contracts: Contracts | None = None,
-                  previous: dict[str, dict[str, Any]] | None = None,
-                  today: dt.date | None = None) -> list[dict[str, Any]]:
+def build_catalog(
+    home: Home,
+    contracts: Contracts | None = None,
+    previous: dict[str, dict[str, Any]] | None = None,
+    today: dt.date | None = None,
+) -> list[dict[str, Any]]:
     """Every resource's entry (with its ``items``), versioned against ``previous`` (entries of the
     last catalogue by code), with the lake's facts where it has them."""
     contracts = contracts or load_contracts()
@@ -326,8 +384,9 @@ def build_catalog(home: Home, contracts: Contracts | None = None,
 
 
 # -- the departments' own view -------------------------------------------------------------------
-def department_view(home: Home, entries: list[dict[str, Any]], contracts: Contracts | None = None,
-                    now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def department_view(
+    home: Home, entries: list[dict[str, Any]], contracts: Contracts | None = None, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
     """Per department: the ledgers it provides, with how many files it delivered, when it last
     delivered and whether that is within the ledger's update cycle at ``now``, how many rows were
     refused and how many of its rectification issues (``quality/issue``) are still open; and the
@@ -337,9 +396,17 @@ def department_view(home: Home, entries: list[dict[str, Any]], contracts: Contra
     now = now or dt.datetime.now(dt.UTC)
     by_key = {e["table_key"]: e for e in entries}
     users, receipts = _users(contracts), _receipts(home)
-    rejected = (lake.read(home, OPS, REJECTIONS, columns=["receipt_id", "table", "sheet", "row_number"],
-                          where=pl.col("severity") == "error")
-                if lake.exists(home, OPS, REJECTIONS) else None)
+    rejected = (
+        lake.read(
+            home,
+            OPS,
+            REJECTIONS,
+            columns=["receipt_id", "table", "sheet", "row_number"],
+            where=pl.col("severity") == "error",
+        )
+        if lake.exists(home, OPS, REJECTIONS)
+        else None
+    )
     open_issues = _open_issues(home)
     rows = []
     for code, name in contracts.departments.items():
@@ -347,8 +414,11 @@ def department_view(home: Home, entries: list[dict[str, Any]], contracts: Contra
         for table in ledgers:
             delivered = _carrying(receipts, table)
             delivered = delivered.filter(pl.col("department") == code) if delivered.height else delivered
-            rows.append(_view_row(code, name, PROVIDES, by_key[table.key]) | _delivery(delivered, rejected, table, now)
-                        | {"open_issues": open_issues.get((code, table.key), 0)})
+            rows.append(
+                _view_row(code, name, PROVIDES, by_key[table.key])
+                | _delivery(delivered, rejected, table, now)
+                | {"open_issues": open_issues.get((code, table.key), 0)}
+            )
         for mart in _downstream([t.key for t in ledgers], users):
             rows.append(_view_row(code, name, RECEIVES, by_key[mart]) | dict.fromkeys((*DELIVERY, "open_issues")))
     return rows
@@ -358,21 +428,29 @@ def _open_issues(home: Home) -> dict[tuple[str, str], int]:
     """Open rectification issues by (department, table); none before the first quality run."""
     if not lake.exists(home, "quality", "issue"):
         return {}
-    issues = lake.read(home, "quality", "issue", columns=["department", "table", "status"],
-                       where=(pl.col("status") == "open") & pl.col("department").is_not_null())
+    issues = lake.read(
+        home,
+        "quality",
+        "issue",
+        columns=["department", "table", "status"],
+        where=(pl.col("status") == "open") & pl.col("department").is_not_null(),
+    )
     return {(d, t): n for d, t, n in issues.group_by("department", "table").len().iter_rows()}
 
 
 def _view_row(code: str, name: str, relation: str, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"department_code": code, "department_name": name, "relation": relation,
-            **{k: entry[k] for k in ("code", "title", "table_key", "sharing", "update_cycle", "rows")}}
+    return {
+        "department_code": code,
+        "department_name": name,
+        "relation": relation,
+        **{k: entry[k] for k in ("code", "title", "table_key", "sharing", "update_cycle", "rows")},
+    }
 
 
 DELIVERY = ("files_received", "last_received_at", "delivery", "last_status", "rows_rejected")
 
 
-def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Table,
-              now: dt.datetime) -> dict[str, Any]:
+def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Table, now: dt.datetime) -> dict[str, Any]:
     """How a department's deliveries of a ledger stand. Refused rows are summed over every delivery
     (a row counts once however many problems it had): a ledger delivered per community has no
     single "latest" file; what is still to be corrected is the open issue count. No ops/rejection
@@ -383,12 +461,18 @@ def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Tab
     grace = DELIVERY_GRACE.get(table.catalogue["update_cycle"])
     refused = 0
     if rejected is not None:
-        refused = rejected.filter(pl.col("receipt_id").is_in(delivered["receipt_id"].implode()),
-                                  pl.col("table") == table.key
-                                  ).select(pl.struct("receipt_id", "sheet", "row_number").n_unique()).item()
-    return {"files_received": delivered.height, "last_received_at": last["received_at"].astimezone(LOCAL_TZ),
-            "delivery": OVERDUE if grace and last["received_at"] + grace < now else ON_TIME,
-            "last_status": STATUS_ZH[last["status"]], "rows_rejected": refused}
+        refused = (
+            rejected.filter(pl.col("receipt_id").is_in(delivered["receipt_id"].implode()), pl.col("table") == table.key)
+            .select(pl.struct("receipt_id", "sheet", "row_number").n_unique())
+            .item()
+        )
+    return {
+        "files_received": delivered.height,
+        "last_received_at": last["received_at"].astimezone(LOCAL_TZ),
+        "delivery": OVERDUE if grace and last["received_at"] + grace < now else ON_TIME,
+        "last_status": STATUS_ZH[last["status"]],
+        "rows_rejected": refused,
+    }
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -465,35 +549,56 @@ def dcat(entries: list[dict[str, Any]], contracts: Contracts, today: dt.date) ->
         *_, dct_format, media_type = FORMATS[_format_key(table)]
         access = "PUBLIC" if e["open"] else "NON_PUBLIC" if e["sharing"] == "不予共享" else "RESTRICTED"
         distribution = {
-            "@type": "dcat:Distribution", "dct:title": _zh(e["format"]), "dct:format": dct_format,
-            "csvw:tableSchema": {"csvw:column": [
-                {"csvw:name": c.name, "csvw:title": _zh(c.label), "csvw:datatype": XSD_TYPES[c.type],
-                 "csvw:required": c.required} for c in table.all_columns]},
+            "@type": "dcat:Distribution",
+            "dct:title": _zh(e["format"]),
+            "dct:format": dct_format,
+            "csvw:tableSchema": {
+                "csvw:column": [
+                    {
+                        "csvw:name": c.name,
+                        "csvw:title": _zh(c.label),
+                        "csvw:datatype": XSD_TYPES[c.type],
+                        "csvw:required": c.required,
+                    }
+                    for c in table.all_columns
+                ]
+            },
         } | ({"dcat:mediaType": media_type} if media_type else {})
         dataset = {
-            "@id": f"urn:redwall:resource:{e['code']}", "@type": "dcat:Dataset", "dct:identifier": e["code"],
-            "dct:title": _zh(e["title"]), "dct:description": _zh(e["abstract"]),
+            "@id": f"urn:redwall:resource:{e['code']}",
+            "@type": "dcat:Dataset",
+            "dct:identifier": e["code"],
+            "dct:title": _zh(e["title"]),
+            "dct:description": _zh(e["abstract"]),
             "dct:publisher": _agent(e["provider"], e["provider_code"]),
-            "dcat:theme": [{"@type": "skos:Concept", "skos:prefLabel": _zh(k)}
-                           for k in (e["category"], e["theme"]) if k],
+            "dcat:theme": [
+                {"@type": "skos:Concept", "skos:prefLabel": _zh(k)} for k in (e["category"], e["theme"]) if k
+            ],
             "dcat:keyword": [_zh(e["kind"])],
             "dct:accrualPeriodicity": {"@id": f"freq:{FREQUENCIES[e['update_cycle']]}"},
             "dct:accessRights": {"@id": ACCESS_RIGHTS + access},
             "dct:rights": _zh("；".join(filter(None, (e["sharing"], e["sharing_condition"], e["sharing_method"])))),
             "dct:issued": {"@value": e["published_on"].isoformat(), "@type": "xsd:date"},
             "dct:modified": {"@value": e["version_on"].isoformat(), "@type": "xsd:date"},
-            "dcat:version": str(e["version"]), "adms:versionNotes": _zh(e["change_note"]),
+            "dcat:version": str(e["version"]),
+            "adms:versionNotes": _zh(e["change_note"]),
             "dct:relation": [{"@id": f"urn:redwall:resource:{c}"} for c in e["related_codes"]],
             "dcat:distribution": [distribution],
         }
         datasets.append({k: v for k, v in dataset.items() if v is not None})
     return {
-        "@context": {"dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/",
-                     "foaf": "http://xmlns.com/foaf/0.1/", "xsd": "http://www.w3.org/2001/XMLSchema#",
-                     "adms": "http://www.w3.org/ns/adms#", "csvw": "http://www.w3.org/ns/csvw#",
-                     "freq": "http://purl.org/cld/freq/",
-                     "skos": "http://www.w3.org/2004/02/skos/core#"},
-        "@id": "urn:redwall:catalog", "@type": "dcat:Catalog",
+        "@context": {
+            "dcat": "http://www.w3.org/ns/dcat#",
+            "dct": "http://purl.org/dc/terms/",
+            "foaf": "http://xmlns.com/foaf/0.1/",
+            "xsd": "http://www.w3.org/2001/XMLSchema#",
+            "adms": "http://www.w3.org/ns/adms#",
+            "csvw": "http://www.w3.org/ns/csvw#",
+            "freq": "http://purl.org/cld/freq/",
+            "skos": "http://www.w3.org/2004/02/skos/core#",
+        },
+        "@id": "urn:redwall:catalog",
+        "@type": "dcat:Catalog",
         "dct:title": _zh(f"{publisher['name']}政务信息资源目录"),
         "dct:publisher": _agent(publisher["name"], publisher["code"]),
         "dct:modified": {"@value": today.isoformat(), "@type": "xsd:date"},
@@ -528,19 +633,35 @@ def publish_catalog(home: Home, contracts: Contracts | None = None) -> dict[str,
     lake.write(home, CATALOG, "item", _frame(items, ITEM_FIELDS))
     lake.write(home, CATALOG, "department", _frame(departments, DEPARTMENT_FIELDS))
     write_shared(folder / WORKBOOK, _workbook(entries, departments).save, home.published)
-    write_shared(folder / DCAT, lambda p: p.write_text(
-        json.dumps(dcat(entries, contracts, today), ensure_ascii=False, indent=1, default=_json), encoding="utf-8"), home.published)
-    record = {"title": f"{_publisher(contracts)['name']}政务信息资源目录", "published_at": dt.datetime.now(LOCAL_TZ),
-              "fields": LABELS, "resources": entries, "departments": departments}
-    write_shared(folder / RECORD, lambda p: p.write_text(
-        json.dumps(record, ensure_ascii=False, indent=1, default=_json), encoding="utf-8"), home.published)
+    write_shared(
+        folder / DCAT,
+        lambda p: p.write_text(
+            json.dumps(dcat(entries, contracts, today), ensure_ascii=False, indent=1, default=_json), encoding="utf-8"
+        ),
+        home.published,
+    )
+    record = {
+        "title": f"{_publisher(contracts)['name']}政务信息资源目录",
+        "published_at": dt.datetime.now(LOCAL_TZ),
+        "fields": LABELS,
+        "resources": entries,
+        "departments": departments,
+    }
+    write_shared(
+        folder / RECORD,
+        lambda p: p.write_text(json.dumps(record, ensure_ascii=False, indent=1, default=_json), encoding="utf-8"),
+        home.published,
+    )
 
     current = {e["code"] for e in entries}
     return {
-        "resources": len(entries), "items": len(items), "departments": len(contracts.departments),
+        "resources": len(entries),
+        "items": len(items),
+        "departments": len(contracts.departments),
         "new": sorted(current - previous.keys()),
-        "changed": sorted(e["code"] for e in entries if e["code"] in previous
-                          and e["version"] != previous[e["code"]]["version"]),
+        "changed": sorted(
+            e["code"] for e in entries if e["code"] in previous and e["version"] != previous[e["code"]]["version"]
+        ),
         "retired": sorted(previous.keys() - current),
         "paths": {name: str((folder / name).relative_to(home.root)) for name in (WORKBOOK, RECORD, DCAT)},
     }

@@ -16,8 +16,15 @@ import duckdb
 from redwall.home import Home
 
 # Families tried in order; Noto Sans CJK SC is Debian's fonts-noto-cjk, the others common elsewhere.
-CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei",
-                "Microsoft YaHei", "PingFang SC")
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
 CJK_FILES = ("NotoSansCJK", "NotoSansSC", "SourceHanSans", "wqy-zenhei", "simhei", "msyh", "PingFang")
 
 
@@ -38,8 +45,10 @@ def use_cjk_font() -> str:
     known = {f.name for f in font_manager.fontManager.ttflist}
     family = next((f for f in CJK_FAMILIES if f in known), None)
     if family is None:
-        raise MissingFontError("没有找到中文字体，图表中的中文会显示成方框。请安装 Noto CJK 字体："
-                               "Debian/Ubuntu `apt-get install fonts-noto-cjk`，然后重新运行。")
+        raise MissingFontError(
+            "没有找到中文字体，图表中的中文会显示成方框。请安装 Noto CJK 字体："
+            "Debian/Ubuntu `apt-get install fonts-noto-cjk`，然后重新运行。"
+        )
     matplotlib.rcParams["font.family"] = [family]
     matplotlib.rcParams["axes.unicode_minus"] = False  # the CJK font's minus sign, not U+2212
     # a glyph the font lacks is drawn as a box: make it fail the cell instead
@@ -54,6 +63,8 @@ def warehouse(home: Home | None = None) -> duckdb.DuckDBPyConnection:
     if not home.warehouse.exists():
         from redwall.report import redwall_command
 
-        raise FileNotFoundError(f"{home.warehouse} 不存在：先运行 `{redwall_command(home, 'build')}`，"
-                                "或把 REDWALL_HOME 设为已发布数据仓库的数据目录")
+        raise FileNotFoundError(
+            f"{home.warehouse} 不存在：先运行 `{redwall_command(home, 'build')}`，"
+            "或把 REDWALL_HOME 设为已发布数据仓库的数据目录"
+        )
     return duckdb.connect(str(home.warehouse), read_only=True)

@@ -59,8 +59,10 @@ def cmd_process(args: argparse.Namespace) -> int:
     sources = [args.source] if args.source else load_contracts().sources
     for source in sources:
         for r in process_source(home, source):
-            print(f"  {source:<10} {r.status:<18} read {r.rows_read:>8} accepted {r.rows_accepted:>8} "
-                  f"rejected {r.rows_rejected:>6}  {r.file_name}")
+            print(
+                f"  {source:<10} {r.status:<18} read {r.rows_read:>8} accepted {r.rows_accepted:>8} "
+                f"rejected {r.rows_rejected:>6}  {r.file_name}"
+            )
     return 0
 
 
@@ -108,7 +110,8 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.Execut
             quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | (config or {})
             try:
                 outcome["result"] = job.execute_in_process(
-                    run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags())
+                    run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags()
+                )
             except BaseException as error:  # handed to the main thread
                 outcome["error"] = error
 
@@ -117,8 +120,12 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.Execut
             if (run := instance.get_run_by_id(run_id)) is not None and not run.is_finished:
                 instance.report_run_canceled(run, f"redwall build stopped by {name}")
                 instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-            print(f"{job_name} stopped by {name} (run {run_id}); its pool slots are free, "
-                  "and the next build takes up where it stopped", file=sys.stderr, flush=True)
+            print(
+                f"{job_name} stopped by {name} (run {run_id}); its pool slots are free, "
+                "and the next build takes up where it stopped",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(128 + signum)
 
         handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -143,8 +150,10 @@ def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # 
     for check in result.get_asset_check_evaluations():
         if not check.passed:
             facts = ", ".join(f"{k}={v.value}" for k, v in check.metadata.items() if k != "dagster/details")
-            lines.append(f"  check failed: {check.asset_key.to_user_string()} {check.check_name}"
-                         f" [{check.severity.value}] {facts}")
+            lines.append(
+                f"  check failed: {check.asset_key.to_user_string()} {check.check_name}"
+                f" [{check.severity.value}] {facts}"
+            )
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         first = (error.message if error else "").strip().splitlines()[:1]
@@ -159,8 +168,10 @@ def explain_build(results: list, home: Home) -> str | None:
     """None when every run of :func:`build` succeeded, else what stopped it, run by run."""
     failed = [explain_failure(r, home) for r in results if not r.success]
     if failed and len(results) > 1 and results[-1].job_def.name != "build_all":
-        failed.append("build_all not run: the marts, quality loop and warehouse wait until the failed "
-                      "load above is fixed; the warehouse still holds the last good publish.")
+        failed.append(
+            "build_all not run: the marts, quality loop and warehouse wait until the failed "
+            "load above is fixed; the warehouse still holds the last good publish."
+        )
     return "\n".join(failed) or None
 
 
@@ -182,8 +193,10 @@ def held_notice(home: Home) -> str:
     waiting = holds.pending(home)
     if waiting.is_empty():
         return ""
-    return (f"{waiting.height} delivery(ies) held for a decision, not applied "
-            f"({', '.join(sorted(set(waiting['table'])))}): {redwall_command(home, 'held')}\n")
+    return (
+        f"{waiting.height} delivery(ies) held for a decision, not applied "
+        f"({', '.join(sorted(set(waiting['table'])))}): {redwall_command(home, 'held')}\n"
+    )
 
 
 def cmd_held(args: argparse.Namespace) -> int:
@@ -197,16 +210,22 @@ def cmd_held(args: argparse.Namespace) -> int:
     for e in listed.iter_rows(named=True):
         where = f" in {e['scope']}" if e["scope"] else ""
         print(f"{e['receipt_id']}  {e['status']:<9} {e['table']:<24} as of {e['as_of']}  {e['file_name']}")
-        print(f"    would close {e['records_closing']} of {e['records_current']} current records{where} "
-              f"({e['closing_share']:.1%}, limit {e['closing_limit']:.0%}); "
-              f"refused {e['rows_rejected']} of {e['rows_read']} rows "
-              f"({e['refused_share']:.1%}, limit {e['refused_limit']:.0%})")
+        print(
+            f"    would close {e['records_closing']} of {e['records_current']} current records{where} "
+            f"({e['closing_share']:.1%}, limit {e['closing_limit']:.0%}); "
+            f"refused {e['rows_rejected']} of {e['rows_read']} rows "
+            f"({e['refused_share']:.1%}, limit {e['refused_limit']:.0%})"
+        )
         if e["decided_by"]:
-            print(f"    {e['status']} by {e['decided_by']} at {e['decided_at']:%Y-%m-%d %H:%M} UTC: "
-                  f"{e['decision_reason']}")
+            print(
+                f"    {e['status']} by {e['decided_by']} at {e['decided_at']:%Y-%m-%d %H:%M} UTC: "
+                f"{e['decision_reason']}"
+            )
     if not args.all:
-        print(f"decide: {redwall_command(home, 'release', '<receipt>', '--why', 'TEXT')}  |  "
-              f"{redwall_command(home, 'discard', '<receipt>', '--why', 'TEXT')}")
+        print(
+            f"decide: {redwall_command(home, 'release', '<receipt>', '--why', 'TEXT')}  |  "
+            f"{redwall_command(home, 'discard', '<receipt>', '--why', 'TEXT')}"
+        )
     return 0
 
 
@@ -227,8 +246,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
         print(explain_failure(result, home), file=sys.stderr)
         return 1
     (entry,) = [e for e in holds.listing(home).iter_rows(named=True) if e["receipt_id"] == args.receipt]
-    print(f"{args.receipt}: {entry['status']} by {entry['decided_by']} (run {result.run_id}); "
-          f"the receipt beside {entry['stored_as']} says so")
+    print(
+        f"{args.receipt}: {entry['status']} by {entry['decided_by']} (run {result.run_id}); "
+        f"the receipt beside {entry['stored_as']} says so"
+    )
     return 0
 
 
@@ -240,7 +261,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = _home(args)
     if any((home.root / d).exists() and any((home.root / d).iterdir()) for d in ("inbox", "archive", "lake")):
         if not args.fresh:
-            again = redwall_command(home, "demo", "--fresh", *(["--scale", args.scale] if args.scale != "street" else []))
+            again = redwall_command(
+                home, "demo", "--fresh", *(["--scale", args.scale] if args.scale != "street" else [])
+            )
             print(f"{home.root} already holds data; run `{again}` to start it again", file=sys.stderr)
             return 2
         shutil.rmtree(home.root)
@@ -270,8 +293,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     home = _home(args)
     dagster = str(Path(sys.executable).parent / "dagster")
-    return run_service(home, "ui", args.host, args.port, cwd=PROJECT_ROOT, children=[
-        [dagster, "dev", *_code_location(), "-h", args.host, "-p", str(args.port)]])
+    return run_service(
+        home,
+        "ui",
+        args.host,
+        args.port,
+        cwd=PROJECT_ROOT,
+        children=[[dagster, "dev", *_code_location(), "-h", args.host, "-p", str(args.port)]],
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -279,14 +308,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     home = _home(args)
     bin_dir = Path(sys.executable).parent
-    return run_service(home, "serve", args.host, args.port, cwd=PROJECT_ROOT, children=[
-        [str(bin_dir / "dagster-webserver"), *_code_location(), "-h", args.host, "-p", str(args.port)],
-        [str(bin_dir / "dagster-daemon"), "run", *_code_location()]])
+    return run_service(
+        home,
+        "serve",
+        args.host,
+        args.port,
+        cwd=PROJECT_ROOT,
+        children=[
+            [str(bin_dir / "dagster-webserver"), *_code_location(), "-h", args.host, "-p", str(args.port)],
+            [str(bin_dir / "dagster-daemon"), "run", *_code_location()],
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="redwall", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="redwall", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--home", help="data home (default $REDWALL_HOME, else ./.redwall)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -315,8 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="also those already released or discarded")
     p.set_defaults(func=cmd_held)
 
-    for name, what in (("release", "apply a held delivery as an ordinary load would have"),
-                       ("discard", "keep a held delivery archived and never apply it")):
+    for name, what in (
+        ("release", "apply a held delivery as an ordinary load would have"),
+        ("discard", "keep a held delivery archived and never apply it"),
+    ):
         p = sub.add_parser(name, help=what)
         p.add_argument("receipt", help="the receipt id `redwall held` lists")
         p.add_argument("--why", required=True, help="the reason, recorded with the decision")

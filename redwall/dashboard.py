@@ -25,8 +25,21 @@ from redwall.offline import FONTS, escape as _e, page, write_atomically
 from redwall.worktime import TIME_ZONE
 
 TREND_DAYS = 28
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+)
 
 
 def dashboard_path(home: Home) -> Path:
@@ -64,21 +77,32 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
 
 # -- what the page shows, from the warehouse -----------------------------------------------------------
 def key_figures(con: duckdb.DuckDBPyConnection) -> list[Figure]:
-    people = _one(con, """
+    people = _one(
+        con,
+        """
         SELECT sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered,
                sum(floating_residents)::BIGINT AS floating, sum(foreign_residents)::BIGINT AS foreign_,
                sum(living_alone)::BIGINT AS living_alone, sum(very_old)::BIGINT AS very_old,
                sum(disabled)::BIGINT AS disabled, sum(dibao)::BIGINT AS dibao,
                count(DISTINCT community_code)::BIGINT AS communities, count(*)::BIGINT AS grids
-        FROM mart.grid""")
-    events = _one(con, """
+        FROM mart.grid""",
+    )
+    events = _one(
+        con,
+        """
         SELECT count(*) AS events, count(*) FILTER (WHERE is_open) AS open, count(*) FILTER (WHERE overdue) AS overdue,
                round(avg(on_time::INT) * 100, 1) AS on_time_pct
-        FROM mart.event""")
-    issues = _one(con, """
+        FROM mart.event""",
+    )
+    issues = _one(
+        con,
+        """
         SELECT count(*) FILTER (WHERE status = 'open') AS open, count(*) FILTER (WHERE status = 'closed') AS closed
-        FROM quality.issue""")
-    care = _one(con, "SELECT count(*) AS persons, count(*) FILTER (WHERE visit_overdue) AS overdue FROM mart.care_visit")
+        FROM quality.issue""",
+    )
+    care = _one(
+        con, "SELECT count(*) AS persons, count(*) FILTER (WHERE visit_overdue) AS overdue FROM mart.care_visit"
+    )
     return [
         Figure("residents", "现住人口", people["residents"], "人"),
         Figure("registered", "户籍人口", people["registered"], "人"),
@@ -94,7 +118,9 @@ def key_figures(con: duckdb.DuckDBPyConnection) -> list[Figure]:
         Figure("events", "城市管理事件", events["events"], "件"),
         Figure("events_open", "未办结", events["open"], "件"),
         Figure("events_overdue", "超时未办结", events["overdue"], "件"),
-        Figure("on_time_pct", "按时反馈率", None if events["on_time_pct"] is None else float(events["on_time_pct"]), "%"),
+        Figure(
+            "on_time_pct", "按时反馈率", None if events["on_time_pct"] is None else float(events["on_time_pct"]), "%"
+        ),
         Figure("issues_open", "待整改问题", issues["open"], "条"),
         Figure("issues_closed", "已整改问题", issues["closed"], "条"),
     ]
@@ -108,8 +134,9 @@ def _daily(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], 
     for label, spec in columns.items():
         column, _, condition = spec.partition(":")
         for day, n in con.execute(
-                f"SELECT timezone('{TIME_ZONE}', {column})::DATE AS day, count(*) FROM {table} "
-                f"WHERE {column} IS NOT NULL {'AND ' + condition if condition else ''} GROUP BY 1").fetchall():
+            f"SELECT timezone('{TIME_ZONE}', {column})::DATE AS day, count(*) FROM {table} "
+            f"WHERE {column} IS NOT NULL {'AND ' + condition if condition else ''} GROUP BY 1"
+        ).fetchall():
             counts[(label, day)] = n
     days = [start + dt.timedelta(days=i) for i in range(TREND_DAYS)]
     return [{"day": d, **{label: counts.get((label, d), 0) for label in columns}} for d in days]
@@ -131,26 +158,36 @@ def bar_chart(rows: list[dict], series: dict[str, str], *, title: str, x: str = 
     peak = max([r[s] for r in rows for s in series] + [1])
     slot = (width - left - 10) / max(len(rows), 1)
     bar = slot * 0.8 / len(series)
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{left}" y="16" class="chart-title">{_e(title)}</text>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
+        f'<text x="{left}" y="16" class="chart-title">{_e(title)}</text>',
+    ]
     for step in range(5):
         value = peak * step / 4
         y = height - bottom - (height - bottom - top) * step / 4
-        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid-line"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value:.0f}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid-line"/>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value:.0f}</text>'
+        )
     for i, row in enumerate(rows):
         x0 = left + i * slot + slot * 0.1
         for j, (field, colour) in enumerate(series.items()):
             h = (height - bottom - top) * row[field] / peak
-            parts.append(f'<rect x="{x0 + j * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" '
-                         f'height="{h:.1f}" fill="{colour}"><title>{_e(row[x])} {_e(field)}：{row[field]}</title></rect>')
+            parts.append(
+                f'<rect x="{x0 + j * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" '
+                f'height="{h:.1f}" fill="{colour}"><title>{_e(row[x])} {_e(field)}：{row[field]}</title></rect>'
+            )
         if len(rows) <= 14 or i % 7 == 0:
             label = row[x].strftime("%m-%d") if isinstance(row[x], dt.date) else str(row[x])
-            parts.append(f'<text x="{x0 + slot * 0.4:.1f}" y="{height - bottom + 14}" class="axis" '
-                         f'text-anchor="middle">{_e(label)}</text>')
+            parts.append(
+                f'<text x="{x0 + slot * 0.4:.1f}" y="{height - bottom + 14}" class="axis" '
+                f'text-anchor="middle">{_e(label)}</text>'
+            )
     for j, (field, colour) in enumerate(series.items()):
-        parts.append(f'<rect x="{width - 220 + j * 105}" y="6" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{width - 204 + j * 105}" y="17" class="axis">{_e(field)}</text>')
+        parts.append(
+            f'<rect x="{width - 220 + j * 105}" y="6" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{width - 204 + j * 105}" y="17" class="axis">{_e(field)}</text>'
+        )
     return "".join(parts) + "</svg>"
 
 
@@ -192,8 +229,10 @@ def building_map(buildings: list[dict], communities: list[str]) -> str:
         return pad + (lon - min(lons)) * squeeze * scale, height - pad - (lat - min(lats)) * scale
 
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(communities)}
-    parts = [f'<svg viewBox="0 0 {width:.0f} {height:.0f}" class="map" style="max-width:{width:.0f}px" role="img" '
-             'aria-label="楼栋分布">']
+    parts = [
+        f'<svg viewBox="0 0 {width:.0f} {height:.0f}" class="map" style="max-width:{width:.0f}px" role="img" '
+        'aria-label="楼栋分布">'
+    ]
     grids: dict[str, list[tuple[float, float]]] = {}
     for b in placed:
         grids.setdefault(b["grid_code"] or "", []).append(xy(b["lon"], b["lat"]))
@@ -201,33 +240,43 @@ def building_map(buildings: list[dict], communities: list[str]) -> str:
         hull = _hull(points)
         if len(hull) >= 3:
             cx, cy = sum(p[0] for p in hull) / len(hull), sum(p[1] for p in hull) / len(hull)
-            parts.append(f'<polygon points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in hull)}" class="grid-area">'
-                         f'<title>网格 {_e(grid)}</title></polygon>'
-                         f'<text x="{cx:.1f}" y="{cy:.1f}" class="grid-label" text-anchor="middle">{_e(grid[-3:])}</text>')
+            parts.append(
+                f'<polygon points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in hull)}" class="grid-area">'
+                f"<title>网格 {_e(grid)}</title></polygon>"
+                f'<text x="{cx:.1f}" y="{cy:.1f}" class="grid-label" text-anchor="middle">{_e(grid[-3:])}</text>'
+            )
     peak = max(b["residents"] for b in placed) or 1
     for b in placed:
         x, y = xy(b["lon"], b["lat"])
         r = 2 + 7 * math.sqrt(b["residents"] / peak)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour.get(b["community_name"], "#999")}" '
-                     f'fill-opacity="0.75"><title>{_e(b["community_name"])} 网格{_e((b["grid_code"] or "")[-3:])}'
-                     f' 现住{b["residents"]}人</title></circle>')
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour.get(b["community_name"], "#999")}" '
+            f'fill-opacity="0.75"><title>{_e(b["community_name"])} 网格{_e((b["grid_code"] or "")[-3:])}'
+            f" 现住{b['residents']}人</title></circle>"
+        )
     parts.append("</svg>")
     legend = "".join(f'<span class="legend"><i style="background:{colour[c]}"></i>{_e(c)}</span>' for c in communities)
     return "".join(parts) + f'<div class="legends">{legend}</div>'
 
 
 def table(rows: list[dict], columns: dict[str, str], *, numeric: set[str]) -> str:
-    head = "".join(f'<th class="num">{_e(label)}</th>' if c in numeric else f"<th>{_e(label)}</th>"
-                   for c, label in columns.items())
+    head = "".join(
+        f'<th class="num">{_e(label)}</th>' if c in numeric else f"<th>{_e(label)}</th>" for c, label in columns.items()
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{fmt(r[c])}</td>' if c in numeric else f"<td>{_e(r[c])}</td>"
-                         for c in columns) + "</tr>"
-        for r in rows)
+        "<tr>"
+        + "".join(f'<td class="num">{fmt(r[c])}</td>' if c in numeric else f"<td>{_e(r[c])}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-STYLE = """
-body{font-family:""" + FONTS + """;margin:0;background:#f3f5f8;color:#1d2733}
+STYLE = (
+    """
+body{font-family:"""
+    + FONTS
+    + """;margin:0;background:#f3f5f8;color:#1d2733}
 header{background:#8b1a1a;color:#fff;padding:14px 28px}
 header h1{margin:0;font-size:26px} header p{margin:4px 0 0;font-size:14px;opacity:.9}
 main{padding:18px 28px;max-width:1400px}
@@ -247,6 +296,7 @@ svg{width:100%;height:auto} .chart-title{font-size:14px;font-weight:bold} .axis{
 .legend i{display:inline-block;width:11px;height:11px;border-radius:50%;margin-right:4px;vertical-align:-1px}
 .note{font-size:12px;color:#5b6672}
 """
+)
 
 
 def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
@@ -254,42 +304,100 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
     figures = key_figures(con)
     end = _latest_day(con)
     communities = _rows(con, "SELECT * FROM mart.community ORDER BY community_code")
-    grids = _rows(con, """
+    grids = _rows(
+        con,
+        """
         SELECT community_name, grid_code, residents, floating_residents, living_alone + very_old + disabled + dibao AS care,
                events_open, events_overdue, events_judged, events_on_time,
                round(events_on_time / nullif(events_judged, 0) * 100, 1) AS on_time_pct
-        FROM mart.grid ORDER BY community_code, grid_code""")
-    care = {r["community_code"]: r for r in _rows(con, """
-        SELECT community_code, count(*) FILTER (WHERE visit_overdue) AS care_overdue FROM mart.care_visit GROUP BY 1""")}
+        FROM mart.grid ORDER BY community_code, grid_code""",
+    )
+    care = {
+        r["community_code"]: r
+        for r in _rows(
+            con,
+            """
+        SELECT community_code, count(*) FILTER (WHERE visit_overdue) AS care_overdue FROM mart.care_visit GROUP BY 1""",
+        )
+    }
     for c in communities:
         c["on_time_pct"] = None if c["on_time_rate"] is None else round(c["on_time_rate"] * 100, 1)
         c["care"] = c["living_alone"] + c["very_old"] + c["disabled"] + c["dibao"]
         c["care_overdue"] = care.get(c["community_code"], {}).get("care_overdue", 0)
-    buildings = _rows(con, """
+    buildings = _rows(
+        con,
+        """
         SELECT building_code, any_value(lon) AS lon, any_value(lat) AS lat, any_value(grid_code) AS grid_code,
                any_value(community_name) AS community_name, sum(residents)::BIGINT AS residents
-        FROM mart.place GROUP BY building_code""")
+        FROM mart.place GROUP BY building_code""",
+    )
     events = _daily(con, "mart.event", {"上报": "reported_at", "结案": "closed_at:status = '08'"}, end)
     issues = _daily(con, "quality.issue", {"新发现": "first_seen", "已整改": "closed_at:status = 'closed'"}, end)
-    by_source = _rows(con, """
+    by_source = _rows(
+        con,
+        """
         SELECT source_name, count(*) FILTER (WHERE status = 'open') AS open, count(*) FILTER (WHERE status = 'closed') AS closed
-        FROM quality.issue GROUP BY 1 ORDER BY open DESC""")
-    cards = "".join(f'<div class="card"><div class="label">{_e(f.label)}</div>'
-                    f'<div class="value" data-figure="{f.key}">{_e(f.shown)}</div></div>' for f in figures)
-    counts = {"residents", "registered_residents", "floating_residents", "foreign_residents", "care", "care_overdue",
-              "events_open", "events_overdue", "events_judged", "events_on_time", "on_time_pct", "grids",
-              "open", "closed"}
-    community_table = table(communities, {
-        "community_name": "社区", "grids": "网格", "residents": "现住人口", "registered_residents": "户籍",
-        "floating_residents": "流动", "foreign_residents": "境外", "care": "关爱标签", "care_overdue": "走访逾期",
-        "events_open": "未办结", "events_overdue": "超时", "on_time_pct": "按时反馈率%"}, numeric=counts)
-    grid_table = table(grids, {
-        "community_name": "社区", "grid_code": "网格编码", "residents": "现住人口", "floating_residents": "流动",
-        "care": "关爱标签", "events_open": "未办结", "events_overdue": "超时", "events_judged": "已判定",
-        "events_on_time": "按时", "on_time_pct": "按时反馈率%"}, numeric=counts)
+        FROM quality.issue GROUP BY 1 ORDER BY open DESC""",
+    )
+    cards = "".join(
+        f'<div class="card"><div class="label">{_e(f.label)}</div>'
+        f'<div class="value" data-figure="{f.key}">{_e(f.shown)}</div></div>'
+        for f in figures
+    )
+    counts = {
+        "residents",
+        "registered_residents",
+        "floating_residents",
+        "foreign_residents",
+        "care",
+        "care_overdue",
+        "events_open",
+        "events_overdue",
+        "events_judged",
+        "events_on_time",
+        "on_time_pct",
+        "grids",
+        "open",
+        "closed",
+    }
+    community_table = table(
+        communities,
+        {
+            "community_name": "社区",
+            "grids": "网格",
+            "residents": "现住人口",
+            "registered_residents": "户籍",
+            "floating_residents": "流动",
+            "foreign_residents": "境外",
+            "care": "关爱标签",
+            "care_overdue": "走访逾期",
+            "events_open": "未办结",
+            "events_overdue": "超时",
+            "on_time_pct": "按时反馈率%",
+        },
+        numeric=counts,
+    )
+    grid_table = table(
+        grids,
+        {
+            "community_name": "社区",
+            "grid_code": "网格编码",
+            "residents": "现住人口",
+            "floating_residents": "流动",
+            "care": "关爱标签",
+            "events_open": "未办结",
+            "events_overdue": "超时",
+            "events_judged": "已判定",
+            "events_on_time": "按时",
+            "on_time_pct": "按时反馈率%",
+        },
+        numeric=counts,
+    )
     source_table = table(by_source, {"source_name": "来源系统", "open": "待整改", "closed": "已整改"}, numeric=counts)
     local = built_at.astimezone(ZoneInfo(TIME_ZONE))
-    return page(f"{street}驾驶舱", f"""<header><h1>{_e(street)} · 街道驾驶舱</h1>
+    return page(
+        f"{street}驾驶舱",
+        f"""<header><h1>{_e(street)} · 街道驾驶舱</h1>
 <p>数据截至 {end:%Y年%m月%d日} · 生成于 {local:%Y-%m-%d %H:%M}（北京时间） · 仅含汇总数，不含个人信息</p></header>
 <main>
 <section><h2>关键指标</h2><div class="cards">{cards}</div>
@@ -302,7 +410,9 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
 {source_table}</div></section>
 <section><h2>各社区</h2>{community_table}</section>
 <section><h2>各网格</h2>{grid_table}</section>
-</main>""", STYLE)
+</main>""",
+        STYLE,
+    )
 
 
 def build_dashboard(home: Home, built_at: dt.datetime | None = None) -> tuple[Path, list[Figure]]:

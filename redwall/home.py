@@ -145,7 +145,7 @@ class Home:
     def storage_options(self) -> dict[str, str]:
         """Object-store credentials for deltalake, taken from the environment (never from code)."""
         prefix = "REDWALL_STORAGE_"
-        return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+        return {k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
 
     @property
     def demo_record(self) -> Path:

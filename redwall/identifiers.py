@@ -68,9 +68,12 @@ def citizen_id_valid_expr(col: pl.Expr, today: dt.date | None = None) -> pl.Expr
     known_area = area.str.slice(0, 2).is_in(_provinces()) | area.is_in(RESIDENCE_PERMIT_AREAS)
     birth = id_birth_date_expr(col)
     return (
-        col.str.contains(CITIZEN_ID_FORM) & known_area
-        & birth.is_not_null() & (birth <= pl.lit(today or _today()))
-        & (col.str.slice(14, 3) != "000") & citizen_id_check_expr(col)
+        col.str.contains(CITIZEN_ID_FORM)
+        & known_area
+        & birth.is_not_null()
+        & (birth <= pl.lit(today or _today()))
+        & (col.str.slice(14, 3) != "000")
+        & citizen_id_check_expr(col)
     )
 
 
@@ -107,7 +110,8 @@ def citizen_id_check_expr(col: pl.Expr) -> pl.Expr:
     """True where an 18-character value of ASCII digits carries the right MOD 11-2 check character
     (the check alone: :func:`citizen_id_valid_expr` is the whole rule)."""
     return col.str.contains(CITIZEN_ID_FORM) & (
-        id_check_char_expr(col.str.slice(0, 17)) == col.str.slice(17, 1).str.to_uppercase())
+        id_check_char_expr(col.str.slice(0, 17)) == col.str.slice(17, 1).str.to_uppercase()
+    )
 
 
 def upgrade_legacy_id_expr(col: pl.Expr) -> pl.Expr:
@@ -132,7 +136,8 @@ def excel_rounded_id_expr(col: pl.Expr) -> pl.Expr:
 def id_birth_date_expr(col: pl.Expr) -> pl.Expr:
     """The birth date an 18-digit ID encodes (null when it encodes no real date)."""
     return pl.when(col.str.slice(6, 8).str.contains(r"^[0-9]{8}$")).then(
-        col.str.slice(6, 8).str.to_date("%Y%m%d", strict=False))
+        col.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+    )
 
 
 def id_sex_code_expr(col: pl.Expr) -> pl.Expr:
@@ -140,8 +145,10 @@ def id_sex_code_expr(col: pl.Expr) -> pl.Expr:
     parity of digit 17 of an 18-character ID or the last digit of a 15-digit legacy one; null for
     any other value."""
     digit = (
-        pl.when(col.str.contains(r"^[0-9]{17}[0-9Xx]$")).then(col.str.slice(16, 1))
-        .when(col.str.contains(LEGACY_ID_FORM)).then(col.str.slice(14, 1))
+        pl.when(col.str.contains(r"^[0-9]{17}[0-9Xx]$"))
+        .then(col.str.slice(16, 1))
+        .when(col.str.contains(LEGACY_ID_FORM))
+        .then(col.str.slice(14, 1))
     ).cast(pl.Int32, strict=False)
     return (digit % 2).replace_strict([1, 0], ["1", "2"], default=None, return_dtype=pl.String)
 
@@ -185,11 +192,16 @@ def document_kind_expr(number: pl.Expr) -> pl.Expr:
     return (
         pl.when(number.str.contains(CITIZEN_ID_FORM) & number.str.slice(0, 6).is_in(RESIDENCE_PERMIT_AREAS))
         .then(pl.lit(RESIDENCE_PERMIT))
-        .when(number.str.contains(CITIZEN_ID_FORM) & number.str.starts_with("9")).then(pl.lit(PERMANENT_RESIDENCE))
-        .when(number.str.contains(CITIZEN_ID_FORM) | number.str.contains(LEGACY_ID_FORM)).then(pl.lit(CITIZEN_ID_DOC))
-        .when(number.str.contains(DOCUMENT_FORMS[HK_MACAO_PERMIT])).then(pl.lit(HK_MACAO_PERMIT))
-        .when(number.str.contains(DOCUMENT_FORMS[TAIWAN_PERMIT])).then(pl.lit(TAIWAN_PERMIT))
-        .when(number.str.contains(DOCUMENT_FORMS[PERMANENT_RESIDENCE])).then(pl.lit(PERMANENT_RESIDENCE))
+        .when(number.str.contains(CITIZEN_ID_FORM) & number.str.starts_with("9"))
+        .then(pl.lit(PERMANENT_RESIDENCE))
+        .when(number.str.contains(CITIZEN_ID_FORM) | number.str.contains(LEGACY_ID_FORM))
+        .then(pl.lit(CITIZEN_ID_DOC))
+        .when(number.str.contains(DOCUMENT_FORMS[HK_MACAO_PERMIT]))
+        .then(pl.lit(HK_MACAO_PERMIT))
+        .when(number.str.contains(DOCUMENT_FORMS[TAIWAN_PERMIT]))
+        .then(pl.lit(TAIWAN_PERMIT))
+        .when(number.str.contains(DOCUMENT_FORMS[PERMANENT_RESIDENCE]))
+        .then(pl.lit(PERMANENT_RESIDENCE))
         .otherwise(pl.lit(PASSPORT))
     )
 
@@ -199,16 +211,22 @@ def document_valid_expr(kind: pl.Expr, number: pl.Expr, today: dt.date | None = 
     of a document of type ``kind``: the citizen-ID rule for 公民身份号码 (residence permits with
     their 810000/820000/830000), the check character and birth date for the 2023 permanent-residence
     card, the pattern for the others (a passport: 5 to 17 letters or digits, at least one digit)."""
-    permanent_new = (number.str.contains(CITIZEN_ID_FORM) & number.str.starts_with("9")
-                     & citizen_id_check_expr(number)
-                     & id_birth_date_expr(number).is_between(pl.lit(dt.date(1900, 1, 1)), pl.lit(today or _today())))
+    permanent_new = (
+        number.str.contains(CITIZEN_ID_FORM)
+        & number.str.starts_with("9")
+        & citizen_id_check_expr(number)
+        & id_birth_date_expr(number).is_between(pl.lit(dt.date(1900, 1, 1)), pl.lit(today or _today()))
+    )
     shaped = number.str.contains(kind.replace_strict(DOCUMENT_FORMS, default=DOCUMENT_FORMS[OTHER_DOCUMENT]))
     return (
-        pl.when(kind == CITIZEN_ID_DOC).then(citizen_id_valid_expr(number, today))
-        .when(kind == RESIDENCE_PERMIT).then(
-            citizen_id_valid_expr(number, today) & number.str.slice(0, 6).is_in(RESIDENCE_PERMIT_AREAS))
-        .when((kind == PERMANENT_RESIDENCE) & number.str.starts_with("9")).then(permanent_new)
-        .when(kind == PASSPORT).then(shaped & number.str.contains("[0-9]"))
+        pl.when(kind == CITIZEN_ID_DOC)
+        .then(citizen_id_valid_expr(number, today))
+        .when(kind == RESIDENCE_PERMIT)
+        .then(citizen_id_valid_expr(number, today) & number.str.slice(0, 6).is_in(RESIDENCE_PERMIT_AREAS))
+        .when((kind == PERMANENT_RESIDENCE) & number.str.starts_with("9"))
+        .then(permanent_new)
+        .when(kind == PASSPORT)
+        .then(shaped & number.str.contains("[0-9]"))
         .otherwise(shaped)
     )
 
@@ -221,7 +239,8 @@ def person_identity_expr(kind: pl.Expr, number: pl.Expr, today: dt.date | None =
     length = kind.replace_strict(LIFELONG_LENGTH, default=None, return_dtype=pl.Int64)
     on_id_pattern = number.str.contains(CITIZEN_ID_FORM) & kind.is_in([*CITIZEN_NUMBERED, PERMANENT_RESIDENCE])
     return pl.when(document_valid_expr(kind, number, today)).then(
-        pl.when(on_id_pattern).then(number)
+        pl.when(on_id_pattern)
+        .then(number)
         .otherwise(pl.concat_str(kind, pl.lit(":"), number.str.slice(0, pl.coalesce(length, number.str.len_chars()))))
     )
 
@@ -252,9 +271,7 @@ def uscc_check_expr(col: pl.Expr) -> pl.Expr:
         col.str.slice(i, 1).replace_strict(values, default=None, return_dtype=pl.Int32) * w
         for i, w in enumerate(USCC_WEIGHTS)
     )
-    expected = ((31 - total % 31) % 31).replace_strict(
-        list(range(31)), list(USCC_ALPHABET), return_dtype=pl.String
-    )
+    expected = ((31 - total % 31) % 31).replace_strict(list(range(31)), list(USCC_ALPHABET), return_dtype=pl.String)
     return col.str.contains(f"^[{USCC_ALPHABET}]{{18}}$") & (expected == col.str.slice(17, 1))
 
 
@@ -281,13 +298,18 @@ def normalise_phone_expr(col: pl.Expr) -> pl.Expr:
     main = pl.coalesce(parts.struct.field("1"), col)
     international = main.str.contains(r"^\s*(\+|00)\s*86")
     digits = main.str.replace_all(r"[^0-9]", "")
-    national = pl.when(international).then(digits.str.replace(r"^(00)?86", "")).otherwise(
-        digits.str.replace(r"^(0086|86)(1[3-9][0-9]{9})$", "$2"))
+    national = (
+        pl.when(international)
+        .then(digits.str.replace(r"^(00)?86", ""))
+        .otherwise(digits.str.replace(r"^(0086|86)(1[3-9][0-9]{9})$", "$2"))
+    )
     # after the country code a fixed line drops its trunk 0 (+86 10 …): it comes back
-    national = pl.when(international & ~national.str.contains(PHONE_PATTERN)).then(pl.lit("0") + national) \
-        .otherwise(national)
+    national = (
+        pl.when(international & ~national.str.contains(PHONE_PATTERN)).then(pl.lit("0") + national).otherwise(national)
+    )
     extension = parts.struct.field("2")
-    normalised = pl.when(extension.is_not_null()).then(pl.concat_str(national, pl.lit(EXTENSION), extension)) \
-        .otherwise(national)
+    normalised = (
+        pl.when(extension.is_not_null()).then(pl.concat_str(national, pl.lit(EXTENSION), extension)).otherwise(national)
+    )
     # letters or other signs in it: no phone number as written, left for the rule to refuse
     return pl.when(main.str.contains(r"[^0-9\s\-()（）+.]")).then(col).otherwise(normalised)

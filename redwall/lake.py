@@ -97,8 +97,9 @@ def one_of(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str],
-          metadata: dict[str, str] | None = None) -> dict:
+def merge(
+    home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str], metadata: dict[str, str] | None = None
+) -> dict:
     """Upsert ``frame`` into the table by business key (creating it on first use) in one commit
     carrying ``metadata``; returns deltalake's merge metrics."""
     if not exists(home, layer, name):
@@ -107,8 +108,13 @@ def merge(home: Home, layer: str, name: str, frame: pl.DataFrame, keys: list[str
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     return (
         open_table(home, layer, name)
-        .merge(frame.to_arrow(), predicate=predicate, source_alias="s", target_alias="t",
-               commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None)
+        .merge(
+            frame.to_arrow(),
+            predicate=predicate,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
+        )
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()

@@ -69,14 +69,16 @@ class MissingKeyError(RuntimeError):
 # record could pass — that is forging, not a mistake, and the secret key is the only safe setting
 # for a real home anyway.
 
+
 def mark_demo(home: Home) -> None:
     """Record the files now in the inbox of this fresh home as synthetic (``redwall demo`` after
     generating its feeds)."""
     if taken := _answered(home):
         raise ValueError(f"{home.root} has already taken in {len(taken)} files: it cannot become a demo home")
     generated = sorted({f.sha256 for source in load_contracts().sources for f in inbox_files(home, source)})
-    home.demo_record.write_text(json.dumps({"made_by": "redwall demo", "generated": generated}, indent=1),
-                                encoding="utf-8")
+    home.demo_record.write_text(
+        json.dumps({"made_by": "redwall demo", "generated": generated}, indent=1), encoding="utf-8"
+    )
 
 
 def _answered(home: Home) -> set[str]:
@@ -102,8 +104,10 @@ def pseudonym_key(home: Home) -> bytes:
     if demo_key_allowed(home):
         log.warning("no %s set: pseudonymising with the PUBLIC DEMO KEY (synthetic data only)", KEY_ENV)
         return DEMO_KEY
-    raise MissingKeyError(f"set {KEY_ENV} to publish: this home holds data that `redwall demo` did not generate, "
-                          "so the public demo key may not pseudonymise it")
+    raise MissingKeyError(
+        f"set {KEY_ENV} to publish: this home holds data that `redwall demo` did not generate, "
+        "so the public demo key may not pseudonymise it"
+    )
 
 
 def pseudonyms(values: pl.Series, key: bytes) -> pl.Series:
@@ -200,8 +204,11 @@ TOP_AGE = 80  # 高龄: one band from 80 on, the very old are few
 def age_band(age: pl.Expr, years: int) -> pl.Expr:
     """``35-39岁`` (for 5-year bands), ``80岁及以上``; null stays null."""
     low = (age // years) * years
-    return (pl.when(age >= TOP_AGE).then(pl.lit(f"{TOP_AGE}岁及以上"))
-            .otherwise(pl.concat_str(low.cast(pl.String), pl.lit("-"), (low + years - 1).cast(pl.String), pl.lit("岁"))))
+    return (
+        pl.when(age >= TOP_AGE)
+        .then(pl.lit(f"{TOP_AGE}岁及以上"))
+        .otherwise(pl.concat_str(low.cast(pl.String), pl.lit("-"), (low + years - 1).cast(pl.String), pl.lit("岁")))
+    )
 
 
 Treatment = Callable[[pl.Expr, bytes, Table], pl.Expr]
@@ -226,8 +233,10 @@ def shared_columns(table: Table) -> list[SharedColumn]:
     shared = []
     for c in table.all_columns:
         if c.pii:
-            shared += [SharedColumn(name.format(c.name), label.format(c.label), c.name, value)
-                       for name, label, value in TREATMENTS.get(c.pii, ())]
+            shared += [
+                SharedColumn(name.format(c.name), label.format(c.label), c.name, value)
+                for name, label, value in TREATMENTS.get(c.pii, ())
+            ]
         elif c.sensitivity != "sensitive" or c.name in opted_in:
             shared.append(SharedColumn(c.name, c.label, c.name, lambda col, _, __: col))
     return shared
@@ -251,6 +260,7 @@ def person_rows(table: Table) -> bool:
 class Anonymity:
     """How a person table is protected against re-identification: the steps of quasi-identifiers
     blanked in turn, those never blanked, and the minimum k its sharing type requires."""
+
     suppress: tuple[tuple[str, ...], ...]
     kept: tuple[str, ...]
     k: int
@@ -271,8 +281,11 @@ def anonymity(table: Table) -> Anonymity | None:
     suppress = tuple((s,) if isinstance(s, str) else tuple(s) for s in raw.get("suppress", ()))
     spec = Anonymity(suppress, tuple(raw.get("kept", ())), MIN_K[table.catalogue["sharing"]])
     shared = shared_columns(table)
-    quasi = {s.name for s in shared if table.column(s.source).sensitivity == "quasi_identifier"
-             or table.column(s.source).pii == "address"}
+    quasi = {
+        s.name
+        for s in shared
+        if table.column(s.source).sensitivity == "quasi_identifier" or table.column(s.source).pii == "address"
+    }
     if unknown := set(spec.quasi_identifiers) - {s.name for s in shared}:
         raise ValueError(f"{table.key}: anonymity names columns the shared view does not hold: {sorted(unknown)}")
     if missing := quasi - set(spec.quasi_identifiers):
@@ -306,6 +319,10 @@ def shared_issues(issues: pl.DataFrame, key: bytes) -> pl.DataFrame:
     personal = [k for k, t in load_contracts().tables.items() if t.personal_key]
     table = pl.col("table")
     return issues.with_columns(
-        pl.when(table.is_in(sensitive_listings())).then(None)
-        .when(table.is_in(personal)).then(_pseudonym(pl.col("record_key"), key))
-        .otherwise("record_key").alias("record_key")).drop("record_hint", strict=False)
+        pl.when(table.is_in(sensitive_listings()))
+        .then(None)
+        .when(table.is_in(personal))
+        .then(_pseudonym(pl.col("record_key"), key))
+        .otherwise("record_key")
+        .alias("record_key")
+    ).drop("record_hint", strict=False)

@@ -35,8 +35,10 @@ def redwall_command(home: Home, *args: str) -> str:
 
 def warehouse_example(home: Home) -> str:
     """A one-line query of the shared warehouse: residents per community."""
-    code = (f"import duckdb; print(duckdb.connect({json.dumps(str(home.warehouse))}, read_only=True).sql("
-            '"SELECT community_name, sum(residents)::BIGINT AS residents FROM mart.grid GROUP BY 1 ORDER BY 2 DESC"))')
+    code = (
+        f"import duckdb; print(duckdb.connect({json.dumps(str(home.warehouse))}, read_only=True).sql("
+        '"SELECT community_name, sum(residents)::BIGINT AS residents FROM mart.grid GROUP BY 1 ORDER BY 2 DESC"))'
+    )
     return f"{program('python')} -c {shlex.quote(code)}"
 
 
@@ -51,28 +53,39 @@ def print_summary(home: Home, seconds: float) -> None:
     if receipts.height:
         by_source = (
             receipts.group_by("source")
-            .agg(pl.len().alias("files"), pl.col("rows_read").sum(), pl.col("rows_accepted").sum(),
-                 pl.col("rows_rejected").sum(), (pl.col("status") == "rejected").sum().alias("files_rejected"))
+            .agg(
+                pl.len().alias("files"),
+                pl.col("rows_read").sum(),
+                pl.col("rows_accepted").sum(),
+                pl.col("rows_rejected").sum(),
+                (pl.col("status") == "rejected").sum().alias("files_rejected"),
+            )
             .sort("source")
         )
         print(f"{'source':<12}{'files':>7}{'rows read':>12}{'accepted':>12}{'rejected':>10}{'bad files':>11}")
         for r in by_source.iter_rows(named=True):
-            print(f"{r['source']:<12}{r['files']:>7}{r['rows_read']:>12,}{r['rows_accepted']:>12,}"
-                  f"{r['rows_rejected']:>10,}{r['files_rejected']:>11}")
+            print(
+                f"{r['source']:<12}{r['files']:>7}{r['rows_read']:>12,}{r['rows_accepted']:>12,}"
+                f"{r['rows_rejected']:>10,}{r['files_rejected']:>11}"
+            )
     print("\nmarts (published as schema `mart` in the warehouse):")
     for t in load_contracts().marts:
-        rows = lake.scan(home, "mart", t.name).select(pl.len()).collect().item() if lake.exists(home, "mart", t.name) else 0
+        rows = (
+            lake.scan(home, "mart", t.name).select(pl.len()).collect().item()
+            if lake.exists(home, "mart", t.name)
+            else 0
+        )
         print(f"  mart.{t.name:<14}{rows:>10,}  {t.title}")
     print(f"""
 where to look next:
   dashboard   {dashboard_path(home)}  (the street dashboard: open it in a browser, no server needed)
-  warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref; tables: {PROJECT_ROOT / 'docs' / 'warehouse.md'})
+  warehouse   {home.warehouse}  (schemas mart, quality, catalog, ops, ref; tables: {PROJECT_ROOT / "docs" / "warehouse.md"})
               e.g. residents per community:
               {warehouse_example(home)}
   notebooks   {notebook_command(home)}
-  templates   {home.published / 'templates'}   catalogue {home.published / 'catalog'}
+  templates   {home.published / "templates"}   catalogue {home.published / "catalog"}
   outbox      {home.outbox}  (rectification lists per grid and department, ledger error workbooks)
-  receipts    {home.root / 'archive'}/<source>/*回执*  and ops.file_receipt in the warehouse
-  rejected    {home.root / 'rejected'}
-  Dagster UI  {redwall_command(home, 'ui')}   → http://localhost:3000
+  receipts    {home.root / "archive"}/<source>/*回执*  and ops.file_receipt in the warehouse
+  rejected    {home.root / "rejected"}
+  Dagster UI  {redwall_command(home, "ui")}   → http://localhost:3000
 """)

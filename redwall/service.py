@@ -76,7 +76,10 @@ def service_lock(home: Home, facts: dict[str, object]) -> Iterator[None]:
 def _already_served(home: Home, holder: str) -> str:
     try:
         held = json.loads(holder)
-        who, pid = f"`redwall {held['command']}` (pid {held['pid']}, port {held['port']}, since {held['started']})", held["pid"]
+        who, pid = (
+            f"`redwall {held['command']}` (pid {held['pid']}, port {held['port']}, since {held['started']})",
+            held["pid"],
+        )
     except (ValueError, KeyError, TypeError):
         who, pid = "another redwall service", "<pid>"
     return f"{who} already serves the data home {home.root}; stop it first (Ctrl-C in its terminal, or kill {pid})."
@@ -116,14 +119,21 @@ def supervise(commands: Sequence[Sequence[str]], env: dict[str, str], cwd: Path)
     """Run the commands in one new process group until a signal or until one of them ends; then
     stop the group. Returns 0 when stopped by a signal, else the status of the child that ended."""
     stopping: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _frame: stopping.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: stopping.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     children: list[subprocess.Popen] = []
     try:
         for command in commands:
-            children.append(subprocess.Popen(
-                list(command), env=env, cwd=cwd, preexec_fn=_default_signals,
-                process_group=children[0].pid if children else 0))
+            children.append(
+                subprocess.Popen(
+                    list(command),
+                    env=env,
+                    cwd=cwd,
+                    preexec_fn=_default_signals,
+                    process_group=children[0].pid if children else 0,
+                )
+            )
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(_POLL_SECONDS)
     finally:
@@ -139,11 +149,15 @@ def supervise(commands: Sequence[Sequence[str]], env: dict[str, str], cwd: Path)
     return ended.returncode or 1
 
 
-def run_service(home: Home, command: str, host: str, port: int, children: Sequence[Sequence[str]],
-                cwd: Path) -> int:
+def run_service(home: Home, command: str, host: str, port: int, children: Sequence[Sequence[str]], cwd: Path) -> int:
     """Serve ``home`` with ``children`` under the home's lock, refusing when it or the port is taken."""
-    facts = {"command": command, "pid": os.getpid(), "port": port, "host": host,
-             "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    facts = {
+        "command": command,
+        "pid": os.getpid(),
+        "port": port,
+        "host": host,
+        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "REDWALL_HOME": str(home.root)}
     # A busy machine's code server can take more than Dagster's 60 s to launch a run; a launch that
     # times out fails the run (the run queue then runs it again, see home.DAGSTER_YAML).

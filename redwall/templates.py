@@ -93,8 +93,10 @@ def template_fingerprint(table: Table) -> str:
     """A digest of what a template lays out: its sheet and, per column in order, the name, header,
     type, required flag, code list and format. Examples and descriptions only feed the
     instructions, so they are left out: editing them needs no new version."""
-    layout = [table.template["sheet"],
-              [[c.name, c.label, c.type, c.required, c.codes, c.format] for c in table.columns]]
+    layout = [
+        table.template["sheet"],
+        [[c.name, c.label, c.type, c.required, c.codes, c.format] for c in table.columns],
+    ]
     return hashlib.sha256(json.dumps(layout, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
@@ -105,9 +107,11 @@ def recorded_versions() -> dict[str, dict[str, dict]]:
 
 def _bump_message(table: Table) -> str:
     version = table.template["version"]
-    return (f"{table.key}: the template's columns changed since version {version} was recorded. Bump "
-            f"template.version of table {table.name} in schemas/ledgers/ to {version + 1}, then run "
-            f"`python -m redwall.templates` and commit {VERSIONS_FILE.name}.")
+    return (
+        f"{table.key}: the template's columns changed since version {version} was recorded. Bump "
+        f"template.version of table {table.name} in schemas/ledgers/ to {version + 1}, then run "
+        f"`python -m redwall.templates` and commit {VERSIONS_FILE.name}."
+    )
 
 
 def template_version_problems(contracts: Contracts | None = None) -> list[str]:
@@ -118,8 +122,10 @@ def template_version_problems(contracts: Contracts | None = None) -> list[str]:
     for table in (contracts or load_contracts()).ledgers:
         known = recorded.get(table.key, {}).get(str(table.template["version"]))
         if known is None:
-            problems.append(f"{table.key}: template version {table.template['version']} is not recorded; "
-                            f"run `python -m redwall.templates` and commit {VERSIONS_FILE.name}.")
+            problems.append(
+                f"{table.key}: template version {table.template['version']} is not recorded; "
+                f"run `python -m redwall.templates` and commit {VERSIONS_FILE.name}."
+            )
         elif known["fingerprint"] != template_fingerprint(table):
             problems.append(_bump_message(table))
     return problems
@@ -210,8 +216,14 @@ def dynamic_code_values(home: Home, contracts: Contracts | None = None) -> dict[
     current = lake.scan(home, "silver", grid.bronze_name).filter(pl.col("_valid_to").is_null())
     values = {}
     for codes, (value, order) in DYNAMIC_VALUES.items():
-        frame = (current.select(value, pl.col(order).alias("_order")).drop_nulls(value).unique()
-                 .sort("_order", value).collect().unique(value, keep="first", maintain_order=True))
+        frame = (
+            current.select(value, pl.col(order).alias("_order"))
+            .drop_nulls(value)
+            .unique()
+            .sort("_order", value)
+            .collect()
+            .unique(value, keep="first", maintain_order=True)
+        )
         if frame.height:
             values[codes] = frame[value].to_list()
     return values
@@ -261,8 +273,9 @@ def _hint(column: Column, values: list[str]) -> str:
     """What a clerk needs to know to fill the column, in one line."""
     parts = [column.description or FORMAT_HINTS.get(column.format or "") or TYPE_HINTS.get(column.type)]
     if column.codes:
-        parts.append("从下拉列表中选择" if values else
-                     "发布模板时尚未收到区级网格数据，未设下拉列表，请按区级网格底图填写")
+        parts.append(
+            "从下拉列表中选择" if values else "发布模板时尚未收到区级网格数据，未设下拉列表，请按区级网格底图填写"
+        )
     return "；".join(filter(None, parts))
 
 
@@ -337,17 +350,28 @@ def column_validation(column: Column, values: list[str], list_range: str | None)
     """One validation per column (Excel allows one per cell): a drop-down for code columns, a date
     check for dates, else just the hint shown when a cell is selected."""
     required = "（必填）" if column.required else ""
-    common = dict(allow_blank=True, showInputMessage=True, promptTitle=f"{column.label}{required}"[:32],
-                  prompt=_hint(column, values)[:255] or None, showErrorMessage=True, errorTitle=column.label[:32])
+    common = dict(
+        allow_blank=True,
+        showInputMessage=True,
+        promptTitle=f"{column.label}{required}"[:32],
+        prompt=_hint(column, values)[:255] or None,
+        showErrorMessage=True,
+        errorTitle=column.label[:32],
+    )
     if list_range:
         # District lists may lag behind a new grid: warn, do not forbid. Static code lists are closed.
         style = "warning" if column.codes in DYNAMIC_VALUES else "stop"
-        return DataValidation(type="list", formula1=list_range, errorStyle=style,
-                              error="请从下拉列表中选择", **common)
+        return DataValidation(type="list", formula1=list_range, errorStyle=style, error="请从下拉列表中选择", **common)
     if column.type == "date":
         low, high = ((day - EXCEL_EPOCH).days for day in DATE_RANGE)
-        return DataValidation(type="date", operator="between", formula1=str(low), formula2=str(high),
-                              error="请填写日期，如2026-11-02", **common)
+        return DataValidation(
+            type="date",
+            operator="between",
+            formula1=str(low),
+            formula2=str(high),
+            error="请填写日期，如2026-11-02",
+            **common,
+        )
     return DataValidation(**common)
 
 
@@ -363,7 +387,8 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
         "4. 日期列请填写如2026-11-02的日期；带下拉箭头的列请从列表中选择。",
         "5. 选中单元格时会显示该列的填写提示。下表逐列说明，最下方是一行填写示例（只作参考，请勿在本页填写）。",
         "6. 请使用大数据中心下发的最新版模板；填好后按.xlsx格式报送至本部门的台账报送目录。",
-        "7. 本台账按整表报送：每次请报送完整的名单，名单中没有的记录会被置为失效。" if table.load == "snapshot"
+        "7. 本台账按整表报送：每次请报送完整的名单，名单中没有的记录会被置为失效。"
+        if table.load == "snapshot"
         else "7. 同一记录再次报送时以最新一次为准；已接收的记录无需重复报送。",
     ]
     for row, text in enumerate(notes, start=1):
@@ -375,8 +400,14 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
         _style_header(sheet.cell(header_row, index, header), None)
     for offset, column in enumerate(table.columns, start=1):
         values = code_values(column, dynamic)
-        row = [get_column_letter(offset), column.label, "必填" if column.required else "选填",
-               _hint(column, values), _allowed(column, values), column.example]
+        row = [
+            get_column_letter(offset),
+            column.label,
+            "必填" if column.required else "选填",
+            _hint(column, values),
+            _allowed(column, values),
+            column.example,
+        ]
         for index, value in enumerate(row, start=1):
             cell = sheet.cell(header_row + offset, index, value)
             cell.alignment, cell.border = WRAP, BOX

@@ -92,20 +92,39 @@ CODED = {
     f"{OPS}.file_receipt": {"source": "feed_source", "status": "receipt_status"},
     f"{OPS}.rejection": {"source": "feed_source", "severity": "severity"},
     f"{OPS}.file_registry": {"source": "feed_source"},
-    f"{QUALITY}.{ISSUES}": {"origin": "issue_origin", "source": "feed_source", "severity": "severity",
-                            "status": "issue_status"},
+    f"{QUALITY}.{ISSUES}": {
+        "origin": "issue_origin",
+        "source": "feed_source",
+        "severity": "severity",
+        "status": "issue_status",
+    },
     f"{QUALITY}.loop_metrics": {"source": "feed_source"},
 }
 # Documented views: (schema, name, comment, {column: label}, query).
-VIEWS = [(
-    "mart", "community", "社区概况：按社区汇总 mart.grid（各数均为 BIGINT），按时反馈率口径同 mart.event.on_time",
-    {"community_code": "社区编码", "community_name": "社区名称", "grids": "网格数", "residents": "现住人口",
-     "registered_residents": "户籍人口", "floating_residents": "流动人口", "foreign_residents": "境外人员",
-     "living_alone": "独居老人数", "very_old": "高龄老人数", "disabled": "残疾人数", "dibao": "低保对象数",
-     "events_open": "未办结事件数", "events_overdue": "超时未办结事件数", "events_judged": "已判定时效事件数",
-     "events_on_time": "按时反馈事件数",
-     "on_time_rate": "按时反馈率（按时反馈事件数/已判定时效事件数，无已判定事件时为空）"},
-    """SELECT community_code, community_name, count(*) AS grids,
+VIEWS = [
+    (
+        "mart",
+        "community",
+        "社区概况：按社区汇总 mart.grid（各数均为 BIGINT），按时反馈率口径同 mart.event.on_time",
+        {
+            "community_code": "社区编码",
+            "community_name": "社区名称",
+            "grids": "网格数",
+            "residents": "现住人口",
+            "registered_residents": "户籍人口",
+            "floating_residents": "流动人口",
+            "foreign_residents": "境外人员",
+            "living_alone": "独居老人数",
+            "very_old": "高龄老人数",
+            "disabled": "残疾人数",
+            "dibao": "低保对象数",
+            "events_open": "未办结事件数",
+            "events_overdue": "超时未办结事件数",
+            "events_judged": "已判定时效事件数",
+            "events_on_time": "按时反馈事件数",
+            "on_time_rate": "按时反馈率（按时反馈事件数/已判定时效事件数，无已判定事件时为空）",
+        },
+        """SELECT community_code, community_name, count(*) AS grids,
               sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered_residents,
               sum(floating_residents)::BIGINT AS floating_residents,
               sum(foreign_residents)::BIGINT AS foreign_residents, sum(living_alone)::BIGINT AS living_alone,
@@ -114,7 +133,8 @@ VIEWS = [(
               sum(events_judged)::BIGINT AS events_judged, sum(events_on_time)::BIGINT AS events_on_time,
               sum(events_on_time) / nullif(sum(events_judged), 0) AS on_time_rate
        FROM mart.grid GROUP BY ALL""",
-)]
+    )
+]
 
 
 def _name_column(column: str) -> str:
@@ -130,8 +150,9 @@ def readable(published: Published, coded: dict[str, str]) -> Published:
         columns.append(pl.col(name).cast(pl.Int64) if dtype.is_integer() else pl.col(name))
         if name in coded:
             names = lists[coded[name]]
-            columns.append(pl.col(name).replace_strict(names, default=None, return_dtype=pl.String)
-                           .alias(_name_column(name)))
+            columns.append(
+                pl.col(name).replace_strict(names, default=None, return_dtype=pl.String).alias(_name_column(name))
+            )
             labels[_name_column(name)] = f"{labels.get(name, name)}（名称）"
     frame = frame.select(columns).rename(lambda c: RENAMED.get(c, c))
     labels = {RENAMED.get(c, c): label for c, label in labels.items()}
@@ -174,20 +195,37 @@ def publish(home: Home) -> dict[str, int]:
     for t in load_contracts().marts:
         frame = read_typed(home, "mart", t.name, t.schema())
         comment = f"{t.title}：{t.abstract}"
-        restricted.append(readable(Published("mart", t.name, frame, comment, _column_comments(t, t.all_columns)),
-                                   _contract_codes(t)))
-        shared.append(readable(Published("mart", t.name, shared_view(frame, t, key), comment,
-                                         _column_comments(t, shared_columns(t))), _contract_codes(t)))
+        restricted.append(
+            readable(Published("mart", t.name, frame, comment, _column_comments(t, t.all_columns)), _contract_codes(t))
+        )
+        shared.append(
+            readable(
+                Published("mart", t.name, shared_view(frame, t, key), comment, _column_comments(t, shared_columns(t))),
+                _contract_codes(t),
+            )
+        )
     # Operational and quality tables hold reasons, counts and digests, never personal values; an
     # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
-    shared += [Published(layer, name, shared_issues(frame, key) if (layer, name) == (QUALITY, ISSUES) else frame,
-                         *described.get(name, (None, {})))
-               for layer, described in ((OPS, OPS_TABLES), (QUALITY, QUALITY_TABLES))
-               for name in _layer_tables(home, layer) for frame in [lake.read(home, layer, name)]]
-    shared += [Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
-               for name, (title, fields) in CATALOG_TABLES.items() if lake.exists(home, "catalog", name)]
-    shared += [Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
-               for path in sorted(REFERENCE.glob("*.csv"))]
+    shared += [
+        Published(
+            layer,
+            name,
+            shared_issues(frame, key) if (layer, name) == (QUALITY, ISSUES) else frame,
+            *described.get(name, (None, {})),
+        )
+        for layer, described in ((OPS, OPS_TABLES), (QUALITY, QUALITY_TABLES))
+        for name in _layer_tables(home, layer)
+        for frame in [lake.read(home, layer, name)]
+    ]
+    shared += [
+        Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
+        for name, (title, fields) in CATALOG_TABLES.items()
+        if lake.exists(home, "catalog", name)
+    ]
+    shared += [
+        Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
+        for path in sorted(REFERENCE.glob("*.csv"))
+    ]
     shared = [p if p.schema == "mart" else readable(p, CODED.get(p.key, {})) for p in shared]
 
     with _publish_lock(home):
@@ -228,8 +266,10 @@ def k_anonymity(path: Path) -> dict[str, dict[str, int]]:
         for t in load_contracts().marts:
             if (spec := anonymity(t)) is not None:
                 columns = ", ".join(f'"{c}"' for c in spec.quasi_identifiers)
-                k, rows = con.execute(f'SELECT coalesce(min(n), 0), coalesce(sum(n), 0) FROM '
-                                      f'(SELECT count(*) AS n FROM mart."{t.name}" GROUP BY {columns})').fetchone()
+                k, rows = con.execute(
+                    f"SELECT coalesce(min(n), 0), coalesce(sum(n), 0) FROM "
+                    f'(SELECT count(*) AS n FROM mart."{t.name}" GROUP BY {columns})'
+                ).fetchone()
                 figures[f"mart.{t.name}"] = {"k": k, "min_k": spec.k, "rows": rows}
     return figures
 
@@ -257,12 +297,15 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
             con.unregister("incoming")
             # dashboards read every table by its comments: an undocumented one is a bug, not a default
             if not t.comment or (bare := [c for c in t.frame.columns if not t.column_comments.get(c)]):
-                raise ValueError(f"{t.schema}.{t.name} has no Chinese title or labels for "
-                                 f"{bare if t.comment else 'the table'}: declare them beside its schema")
+                raise ValueError(
+                    f"{t.schema}.{t.name} has no Chinese title or labels for "
+                    f"{bare if t.comment else 'the table'}: declare them beside its schema"
+                )
             con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
             for column in t.frame.columns:  # labels may serve several tables: only this one's
-                con.execute(f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS '
-                            f'{_quote(t.column_comments[column])}')
+                con.execute(
+                    f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS {_quote(t.column_comments[column])}'
+                )
         for schema, name, comment, labels, query in VIEWS:
             con.execute(f'CREATE VIEW "{schema}"."{name}" AS {query}')
             con.execute(f'COMMENT ON VIEW "{schema}"."{name}" IS {_quote(comment)}')

@@ -28,77 +28,108 @@ SCHEMAS = {
 # Example queries per table (title, SQL); every one is run against the demo warehouse by the tests.
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "mart.community": [
-        ("各社区现住人口、关爱对象和按时反馈率",
-         "SELECT community_name, residents, floating_residents, living_alone + very_old + disabled + dibao AS care_tags,\n"
-         "       round(on_time_rate * 100, 1) AS on_time_pct\nFROM mart.community ORDER BY residents DESC"),
+        (
+            "各社区现住人口、关爱对象和按时反馈率",
+            "SELECT community_name, residents, floating_residents, living_alone + very_old + disabled + dibao AS care_tags,\n"
+            "       round(on_time_rate * 100, 1) AS on_time_pct\nFROM mart.community ORDER BY residents DESC",
+        ),
     ],
     "mart.grid": [
-        ("全街道现住人口（sum 的结果是 HUGEINT，转成 BIGINT）",
-         "SELECT sum(residents)::BIGINT AS residents, sum(floating_residents)::BIGINT AS floating FROM mart.grid"),
-        ("按时反馈率最低的网格",
-         "SELECT grid_code, community_name, events_judged, events_on_time,\n"
-         "       round(events_on_time / nullif(events_judged, 0) * 100, 1) AS on_time_pct\n"
-         "FROM mart.grid ORDER BY on_time_pct NULLS LAST LIMIT 5"),
+        (
+            "全街道现住人口（sum 的结果是 HUGEINT，转成 BIGINT）",
+            "SELECT sum(residents)::BIGINT AS residents, sum(floating_residents)::BIGINT AS floating FROM mart.grid",
+        ),
+        (
+            "按时反馈率最低的网格",
+            "SELECT grid_code, community_name, events_judged, events_on_time,\n"
+            "       round(events_on_time / nullif(events_judged, 0) * 100, 1) AS on_time_pct\n"
+            "FROM mart.grid ORDER BY on_time_pct NULLS LAST LIMIT 5",
+        ),
     ],
     "mart.event": [
-        ("各类事件的按时反馈率（街道考核口径：avg(on_time)，空值不计）",
-         "SELECT major_name, class_name, count(*) AS events, count(on_time) AS judged,\n"
-         "       round(avg(on_time::INT) * 100, 1) AS on_time_pct, count(*) FILTER (WHERE overdue) AS overdue\n"
-         "FROM mart.event GROUP BY ALL ORDER BY events DESC"),
-        ("按当前环节（代码和名称）",
-         "SELECT status, status_name, count(*) AS events FROM mart.event GROUP BY ALL ORDER BY status"),
-        ("每周上报量（北京时间，周一起）",
-         "SELECT date_trunc('week', timezone('Asia/Shanghai', reported_at))::DATE AS week, count(*) AS reported\n"
-         "FROM mart.event GROUP BY 1 ORDER BY 1"),
+        (
+            "各类事件的按时反馈率（街道考核口径：avg(on_time)，空值不计）",
+            "SELECT major_name, class_name, count(*) AS events, count(on_time) AS judged,\n"
+            "       round(avg(on_time::INT) * 100, 1) AS on_time_pct, count(*) FILTER (WHERE overdue) AS overdue\n"
+            "FROM mart.event GROUP BY ALL ORDER BY events DESC",
+        ),
+        (
+            "按当前环节（代码和名称）",
+            "SELECT status, status_name, count(*) AS events FROM mart.event GROUP BY ALL ORDER BY status",
+        ),
+        (
+            "每周上报量（北京时间，周一起）",
+            "SELECT date_trunc('week', timezone('Asia/Shanghai', reported_at))::DATE AS week, count(*) AS reported\n"
+            "FROM mart.event GROUP BY 1 ORDER BY 1",
+        ),
     ],
     "mart.person": [
-        ("在册人口按人员类型和性别",
-         "SELECT person_type_name, sex_name, count(*) AS persons FROM mart.person\n"
-         "WHERE status = '1' GROUP BY ALL ORDER BY persons DESC"),
-        ("人户分离的在册人口，按社区",
-         "SELECT community_name, count(*) AS persons FROM mart.person\n"
-         "WHERE status = '1' AND hukou_match_name = '人户分离' GROUP BY ALL ORDER BY persons DESC"),
+        (
+            "在册人口按人员类型和性别",
+            "SELECT person_type_name, sex_name, count(*) AS persons FROM mart.person\n"
+            "WHERE status = '1' GROUP BY ALL ORDER BY persons DESC",
+        ),
+        (
+            "人户分离的在册人口，按社区",
+            "SELECT community_name, count(*) AS persons FROM mart.person\n"
+            "WHERE status = '1' AND hukou_match_name = '人户分离' GROUP BY ALL ORDER BY persons DESC",
+        ),
     ],
     "mart.place": [
-        ("各楼栋的坐标和现住人口（看板的楼栋分布图）",
-         "SELECT building_code, any_value(lon) AS lon, any_value(lat) AS lat, sum(residents)::BIGINT AS residents\n"
-         "FROM mart.place GROUP BY building_code ORDER BY residents DESC LIMIT 10"),
-        ("房屋用途",
-         "SELECT use_name, count(*) AS houses FROM mart.place WHERE house_code IS NOT NULL GROUP BY ALL"),
+        (
+            "各楼栋的坐标和现住人口（看板的楼栋分布图）",
+            "SELECT building_code, any_value(lon) AS lon, any_value(lat) AS lat, sum(residents)::BIGINT AS residents\n"
+            "FROM mart.place GROUP BY building_code ORDER BY residents DESC LIMIT 10",
+        ),
+        ("房屋用途", "SELECT use_name, count(*) AS houses FROM mart.place WHERE house_code IS NOT NULL GROUP BY ALL"),
     ],
     "mart.care_visit": [
-        ("各社区走访逾期的关爱对象数",
-         "SELECT community_name, count(*) AS care_persons, count(*) FILTER (WHERE visit_overdue) AS overdue\n"
-         "FROM mart.care_visit GROUP BY ALL ORDER BY overdue DESC"),
+        (
+            "各社区走访逾期的关爱对象数",
+            "SELECT community_name, count(*) AS care_persons, count(*) FILTER (WHERE visit_overdue) AS overdue\n"
+            "FROM mart.care_visit GROUP BY ALL ORDER BY overdue DESC",
+        ),
     ],
     "quality.issue": [
-        ("待整改问题，按来源和规则",
-         "SELECT source_name, rule, count(*) AS open_issues FROM quality.issue\n"
-         "WHERE status = 'open' GROUP BY ALL ORDER BY open_issues DESC"),
-        ("整改用时中位数（小时），按来源",
-         "SELECT source_name, median(date_diff('minute', first_seen, closed_at)) / 60 AS median_hours\n"
-         "FROM quality.issue WHERE status = 'closed' GROUP BY ALL"),
+        (
+            "待整改问题，按来源和规则",
+            "SELECT source_name, rule, count(*) AS open_issues FROM quality.issue\n"
+            "WHERE status = 'open' GROUP BY ALL ORDER BY open_issues DESC",
+        ),
+        (
+            "整改用时中位数（小时），按来源",
+            "SELECT source_name, median(date_diff('minute', first_seen, closed_at)) / 60 AS median_hours\n"
+            "FROM quality.issue WHERE status = 'closed' GROUP BY ALL",
+        ),
     ],
     "quality.loop_metrics": [
-        ("最近一次统计的失败率，按来源",
-         "SELECT source_name, sum(open_issues)::BIGINT AS open_issues, max(failure_rate) AS worst_grid_rate\n"
-         "FROM quality.loop_metrics WHERE run_date = (SELECT max(run_date) FROM quality.loop_metrics)\n"
-         "GROUP BY ALL ORDER BY open_issues DESC"),
+        (
+            "最近一次统计的失败率，按来源",
+            "SELECT source_name, sum(open_issues)::BIGINT AS open_issues, max(failure_rate) AS worst_grid_rate\n"
+            "FROM quality.loop_metrics WHERE run_date = (SELECT max(run_date) FROM quality.loop_metrics)\n"
+            "GROUP BY ALL ORDER BY open_issues DESC",
+        ),
     ],
     "ops.file_receipt": [
-        ("各来源的文件和行数（处理结果代码和中文名称）",
-         "SELECT source_name, status, status_name, count(*) AS files, sum(rows_read)::BIGINT AS rows_read,\n"
-         "       sum(rows_rejected)::BIGINT AS rows_rejected\nFROM ops.file_receipt GROUP BY ALL ORDER BY 1, 2"),
+        (
+            "各来源的文件和行数（处理结果代码和中文名称）",
+            "SELECT source_name, status, status_name, count(*) AS files, sum(rows_read)::BIGINT AS rows_read,\n"
+            "       sum(rows_rejected)::BIGINT AS rows_rejected\nFROM ops.file_receipt GROUP BY ALL ORDER BY 1, 2",
+        ),
     ],
     "ops.rejection": [
-        ("拒收最多的字段",
-         "SELECT table_name, column_label, rule, count(*) AS rows FROM ops.rejection\n"
-         "WHERE severity = 'error' GROUP BY ALL ORDER BY rows DESC LIMIT 10"),
+        (
+            "拒收最多的字段",
+            "SELECT table_name, column_label, rule, count(*) AS rows FROM ops.rejection\n"
+            "WHERE severity = 'error' GROUP BY ALL ORDER BY rows DESC LIMIT 10",
+        ),
     ],
     "catalog.department": [
-        ("各部门台账的报送是否按期",
-         "SELECT department_name, title, last_status, delivery, rows_rejected, open_issues\n"
-         "FROM catalog.department WHERE relation = '提供' ORDER BY department_name"),
+        (
+            "各部门台账的报送是否按期",
+            "SELECT department_name, title, last_status, delivery, rows_rejected, open_issues\n"
+            "FROM catalog.department WHERE relation = '提供' ORDER BY department_name",
+        ),
     ],
     "ref.codes": [
         ("一个代码集的代码和名称", "SELECT code, name FROM ref.codes WHERE list = 'event_status' ORDER BY code"),
@@ -135,9 +166,17 @@ HEADER = """# 共享数据仓库 `warehouse/redwall.duckdb`
 def _table_section(con: duckdb.DuckDBPyConnection, schema: str, name: str, comment: str, kind: str) -> list[str]:
     columns = con.execute(
         "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-        "ORDER BY column_index", [schema, name]).fetchall()
-    lines = [f"### `{schema}.{name}`{'（视图）' if kind == 'view' else ''}", "", comment or "", "",
-             "| 列 | 类型 | 说明 |", "|---|---|---|"]
+        "ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+    lines = [
+        f"### `{schema}.{name}`{'（视图）' if kind == 'view' else ''}",
+        "",
+        comment or "",
+        "",
+        "| 列 | 类型 | 说明 |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{c}` | {t} | {(label or '').replace('|', '／')} |" for c, t, label in columns]
     for title, sql in EXAMPLES.get(f"{schema}.{name}", []):
         lines += ["", f"{title}：", "", "```sql", sql, "```"]
@@ -150,7 +189,8 @@ def describe(path: Path) -> str:
         relations = con.execute(
             "SELECT schema_name, table_name, comment, 'table' FROM duckdb_tables() WHERE NOT internal "
             "UNION ALL SELECT schema_name, view_name, comment, 'view' FROM duckdb_views() WHERE NOT internal "
-            "ORDER BY 1, 2").fetchall()
+            "ORDER BY 1, 2"
+        ).fetchall()
         lines = [HEADER]
         for schema, title in SCHEMAS.items():
             lines += [f"## `{schema}`：{title}", ""]

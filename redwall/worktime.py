@@ -38,7 +38,8 @@ def _delivered(schedule: pl.DataFrame | None) -> pl.DataFrame:
     if schedule is None or schedule.is_empty():
         return pl.DataFrame(schema={"year": pl.Int64, "date": pl.Date, "is_workday": pl.Boolean})
     return schedule.filter(pl.col("_valid_to").is_null()).select(
-        pl.col("year").cast(pl.Int64), "date", is_workday=pl.col("day_type") == WORKED)
+        pl.col("year").cast(pl.Int64), "date", is_workday=pl.col("day_type") == WORKED
+    )
 
 
 def calendar_end(schedule: pl.DataFrame | None = None) -> dt.date:
@@ -82,9 +83,10 @@ def with_working_clocks(frame: pl.DataFrame, columns: list[str], days: pl.DataFr
             frame.with_columns(_date=local.dt.date(), _second=second)
             .join(days, left_on="_date", right_on="date", how="left")
             .with_columns(
-                (pl.col("clock_at_start")
-                 + pl.when(pl.col("is_workday")).then(_seconds_worked_in_day(pl.col("_second"))).otherwise(0)
-                 ).alias(f"{name}_clock")
+                (
+                    pl.col("clock_at_start")
+                    + pl.when(pl.col("is_workday")).then(_seconds_worked_in_day(pl.col("_second"))).otherwise(0)
+                ).alias(f"{name}_clock")
             )
             .drop("_date", "_second", "is_workday", "clock_at_start")
         )

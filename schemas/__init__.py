@@ -43,16 +43,28 @@ SHARING_TYPES = ("无条件共享", "有条件共享", "不予共享")
 # birth date, the age, the day something happened to a person (``date``: moving in or out), and the registers that know a person (``sources``, a list; ``source``, a record's
 # own register): some listings are sensitive.
 PII_KINDS = {
-    "person_key": "direct_identifier", "id_number": "direct_identifier", "phone": "direct_identifier",
-    "name": "direct_identifier", "address": "direct_identifier", "persons": "direct_identifier",
-    "house": "quasi_identifier", "birth_date": "quasi_identifier", "age": "quasi_identifier",
-    "date": "quasi_identifier", "sources": "quasi_identifier", "source": "quasi_identifier",
+    "person_key": "direct_identifier",
+    "id_number": "direct_identifier",
+    "phone": "direct_identifier",
+    "name": "direct_identifier",
+    "address": "direct_identifier",
+    "persons": "direct_identifier",
+    "house": "quasi_identifier",
+    "birth_date": "quasi_identifier",
+    "age": "quasi_identifier",
+    "date": "quasi_identifier",
+    "sources": "quasi_identifier",
+    "source": "quasi_identifier",
 }
 UPDATE_CYCLES = ("实时", "每日", "每周", "每月", "每季度", "每半年", "每年", "不定期")
 # How late a delivery may be, by update cycle, before it counts as overdue (不定期: never).
 DELIVERY_GRACE = {
-    "实时": dt.timedelta(hours=6), "每日": dt.timedelta(days=2), "每周": dt.timedelta(days=9),
-    "每月": dt.timedelta(days=35), "每季度": dt.timedelta(days=100), "每半年": dt.timedelta(days=190),
+    "实时": dt.timedelta(hours=6),
+    "每日": dt.timedelta(days=2),
+    "每周": dt.timedelta(days=9),
+    "每月": dt.timedelta(days=35),
+    "每季度": dt.timedelta(days=100),
+    "每半年": dt.timedelta(days=190),
     "每年": dt.timedelta(days=370),
 }
 LOADS = ("snapshot", "increment", "append")
@@ -221,8 +233,10 @@ def _column(raw: dict[str, Any], where: str) -> Column:
     if raw.get("sensitivity") not in SENSITIVITY:
         raise ContractError(f"{where}: column {raw['name']!r} needs a sensitivity in {list(SENSITIVITY)}")
     if raw.get("pii") and PII_KINDS.get(raw["pii"]) != raw["sensitivity"]:
-        raise ContractError(f"{where}: column {raw['name']!r}: pii {raw['pii']!r} must be one of {list(PII_KINDS)}, "
-                            f"with sensitivity {PII_KINDS.get(raw['pii'])}")
+        raise ContractError(
+            f"{where}: column {raw['name']!r}: pii {raw['pii']!r} must be one of {list(PII_KINDS)}, "
+            f"with sensitivity {PII_KINDS.get(raw['pii'])}"
+        )
     if raw.get("free_text") and raw["type"] != "string":
         raise ContractError(f"{where}: column {raw['name']!r}: only a string column can be free text")
     raw["aliases"] = tuple(raw.get("aliases", ()))
@@ -236,8 +250,17 @@ def _column(raw: dict[str, Any], where: str) -> Column:
         raise ContractError(f"{where}: {exc}") from None
 
 
-def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str,
-           provider: dict[str, str], envelope: tuple[Column, ...] = (), department=None) -> Table:
+def _table(
+    raw: dict[str, Any],
+    *,
+    source: str,
+    name: str,
+    kind: str,
+    where: str,
+    provider: dict[str, str],
+    envelope: tuple[Column, ...] = (),
+    department=None,
+) -> Table:
     columns = tuple(_column(c, f"{where}:{name}") for c in raw["columns"])
     names = [c.name for c in envelope + columns]
     if len(set(names)) != len(names):
@@ -247,8 +270,9 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
     for column in envelope + columns:
         for header in {_spelling_key(h) for h in column.headers}:
             if spelled.setdefault(header, column.name) != column.name:
-                raise ContractError(f"{where}:{name}: header {header!r} would name both {spelled[header]!r} "
-                                    f"and {column.name!r}")
+                raise ContractError(
+                    f"{where}:{name}: header {header!r} would name both {spelled[header]!r} and {column.name!r}"
+                )
     keys = tuple(raw.get("keys", ()))
     if missing := set(keys) - set(names):
         raise ContractError(f"{where}:{name}: keys {sorted(missing)} are not columns")
@@ -262,13 +286,28 @@ def _table(raw: dict[str, Any], *, source: str, name: str, kind: str, where: str
     if catalogue.get("update_cycle") not in UPDATE_CYCLES:
         raise ContractError(f"{where}:{name}: catalogue.update_cycle must be one of {UPDATE_CYCLES}")
     return Table(
-        source=source, name=name, kind=kind, title=raw["title"], abstract=raw["abstract"],
-        columns=columns, keys=keys, load=load, catalogue=catalogue,
-        provider=raw.get("provider", provider), files=raw.get("files"), format=raw.get("format"),
-        encoding=raw.get("encoding"), record_type=raw.get("record_type"),
-        title_row=raw.get("title_row"), department=department, template=raw.get("template"),
-        envelope=envelope, related=tuple(raw.get("related", ())),
-        sensitive_listing=bool(raw.get("sensitive_listing", False)), anonymity=raw.get("anonymity"), hold=hold,
+        source=source,
+        name=name,
+        kind=kind,
+        title=raw["title"],
+        abstract=raw["abstract"],
+        columns=columns,
+        keys=keys,
+        load=load,
+        catalogue=catalogue,
+        provider=raw.get("provider", provider),
+        files=raw.get("files"),
+        format=raw.get("format"),
+        encoding=raw.get("encoding"),
+        record_type=raw.get("record_type"),
+        title_row=raw.get("title_row"),
+        department=department,
+        template=raw.get("template"),
+        envelope=envelope,
+        related=tuple(raw.get("related", ())),
+        sensitive_listing=bool(raw.get("sensitive_listing", False)),
+        anonymity=raw.get("anonymity"),
+        hold=hold,
     )
 
 
@@ -295,19 +334,26 @@ def load_contracts(root: Path = HERE) -> Contracts:
         source = doc["source"]
         envelope = tuple(_column(c, path.name) for c in doc.get("envelope", ()))
         for name, raw in doc["tables"].items():
-            t = _table(raw, source=source, name=name, kind="feed", where=path.name,
-                       provider=doc["provider"], envelope=envelope)
+            t = _table(
+                raw, source=source, name=name, kind="feed", where=path.name, provider=doc["provider"], envelope=envelope
+            )
             tables[t.key] = t
     for path in sorted((root / "ledgers").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         dept = doc["department"]
-        t = _table(doc, source="ledgers", name=doc["table"], kind="ledger", where=path.name,
-                   provider={"name": dept["name"], "code": dept["code"]}, department=dept)
+        t = _table(
+            doc,
+            source="ledgers",
+            name=doc["table"],
+            kind="ledger",
+            where=path.name,
+            provider={"name": dept["name"], "code": dept["code"]},
+            department=dept,
+        )
         tables[t.key] = t
     for path in sorted((root / "marts").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name,
-                   provider=doc["provider"])
+        t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name, provider=doc["provider"])
         tables[t.key] = t
     for t in tables.values():
         if unknown := set(t.related) - set(tables):
@@ -334,12 +380,31 @@ REFERENCE_TITLES = {
     "street": "街道乡镇代码",
 }
 REFERENCE_LABELS = {
-    "code": "代码", "name": "名称", "level": "级别", "valid_from": "启用日期", "valid_to": "停用日期",
-    "date": "日期", "is_workday": "是否工作日", "kind": "类型", "holiday": "节假日名称", "list": "代码集",
-    "note": "备注", "scheme": "分类或编码方案", "major": "大类代码", "minor": "小类代码", "major_name": "大类名称",
-    "time_limit": "处置时限", "time_unit": "时限单位", "length": "编码长度", "pattern": "编码格式（正则表达式）",
-    "parts": "编码结构", "district_code": "所属区代码",
-    "element": "数据元", "identifier": "标识符", "internal_id": "内部标识符", "standard": "出处（标准）",
+    "code": "代码",
+    "name": "名称",
+    "level": "级别",
+    "valid_from": "启用日期",
+    "valid_to": "停用日期",
+    "date": "日期",
+    "is_workday": "是否工作日",
+    "kind": "类型",
+    "holiday": "节假日名称",
+    "list": "代码集",
+    "note": "备注",
+    "scheme": "分类或编码方案",
+    "major": "大类代码",
+    "minor": "小类代码",
+    "major_name": "大类名称",
+    "time_limit": "处置时限",
+    "time_unit": "时限单位",
+    "length": "编码长度",
+    "pattern": "编码格式（正则表达式）",
+    "parts": "编码结构",
+    "district_code": "所属区代码",
+    "element": "数据元",
+    "identifier": "标识符",
+    "internal_id": "内部标识符",
+    "standard": "出处（标准）",
     "synonyms": "同义名称",
 }
 
@@ -379,4 +444,6 @@ def element_spellings(element: str | None) -> tuple[str, ...]:
     if element is None:
         return ()
     row = data_elements()[element]
-    return tuple(filter(None, (row["name"], row["identifier"], row["internal_id"], *(row["synonyms"] or "").split(";"))))
+    return tuple(
+        filter(None, (row["name"], row["identifier"], row["internal_id"], *(row["synonyms"] or "").split(";")))
+    )

@@ -12,27 +12,42 @@ from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE, normalise, r
 from redwall.marts.evaluate import measure_addresses
 from redwall.schemas import load_contracts
 
-BUILDINGS = pl.DataFrame({
-    "building_code": ["B1", "B2", "B3", "B4", "B5", "B6", "B7"],
-    "address": ["西城区府右街12号院3号楼", "西城区钟声胡同5号", "西城区六部口街8号院1号楼",
-                "西城区未英胡同26号院1号楼", "西城区未英胡同26号院1号楼",  # B4, B5: one address, two buildings
-                "西城区太仆寺街10号院2号楼", "西城区太仆寺街10号院2号楼"],  # B6, B7: the same, in two grids
-    "grid_code": ["G1", "G1", "G2", "G3", "G3", "G1", "G2"],
-})
-HOUSES = pl.DataFrame({
-    "building_code": ["B1", "B1", "B1", "B4", "B5"], "house_code": ["H1", "H2", "H3", "H4", "H5"],
-    "unit": [2, 1, 2, 1, 1], "room": ["501", "501", "601", "101", "202"],
-})
+BUILDINGS = pl.DataFrame(
+    {
+        "building_code": ["B1", "B2", "B3", "B4", "B5", "B6", "B7"],
+        "address": [
+            "西城区府右街12号院3号楼",
+            "西城区钟声胡同5号",
+            "西城区六部口街8号院1号楼",
+            "西城区未英胡同26号院1号楼",
+            "西城区未英胡同26号院1号楼",  # B4, B5: one address, two buildings
+            "西城区太仆寺街10号院2号楼",
+            "西城区太仆寺街10号院2号楼",
+        ],  # B6, B7: the same, in two grids
+        "grid_code": ["G1", "G1", "G2", "G3", "G3", "G1", "G2"],
+    }
+)
+HOUSES = pl.DataFrame(
+    {
+        "building_code": ["B1", "B1", "B1", "B4", "B5"],
+        "house_code": ["H1", "H2", "H3", "H4", "H5"],
+        "unit": [2, 1, 2, 1, 1],
+        "room": ["501", "501", "601", "101", "202"],
+    }
+)
 
 
-@pytest.mark.parametrize("written, standard", [
-    ("府右街十二号院三号楼二单元五零一室", "府右街12号院3号楼2单元501室"),
-    ("北京市西城区府右街12号院3栋2门5层501号", "府右街12号院3号楼2单元501"),
-    ("西城区 府右街１２号院３#楼２单元５０１", "府右街12号院3号楼2单元501"),
-    ("六部口街一百一十号", "六部口街110号"),  # the road's numeral stays
-    ("西城区六部口街八号院一号楼北侧约二十米", "六部口街8号院1号楼"),
-    ("西城区钟声胡同5号门口", "钟声胡同5号"),
-])
+@pytest.mark.parametrize(
+    "written, standard",
+    [
+        ("府右街十二号院三号楼二单元五零一室", "府右街12号院3号楼2单元501室"),
+        ("北京市西城区府右街12号院3栋2门5层501号", "府右街12号院3号楼2单元501"),
+        ("西城区 府右街１２号院３#楼２单元５０１", "府右街12号院3号楼2单元501"),
+        ("六部口街一百一十号", "六部口街110号"),  # the road's numeral stays
+        ("西城区六部口街八号院一号楼北侧约二十米", "六部口街8号院1号楼"),
+        ("西城区钟声胡同5号门口", "钟声胡同5号"),
+    ],
+)
 def test_spellings_standardise(written, standard):
     assert pl.select(normalise(pl.lit(written))).item() == standard
 

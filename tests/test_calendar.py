@@ -26,7 +26,9 @@ from test_marts import silver
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 12, 1)
 SCHEDULE_2027 = [  # 元旦 and the first days of 春节 2027 (as a clerk would type them)
-    (2027, "2027-01-01", "放假", "元旦"), (2027, "2027/2/6", "放假", "春节"), (2027, "2027年2月7日", "放假", "春节"),
+    (2027, "2027-01-01", "放假", "元旦"),
+    (2027, "2027/2/6", "放假", "春节"),
+    (2027, "2027年2月7日", "放假", "春节"),
     (2027, "2027-01-31", "调休上班", "春节"),
 ]
 
@@ -52,11 +54,33 @@ def deliver_schedule(home: Home, rows: list[tuple]) -> list:
 def new_year_event(schedule: pl.DataFrame | None) -> dict:
     """暴露垃圾 (4 working hours), dispatched on New Year's Eve at 17:00, fed back 4 January 10:00."""
     when = {"04": dt.datetime(2026, 12, 31, 17, tzinfo=TZ), "06": dt.datetime(2027, 1, 4, 10, tzinfo=TZ)}
-    events = silver("grid_app.event", [{"record_id": "R1", "recorded_at": when["04"], "event_id": "E1",
-                                        "major_code": "01", "minor_code": "02", "grid_code": "110102001001001"}])
-    steps = silver("grid_app.event_status", [{"record_id": f"S{code}", "recorded_at": at, "event_id": "E1",
-                                              "status": code, "department": "城管", "at": at}
-                                             for code, at in when.items()])
+    events = silver(
+        "grid_app.event",
+        [
+            {
+                "record_id": "R1",
+                "recorded_at": when["04"],
+                "event_id": "E1",
+                "major_code": "01",
+                "minor_code": "02",
+                "grid_code": "110102001001001",
+            }
+        ],
+    )
+    steps = silver(
+        "grid_app.event_status",
+        [
+            {
+                "record_id": f"S{code}",
+                "recorded_at": at,
+                "event_id": "E1",
+                "status": code,
+                "department": "城管",
+                "at": at,
+            }
+            for code, at in when.items()
+        ],
+    )
     grids = silver("district.grid", [{"grid_code": "110102001001001", "community_code": "110102001001"}])
     as_of = dt.datetime(2027, 1, 5, 12, tzinfo=TZ)
     return build_event(events, steps, grids, as_of, schedule).row(0, named=True)

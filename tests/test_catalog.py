@@ -89,9 +89,16 @@ def test_catalogue_fields_come_from_the_contract(home, published):
     assert (police["provider"], police["provider_code"]) == ("西城公安分局", "11010200000")
     assert police["format"] == "电子表格（CSV，GB18030编码）"
     assert (police["sharing"], police["sharing_condition"], police["open"]) == (
-        "有条件共享", "仅限街道网格化管理及社区服务使用", False)
+        "有条件共享",
+        "仅限街道网格化管理及社区服务使用",
+        False,
+    )
     id_number = next(i for i in police["items"] if i["name"] == "id_number")
-    assert (id_number["label"], id_number["data_type"], id_number["sensitivity"]) == ("公民身份号码", "字符型C", "直接标识符")
+    assert (id_number["label"], id_number["data_type"], id_number["sensitivity"]) == (
+        "公民身份号码",
+        "字符型C",
+        "直接标识符",
+    )
     assert entries["ledgers.elderly_alone"]["format"].endswith("中心下发模板第1版）")
     assert entries["mart.person"]["format"] == "数据库（Delta Lake，发布至共享数据仓库）"
 
@@ -110,8 +117,12 @@ def test_codes_are_stable_across_runs_and_releases(home, published, tmp_path):
     assert {e["table_key"]: e["code"] for e in build_catalog(home)} == first
     # Pinned: the scheme is a promise to everyone who stored a code.
     assert resource_code(load_contracts().table("police.population")) == first["police.population"] == "1569286581"
-    new_ledger = (HERE / "ledgers" / "fire_hazard.yaml").read_text(encoding="utf-8").replace(
-        "table: fire_hazard", "table: gas_check").replace("title: 消防隐患排查台账", "title: 燃气安全检查台账")
+    new_ledger = (
+        (HERE / "ledgers" / "fire_hazard.yaml")
+        .read_text(encoding="utf-8")
+        .replace("table: fire_hazard", "table: gas_check")
+        .replace("title: 消防隐患排查台账", "title: 燃气安全检查台账")
+    )
     grown = _edited_contracts(tmp_path, {}, {"ledgers/gas_check.yaml": new_ledger})
     codes = {e["table_key"]: e["code"] for e in build_catalog(home, grown)}
     assert {k: codes[k] for k in first} == first
@@ -121,12 +132,20 @@ def test_codes_are_stable_across_runs_and_releases(home, published, tmp_path):
 def test_a_changed_contract_bumps_its_entry_and_says_what_changed(tmp_path):
     home = Home.at(tmp_path / "home").ensure()
     publish_catalog(home)
-    changed = _edited_contracts(tmp_path, {
-        "feeds/police.yaml": ("      - {name: registered_on,",
-                              "      - {name: religion, label: 宗教信仰, type: string, sensitivity: sensitive}\n"
-                              "      - {name: registered_on,"),
-        "ledgers/storefront_duty.yaml": ("sharing: 无条件共享, method", "sharing: 有条件共享, condition: 仅限城市管理使用, method"),
-    })
+    changed = _edited_contracts(
+        tmp_path,
+        {
+            "feeds/police.yaml": (
+                "      - {name: registered_on,",
+                "      - {name: religion, label: 宗教信仰, type: string, sensitivity: sensitive}\n"
+                "      - {name: registered_on,",
+            ),
+            "ledgers/storefront_duty.yaml": (
+                "sharing: 无条件共享, method",
+                "sharing: 有条件共享, condition: 仅限城市管理使用, method",
+            ),
+        },
+    )
     result = publish_catalog(home, changed)
     entries = _by_key(home)
     police, shops = entries["police.population"], entries["ledgers.storefront_duty"]
@@ -157,8 +176,10 @@ def test_dcat_json_ld(home, published):
 
 def test_workbook_for_catalogue_clerks(home, published):
     workbook = openpyxl.load_workbook(home.published / "catalog" / WORKBOOK)
-    for name, fields, rows in (("信息资源", RESOURCE_FIELDS, published["resources"]),
-                               ("信息项", ITEM_FIELDS, published["items"])):
+    for name, fields, rows in (
+        ("信息资源", RESOURCE_FIELDS, published["resources"]),
+        ("信息项", ITEM_FIELDS, published["items"]),
+    ):
         sheet = workbook[name]
         assert [c.value for c in sheet[1]] == [f.label for f in fields]
         assert sheet.max_row == rows + 1 and sheet.freeze_panes == "B2"
@@ -168,9 +189,15 @@ def test_workbook_for_catalogue_clerks(home, published):
 def test_live_facts_and_the_departments_view(tmp_path):
     home = Home.at(tmp_path).ensure()
     day = dt.date(2026, 11, 7)
-    lake.write(home, "silver", "police_population", pl.DataFrame({
-        "id_number": ["A", "B", "C"], "_valid_from": [day] * 3, "_valid_to": [None, None, day]},
-        schema_overrides={"_valid_to": pl.Date}))
+    lake.write(
+        home,
+        "silver",
+        "police_population",
+        pl.DataFrame(
+            {"id_number": ["A", "B", "C"], "_valid_from": [day] * 3, "_valid_to": [None, None, day]},
+            schema_overrides={"_valid_to": pl.Date},
+        ),
+    )
     lake.write(home, "mart", "care_visit", pl.DataFrame({"person_key": ["k1", "k2"]}))
     received = dt.datetime(2026, 11, 8, 1, 30, tzinfo=dt.UTC)
     later = received + dt.timedelta(days=1)
@@ -181,17 +208,35 @@ def test_live_facts_and_the_departments_view(tmp_path):
         ("r4", "ledgers", "civil_affairs", [], 0, 0, later + dt.timedelta(days=1), "rejected"),  # unreadable
     ]
     names = ["receipt_id", "source", "department", "tables", "rows_read", "rows_accepted", "received_at", "status"]
-    lake.write(home, "ops", "file_receipt", pl.DataFrame(
-        [dict(zip(names, r, strict=True)) for r in receipts], schema={n: RECEIPT_SCHEMA[n] for n in names}))
+    lake.write(
+        home,
+        "ops",
+        "file_receipt",
+        pl.DataFrame(
+            [dict(zip(names, r, strict=True)) for r in receipts], schema={n: RECEIPT_SCHEMA[n] for n in names}
+        ),
+    )
     # Two problems on row 4 and one on row 6 of r2: two rows refused; a warning refuses nothing.
     problems = [("r2", 4, "error"), ("r2", 4, "error"), ("r2", 6, "error"), ("r2", 7, "warning")]
-    lake.write(home, "ops", "rejection", pl.DataFrame(
-        [{"receipt_id": r, "table": "ledgers.elderly_alone", "sheet": "台账", "row_number": n, "severity": s}
-         for r, n, s in problems], schema={n: REJECTION_SCHEMA[n] for n in
-                                           ("receipt_id", "table", "sheet", "row_number", "severity")}))
+    lake.write(
+        home,
+        "ops",
+        "rejection",
+        pl.DataFrame(
+            [
+                {"receipt_id": r, "table": "ledgers.elderly_alone", "sheet": "台账", "row_number": n, "severity": s}
+                for r, n, s in problems
+            ],
+            schema={n: REJECTION_SCHEMA[n] for n in ("receipt_id", "table", "sheet", "row_number", "severity")},
+        ),
+    )
 
-    issues = [("civil_affairs", "ledgers.elderly_alone", "open"), ("civil_affairs", "ledgers.elderly_alone", "open"),
-              ("civil_affairs", "ledgers.elderly_alone", "closed"), (None, "police.population", "open")]
+    issues = [
+        ("civil_affairs", "ledgers.elderly_alone", "open"),
+        ("civil_affairs", "ledgers.elderly_alone", "open"),
+        ("civil_affairs", "ledgers.elderly_alone", "closed"),
+        (None, "police.population", "open"),
+    ]
     lake.write(home, "quality", "issue", pl.DataFrame(issues, schema=["department", "table", "status"], orient="row"))
 
     publish_catalog(home)
@@ -227,7 +272,8 @@ def test_directory_assets_publish_catalogue_and_templates(tmp_path):
     assert catalog["resources"].value == len(load_contracts().tables)
     templates = result.asset_materializations_for_node(TEMPLATES.to_python_identifier())[0].metadata
     assert {k.removeprefix("version/") for k in templates if k.startswith("version/")} == {
-        t.key for t in load_contracts().ledgers}
+        t.key for t in load_contracts().ledgers
+    }
     by_key = {a.key: a for a in definitions}
     assert set(by_key[TEMPLATES].dependency_keys) == {dg.AssetKey(["lake", "silver", "district_grid"])}
     # The catalogue follows every table it describes (their live facts).

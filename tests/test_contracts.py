@@ -18,9 +18,18 @@ def test_every_feed_of_feeds_md_has_a_contract():
     contracts = load_contracts()
     assert set(contracts.sources) == FEED_SOURCES
     assert {t.name for t in contracts.source_tables("municipal")} == {
-        "mz_dibao", "cl_disability", "mz_death", "rs_elderly_allowance"}
+        "mz_dibao",
+        "cl_disability",
+        "mz_death",
+        "rs_elderly_allowance",
+    }
     assert {t.name for t in contracts.source_tables("district")} == {
-        "grid", "building", "house", "organization", "component"}
+        "grid",
+        "building",
+        "house",
+        "organization",
+        "component",
+    }
     assert {t.name for t in contracts.source_tables("grid_app")} == {"event", "event_status", "visit", "inspection"}
 
 
@@ -146,9 +155,13 @@ def test_person_place_and_organisation_columns_name_their_data_element():
     assert elements.filter(pl.col("name").is_null() | pl.col("standard").is_null()).is_empty()  # named, cited
     citizen = elements.filter(pl.col("element") == "citizen_id").row(0, named=True)
     assert (citizen["name"], citizen["identifier"], citizen["internal_id"]) == ("公民身份号码", "GMSFHM", "DE00001")
-    unnamed = [f"{t.key}.{c.name}" for t in load_contracts().tables.values() if t.kind != "mart"
-               for c in t.all_columns
-               if (c.pii in ELEMENT_PII or c.format in ELEMENT_FORMATS or c.codes in ELEMENT_CODES) and not c.element]
+    unnamed = [
+        f"{t.key}.{c.name}"
+        for t in load_contracts().tables.values()
+        if t.kind != "mart"
+        for c in t.all_columns
+        if (c.pii in ELEMENT_PII or c.format in ELEMENT_FORMATS or c.codes in ELEMENT_CODES) and not c.element
+    ]
     assert not unnamed, unnamed
     # a header spells the element the same way for every feed: its name, identifier and internal identifier
     for t in load_contracts().tables.values():

@@ -87,8 +87,9 @@ def test_police_snapshots_show_departures_and_deaths(home, truth):
     left = persons.filter(pl.col("id_number").is_in(list(gone)))
     assert set(left["status"]) == {"moved_out"}
     dead = new.filter(pl.col("注销原因") == "死亡")
-    assert dead.height and set(persons.filter(pl.col("id_number").is_in(dead["公民身份号码"].to_list()))["status"]) \
-        == {"deceased"}
+    assert dead.height and set(persons.filter(pl.col("id_number").is_in(dead["公民身份号码"].to_list()))["status"]) == {
+        "deceased"
+    }
     assert new.filter(pl.col("注销日期").is_null())["注销原因"].null_count() == new["注销日期"].null_count()
     # Foreigners appear with a passport or permit number in place of a citizen ID.
     assert new.filter(pl.col("人员类型") == "境外人员")["公民身份号码"].str.contains(r"^[A-Z]").any()
@@ -192,8 +193,11 @@ def test_ledger_headers_are_labels_aliases_or_recorded_extra_columns(home, truth
 
 # -- determinism ---------------------------------------------------------------------------------
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_data(home, tmp_path):
@@ -231,8 +235,9 @@ def test_floating_flaws_are_in_the_cells(home, truth):
         "excel_date": lambda c, v: isinstance(c.value, dt.datetime),
         "serial_date": lambda c, v: c.data_type == "n" and not c.is_date and 1 < c.value < 60000,
     }.items():
-        for file, row, column, value in d.filter(pl.col("kind") == kind).head(5).select(
-                "file", "row", "column", "value").iter_rows():
+        for file, row, column, value in (
+            d.filter(pl.col("kind") == kind).head(5).select("file", "row", "column", "value").iter_rows()
+        ):
             cell = _floating_cell(home, file, row, column)
             assert check(cell, value), (kind, file, row, column, cell.value)
     for file, row in d.filter(pl.col("kind") == "note_row").select("file", "row").iter_rows():
@@ -256,8 +261,14 @@ def test_grid_app_sequence_flaws_are_where_the_truth_says(home, truth):
     lines = {(f.name, i + 1): r for f in files for i, r in enumerate(_jsonl(f))}
     order = {key: n for n, key in enumerate(sorted(lines, key=lambda k: (k[0], k[1])))}
     d = _defects(truth, source="grid_app")
-    assert {"duplicate_upload", "status_before_event", "status_out_of_order", "duplicate_status", "missing_id",
-            "name_variant"} <= set(d["kind"])
+    assert {
+        "duplicate_upload",
+        "status_before_event",
+        "status_out_of_order",
+        "duplicate_status",
+        "missing_id",
+        "name_variant",
+    } <= set(d["kind"])
     for file, row in d.filter(pl.col("kind") == "duplicate_upload").select("file", "row").iter_rows():
         rid = lines[(file, row)]["record_id"]
         earlier = [k for k, r in lines.items() if r["record_id"] == rid and order[k] < order[(file, row)]]
@@ -272,8 +283,13 @@ def test_grid_app_sequence_flaws_are_where_the_truth_says(home, truth):
         assert event_at.get(status["payload"]["event_id"], 10**9) > order[(file, row)]
     for file, row in d.filter(pl.col("kind") == "duplicate_status").select("file", "row").iter_rows():
         status = lines[(file, row)]["payload"]
-        same = [r for r in lines.values() if r["type"] == "event_status"
-                and r["payload"]["event_id"] == status["event_id"] and r["payload"]["status"] == status["status"]]
+        same = [
+            r
+            for r in lines.values()
+            if r["type"] == "event_status"
+            and r["payload"]["event_id"] == status["event_id"]
+            and r["payload"]["status"] == status["status"]
+        ]
         assert len({r["record_id"] for r in same}) >= 2
     for file, row, column in d.filter(pl.col("kind") == "missing_id").select("file", "row", "column").iter_rows():
         item = int(column.split("[")[1].split("]")[0])
@@ -290,8 +306,17 @@ def test_name_variants_differ_from_the_true_name(truth):
 
 def test_ledger_habits_are_in_the_workbooks(home, truth):
     d = _defects(truth, source="ledgers")
-    assert {"extra_column", "renamed_sheet", "header_alias", "csv_export", "merged_cells", "formula_cell",
-            "half_filled_row", "excel_rounded_id", "note_row"} <= set(d["kind"])
+    assert {
+        "extra_column",
+        "renamed_sheet",
+        "header_alias",
+        "csv_export",
+        "merged_cells",
+        "formula_cell",
+        "half_filled_row",
+        "excel_rounded_id",
+        "note_row",
+    } <= set(d["kind"])
     contracts = load_contracts()
     for file, table, value in d.filter(pl.col("kind") == "renamed_sheet").select("file", "table", "value").iter_rows():
         names = _workbook(home.inbox("ledgers") / file).sheetnames
@@ -336,15 +361,17 @@ def test_elderly_alone_ledgers_list_old_people_living_alone(truth):
     assert (persons["living_situation"] == "独居").mean() > 0.8
     alone = truth["persons"].filter(pl.col("living_situation") == "独居")
     assert set(alone["household_id"]).isdisjoint(
-        truth["persons"].filter(pl.col("living_situation") == "空巢")["household_id"])
+        truth["persons"].filter(pl.col("living_situation") == "空巢")["household_id"]
+    )
 
 
 def test_records_point_at_rows_holding_the_person(home, truth):
     records = truth["records"].filter(pl.col("source") == "police")
     snapshot = sorted(records["file"].unique())[-1]
     frame = _police(home.inbox("police") / snapshot).with_row_index("row", offset=2)  # under the header line
-    mine = records.filter(pl.col("file") == snapshot).join(truth["persons"].select("person_id", "id_number"),
-                                                           on="person_id")
+    mine = records.filter(pl.col("file") == snapshot).join(
+        truth["persons"].select("person_id", "id_number"), on="person_id"
+    )
     joined = mine.join(frame.select(pl.col("row").cast(pl.Int64), pl.col("公民身份号码").alias("delivered")), on="row")
     flawed = set(_defects(truth, source="police", file=snapshot, column="公民身份号码")["row"])
     clean = joined.filter(~pl.col("row").is_in(list(flawed)))
@@ -361,13 +388,20 @@ def test_events_run_the_seven_step_loop_mostly_on_time(home, truth):
     assert events["rejected"].any() and (events["last_status"] == "结案").mean() > 0.5
     assert set(events["class_kind"]) == {"event", "component"}
     assert events.filter(pl.col("class_kind") == "component")["object_id"].is_not_null().all()
-    steps = [r["payload"] for f in sorted(home.inbox("grid_app").glob("*.jsonl")) for r in _jsonl(f)
-             if r["type"] == "event_status"]
+    steps = [
+        r["payload"]
+        for f in sorted(home.inbox("grid_app").glob("*.jsonl"))
+        for r in _jsonl(f)
+        if r["type"] == "event_status"
+    ]
     closed = events.filter(pl.col("last_status") == "结案")["event_id"][0]
     mine = {s["status"] for s in steps if s["event_id"] == closed}
     assert {"上报", "立案", "派遣", "处置", "反馈", "核查", "结案"} <= mine
-    assert (events.filter(pl.col("closed_at").is_not_null())
-            .select((pl.col("closed_at") > pl.col("dispatched_at")).all()).item())
+    assert (
+        events.filter(pl.col("closed_at").is_not_null())
+        .select((pl.col("closed_at") > pl.col("dispatched_at")).all())
+        .item()
+    )
 
 
 def test_addresses_map_spellings_to_places(truth):

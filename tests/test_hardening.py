@@ -32,8 +32,18 @@ from redwall.schemas import load_contracts
 REDWALL = str(Path(sys.executable).parent / "redwall")
 # What a receipt says that must not depend on whether a run was interrupted.
 LOAD_FACTS = ["_load_id", "_loaded_at"]  # when and in which attempt a row was loaded
-STABLE = ["file_name", "status", "refusal", "rows_read", "rows_accepted", "rows_rejected", "rows_warned",
-          "rows_deduplicated", "rows_skipped", "reasons_zh"]
+STABLE = [
+    "file_name",
+    "status",
+    "refusal",
+    "rows_read",
+    "rows_accepted",
+    "rows_rejected",
+    "rows_warned",
+    "rows_deduplicated",
+    "rows_skipped",
+    "reasons_zh",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +66,14 @@ def redwall(home: Home, *args: str, crash_at: str | None = None, **popen) -> sub
     env.pop("REDWALL_CRASH_AT", None)
     if crash_at:
         env["REDWALL_CRASH_AT"] = crash_at
-    return subprocess.Popen([REDWALL, "--home", str(home.root), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(
+        [REDWALL, "--home", str(home.root), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def finished(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
@@ -71,8 +87,11 @@ def receipt_table(home: Home, source: str | None = None) -> pl.DataFrame:
     found = lake.read(home, receipts.OPS, receipts.RECEIPTS)
     if source:
         found = found.filter(pl.col("source") == source)
-    return found.select(STABLE).with_columns(
-        pl.col("reasons_zh").str.replace_all(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "<time>")).sort("file_name", "reasons_zh")
+    return (
+        found.select(STABLE)
+        .with_columns(pl.col("reasons_zh").str.replace_all(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "<time>"))
+        .sort("file_name", "reasons_zh")
+    )
 
 
 def instance_of(home: Home) -> dg.DagsterInstance:
@@ -107,9 +126,14 @@ def _hold_pool(home: Home, pid: int) -> str:
     """A STARTED run of process ``pid`` holding the inbox_police slot, as a live load would."""
     run_id = str(uuid.uuid4())
     with instance_of(home) as instance:
-        instance.add_run(dg.DagsterRun(job_name="ingest_police_job", run_id=run_id,
-                                       status=dg.DagsterRunStatus.STARTED,
-                                       tags={PID_TAG: str(pid), HOST_TAG: socket.gethostname()}))
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="ingest_police_job",
+                run_id=run_id,
+                status=dg.DagsterRunStatus.STARTED,
+                tags={PID_TAG: str(pid), HOST_TAG: socket.gethostname()},
+            )
+        )
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default("inbox_police")
         assert storage.claim_concurrency_slot("inbox_police", run_id, "ingest_police").is_claimed
@@ -169,16 +193,26 @@ def uninterrupted(tmp_path_factory, feeds) -> Home:
 
 def _process_killed_at(home: Home, source: str, step: str) -> None:
     """``process_source`` in a process of its own, killed outright just after ``step`` commits."""
-    script = "import sys; from redwall.home import Home; from redwall.ingest import process_source; " \
-             "process_source(Home.at(sys.argv[1]), sys.argv[2])"
+    script = (
+        "import sys; from redwall.home import Home; from redwall.ingest import process_source; "
+        "process_source(Home.at(sys.argv[1]), sys.argv[2])"
+    )
     env = {**os.environ, "REDWALL_CRASH_AT": step}
     done = subprocess.run([sys.executable, "-c", script, str(home.root), source], env=env, capture_output=True)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
 
 
-@pytest.mark.parametrize(("source", "step"), [("grid_app", "silver"), ("police", "silver"), ("ledgers", "silver"),
-                                              ("floating", "receipts"), ("municipal", "registry"),
-                                              ("district", "bronze")])
+@pytest.mark.parametrize(
+    ("source", "step"),
+    [
+        ("grid_app", "silver"),
+        ("police", "silver"),
+        ("ledgers", "silver"),
+        ("floating", "receipts"),
+        ("municipal", "registry"),
+        ("district", "bronze"),
+    ],
+)
 def test_a_retry_after_a_kill_answers_as_the_uninterrupted_run(tmp_path, feeds, uninterrupted, source, step):
     home = fresh_home(tmp_path, feeds, source)
     _process_killed_at(home, source, step)
@@ -189,21 +223,26 @@ def test_a_retry_after_a_kill_answers_as_the_uninterrupted_run(tmp_path, feeds, 
     assert all((home.root / s).exists() for s in stored)
     for table in load_contracts().source_tables(source):  # silver as the uninterrupted run left it
         if lake.exists(uninterrupted, "silver", table.bronze_name):
-            ours, theirs = (lake.read(h, "silver", table.bronze_name).drop(LOAD_FACTS).sort(pl.all())
-                            for h in (home, uninterrupted))
+            ours, theirs = (
+                lake.read(h, "silver", table.bronze_name).drop(LOAD_FACTS).sort(pl.all()) for h in (home, uninterrupted)
+            )
             assert_frame_equal(ours, theirs, check_column_order=False)
 
 
 # -- 2. one readiness rule, one lock per source ----------------------------------------------------
-POLICE_HEADER = "公民身份号码,姓名,性别,民族,出生日期,户籍地址,居住地址,人户一致标识,人员类型,联系电话,登记日期,注销日期,注销原因\n"
+POLICE_HEADER = (
+    "公民身份号码,姓名,性别,民族,出生日期,户籍地址,居住地址,人户一致标识,人员类型,联系电话,登记日期,注销日期,注销原因\n"
+)
 
 
 def police_rows(n: int, start: int = 0) -> list[str]:
     rows = []
     for i in range(start, start + n):  # valid IDs of men born 1950–1960 (an odd sequence number)
         body = f"110102{19500101 + i % 28 + (i // 28) * 10000:08d}{(i % 400) * 2 + 101:03d}"
-        rows.append(f"{body}{id_check_char(body)},居民{i},男,汉族,{body[6:14]},北京市西城区府右街{i}号,"
-                    f"北京市西城区府右街{i}号,01,户籍人口,,2020-01-01,,\n")
+        rows.append(
+            f"{body}{id_check_char(body)},居民{i},男,汉族,{body[6:14]},北京市西城区府右街{i}号,"
+            f"北京市西城区府右街{i}号,01,户籍人口,,2020-01-01,,\n"
+        )
     return rows
 
 
@@ -261,15 +300,23 @@ def test_a_file_that_changes_after_it_was_read_is_read_again(tmp_path, monkeypat
 
 def test_two_loads_of_one_source_at_once_corrupt_nothing(tmp_path, feeds):
     home = fresh_home(tmp_path, feeds, "grid_app", "ledgers")
-    script = "import sys; from redwall.home import Home; from redwall.ingest import process_source; " \
-             "[process_source(Home.at(sys.argv[1]), s) for s in sys.argv[2:]]"
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(home.root), *order], stderr=subprocess.PIPE)
-             for order in (("grid_app", "ledgers"), ("ledgers", "grid_app"))]
+    script = (
+        "import sys; from redwall.home import Home; from redwall.ingest import process_source; "
+        "[process_source(Home.at(sys.argv[1]), s) for s in sys.argv[2:]]"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(home.root), *order], stderr=subprocess.PIPE)
+        for order in (("grid_app", "ledgers"), ("ledgers", "grid_app"))
+    ]
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
     found = lake.read(home, receipts.OPS, receipts.RECEIPTS)
-    delivered = [p for source in ("grid_app", "ledgers") for p in (feeds / source).rglob("*")
-                 if p.is_file() and not p.name.endswith((".ready", ".dict.json"))]
+    delivered = [
+        p
+        for source in ("grid_app", "ledgers")
+        for p in (feeds / source).rglob("*")
+        if p.is_file() and not p.name.endswith((".ready", ".dict.json"))
+    ]
     assert found.height == len(delivered) == found["receipt_id"].n_unique()  # each file answered once
     assert all((home.root / s).exists() for s in found["stored_as"])
     registry = lake.read(home, receipts.OPS, receipts.REGISTRY)
@@ -324,7 +371,9 @@ def test_poison_names_are_answered_and_kept_and_harm_no_other_file(tmp_path):
 def test_a_quoted_delimiter_without_a_final_newline_is_complete(tmp_path):
     home = Home.at(tmp_path / "home").ensure()
     rows = police_rows(2)
-    rows[0] = rows[0].replace("北京市西城区府右街0号,", '"北京市西城区府右街0号,3号楼",', 1)  # a quoted comma in the address
+    rows[0] = rows[0].replace(
+        "北京市西城区府右街0号,", '"北京市西城区府右街0号,3号楼",', 1
+    )  # a quoted comma in the address
     drop_police(home, "实有人口_20261120.csv", (POLICE_HEADER + "".join(rows)).rstrip("\n").encode("gb18030"))
     (receipt,) = process_source(home, "police")
     assert receipt.refusal is None and receipt.rows_accepted == 2
@@ -353,8 +402,15 @@ def _zip_bomb(path: Path, unpacked_mb: int) -> None:
             z.writestr(name, data)
 
 
-@pytest.mark.parametrize(("attack", "refusal"), [("one_line", "line_too_long"), ("wide", "too_many_columns"),
-                                                 ("zip_bomb", "unpacks_too_large"), ("large", "too_large")])
+@pytest.mark.parametrize(
+    ("attack", "refusal"),
+    [
+        ("one_line", "line_too_long"),
+        ("wide", "too_many_columns"),
+        ("zip_bomb", "unpacks_too_large"),
+        ("large", "too_large"),
+    ],
+)
 def test_oversized_input_is_refused_before_it_is_parsed(tmp_path, monkeypatch, attack, refusal):
     monkeypatch.setenv("REDWALL_LIMIT_MAX_FILE_BYTES", str(64 * 1024 * 1024))
     home = Home.at(tmp_path / "home").ensure()
@@ -373,11 +429,12 @@ def test_oversized_input_is_refused_before_it_is_parsed(tmp_path, monkeypatch, a
             f.truncate(65 * 1024 * 1024)
     # taken in by a process of its own, whose peak memory (VmHWM: of this program, not of the
     # process it was forked from, as ru_maxrss would be) is measured
-    script = ("import re, sys; from redwall.home import Home; from redwall.ingest import process_source; "
-              "process_source(Home.at(sys.argv[1]), 'ledgers'); "
-              "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
-    done = subprocess.run([sys.executable, "-c", script, str(home.root)], capture_output=True, text=True,
-                          timeout=300)
+    script = (
+        "import re, sys; from redwall.home import Home; from redwall.ingest import process_source; "
+        "process_source(Home.at(sys.argv[1]), 'ledgers'); "
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(home.root)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     peak_mb = int(done.stdout.split()[-1]) / 1024
     (answer,) = lake.read(home, receipts.OPS, receipts.RECEIPTS).iter_rows(named=True)
@@ -396,8 +453,9 @@ def test_a_stray_file_never_fails_the_build_and_a_broken_layout_blocks_until_fix
     (ledgers / "会议纪要.csv").write_text("会议时间,地点,内容\n2026-11-20,三楼,安全工作\n", encoding="utf-8")
 
     def layout_check(job: str) -> dg.AssetCheckEvaluation:
-        result = defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                                              raise_on_error=False)
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        )
         return next(c for c in result.get_asset_check_evaluations() if c.check_name == "feed_layout_intact")
 
     stray = layout_check("ingest_ledgers_job")

@@ -18,7 +18,15 @@ import dagster as dg
 import polars as pl
 import pytest
 from test_ingest import (  # the ingestion tests' file makers
-    balanced, cid, csv_bytes, drop, elderly_ledger, police_row, police_snapshot, silver, valid_on,
+    balanced,
+    cid,
+    csv_bytes,
+    drop,
+    elderly_ledger,
+    police_row,
+    police_snapshot,
+    silver,
+    valid_on,
 )
 
 from redwall.assets.holds import NO_DELIVERY_HELD, held_check
@@ -57,8 +65,10 @@ def decide_in_dagster(receipt_id: str, decision: str, by: str, reason: str) -> d
     """The analyst's one action in the UI: the release_delivery job with its config."""
     config = {"receipt_id": receipt_id, "decision": decision, "by": by, "reason": reason}
     return defs.resolve_job_def("release_delivery").execute_in_process(
-        run_config={"ops": {"decide_held_delivery": {"config": config}}}, instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False)
+        run_config={"ops": {"decide_held_delivery": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def cli(home: Home, *args: str) -> tuple[int, str]:
@@ -113,8 +123,13 @@ def test_half_a_police_snapshot_is_held_later_ones_flow_and_a_late_release_overr
     assert sent["status_zh"] == "待确认（暂未应用）"
     assert "现有40条记录中的20条（50.0%）置为失效，超过本表20%的上限" in sent["reasons_zh"]
     entry = holds.pending(home).row(0, named=True)
-    assert (entry["receipt_id"], entry["records_current"], entry["records_closing"], entry["closing_share"],
-            entry["closing_limit"]) == (held.receipt_id, 40, 20, 0.5, 0.2)
+    assert (
+        entry["receipt_id"],
+        entry["records_current"],
+        entry["records_closing"],
+        entry["closing_share"],
+        entry["closing_limit"],
+    ) == (held.receipt_id, 40, 20, 0.5, 0.2)
     check = held_check(home, POLICE)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["records_closing"].value == 20 and held.receipt_id in check.metadata["held_deliveries"].value
@@ -144,7 +159,11 @@ def test_half_a_police_snapshot_is_held_later_ones_flow_and_a_late_release_overr
     assert released["status"] == "accepted" and "早于已加载的2024-05-15快照" in released["reasons_zh"]
     assert "经大数据中心（王分析）确认应用本文件，理由：公安确认该期导出完整" in released["reasons_zh"]
     entry = holds.listing(home).row(0, named=True)
-    assert (entry["status"], entry["decided_by"], entry["decision_reason"]) == ("released", "王分析", "公安确认该期导出完整")
+    assert (entry["status"], entry["decided_by"], entry["decision_reason"]) == (
+        "released",
+        "王分析",
+        "公安确认该期导出完整",
+    )
     assert not decide_in_dagster(held.receipt_id, "discard", "李分析", "再次操作").success  # decided once
 
 
@@ -167,8 +186,9 @@ def test_a_released_snapshot_is_applied_as_an_ordinary_load_would_have(home, tmp
     # The same files loaded in a home whose contract holds nothing: the same silver.
     unheld = Home.at(tmp_path / "unheld").ensure()
     contracts = load_contracts()
-    lenient = Contracts(contracts.tables | {POLICE.key: dataclasses.replace(
-        POLICE, hold=dataclasses.replace(POLICE.hold, closing=1.0))})
+    lenient = Contracts(
+        contracts.tables | {POLICE.key: dataclasses.replace(POLICE, hold=dataclasses.replace(POLICE.hold, closing=1.0))}
+    )
     for name in ("实有人口_20240501.csv", "实有人口_20240508.csv"):
         drop(unheld, "police", name, (home.archive("police") / name).read_bytes())
         process_source(unheld, "police", lenient)
@@ -188,20 +208,59 @@ def test_a_released_snapshot_is_applied_as_an_ordinary_load_would_have(home, tmp
 
 # -- a whole-list ledger --------------------------------------------------------------------------
 ELDERS = [cid("19400101", f"{i:03d}") for i in range(1, 31)]
-ELDERLY_CSV_HEADER = ["姓名", "身份证号码", "所属社区", "居住地址", "联系电话", "居住情况", "紧急联系人", "紧急联系人电话",
-                      "最近走访日期", "走访干部"]
+ELDERLY_CSV_HEADER = [
+    "姓名",
+    "身份证号码",
+    "所属社区",
+    "居住地址",
+    "联系电话",
+    "居住情况",
+    "紧急联系人",
+    "紧急联系人电话",
+    "最近走访日期",
+    "走访干部",
+]
 
 
 def community_list(ids: list[str], community: str = "府右街南社区") -> bytes:
-    return elderly_ledger([["张秀英", pid, community, "西城区府右街12号院3号楼2单元501", None, "独居", None, None,
-                            "2024-05-03", "李红", None] for pid in ids])
+    return elderly_ledger(
+        [
+            [
+                "张秀英",
+                pid,
+                community,
+                "西城区府右街12号院3号楼2单元501",
+                None,
+                "独居",
+                None,
+                None,
+                "2024-05-03",
+                "李红",
+                None,
+            ]
+            for pid in ids
+        ]
+    )
 
 
 def wrecked(ids: list[str]) -> bytes:
     """The list saved from a spreadsheet that took the IDs for numbers (the CSV keeps its rounding)."""
     rows = [["府右街南社区独居老人台账（2024年6月）"] + [""] * 9, ELDERLY_CSV_HEADER]
-    rows += [["张秀英", pid if i < 3 else f"{int(pid[:15]) / 10**14:.14f}".rstrip("0") + "E+017", "府右街南社区",
-              "西城区府右街12号院3号楼2单元501", "", "独居", "", "", "2024/6/3", "李红"] for i, pid in enumerate(ids)]
+    rows += [
+        [
+            "张秀英",
+            pid if i < 3 else f"{int(pid[:15]) / 10**14:.14f}".rstrip("0") + "E+017",
+            "府右街南社区",
+            "西城区府右街12号院3号楼2单元501",
+            "",
+            "独居",
+            "",
+            "",
+            "2024/6/3",
+            "李红",
+        ]
+        for i, pid in enumerate(ids)
+    ]
     return csv_bytes(rows, "gbk")
 
 
@@ -274,8 +333,9 @@ def test_person_history_shows_no_one_absent_because_of_a_held_snapshot(home):
 
     def residents(on: dt.date) -> int:
         history = lake.read(home, "mart", "person_history")
-        return history.filter((pl.col("valid_from") <= on) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > on))
-                              )["person_key"].n_unique()
+        return history.filter(
+            (pl.col("valid_from") <= on) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > on))
+        )["person_key"].n_unique()
 
     police = silver(home, "police_population")
     assert police.filter(pl.col("_valid_to") == cut).is_empty() and not (police["_file_hash"] == held.file_hash).any()

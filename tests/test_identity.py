@@ -14,7 +14,11 @@ import pytest
 from stdnum.cn import ric
 
 from redwall.identifiers import (
-    document_kind_expr, document_number_expr, id_check_char, is_valid_citizen_id, person_identity_expr,
+    document_kind_expr,
+    document_number_expr,
+    id_check_char,
+    is_valid_citizen_id,
+    person_identity_expr,
     citizen_id_valid_expr,
 )
 from redwall.ingest.normalise import judge
@@ -32,8 +36,13 @@ def cid(area: str, birth: str, seq: str) -> str:
     return first17 + id_check_char(first17)
 
 
-VALID = [cid("110102", "19400312", "002"), cid("110104", "19851231", "011"), cid("440106", "20000229", "999"),
-         cid("510104", "19700101", "100"), cid("110102", "20261130", "003")]
+VALID = [
+    cid("110102", "19400312", "002"),
+    cid("110104", "19851231", "011"),
+    cid("440106", "20000229", "999"),
+    cid("510104", "19700101", "100"),
+    cid("110102", "20261130", "003"),
+]
 INVALID = {
     "check character": VALID[0][:17] + ("1" if VALID[0][17] != "1" else "2"),
     "Arabic-Indic digit": VALID[0][:5] + "٢" + VALID[0][6:],
@@ -53,8 +62,9 @@ def test_citizen_id_rule_refuses_impossible_numbers_in_every_form():
 
     values = VALID + list(INVALID.values())
     scalar = [is_valid_citizen_id(v, TODAY) for v in values]
-    vectorised = pl.DataFrame({"id": values}).select(
-        citizen_id_valid_expr(pl.col("id"), TODAY).fill_null(False))["id"].to_list()
+    vectorised = (
+        pl.DataFrame({"id": values}).select(citizen_id_valid_expr(pl.col("id"), TODAY).fill_null(False))["id"].to_list()
+    )
     assert scalar == vectorised == [True] * len(VALID) + [False] * len(INVALID), dict(zip(values, scalar))
     # the quality loop's expectation evaluates the same rule (today's date: these are long past)
     past = values[:4] + [v for k, v in INVALID.items() if k != "future birth date"]
@@ -89,13 +99,16 @@ def test_citizen_id_rule_agrees_with_python_stdnum():
     assert not any(ric.is_valid(s) for s in ("000000199001010018", "990101199001010019"))
 
 
-@pytest.mark.parametrize(("written", "expected"), [
-    (["G-12345678", "g12345678", "Ｇ１２３４５６７８", "G 1234 5678"], "414:G12345678"),
-    (["H1234567801", "H12345678", "h-12345678"], "516:H12345678"),  # lifelong number, old cards add the issue count
-    (["M87654321", "Ｍ８７６５４３２１"], "516:M87654321"),
-    (["12345678", "1234567802"], "511:12345678"),
-    (["ABC123456789012", "abc-123456789012"], "553:ABC123456789012"),
-])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (["G-12345678", "g12345678", "Ｇ１２３４５６７８", "G 1234 5678"], "414:G12345678"),
+        (["H1234567801", "H12345678", "h-12345678"], "516:H12345678"),  # lifelong number, old cards add the issue count
+        (["M87654321", "Ｍ８７６５４３２１"], "516:M87654321"),
+        (["12345678", "1234567802"], "511:12345678"),
+        (["ABC123456789012", "abc-123456789012"], "553:ABC123456789012"),
+    ],
+)
 def test_one_document_is_one_identity_however_it_is_written(written, expected):
     frame = pl.DataFrame({"raw": written}).with_columns(number=document_number_expr(pl.col("raw")))
     identity = frame.select(person_identity_expr(document_kind_expr(pl.col("number")), pl.col("number")))
@@ -104,8 +117,9 @@ def test_one_document_is_one_identity_however_it_is_written(written, expected):
 
 def test_residence_permits_and_the_new_permanent_residence_card_are_numbers_on_the_id_pattern():
     permit, card = cid("810000", "19900101", "012"), cid("912345", "19800101", "011")
-    frame = pl.DataFrame({"number": [permit, card, cid("820000", "19900101", "012")[:-1] + "X",
-                                     cid("810001", "19900101", "012")]})
+    frame = pl.DataFrame(
+        {"number": [permit, card, cid("820000", "19900101", "012")[:-1] + "X", cid("810001", "19900101", "012")]}
+    )
     kinds = frame.select(document_kind_expr(pl.col("number"))).to_series().to_list()
     assert kinds[:2] == ["118", "553"]
     identity = frame.select(person_identity_expr(pl.Series(kinds), pl.col("number"))).to_series().to_list()
@@ -117,9 +131,10 @@ def test_residence_permits_and_the_new_permanent_residence_card_are_numbers_on_t
 def _judged(key: str, rows: list[dict[str, str]]) -> pl.DataFrame:
     """Rows delivered as text to a contract table, typed by ingestion; ``rule`` lists the issues."""
     table = load_contracts().table(key)
-    bronze = pl.DataFrame({c.name: [r.get(c.label) for r in rows] for c in table.all_columns},
-                          schema={c.name: pl.String for c in table.all_columns}).with_columns(
-        _file_hash=pl.lit("f"), _row_number=pl.int_range(pl.len()) + 1, _sheet=pl.lit(None, pl.String))
+    bronze = pl.DataFrame(
+        {c.name: [r.get(c.label) for r in rows] for c in table.all_columns},
+        schema={c.name: pl.String for c in table.all_columns},
+    ).with_columns(_file_hash=pl.lit("f"), _row_number=pl.int_range(pl.len()) + 1, _sheet=pl.lit(None, pl.String))
     judged = judge(table, bronze, "第{}行")
     issues = judged.issues.group_by("_row_number").agg(pl.col("rule").sort())
     return judged.rows.join(issues, on="_row_number", how="left").sort("_row_number")
@@ -127,24 +142,51 @@ def _judged(key: str, rows: list[dict[str, str]]) -> pl.DataFrame:
 
 def test_ingestion_normalises_document_numbers_and_checks_them_against_their_type():
     base = {"姓名": "某", "现住地址": "西城区府右街12号", "登记日期": "2026-11-01"}
-    rows = _judged("floating.registration", [
-        {**base, "证件类型": "港澳居民来往内地通行证", "证件号码": "h-1234 5678"},
-        {**base, "证件类型": "港澳居民来往内地通行证", "证件号码": "E12345678"},  # a passport's number
-        {**base, "证件类型": "护照", "证件号码": "Ｇ－12345678"},
-        {**base, "证件类型": "居民身份证", "证件号码": INVALID["Arabic-Indic digit"]},
-        {**base, "证件类型": "居民身份证", "证件号码": cid("110102", "20990101", "001")},
-        {**base, "证件类型": "港澳台居民居住证", "证件号码": cid("830000", "19900101", "012")},
-        {**base, "证件类型": "港澳台居民居住证", "证件号码": VALID[0]},  # a citizen ID, not a permit
-    ])
+    rows = _judged(
+        "floating.registration",
+        [
+            {**base, "证件类型": "港澳居民来往内地通行证", "证件号码": "h-1234 5678"},
+            {**base, "证件类型": "港澳居民来往内地通行证", "证件号码": "E12345678"},  # a passport's number
+            {**base, "证件类型": "护照", "证件号码": "Ｇ－12345678"},
+            {**base, "证件类型": "居民身份证", "证件号码": INVALID["Arabic-Indic digit"]},
+            {**base, "证件类型": "居民身份证", "证件号码": cid("110102", "20990101", "001")},
+            {**base, "证件类型": "港澳台居民居住证", "证件号码": cid("830000", "19900101", "012")},
+            {**base, "证件类型": "港澳台居民居住证", "证件号码": VALID[0]},  # a citizen ID, not a permit
+        ],
+    )
     assert rows["id_number"].to_list()[:3] == ["H12345678", None, "G12345678"]
-    assert rows["rule"].to_list() == [None, ["document_format"], None, ["id_format"], ["id_checksum"], None,
-                                      ["document_format"]]
-    police = _judged("police.population", [
-        {"公民身份号码": "m 8765 4321", "姓名": "某", "性别": "男", "出生日期": "19900101", "居住地址": "某处",
-         "人员类型": "境外人员", "登记日期": "2026-01-01"},
-        {"公民身份号码": "8765432", "姓名": "某", "性别": "男", "出生日期": "19900101", "居住地址": "某处",
-         "人员类型": "户籍人口", "登记日期": "2026-01-01"},
-    ])
+    assert rows["rule"].to_list() == [
+        None,
+        ["document_format"],
+        None,
+        ["id_format"],
+        ["id_checksum"],
+        None,
+        ["document_format"],
+    ]
+    police = _judged(
+        "police.population",
+        [
+            {
+                "公民身份号码": "m 8765 4321",
+                "姓名": "某",
+                "性别": "男",
+                "出生日期": "19900101",
+                "居住地址": "某处",
+                "人员类型": "境外人员",
+                "登记日期": "2026-01-01",
+            },
+            {
+                "公民身份号码": "8765432",
+                "姓名": "某",
+                "性别": "男",
+                "出生日期": "19900101",
+                "居住地址": "某处",
+                "人员类型": "户籍人口",
+                "登记日期": "2026-01-01",
+            },
+        ],
+    )
     assert police["id_number"].to_list() == ["M87654321", None] and police["rule"][1].to_list() == ["id_format"]
 
 
@@ -158,9 +200,15 @@ def test_a_permit_holder_in_both_registers_is_one_resident():
     rows = street_rows()
     police = next(r for r in rows["police.population"] if r["person_type"] == "3")
     police["id_number"] = "H12345678"
-    rows["floating.registration"].append({
-        "name": police["name"], "doc_type": "516", "id_number": "H1234567801",
-        "residence_address": police["residence_address"], "registered_on": dt.date(2026, 3, 1)})
+    rows["floating.registration"].append(
+        {
+            "name": police["name"],
+            "doc_type": "516",
+            "id_number": "H1234567801",
+            "residence_address": police["residence_address"],
+            "registered_on": dt.date(2026, 3, 1),
+        }
+    )
     persons = compute_marts(_silver_of(rows), AS_OF)["person"]
     holder = persons.filter(pl.col("doc_type") == "516")
     assert holder.height == 1
@@ -173,10 +221,17 @@ def test_visit_ids_go_through_the_same_normalisation_and_upgrade():
     rows = street_rows()
     width = P[1].translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})  # full-width digits
     legacy = P[2][:6] + P[2][8:17]  # the 15-digit form
-    rows["grid_app.visit"].append({
-        "record_id": "V9", "recorded_at": dt.datetime(2026, 11, 12, 10, tzinfo=AS_OF.tzinfo), "worker_id": "W1",
-        "grid_code": "110102001001001", "persons": json.dumps(
-            [{"name": "甲", "id_number": width}, {"name": "乙", "id_number": legacy}], ensure_ascii=False)})
+    rows["grid_app.visit"].append(
+        {
+            "record_id": "V9",
+            "recorded_at": dt.datetime(2026, 11, 12, 10, tzinfo=AS_OF.tzinfo),
+            "worker_id": "W1",
+            "grid_code": "110102001001001",
+            "persons": json.dumps(
+                [{"name": "甲", "id_number": width}, {"name": "乙", "id_number": legacy}], ensure_ascii=False
+            ),
+        }
+    )
     marts = compute_marts(_silver_of(rows), AS_OF)
     link = marts["person_link"].filter(pl.col("record_key") == "V9").sort("item")
     assert link["match_rule"].to_list() == ["exact_id", "exact_id"]
@@ -185,8 +240,14 @@ def test_visit_ids_go_through_the_same_normalisation_and_upgrade():
 
 
 def _visit_rows(persons: list[dict], house: str) -> dict:
-    return {"record_id": "V8", "recorded_at": dt.datetime(2026, 11, 12, 10, tzinfo=AS_OF.tzinfo), "worker_id": "W1",
-            "grid_code": "110102001001001", "house_code": house, "persons": json.dumps(persons, ensure_ascii=False)}
+    return {
+        "record_id": "V8",
+        "recorded_at": dt.datetime(2026, 11, 12, 10, tzinfo=AS_OF.tzinfo),
+        "worker_id": "W1",
+        "grid_code": "110102001001001",
+        "house_code": house,
+        "persons": json.dumps(persons, ensure_ascii=False),
+    }
 
 
 @pytest.mark.parametrize("second", ["李玮", "李伟"])  # a homophone son, a son of the same name
@@ -199,8 +260,9 @@ def test_two_persons_one_visit_lists_are_never_one_person(second):
     rows = street_rows()
     father = rows["police.population"][0]  # 户籍1, in H1
     father.update(name="李伟", phone="13912340001")
-    rows["grid_app.visit"].append(_visit_rows(
-        [{"name": "李伟", "phone": "13912340001"}, {"name": second, "phone": "13912340001"}], H1))
+    rows["grid_app.visit"].append(
+        _visit_rows([{"name": "李伟", "phone": "13912340001"}, {"name": second, "phone": "13912340001"}], H1)
+    )
     link = compute_marts(_silver_of(rows), AS_OF)["person_link"]
     seen = link.filter(pl.col("record_key") == "V8").sort("item")
     father_key = link.filter((pl.col("source") == "police.population") & (pl.col("record_key") == P[1]))
@@ -216,9 +278,14 @@ def test_two_persons_of_one_visit_are_not_clustered_together_through_another_rec
 
     rows = street_rows()
     brothers = [{"name": "赵磊", "phone": "13700007777"}, {"name": "赵磊", "phone": "13700007777"}]
-    rows["grid_app.visit"] += [_visit_rows(brothers, H3), {
-        **_visit_rows([{"name": "赵磊", "phone": "13700007777"}], H3), "record_id": "V7",
-        "recorded_at": dt.datetime(2026, 11, 13, 10, tzinfo=AS_OF.tzinfo)}]
+    rows["grid_app.visit"] += [
+        _visit_rows(brothers, H3),
+        {
+            **_visit_rows([{"name": "赵磊", "phone": "13700007777"}], H3),
+            "record_id": "V7",
+            "recorded_at": dt.datetime(2026, 11, 13, 10, tzinfo=AS_OF.tzinfo),
+        },
+    ]
     link = compute_marts(_silver_of(rows), AS_OF)["person_link"]
     seen = link.filter(pl.col("record_key").is_in(["V7", "V8"]))
     assert seen.filter(pl.col("record_key") == "V8")["person_key"].n_unique() == 2

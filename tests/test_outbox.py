@@ -32,8 +32,18 @@ UNKNOWN_COMMUNITY = "无名社区"  # no community of the district register: a s
 ADDED = "身体状况"  # a column the clerk added to the template
 ISSUES = "问题说明"  # the sheet listing a file's issues, beside its rows
 # The clerk's own layout: the phone first, the ID under one of its other names.
-CLERK_ORDER = ["phone", "name", "id_number", "community", "address", "living_situation", "emergency_contact",
-               "emergency_phone", "last_visit_on", "visiting_cadre"]
+CLERK_ORDER = [
+    "phone",
+    "name",
+    "id_number",
+    "community",
+    "address",
+    "living_situation",
+    "emergency_contact",
+    "emergency_phone",
+    "last_visit_on",
+    "visiting_cadre",
+]
 CLERK_HEADERS = {"id_number": "身份证号"}
 
 
@@ -75,7 +85,8 @@ def _assert_marked(home: Home, issues: pl.DataFrame) -> None:
     assert mine.height
     books = {path: openpyxl.load_workbook(_workbook(home, path)) for path in mine["file_path"].unique()}
     for path, table, number, column, message in mine.select(
-            "file_path", "table", "row_number", "column", "message_zh").iter_rows():
+        "file_path", "table", "row_number", "column", "message_zh"
+    ).iter_rows():
         header, cells = _rows(books[path].worksheets[0])
         cell = cells[number][_header_of(header, contracts.table(table).column(column)) if column else header[0]]
         assert cell.comment is not None and message in cell.comment.text, (path, number, column)
@@ -116,13 +127,18 @@ def clerk(outboxed, tmp_path_factory):
     table = load_contracts().table("ledgers.elderly_alone")
     current = _silver(copy, table)
     community = current["community"].drop_nulls().mode().sort()[0]
-    clean = current.filter(pl.col("community") == community, pl.col("phone").str.contains(r"^\d{11}$")) \
-        .sort("_row_number").head(6)
-    clean = clean.with_columns(last_visit_on=pl.Series([dt.date(2026, 10, 20) + dt.timedelta(days=3 * i)
-                                                        for i in range(clean.height)]))
+    clean = (
+        current.filter(pl.col("community") == community, pl.col("phone").str.contains(r"^\d{11}$"))
+        .sort("_row_number")
+        .head(6)
+    )
+    clean = clean.with_columns(
+        last_visit_on=pl.Series([dt.date(2026, 10, 20) + dt.timedelta(days=3 * i) for i in range(clean.height)])
+    )
     rows = clean.with_columns(
         address=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(UNKNOWN_ADDRESS)).otherwise("address"),
-        community=pl.when(pl.int_range(pl.len()) == 1).then(pl.lit(UNKNOWN_COMMUNITY)).otherwise("community"))
+        community=pl.when(pl.int_range(pl.len()) == 1).then(pl.lit(UNKNOWN_COMMUNITY)).otherwise("community"),
+    )
     assert rows.height == 6
     name = f"{community}社区独居老人台账（12月）.xlsx"
     _deliver(copy, table, rows, name)
@@ -173,20 +189,22 @@ def test_the_clerks_rows_come_back_as_typed(clerk):
     sheet = book.worksheets[0]
     header, cells = _rows(sheet)
     # the clerk's headers, in the clerk's order, at the clerk's rows (title row 1, header row 2)
-    assert header[:len(CLERK_ORDER)] == [CLERK_HEADERS.get(c, table.column(c).label) for c in CLERK_ORDER]
+    assert header[: len(CLERK_ORDER)] == [CLERK_HEADERS.get(c, table.column(c).label) for c in CLERK_ORDER]
     assert sorted(cells) == list(range(3, 3 + rows.height))
     # each row names its place in the original file, in a hidden column
     reference = get_column_letter(len(header) + 1)
     assert sheet.column_dimensions[reference].hidden
-    assert [cells[3 + i][RETURNED_HEADER].value for i in range(rows.height)] == \
-        [returned_row(path, 3 + i) for i in range(rows.height)]
+    assert [cells[3 + i][RETURNED_HEADER].value for i in range(rows.height)] == [
+        returned_row(path, 3 + i) for i in range(rows.height)
+    ]
     # the template's drop-downs and date checks, the template's identity in a very hidden sheet
     checked = {str(v.sqref).split(":")[0][:-1]: v.type for v in sheet.data_validations.dataValidation}
     letter = {c: get_column_letter(i + 1) for i, c in enumerate(CLERK_ORDER)}
     assert checked == {letter["community"]: "list", letter["living_situation"]: "list", letter["last_visit_on"]: "date"}
     assert book[IDENTITY_SHEET].sheet_state == "veryHidden"
-    assert list(book[IDENTITY_SHEET].iter_rows(max_row=1, max_col=2, values_only=True)) == \
-        [("redwall_table", table.key)]
+    assert list(book[IDENTITY_SHEET].iter_rows(max_row=1, max_col=2, values_only=True)) == [
+        ("redwall_table", table.key)
+    ]
     for i, row in enumerate(rows.iter_rows(named=True)):
         mine = cells[3 + i]
         visit = mine["最近走访日期"]  # a date cell, a serial number and a text date all come back as dates
@@ -195,7 +213,7 @@ def test_the_clerks_rows_come_back_as_typed(clerk):
             cell = mine[label]  # text, formatted as text, whatever cell the clerk typed it in
             assert (cell.value, cell.data_type, cell.number_format) == (value, "s", "@")
         assert mine["姓名"].value == row["name"]
-    assert header[len(table.columns):] == [ADDED]  # the added column, where the clerk put it
+    assert header[len(table.columns) :] == [ADDED]  # the added column, where the clerk put it
     assert [cells[3 + i][ADDED].value for i in range(rows.height)] == [None, "行动不便"] * 3
 
 
@@ -207,8 +225,7 @@ def test_dates_and_identifiers_of_the_generated_ledgers(outboxed):
     for path in books:
         for sheet in _data_sheets(openpyxl.load_workbook(path)):
             header, cells = _rows(sheet)
-            table = next(t for t in contracts.ledgers
-                         if all(_header_of(header, c) for c in t.columns if c.required))
+            table = next(t for t in contracts.ledgers if all(_header_of(header, c) for c in t.columns if c.required))
             for row in cells.values():
                 for column in [c for c in table.columns if _header_of(header, c)]:
                     cell = row[_header_of(header, column)]
@@ -217,8 +234,11 @@ def test_dates_and_identifiers_of_the_generated_ledgers(outboxed):
                         assert cell.is_date or not (str(cell.value)[:4].isdigit()), (path.name, cell.value)
                         seen["date"] += cell.is_date
                     if column.format in ("person_id", "phone"):
-                        assert cell.number_format == "@" and cell.data_type in ("s", "n") and \
-                            not isinstance(cell.value, (int, float))
+                        assert (
+                            cell.number_format == "@"
+                            and cell.data_type in ("s", "n")
+                            and not isinstance(cell.value, (int, float))
+                        )
                         seen["text"] += cell.value is not None
     assert seen["date"] > 50 and seen["text"] > 50
 
@@ -244,21 +264,42 @@ def test_workbooks_are_regenerated_whole(clerk, tmp_path):
 
 def _strings(path: Path, sheets=None) -> set[str]:
     book = openpyxl.load_workbook(path)
-    return {c for s in (sheets(book) if sheets else book.worksheets)
-            for row in s.iter_rows(values_only=True) for c in row if isinstance(c, str)}
+    return {
+        c
+        for s in (sheets(book) if sheets else book.worksheets)
+        for row in s.iter_rows(values_only=True)
+        for c in row
+        if isinstance(c, str)
+    }
 
 
 def test_personal_values_go_to_the_sending_department_only(clerk):
     home = clerk[0]
     contracts = load_contracts()
     delivered = [t for t in contracts.ledgers if lake.read(home, "bronze", t.bronze_name).width]  # no schedule here
-    bronze = pl.concat([lake.read(home, "bronze", t.bronze_name).select(
-        "_source_file", pl.concat_list(pl.col(c.name) for c in t.columns).alias("values"))
-        for t in delivered], how="vertical").explode("values").drop_nulls()
+    bronze = (
+        pl.concat(
+            [
+                lake.read(home, "bronze", t.bronze_name).select(
+                    "_source_file", pl.concat_list(pl.col(c.name) for c in t.columns).alias("values")
+                )
+                for t in delivered
+            ],
+            how="vertical",
+        )
+        .explode("values")
+        .drop_nulls()
+    )
     persons = pl.read_parquet(home.truth / "persons.parquet")
     personal = set(persons["id_number"].drop_nulls()) | {p for p in persons["phone"].drop_nulls() if len(p) >= 7}
-    personal |= {v for t in delivered for c in t.columns if c.pii in ("id_number", "phone", "address")
-                 for v in lake.read(home, "bronze", t.bronze_name)[c.name].drop_nulls() if len(v) >= 7}
+    personal |= {
+        v
+        for t in delivered
+        for c in t.columns
+        if c.pii in ("id_number", "phone", "address")
+        for v in lake.read(home, "bronze", t.bronze_name)[c.name].drop_nulls()
+        if len(v) >= 7
+    }
     assert len(personal) > 100
     # the rectification lists and the workbooks' issue sheets: rows, columns and messages only
     for path in (home.outbox / "rectification").rglob("*.xlsx"):
@@ -269,8 +310,11 @@ def test_personal_values_go_to_the_sending_department_only(clerk):
         assert not _strings(book, lambda b: [s for s in b if s.title == ISSUES]) & personal, book.name
         # the data sheets hold the file's own rows: no value from another file, of any department
         department = book.parent.name
-        file = next(p for p in bronze["_source_file"].unique()
-                    if Path(p).parent.name == department and f"{Path(p).stem}_错误标注.xlsx" == book.name)
+        file = next(
+            p
+            for p in bronze["_source_file"].unique()
+            if Path(p).parent.name == department and f"{Path(p).stem}_错误标注.xlsx" == book.name
+        )
         own = set(bronze.filter(pl.col("_source_file") == file)["values"])
         data = _strings(book, lambda b: [s for s in b if s.title != ISSUES])
         assert data & personal <= own, book.name

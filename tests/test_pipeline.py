@@ -45,14 +45,20 @@ def test_demo_answers_every_file_and_empties_the_inbox(demo_home):
     left = [p for p in (demo_home.root / "inbox").rglob("*") if p.is_file()]
     assert left == []
     receipts = lake.read(demo_home, "ops", "file_receipt")
-    taken = [p for d in ("archive", "rejected") for p in (demo_home.root / d).rglob("*")
-             if p.is_file() and "回执" not in p.name and not p.name.endswith((".receipt.json", ".dict.json"))]
+    taken = [
+        p
+        for d in ("archive", "rejected")
+        for p in (demo_home.root / d).rglob("*")
+        if p.is_file() and "回执" not in p.name and not p.name.endswith((".receipt.json", ".dict.json"))
+    ]
     assert receipts.height == len(taken) > 0
     assert set(receipts["source"]) == set(load_contracts().sources)
     # Nothing is lost: every row read is accepted or rejected with a reason.
     assert (receipts["rows_read"] == receipts["rows_accepted"] + receipts["rows_rejected"]).all()
     rejections = lake.read(demo_home, "ops", "rejection")
-    rejected_rows = rejections.filter(pl.col("severity") == "error").select("receipt_id", "table", "row_number").unique()
+    rejected_rows = (
+        rejections.filter(pl.col("severity") == "error").select("receipt_id", "table", "row_number").unique()
+    )
     assert rejected_rows.height == receipts["rows_rejected"].sum() > 0
 
 
@@ -67,8 +73,10 @@ def test_every_asset_materialized_and_checks_passed(demo_home):
         records = instance.get_run_records()
         assert records and all(r.dagster_run.is_success for r in records)
         graph = __import__("redwall.pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
-        lake_tables = {t.key: (asset_keys.bronze(t), asset_keys.silver(t))
-                       for t in load_contracts().feeds + load_contracts().ledgers}
+        lake_tables = {
+            t.key: (asset_keys.bronze(t), asset_keys.silver(t))
+            for t in load_contracts().feeds + load_contracts().ledgers
+        }
         for table, layers in lake_tables.items():
             for key in layers:
                 assert (instance.get_latest_materialization_event(key) is not None) == (table in delivered), key
@@ -90,8 +98,11 @@ def test_metadata_people_compare_over_time_is_numeric(demo_home):
         for key in graph.get_all_asset_keys():
             event = instance.get_latest_materialization_event(key)
             for name, value in (event.asset_materialization.metadata if event else {}).items():
-                if isinstance(value, dg.JsonMetadataValue) and isinstance(value.data, dict) and any(
-                        isinstance(v, (int, float)) for v in value.data.values()):
+                if (
+                    isinstance(value, dg.JsonMetadataValue)
+                    and isinstance(value.data, dict)
+                    and any(isinstance(v, (int, float)) for v in value.data.values())
+                ):
                     blobs[f"{key.to_user_string()} {name}"] = value.data
         issue = instance.get_latest_materialization_event(dg.AssetKey(["quality", "issue"])).asset_materialization
     assert blobs == {}
@@ -146,8 +157,9 @@ def test_analyst_notebook_runs_end_to_end_on_the_demo_warehouse(demo_home, noteb
 
     monkeypatch.setenv("REDWALL_HOME", str(demo_home.root))
     executed = nbformat.read(notebook, as_version=4)
-    NotebookClient(executed, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    NotebookClient(
+        executed, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+    ).execute()
     nbformat.write(executed, tmp_path / notebook.name)
     print(f"executed notebook: {tmp_path / notebook.name}")
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
@@ -161,8 +173,10 @@ def _strings_in_warehouse(path) -> set[str]:
     """Every distinct text value of every table (the file itself is compressed, so ask DuckDB)."""
     values: set[str] = set()
     with duckdb.connect(str(path), read_only=True) as con:
-        columns = con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-                          "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
+        columns = con.sql(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE data_type = 'VARCHAR' AND NOT internal"
+        ).fetchall()
         for schema, table, column in columns:
             values |= {v for (v,) in con.sql(f'SELECT DISTINCT "{column}" FROM "{schema}"."{table}"').fetchall() if v}
     return values
@@ -183,13 +197,15 @@ def test_no_raw_id_or_phone_leaves_the_restricted_zone(demo_home):
 
     assert leaked(_strings_in_warehouse(demo_home.warehouse)) == set()
     assert leaked(_strings_in_warehouse(restricted_path(demo_home)))  # there they are: the scan can fail
-    files = [demo_home.root / "demo_output.txt",
-             *(p for p in demo_home.dagster_home.rglob("*") if p.is_file()),
-             *(p for d in ("archive", "rejected") for p in (demo_home.root / d).rglob("*")
-               if p.suffix in (".txt", ".json"))]
+    files = [
+        demo_home.root / "demo_output.txt",
+        *(p for p in demo_home.dagster_home.rglob("*") if p.is_file()),
+        *(p for d in ("archive", "rejected") for p in (demo_home.root / d).rglob("*") if p.suffix in (".txt", ".json")),
+    ]
     assert len(files) > 10
-    leaks = {str(p.relative_to(demo_home.root)) for p in files
-             if leaked([p.read_bytes().decode("utf-8", errors="replace")])}
+    leaks = {
+        str(p.relative_to(demo_home.root)) for p in files if leaked([p.read_bytes().decode("utf-8", errors="replace")])
+    }
     assert leaks == set()
 
 
@@ -200,10 +216,15 @@ def test_a_dashboard_author_reads_the_warehouse_without_the_code(demo_home):
 
     assert set(code_lists()["feed_source"]) == set(load_contracts().sources)
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
-        reserved = {k for (k,) in con.sql("SELECT keyword_name FROM duckdb_keywords() "
-                                          "WHERE keyword_category = 'reserved'").fetchall()}
-        columns = con.sql("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-                          "WHERE NOT internal").fetchall()
+        reserved = {
+            k
+            for (k,) in con.sql(
+                "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'"
+            ).fetchall()
+        }
+        columns = con.sql(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal"
+        ).fetchall()
         assert not [c for c in columns if c[2] in reserved]
         assert {c[3] for c in columns if "INT" in c[3]} == {"BIGINT"}
         names = {(s, t): {c for s2, t2, c, _ in columns if (s2, t2) == (s, t)} for s, t, _, _ in columns}
@@ -212,13 +233,16 @@ def test_a_dashboard_author_reads_the_warehouse_without_the_code(demo_home):
         assert {"status_name", "severity_name", "table_name", "column_name"} <= names[("quality", "issue")]
         assert con.sql("SELECT count(*) FROM mart.event WHERE status_name IS NULL").fetchone()[0] == 0
         assert con.sql("SELECT DISTINCT status_name FROM ops.file_receipt WHERE status = 'accepted'").fetchall() == [
-            ("全部接收",)]
+            ("全部接收",)
+        ]
         # the community view holds the grids' figures, summed
         by_view = con.sql("SELECT sum(residents), sum(events_on_time) FROM mart.community").fetchone()
         assert by_view == con.sql("SELECT sum(residents), sum(events_on_time) FROM mart.grid").fetchone()
         # one timeliness: the grid's on-time count is the event mart's
-        assert con.sql("SELECT count(*) FILTER (WHERE on_time) FROM mart.event WHERE grid_code IS NOT NULL"
-                       ).fetchone()[0] == by_view[1]
+        assert (
+            con.sql("SELECT count(*) FILTER (WHERE on_time) FROM mart.event WHERE grid_code IS NOT NULL").fetchone()[0]
+            == by_view[1]
+        )
 
 
 def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
@@ -227,7 +251,8 @@ def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
     if os.environ.get("REDWALL_UPDATE_SNAPSHOTS"):
         DOCS.write_text(describe(demo_home.warehouse), encoding="utf-8")
     assert DOCS.read_text(encoding="utf-8") == describe(demo_home.warehouse), (
-        "docs/warehouse.md is stale: rerun with REDWALL_UPDATE_SNAPSHOTS=1")
+        "docs/warehouse.md is stale: rerun with REDWALL_UPDATE_SNAPSHOTS=1"
+    )
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
         for table, examples in EXAMPLES.items():
             for title, sql in examples:
@@ -236,8 +261,15 @@ def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--hide-scrollbars"]
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 
 def _page_requests(net_log: Path) -> list[str]:
@@ -245,28 +277,40 @@ def _page_requests(net_log: Path) -> list[str]:
     file:// isolation key and are left out)."""
     log = json.loads(net_log.read_text(encoding="utf-8"))
     start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"] if e["type"] == start
-            and e.get("params", {}).get("network_isolation_key", "").startswith("file://")]
+    return [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start and e.get("params", {}).get("network_isolation_key", "").startswith("file://")
+    ]
 
 
 def _open(page: Path, tmp_path: Path, name: str, *extra: str) -> tuple[str, list[str]]:
     """``page`` in headless Chromium: its rendered DOM and the requests it made."""
     net_log = tmp_path / f"{name}.netlog.json"
-    done = subprocess.run([CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / name}", f"--log-net-log={net_log}",
-                           *extra, page.as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / name}", f"--log-net-log={net_log}", *extra, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout, _page_requests(net_log)
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="needs a headless Chromium: apt-get install chromium fonts-noto-cjk "
-                                         "(.ci/run installs both)")
+@pytest.mark.skipif(
+    not CHROMIUM, reason="needs a headless Chromium: apt-get install chromium fonts-noto-cjk (.ci/run installs both)"
+)
 def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_home, tmp_path):
     from redwall.dashboard import dashboard_path
 
     page = dashboard_path(demo_home)
     assert page.exists()  # build_all made it, downstream of the warehouse
     # for leaders' accounts too, though redwall's files are owner-only by default
-    assert [oct(p.stat().st_mode & 0o777) for p in (page, page.parent, demo_home.published)] == ["0o644", "0o755", "0o755"]
+    assert [oct(p.stat().st_mode & 0o777) for p in (page, page.parent, demo_home.published)] == [
+        "0o644",
+        "0o755",
+        "0o755",
+    ]
     text = page.read_text(encoding="utf-8")
     assert "Content-Security-Policy" in text and "default-src 'none'" in text and "<script" not in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
@@ -280,13 +324,15 @@ def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_
     shown = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', dom))
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
         residents, floating, care_alone = con.sql(
-            "SELECT sum(residents), sum(floating_residents), sum(living_alone) FROM mart.grid").fetchone()
+            "SELECT sum(residents), sum(floating_residents), sum(living_alone) FROM mart.grid"
+        ).fetchone()
         events, overdue, on_time = con.sql(
             "SELECT count(*), count(*) FILTER (WHERE overdue), round(avg(on_time::INT) * 100, 1) FROM mart.event"
         ).fetchone()
         (open_issues,) = con.sql("SELECT count(*) FROM quality.issue WHERE status = 'open'").fetchone()
         community, community_residents = con.sql(
-            "SELECT community_name, residents FROM mart.community ORDER BY residents DESC LIMIT 1").fetchone()
+            "SELECT community_name, residents FROM mart.community ORDER BY residents DESC LIMIT 1"
+        ).fetchone()
     assert shown["residents"] == f"{residents:,}人" and shown["floating"] == f"{floating:,}人"
     assert shown["living_alone"] == f"{care_alone:,}人" and shown["events"] == f"{events:,}件"
     assert shown["events_overdue"] == f"{overdue:,}件" and shown["on_time_pct"] == f"{on_time:.1f}%"
@@ -319,17 +365,21 @@ def test_next_steps_work_as_printed(demo_home):
     done = subprocess.run(["bash", "-c", query], env=_without_venv(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
-        community, residents = con.sql("SELECT community_name, sum(residents)::BIGINT FROM mart.grid "
-                                       "GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+        community, residents = con.sql(
+            "SELECT community_name, sum(residents)::BIGINT FROM mart.grid GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
     assert community in done.stdout and str(residents) in done.stdout
     # The servers (Dagster UI, JupyterLab) are started as printed but asked only for their help.
     ui = _printed(lines, "Dagster UI").split("→")[0].strip()
-    done = subprocess.run(["bash", "-c", f"{ui} --help"], env=_without_venv(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", f"{ui} --help"], env=_without_venv(), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "--port" in done.stdout, done.stderr
     notebooks = _printed(lines, "notebooks")
     assert notebooks.startswith(f"REDWALL_HOME={demo_home.root} ")
-    done = subprocess.run(["bash", "-c", f"{notebooks} --help"], env=_without_venv(), capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", f"{notebooks} --help"], env=_without_venv(), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "JupyterLab" in done.stdout, done.stderr
     assert list(Path(shlex.split(notebooks)[-1]).glob("*.ipynb"))
 
@@ -338,8 +388,9 @@ def test_demo_on_a_used_home_names_a_command_that_works(demo_home, capsys):
     assert main(["--home", str(demo_home.root), "demo", "--scale", "small"]) == 2
     again = re.search(r"`([^`]+)`", capsys.readouterr().err).group(1)
     assert again.split()[0] == str(Path(sys.executable).parent / "redwall") and "--fresh" in again
-    done = subprocess.run(["bash", "-c", f"{again} --help"], env=_without_venv(), capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", f"{again} --help"], env=_without_venv(), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "--fresh" in done.stdout, done.stderr
 
 
@@ -356,8 +407,9 @@ def test_a_shrunk_police_snapshot_is_held_and_the_build_says_so(demo_home, capsy
     assert "held for a decision, not applied" in told and "police.population" in told
     assert lake.read(demo_home, "silver", "police_population").equals(before)
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:  # dashboards see what waits
-        assert con.sql("SELECT status, records_current > 0 FROM ops.held_delivery "
-                       "WHERE table_name = 'police.population'").fetchall() == [("held", True)]
+        assert con.sql(
+            "SELECT status, records_current > 0 FROM ops.held_delivery WHERE table_name = 'police.population'"
+        ).fetchall() == [("held", True)]
     listing = next(line for line in told.splitlines() if "held for a decision" in line).split(": ", 1)[1]
     done = subprocess.run(["bash", "-c", listing], env=_without_venv(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "would close" in done.stdout, done.stderr

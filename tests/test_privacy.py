@@ -53,8 +53,7 @@ def secrets_of(n: int) -> set[str]:
 
 
 def free_text_columns() -> list[tuple[Table, Column]]:
-    return [(t, c) for t in [*load_contracts().feeds, *load_contracts().ledgers]
-            for c in t.all_columns if c.free_text]
+    return [(t, c) for t in [*load_contracts().feeds, *load_contracts().ledgers] for c in t.all_columns if c.free_text]
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -93,8 +92,9 @@ def plant(path: Path, table: Table, columns: dict[str, int]) -> int:
         frame = pl.read_parquet(path)
         for name, n in columns.items():
             column = next(h for h in table.column(name).headers if h in frame.columns)
-            frame = frame.with_columns(pl.Series(column, [v + planted_text(n) if planting(name, v) else v
-                                                         for v in frame[column]]))
+            frame = frame.with_columns(
+                pl.Series(column, [v + planted_text(n) if planting(name, v) else v for v in frame[column]])
+            )
         frame.write_parquet(path)
     elif path.suffix == ".csv":
         text, encoding = _decode(path.read_bytes())
@@ -103,9 +103,11 @@ def plant(path: Path, table: Table, columns: dict[str, int]) -> int:
         header = next((i for i, row in enumerate(rows[:5]) if set(row) & headers), None)
         if header is None:  # a file of another ledger of the department
             return 0
-        where = {name: next(rows[header].index(h) for h in table.column(name).headers if h in rows[header])
-                 for name in columns}
-        for row in rows[header + 1:]:
+        where = {
+            name: next(rows[header].index(h) for h in table.column(name).headers if h in rows[header])
+            for name in columns
+        }
+        for row in rows[header + 1 :]:
             for name, j in where.items():
                 if len(row) == len(rows[header]) and planting(name, row[j]):
                     row[j] += planted_text(columns[name])
@@ -115,8 +117,13 @@ def plant(path: Path, table: Table, columns: dict[str, int]) -> int:
     elif path.suffix == ".xlsx":
         book = openpyxl.load_workbook(path)
         for sheet in book.worksheets:
-            found = {(cell.row, cell.column, name) for row in sheet.iter_rows(max_row=5) for cell in row
-                     for name in columns if cell.value in table.column(name).headers}
+            found = {
+                (cell.row, cell.column, name)
+                for row in sheet.iter_rows(max_row=5)
+                for cell in row
+                for name in columns
+                if cell.value in table.column(name).headers
+            }
             for header, j, name in found:
                 for (cell,) in sheet.iter_rows(min_row=header + 1, min_col=j, max_col=j):
                     if planting(name, cell.value):
@@ -159,10 +166,13 @@ def planted(tmp_path_factory):
 
 def texts_in_warehouse(path: Path) -> list[str]:
     with duckdb.connect(str(path), read_only=True) as con:
-        columns = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-                              "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
-        return [v for s, t, c in columns for (v,) in con.execute(f'SELECT DISTINCT "{c}" FROM "{s}"."{t}"').fetchall()
-                if v]
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE data_type = 'VARCHAR' AND NOT internal"
+        ).fetchall()
+        return [
+            v for s, t, c in columns for (v,) in con.execute(f'SELECT DISTINCT "{c}" FROM "{s}"."{t}"').fetchall() if v
+        ]
 
 
 def texts_in_file(path: Path) -> str:
@@ -199,14 +209,16 @@ def test_planted_numbers_reach_no_shared_output(planted):
 
 
 def test_free_text_scrub_masks_ids_passports_and_phones_whole():
-    texts = pl.Series([
-        "居民王小明（身份证110102195212236565，电话13912345678）",
-        "老证110102521223656，港澳通行证C12345678；手机139-1234-5678、+86 13912345679；座机（010）66012345",
-        "１１０１０２１９５２１２２３６５６Ｘ 138１２３４５６７８",
-        "13912345678,13912345679,13912345670",
-        "部件1101020101000001破损，井盖丢失，12号院3号楼2单元501",
-        None,
-    ])
+    texts = pl.Series(
+        [
+            "居民王小明（身份证110102195212236565，电话13912345678）",
+            "老证110102521223656，港澳通行证C12345678；手机139-1234-5678、+86 13912345679；座机（010）66012345",
+            "１１０１０２１９５２１２２３６５６Ｘ 138１２３４５６７８",
+            "13912345678,13912345679,13912345670",
+            "部件1101020101000001破损，井盖丢失，12号院3号楼2单元501",
+            None,
+        ]
+    )
     assert pl.select(scrub_free_text(pl.lit(texts))).to_series().to_list() == [
         "居民王小明（身份证[证件号已隐去]，电话[电话已隐去]）",
         "老证[证件号已隐去]，港澳通行证[证件号已隐去]；手机[电话已隐去]、[电话已隐去]；座机[电话已隐去]",
@@ -229,8 +241,11 @@ def test_every_mart_column_fed_by_free_text_is_free_text():
 
 def test_files_under_the_home_are_owner_only_after_a_real_run(planted):
     home, _ = planted
-    private = [home.root / d for d in PRIVATE_FOLDERS] + [Path(home.lake_uri), restricted_path(home).parent,
-                                                         *home.warehouse.parent.glob("versions/*/restricted")]
+    private = [home.root / d for d in PRIVATE_FOLDERS] + [
+        Path(home.lake_uri),
+        restricted_path(home).parent,
+        *home.warehouse.parent.glob("versions/*/restricted"),
+    ]
     checked, loose = 0, []
     for folder in private:
         for path in [folder, *folder.rglob("*")]:
@@ -269,10 +284,22 @@ def test_the_warehouse_check_reports_k_per_person_table(planted):
 
 
 # -- re-identification ---------------------------------------------------------------------------
-PERSON_QI = {"hukou_address": "府右街1号院1号楼", "residence_address": "府右街12号院3号楼", "building_code": "B1",
-             "sources": "police.population", "doc_type": "身份证", "person_type": "户籍人口", "hukou_match": "01",
-             "age_band": "35-39岁", "is_very_old": False, "status": "在册", "sex": "1", "grid_code": "G1",
-             "community_code": "C1", "community_name": "府右街南"}
+PERSON_QI = {
+    "hukou_address": "府右街1号院1号楼",
+    "residence_address": "府右街12号院3号楼",
+    "building_code": "B1",
+    "sources": "police.population",
+    "doc_type": "身份证",
+    "person_type": "户籍人口",
+    "hukou_match": "01",
+    "age_band": "35-39岁",
+    "is_very_old": False,
+    "status": "在册",
+    "sex": "1",
+    "grid_code": "G1",
+    "community_code": "C1",
+    "community_name": "府右街南",
+}
 
 
 def persons(n: int, **different) -> list[dict]:
@@ -281,12 +308,23 @@ def persons(n: int, **different) -> list[dict]:
 
 def test_rare_persons_lose_their_most_telling_values_first_and_the_rarest_are_left_out():
     person = load_contracts().table("mart.person")
-    shared = pl.DataFrame([*persons(6),  # a common combination: shared whole
-                           *persons(3, hukou_address="外省某地", building_code="B2", residence_address="B2地址"),
-                           *persons(2, hukou_address=None, building_code=None, residence_address=None),
-                           *persons(1, sex="2", age_band="80岁及以上", is_very_old=True, community_code="C9",
-                                    grid_code="G9", community_name="钟声")],
-                          schema_overrides={"is_very_old": pl.Boolean})
+    shared = pl.DataFrame(
+        [
+            *persons(6),  # a common combination: shared whole
+            *persons(3, hukou_address="外省某地", building_code="B2", residence_address="B2地址"),
+            *persons(2, hukou_address=None, building_code=None, residence_address=None),
+            *persons(
+                1,
+                sex="2",
+                age_band="80岁及以上",
+                is_very_old=True,
+                community_code="C9",
+                grid_code="G9",
+                community_name="钟声",
+            ),
+        ],
+        schema_overrides={"is_very_old": pl.Boolean},
+    )
     published = k_anonymous(shared.with_row_index("row"), person)
     rows = {r["row"]: r for r in published.iter_rows(named=True)}
     assert sorted(rows) == list(range(11))  # the one of its kind even with everything blanked is left out
@@ -301,11 +339,17 @@ def test_rare_persons_lose_their_most_telling_values_first_and_the_rarest_are_le
 def test_every_person_table_names_all_its_quasi_identifiers():
     contracts = load_contracts()
     specs = {t.key: anonymity(t) for t in contracts.marts}  # raises on a contract that misses one
-    assert {key for key, spec in specs.items() if spec} == {"mart.person", "mart.person_history", "mart.care_visit",
-                                                            "mart.person_link", "mart.address_issue"}
+    assert {key for key, spec in specs.items() if spec} == {
+        "mart.person",
+        "mart.person_history",
+        "mart.care_visit",
+        "mart.person_link",
+        "mart.address_issue",
+    }
     person = contracts.table("mart.person")
-    lacking = dataclasses.replace(person, anonymity={"suppress": [c for c in person.anonymity["suppress"]
-                                                                 if c != "sex"]})
+    lacking = dataclasses.replace(
+        person, anonymity={"suppress": [c for c in person.anonymity["suppress"] if c != "sex"]}
+    )
     with pytest.raises(ValueError, match="sex"):
         anonymity(lacking)
 

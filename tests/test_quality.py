@@ -31,8 +31,9 @@ REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
 
 def test_committed_suites_match_the_contracts():
     for table in suite_tables():
-        assert suite_path(table).read_text(encoding="utf-8") == render(table), \
+        assert suite_path(table).read_text(encoding="utf-8") == render(table), (
             f"{suite_path(table).name} drifted from its contract: run redwall.quality.suites.write_suites()"
+        )
 
 
 GOOD_ID = "11010219900307123X"
@@ -43,9 +44,13 @@ def _planted(table):
     return pl.DataFrame({c: [None] * 4 for c in table.schema()}, schema=table.schema()).with_columns(
         id_number=pl.Series([GOOD_ID, PLANTED[0], PLANTED[1], "E12345678"]),
         birth_date=pl.Series([dt.date(1990, 3, 7), dt.date(1990, 3, 7), dt.date(1990, 3, 7), None]),
-        person_type=pl.Series(["1", "1", "1", "3"]), name=pl.lit("x"), sex=pl.lit("1"),
-        residence_address=pl.lit("x"), registered_on=pl.lit(dt.date(2020, 1, 1)),
-        phone=pl.Series([PLANTED[2] + "0", None, None, None]))
+        person_type=pl.Series(["1", "1", "1", "3"]),
+        name=pl.lit("x"),
+        sex=pl.lit("1"),
+        residence_address=pl.lit("x"),
+        registered_on=pl.lit(dt.date(2020, 1, 1)),
+        phone=pl.Series([PLANTED[2] + "0", None, None, None]),
+    )
 
 
 def test_custom_expectations_catch_bad_ids_birth_dates_and_unknown_grids():
@@ -60,9 +65,16 @@ MALE_ID, FEMALE_ID = GOOD_ID, "110102198506121249"  # sequence digit 17: 3 odd (
 MALE_LEGACY, FEMALE_LEGACY = "110102900307123", "110102850612124"  # 15 digits: the last one
 CITIZEN_DOC = {"police.population": ("person_type", "1", "3"), "floating.registration": ("doc_type", "111", "414")}
 SEX_ROWS = [  # (ID, recorded sex code, flagged as a sex mismatch?)
-    (MALE_ID, "2", True), (MALE_ID, "1", False), (FEMALE_ID, "1", True), (FEMALE_ID, "2", False),
-    (MALE_ID, "0", False), (FEMALE_ID, "9", False),  # unknown / unspecified sex agrees with any ID
-    (MALE_LEGACY, "2", True), (MALE_LEGACY, "1", False), (FEMALE_LEGACY, "1", True), (FEMALE_LEGACY, "2", False),
+    (MALE_ID, "2", True),
+    (MALE_ID, "1", False),
+    (FEMALE_ID, "1", True),
+    (FEMALE_ID, "2", False),
+    (MALE_ID, "0", False),
+    (FEMALE_ID, "9", False),  # unknown / unspecified sex agrees with any ID
+    (MALE_LEGACY, "2", True),
+    (MALE_LEGACY, "1", False),
+    (FEMALE_LEGACY, "1", True),
+    (FEMALE_LEGACY, "2", False),
     (MALE_ID[:-1] + "1", "2", False),  # an invalid ID is the checksum rule's finding
     (MALE_ID, None, False),  # no sex recorded
     ("E12345678", "2", False),  # another document (a passport): no citizen ID
@@ -74,7 +86,8 @@ def test_sex_code_rule_reads_the_sequence_digit_of_18_and_15_digit_ids():
     vectorised = pl.DataFrame({"id": ids}).select(id_sex_code_expr(pl.col("id"))).to_series().to_list()
     assert vectorised == [id_sex_code(i) for i in ids] == ["1", "2", "1", "2", "1"]
     assert pl.DataFrame({"id": ["E12345678", "1101021990030712", None]}).select(
-        id_sex_code_expr(pl.col("id"))).to_series().to_list() == [None, None, None]
+        id_sex_code_expr(pl.col("id"))
+    ).to_series().to_list() == [None, None, None]
 
 
 @pytest.mark.parametrize("key", list(CITIZEN_DOC))
@@ -83,8 +96,10 @@ def test_citizen_id_must_agree_with_the_recorded_sex(key):
     document, citizen, other = CITIZEN_DOC[key]
     ids, sexes, flagged = zip(*SEX_ROWS, strict=True)
     frame = pl.DataFrame({c: [None] * len(ids) for c in table.schema()}, schema=table.schema()).with_columns(
-        id_number=pl.Series(ids), sex=pl.Series(sexes, dtype=pl.String),
-        **{document: pl.Series([other if i.startswith("E") else citizen for i in ids])})
+        id_number=pl.Series(ids),
+        sex=pl.Series(sexes, dtype=pl.String),
+        **{document: pl.Series([other if i.startswith("E") else citizen for i in ids])},
+    )
     failing = validate(table, frame, {"grid_codes": [], "community_codes": [], "community_names": []})
     mismatches = failing.filter(pl.col("rule") == "id_sex_mismatch")
     assert set(mismatches["index"]) == {i for i, f in enumerate(flagged) if f}
@@ -94,8 +109,11 @@ def test_citizen_id_must_agree_with_the_recorded_sex(key):
 
 def test_every_table_recording_id_and_sex_checks_their_agreement():
     both = {t.key for t in suite_tables() if "id_number" in t.schema() and "sex" in t.schema()}
-    checked = {t.key for t in suite_tables() if any(
-        e["type"] == "expect_citizen_id_to_agree_with_sex" for e in load_suite(t)["expectations"])}
+    checked = {
+        t.key
+        for t in suite_tables()
+        if any(e["type"] == "expect_citizen_id_to_agree_with_sex" for e in load_suite(t)["expectations"])
+    }
     assert both == checked and {"police.population", "floating.registration"} <= checked
     message = RULES_ZH["id_sex_mismatch"].format(label="性别")
     assert message.startswith("「性别」") and "核对" in message and "{" not in message
@@ -123,14 +141,21 @@ def test_data_docs_keep_counts_never_failing_values(tmp_path, monkeypatch):
 
 def test_recall_per_defect_kind_and_no_false_alarms(looped):
     home, issues = looped
-    defects = pl.read_parquet(home.truth / "defects.parquet").filter(pl.col("row").is_not_null()).with_columns(
-        file_path=pl.concat_str("source", pl.lit("/"), "file"))
+    defects = (
+        pl.read_parquet(home.truth / "defects.parquet")
+        .filter(pl.col("row").is_not_null())
+        .with_columns(file_path=pl.concat_str("source", pl.lit("/"), "file"))
+    )
     # addresses the registers do not confirm are judged against the address truth (test below)
-    located = issues.filter(pl.col("origin") != "address").select(
-        "file_path", pl.col("row_number").alias("row")).unique()
-    recall = (defects.filter(pl.col("kind").is_in(REJECTION_WORTHY))
-              .join(located.with_columns(found=pl.lit(True)), on=["file_path", "row"], how="left")
-              .group_by("kind").agg(pl.col("found").fill_null(False).mean().alias("recall"), pl.len()))
+    located = (
+        issues.filter(pl.col("origin") != "address").select("file_path", pl.col("row_number").alias("row")).unique()
+    )
+    recall = (
+        defects.filter(pl.col("kind").is_in(REJECTION_WORTHY))
+        .join(located.with_columns(found=pl.lit(True)), on=["file_path", "row"], how="left")
+        .group_by("kind")
+        .agg(pl.col("found").fill_null(False).mean().alias("recall"), pl.len())
+    )
     print("\nrecall per defect kind:", dict(recall.select("kind", "recall").iter_rows()))
     assert recall.height == len(REJECTION_WORTHY) and recall["recall"].min() >= 0.95
     false_alarms = located.join(defects.select("file_path", "row").unique(), on=["file_path", "row"], how="anti")
@@ -198,9 +223,11 @@ def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
     other = first.filter(pl.col("file_path") == path, pl.col("rule") != "id_excel_number")["row_number"]
     # half the rows with no other problem come back corrected (a row still refused proves no fix)
     fixed_rows = set(mine.filter(~pl.col("row_number").is_in(other.implode()))["row_number"].to_list()[::2])
-    truth = pl.read_parquet(home.truth / "records.parquet").filter(
-        pl.concat_str(pl.lit("ledgers/"), "file") == path, pl.col("role") == "subject").join(
-        pl.read_parquet(home.truth / "persons.parquet").select("person_id", "id_number"), on="person_id")
+    truth = (
+        pl.read_parquet(home.truth / "records.parquet")
+        .filter(pl.concat_str(pl.lit("ledgers/"), "file") == path, pl.col("role") == "subject")
+        .join(pl.read_parquet(home.truth / "persons.parquet").select("person_id", "id_number"), on="person_id")
+    )
     true_id = dict(truth.select("row", "id_number").iter_rows())
     bronze = lake.read(home, "bronze", table.bronze_name, where=pl.col("_source_file") == path)
     columns = [c for c in table.columns if c.name in bronze.columns]
@@ -231,7 +258,9 @@ def test_corrected_resend_closes_its_issues_and_waivers_are_recorded(looped):
     closed = set(again.filter(pl.col("status") == "closed")["row_number"])
     assert closed == fixed_rows
     still = again.filter(pl.col("status") == "open")
-    assert (still["last_seen"] > mine.filter(pl.col("row_number").is_in(still["row_number"].implode()))["last_seen"].max()).all()
+    assert (
+        still["last_seen"] > mine.filter(pl.col("row_number").is_in(still["row_number"].implode()))["last_seen"].max()
+    ).all()
     assert second.filter(pl.col("issue_id") == waived).row(0, named=True)["waived_by"] == "analyst01"
     print(f"\nround two: {len(closed)} closed, {still.height} still open of {mine.height}")
 
@@ -255,13 +284,20 @@ def test_addresses_the_registers_do_not_confirm_are_issues_of_their_grid(looped)
     assert found.height == mart.height
     assert dict(found.group_by("table").len().iter_rows()) == dict(mart.group_by("source").len().iter_rows())
     # only texts that truly do not name their place are flagged
-    texts = pl.concat([_current(home, source).select(file_path="_source_file", row_number="_row_number",
-                                                     address=column)
-                       for source, column in ADDRESSED.items()])
-    outcomes = address_outcomes(pl.read_parquet(home.truth / "addresses.parquet"),
-                                _current(home, "district.building"), _current(home, "district.house"))
+    texts = pl.concat(
+        [
+            _current(home, source).select(file_path="_source_file", row_number="_row_number", address=column)
+            for source, column in ADDRESSED.items()
+        ]
+    )
+    outcomes = address_outcomes(
+        pl.read_parquet(home.truth / "addresses.parquet"),
+        _current(home, "district.building"),
+        _current(home, "district.house"),
+    )
     flagged = found.join(texts, on=["file_path", "row_number"]).join(
-        outcomes.select("address", "outcome").unique(), on="address", how="left")
+        outcomes.select("address", "outcome").unique(), on="address", how="left"
+    )
     assert flagged.height == found.height
     assert not (flagged["outcome"] == "right").any()
     with_grid = mart.filter(pl.col("grid_code").is_not_null()).height
@@ -288,16 +324,18 @@ def test_an_unknown_address_goes_to_its_community_and_closes_when_corrected(loop
     community = rows["community"].mode().sort()[0]
     mine = rows.filter(pl.col("community") == community).sort("_row_number")
     person = mine["id_number"][0]
-    unknown = mine.with_columns(address=pl.when(pl.col("id_number") == person)
-                                .then(pl.lit("西城区无名胡同999号")).otherwise("address"))
+    unknown = mine.with_columns(
+        address=pl.when(pl.col("id_number") == person).then(pl.lit("西城区无名胡同999号")).otherwise("address")
+    )
 
     def round_(frame, name):
         _ledger(home, frame, table, name)
         process_source(home, "ledgers")
         build_marts(home)
         issues = run_loop(home)
-        return issues.filter(pl.col("origin") == "address", pl.col("table") == table.key,
-                             pl.col("rule") == "address_no_building")
+        return issues.filter(
+            pl.col("origin") == "address", pl.col("table") == table.key, pl.col("rule") == "address_no_building"
+        )
 
     flagged = round_(unknown, f"{community}社区独居老人台账（地址待核）.xlsx").filter(pl.col("status") == "open")
     assert flagged.height == 1

@@ -17,7 +17,15 @@ from redwall.marts import INPUTS, build_marts
 from redwall.marts.evaluate import pairwise, truth_of
 from redwall.marts import STATE
 from redwall.marts.person import (
-    EXACT_ID, SPLINK, UNMATCHED, VISIT, build_person_link, person_digest, person_records, place_records, resolve,
+    EXACT_ID,
+    SPLINK,
+    UNMATCHED,
+    VISIT,
+    build_person_link,
+    person_digest,
+    person_records,
+    place_records,
+    resolve,
 )
 from redwall.marts.resolution import with_name_forms
 from redwall.marts.tables import current, read_silver
@@ -52,8 +60,7 @@ def resolved(silver) -> pl.DataFrame:
 
 
 def test_name_forms_fold_width_spaces_traditional_and_homophones():
-    names = pl.DataFrame({"name": ["李建国", "李建國", "李　建国", "李 建国", "ＡＢ", "李健国", "李建华", None,
-                                   " "]})
+    names = pl.DataFrame({"name": ["李建国", "李建國", "李　建国", "李 建国", "ＡＢ", "李健国", "李建华", None, " "]})
     forms = with_name_forms(names)
     assert forms["name_norm"].to_list()[:5] == ["李建国"] * 4 + ["AB"]
     assert forms["name_pinyin"][0] == forms["name_pinyin"][5] == "li jian guo"  # 建/健: a homophone typo
@@ -65,8 +72,7 @@ def test_person_digest_is_the_first_16_hex_of_sha256():
     import hashlib
 
     values = pl.Series(["110102194003120026", "414:E12345678", None])
-    assert person_digest(values).to_list() == [
-        hashlib.sha256(v.encode()).hexdigest()[:16] for v in values[:2]] + [None]
+    assert person_digest(values).to_list() == [hashlib.sha256(v.encode()).hexdigest()[:16] for v in values[:2]] + [None]
 
 
 def test_resolution_precision_and_recall_on_ground_truth(home, resolved):
@@ -112,8 +118,7 @@ def test_person_link_mart_explains_each_record(home):
     assert set(documented["person_key"]) == set(persons["person_key"])
 
 
-def test_a_day_later_only_new_records_without_id_are_scored_and_keys_match_a_full_run(home, silver, resolved,
-                                                                                      tmp_path):
+def test_a_day_later_only_new_records_without_id_are_scored_and_keys_match_a_full_run(home, silver, resolved, tmp_path):
     later = Home.at(tmp_path).ensure()
     last_day = silver[VISIT]["recorded_at"].dt.date().max()
     earlier_visits = silver[VISIT].filter(pl.col("recorded_at").dt.date() < last_day)["record_id"].implode()
@@ -121,13 +126,20 @@ def test_a_day_later_only_new_records_without_id_are_scored_and_keys_match_a_ful
     for key, name in names.items():  # the same silver, visits of the last day held back
         frame = lake.read(home, "silver", name)
         if frame.height:
-            lake.write(later, "silver", name, frame.filter(pl.col("record_id").is_in(earlier_visits))
-                       if key == VISIT else frame)
+            lake.write(
+                later,
+                "silver",
+                name,
+                frame.filter(pl.col("record_id").is_in(earlier_visits)) if key == VISIT else frame,
+            )
 
     def without_id() -> set[str]:  # record_id of the records the model resolves
         link = lake.read(later, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID)
-        return set(link.select(pl.concat_str("source", "record_key", pl.col("item").cast(pl.String),
-                                             separator="|", ignore_nulls=True)).to_series())
+        return set(
+            link.select(
+                pl.concat_str("source", "record_key", pl.col("item").cast(pl.String), separator="|", ignore_nulls=True)
+            ).to_series()
+        )
 
     build_marts(later, as_of=AS_OF)
     first, first_without = lake.read(later, *STATE), without_id()
@@ -142,7 +154,8 @@ def test_a_day_later_only_new_records_without_id_are_scored_and_keys_match_a_ful
     assert new and scored == new  # no earlier record changed, so only the new ones were scored
     full = build_person_link(resolved).select("source", "record_key", "item", "person_key", "match_rule")
     incremental = lake.read(later, "mart", "person_link").select(
-        "source", "record_key", "item", "person_key", "match_rule")
+        "source", "record_key", "item", "person_key", "match_rule"
+    )
     both = full.join(incremental, on=["source", "record_key", "item"], nulls_equal=True, suffix="_incremental")
     assert both.height == full.height == incremental.height
     assert (both["person_key"] == both["person_key_incremental"]).all()

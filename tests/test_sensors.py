@@ -25,8 +25,10 @@ def tick(home: Home, source: str, cursor: str | None):
     on the second tick that sees it unchanged, or with its marker."""
     sensor = inbox_sensor(source)
     resources = {"redwall": RedwallHome(root=str(home.root))}
-    with (mock.patch.dict(os.environ, {"REDWALL_LIMIT_SETTLE_SECONDS": "3600"}),
-          dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources=resources) as ctx):
+    with (
+        mock.patch.dict(os.environ, {"REDWALL_LIMIT_SETTLE_SECONDS": "3600"}),
+        dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources=resources) as ctx,
+    ):
         result = sensor(ctx)
         return result, ctx.cursor
 
@@ -82,7 +84,8 @@ def test_ledger_sensor_sees_department_folders(home):
     (folder / "独居老人台账.xlsx.ready").touch()
     result, _ = tick(home, "ledgers", None)
     assert result.run_config["ops"]["ingest_ledgers"]["config"]["files"] == [
-        "inbox/ledgers/civil_affairs/独居老人台账.xlsx"]
+        "inbox/ledgers/civil_affairs/独居老人台账.xlsx"
+    ]
 
 
 def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatch):
@@ -97,7 +100,8 @@ def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatc
     half_copied = drop(home, "实有人口_20261130.csv", "公民身份号码,姓名\n".encode("gb18030"))  # arrives after
 
     result = defs.resolve_job_def("ingest_police_job").execute_in_process(
-        run_config=request.run_config, instance=dg.DagsterInstance.ephemeral())
+        run_config=request.run_config, instance=dg.DagsterInstance.ephemeral()
+    )
     assert result.success
     assert [p.name for p in home.inbox("police").iterdir()] == [half_copied.name]  # not taken yet
     receipts = lake.read(home, "ops", "file_receipt")
@@ -112,7 +116,8 @@ def test_a_feed_that_lost_a_required_column_blocks_publishing(home, monkeypatch)
     monkeypatch.setenv("REDWALL_HOME", str(home.root))
     drop(home, "实有人口_20261120.csv", "姓名,性别\n张三,男\n".encode("gb18030"))  # 公民身份号码 vanished
     result = defs.resolve_job_def("ingest_police_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "feed_layout_intact"]
     assert not check.passed and check.metadata["files_with_changed_layout"].value == 1
     # Blocking: the marts and the warehouse downstream do not run on a broken feed.
@@ -134,4 +139,6 @@ def test_a_source_with_a_load_still_queued_waits_and_then_takes_every_file_in_on
             instance.report_run_canceled(queued)
             request = sensor(ctx)
     assert request.run_config["ops"]["ingest_police"]["config"]["files"] == [
-        "inbox/police/实有人口_20261120.csv", "inbox/police/实有人口_20261127.csv"]
+        "inbox/police/实有人口_20261120.csv",
+        "inbox/police/实有人口_20261127.csv",
+    ]

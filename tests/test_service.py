@@ -29,8 +29,14 @@ def free_port() -> int:
 
 
 def redwall(home: Path, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([REDWALL, "--home", str(home), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [REDWALL, "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def refused(home: Path, *args: str) -> str:

@@ -43,12 +43,16 @@ def home(tmp_path_factory) -> Home:
     from redwall.ingest import process_source
 
     home = Home.at(tmp_path_factory.mktemp("home")).ensure()
-    grids = pl.DataFrame({
-        "grid_code": [*GRIDS, "110102001009001"],
-        "community_code": ["110102001001", "110102001001", "110102001002", "110102001009"],
-        "community_name": [COMMUNITIES[0], COMMUNITIES[0], COMMUNITIES[1], "已撤并社区"],
-        "street_code": ["110102001"] * 4, "area_m2": [52000.0] * 4, "worker_ids": ["WG110102001001"] * 4,
-    })
+    grids = pl.DataFrame(
+        {
+            "grid_code": [*GRIDS, "110102001009001"],
+            "community_code": ["110102001001", "110102001001", "110102001002", "110102001009"],
+            "community_name": [COMMUNITIES[0], COMMUNITIES[0], COMMUNITIES[1], "已撤并社区"],
+            "street_code": ["110102001"] * 4,
+            "area_m2": [52000.0] * 4,
+            "worker_ids": ["WG110102001001"] * 4,
+        }
+    )
     home.inbox("district").mkdir(parents=True, exist_ok=True)
     grids.write_parquet(home.inbox("district") / "grid_20261107.parquet")
     grids.head(3).write_parquet(home.inbox("district") / "grid_20261114.parquet")
@@ -82,8 +86,13 @@ def test_every_ledger_gets_its_template_where_clerks_find_it(home, published):
     assert set(published) == {t.key for t in ledgers}
     for table in ledgers:
         path = home.root / published[table.key]["path"]
-        assert path == home.published / "templates" / table.department["code"] / \
-            f"{table.title}_v{table.template['version']}.xlsx"
+        assert (
+            path
+            == home.published
+            / "templates"
+            / table.department["code"]
+            / f"{table.title}_v{table.template['version']}.xlsx"
+        )
         assert published[table.key]["without_dropdown"] == []
 
 
@@ -172,16 +181,19 @@ def test_instructions_explain_every_column_with_an_example_row(home, published):
         workbook, _ = _data_sheet(home, published, table)
         sheet = workbook[INSTRUCTIONS_SHEET]
         rows = [[c.value for c in row] for row in sheet.iter_rows()]
-        table_header = next(i for i, row in enumerate(rows) if row[:6] == ["列", "列名", "是否必填", "填写要求", "允许值", "示例"])
+        table_header = next(
+            i for i, row in enumerate(rows) if row[:6] == ["列", "列名", "是否必填", "填写要求", "允许值", "示例"]
+        )
         for offset, column in enumerate(table.columns, start=1):
             letter, label, required, hint, allowed, example = rows[table_header + offset][:6]
             assert (label, required) == (column.label, "必填" if column.required else "选填")
             assert example == column.example or example == dt.datetime.combine(column.example, dt.time())
             if column.codes:
                 assert allowed
-        example_row = rows[-1][:len(table.columns)]
-        assert [v.date() if isinstance(v, dt.datetime) else v for v in example_row] == \
-            [c.example for c in table.columns]
+        example_row = rows[-1][: len(table.columns)]
+        assert [v.date() if isinstance(v, dt.datetime) else v for v in example_row] == [
+            c.example for c in table.columns
+        ]
 
 
 def test_without_the_grid_register_the_dropdown_is_left_out_and_said_so(tmp_path):
@@ -201,9 +213,15 @@ def test_a_filled_template_keeps_identifiers_as_text_and_is_recognised(home, pub
     table = contracts.table("ledgers.elderly_alone")
     workbook, sheet = _data_sheet(home, published, table)
     # What a clerk types: an all-digit ID (the kind Excel would round), a phone, a date.
-    typed = {"name": "王秀兰", "id_number": "110102194003120011", "community": COMMUNITIES[1],
-             "address": "西城区西交民巷8号", "phone": "13912345678", "living_situation": "独居",
-             "last_visit_on": dt.date(2026, 11, 2)}
+    typed = {
+        "name": "王秀兰",
+        "id_number": "110102194003120011",
+        "community": COMMUNITIES[1],
+        "address": "西城区西交民巷8号",
+        "phone": "13912345678",
+        "living_situation": "独居",
+        "last_visit_on": dt.date(2026, 11, 2),
+    }
     for index, column in enumerate(table.columns, start=1):
         cell = sheet.cell(3, index, typed.get(column.name))
         cell.number_format = sheet.column_dimensions[cell.column_letter].number_format  # Excel applies it
@@ -268,8 +286,9 @@ def test_example_edits_need_no_new_version(tmp_path):
 
 def _bumped(required: str):
     """Version 2 of the fire-hazard ledger: one column more."""
-    return lambda y: (y.replace("template: {version: 1,", "template: {version: 2,")
-                      + NEW_COLUMN.format(required=required))
+    return lambda y: (
+        y.replace("template: {version: 1,", "template: {version: 2,") + NEW_COLUMN.format(required=required)
+    )
 
 
 def test_an_older_template_stays_compatible_while_its_columns_remain(tmp_path):
@@ -285,8 +304,13 @@ def test_an_older_template_without_a_now_required_column_is_outdated(tmp_path):
 
 
 def test_a_renamed_header_makes_older_templates_outdated(tmp_path):
-    renamed = _edited_contracts(tmp_path, "fire_hazard", lambda y: y.replace(
-        "template: {version: 1,", "template: {version: 2,").replace("label: 排查人", "label: 排查人员"))
+    renamed = _edited_contracts(
+        tmp_path,
+        "fire_hazard",
+        lambda y: y.replace("template: {version: 1,", "template: {version: 2,").replace(
+            "label: 排查人", "label: 排查人员"
+        ),
+    )
     assert template_compatibility(renamed.table("ledgers.fire_hazard"), 1) == "outdated"
 
 
@@ -310,14 +334,38 @@ def test_round_trip_through_the_watched_folder(home, published):
 
     table = load_contracts().table("ledgers.elderly_alone")
     workbook, sheet = _data_sheet(home, published, table)
-    good = {"name": "王秀兰", "id_number": cid("11010219400312001"), "community": COMMUNITIES[1],
-            "address": "西城区西交民巷8号院1号楼101", "living_situation": "独居", "last_visit_on": dt.date(2026, 11, 2)}
-    _fill(sheet, table, [
-        good,
-        {**good, "name": "赵桂兰", "id_number": cid("11010219380715002"), "last_visit_on": "2026年11月3日"},  # text date
-        {**good, "name": "孙玉珍", "id_number": int(cid("11010219361224004").replace("X", "1"))},  # typed as a number: Excel destroys it
-        {**good, "name": "周淑英", "id_number": cid("11010219390228006"), "address": None},  # required cell left empty
-    ])
+    good = {
+        "name": "王秀兰",
+        "id_number": cid("11010219400312001"),
+        "community": COMMUNITIES[1],
+        "address": "西城区西交民巷8号院1号楼101",
+        "living_situation": "独居",
+        "last_visit_on": dt.date(2026, 11, 2),
+    }
+    _fill(
+        sheet,
+        table,
+        [
+            good,
+            {
+                **good,
+                "name": "赵桂兰",
+                "id_number": cid("11010219380715002"),
+                "last_visit_on": "2026年11月3日",
+            },  # text date
+            {
+                **good,
+                "name": "孙玉珍",
+                "id_number": int(cid("11010219361224004").replace("X", "1")),
+            },  # typed as a number: Excel destroys it
+            {
+                **good,
+                "name": "周淑英",
+                "id_number": cid("11010219390228006"),
+                "address": None,
+            },  # required cell left empty
+        ],
+    )
     extra = len(table.columns) + 1
     sheet.cell(HEADER_ROW, extra, "身体状况")  # a column the clerk added
     sheet.cell(FIRST_DATA_ROW, extra, "行动不便")
@@ -327,7 +375,11 @@ def test_round_trip_through_the_watched_folder(home, published):
 
     (receipt,) = process_source(home, "ledgers")
     assert (receipt.status, receipt.rows_read, receipt.rows_accepted, receipt.rows_rejected) == (
-        "partially_accepted", 4, 2, 2)
+        "partially_accepted",
+        4,
+        2,
+        2,
+    )
     assert "公民身份号码」被Excel按数字保存" in receipt.reasons_zh and "居住地址」为空" in receipt.reasons_zh
     assert "身体状况" in receipt.reasons_zh  # the added column is named, kept in bronze only
     answer = next(home.archive("ledgers").rglob("*回执*"))
@@ -342,13 +394,21 @@ def test_round_trip_through_the_watched_folder(home, published):
     # marks and all), the bad cells explained.
     sheet = openpyxl.load_workbook(marked).worksheets[0]
     header = [c.value for c in sheet[HEADER_ROW]]
-    assert header[:len(table.columns)] == [f"*{c.label}" if c.required else c.label for c in table.columns]
-    commented = {(c.row, header[c.column - 1].lstrip("*")) for row in sheet.iter_rows(min_row=FIRST_DATA_ROW)
-                 for c in row if c.comment}
+    assert header[: len(table.columns)] == [f"*{c.label}" if c.required else c.label for c in table.columns]
+    commented = {
+        (c.row, header[c.column - 1].lstrip("*"))
+        for row in sheet.iter_rows(min_row=FIRST_DATA_ROW)
+        for c in row
+        if c.comment
+    }
     # the first rows also name persons no population register knows (this home has none): the loop's
     # cross-source finding is marked too
-    assert commented == {(FIRST_DATA_ROW, "公民身份号码"), (FIRST_DATA_ROW + 1, "公民身份号码"),
-                         (FIRST_DATA_ROW + 2, "公民身份号码"), (FIRST_DATA_ROW + 3, "居住地址")}
+    assert commented == {
+        (FIRST_DATA_ROW, "公民身份号码"),
+        (FIRST_DATA_ROW + 1, "公民身份号码"),
+        (FIRST_DATA_ROW + 2, "公民身份号码"),
+        (FIRST_DATA_ROW + 3, "居住地址"),
+    }
 
 
 def test_a_template_of_another_department_is_refused_with_its_name(home, published):

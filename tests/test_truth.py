@@ -21,8 +21,9 @@ END = dt.datetime.combine(LAST_DAY, dt.time(23, 59, 59)).replace(tzinfo=dt.timez
 STATUS = {"active": ACTIVE, "moved_out": MOVED_OUT, "deceased": DECEASED}
 CARE = {"is_living_alone": "独居老人", "is_very_old": "高龄", "is_disabled": "残疾人", "is_dibao": "低保"}
 # the roles in which a delivered record names the person it is about (not a landlord or a contact)
-NAMED = pl.col("role").is_in(["subject", "seen"]) | ((pl.col("table") == "hardship_aid")
-                                                     & (pl.col("role") == "household_head"))
+NAMED = pl.col("role").is_in(["subject", "seen"]) | (
+    (pl.col("table") == "hardship_aid") & (pl.col("role") == "household_head")
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +33,26 @@ def built(tmp_path_factory) -> dict[str, pl.DataFrame]:
     for source in load_contracts().sources:
         ingest.process_source(home, source)
     build_marts(home, as_of=END)
-    frames = {name: pl.read_parquet(home.truth / f"{name}.parquet")
-              for name in ("persons", "events", "records", "defects")}
+    frames = {
+        name: pl.read_parquet(home.truth / f"{name}.parquet") for name in ("persons", "events", "records", "defects")
+    }
     frames |= {f"mart_{name}": lake.read(home, "mart", name) for name in ("person", "person_link", "grid", "event")}
-    named = frames["records"].filter(NAMED).select(
-        source=pl.concat_str("source", pl.lit("."), "table"), record_key="record_key", item="item",
-        person_id="person_id")
-    linked = frames["mart_person_link"].filter(pl.col("person_key").is_not_null()).join(
-        named, on=["source", "record_key", "item"], nulls_equal=True)
-    frames["person_of_key"] = linked.group_by("person_key").agg(
-        person_id=pl.col("person_id").unique())
+    named = (
+        frames["records"]
+        .filter(NAMED)
+        .select(
+            source=pl.concat_str("source", pl.lit("."), "table"),
+            record_key="record_key",
+            item="item",
+            person_id="person_id",
+        )
+    )
+    linked = (
+        frames["mart_person_link"]
+        .filter(pl.col("person_key").is_not_null())
+        .join(named, on=["source", "record_key", "item"], nulls_equal=True)
+    )
+    frames["person_of_key"] = linked.group_by("person_key").agg(person_id=pl.col("person_id").unique())
     return frames
 
 
@@ -50,10 +61,18 @@ def persons(built) -> pl.DataFrame:
     """Every mart person with the truth person its records name, and the truth's status, grid, tags."""
     keys = built["person_of_key"]
     assert (keys["person_id"].list.len() == 1).all(), "a person_key gathers records of several true persons"
-    truth = built["persons"].select("person_id", true_status="status", true_grid="grid_code", tags="care_tags",
-                                    disability_valid_until="disability_valid_until")
-    return built["mart_person"].join(keys.explode("person_id"), on="person_key", how="left").join(
-        truth, on="person_id", how="left")
+    truth = built["persons"].select(
+        "person_id",
+        true_status="status",
+        true_grid="grid_code",
+        tags="care_tags",
+        disability_valid_until="disability_valid_until",
+    )
+    return (
+        built["mart_person"]
+        .join(keys.explode("person_id"), on="person_key", how="left")
+        .join(truth, on="person_id", how="left")
+    )
 
 
 def test_every_mart_person_is_one_true_person(built, persons):
@@ -77,16 +96,19 @@ def test_population_per_grid_is_the_truth_minus_persons_no_source_can_name(built
     truth = built["persons"]
     unknown = truth.filter(~pl.col("person_id").is_in(persons["person_id"].implode()))
     records = built["records"].filter(NAMED).join(unknown.select("person_id"), on="person_id")
-    id_defects = built["defects"].filter(pl.col("kind").is_in(["invalid_checksum", "legacy_id"])).select(
-        "source", "table", "file", "row", "person_id").unique()
+    id_defects = (
+        built["defects"]
+        .filter(pl.col("kind").is_in(["invalid_checksum", "legacy_id"]))
+        .select("source", "table", "file", "row", "person_id")
+        .unique()
+    )
     unexplained = records.join(id_defects, on=["source", "table", "file", "row", "person_id"], how="anti")
     assert unexplained.height == 0
     assert unknown.height <= 0.005 * truth.height
 
     knowable = truth.filter(pl.col("status") == "active").join(unknown, on="person_id", how="anti")
     expected = knowable.group_by("grid_code").agg(truth=pl.len().cast(pl.Int64))
-    got = built["mart_grid"].select("grid_code", "residents").join(expected, on="grid_code", how="full",
-                                                                    coalesce=True)
+    got = built["mart_grid"].select("grid_code", "residents").join(expected, on="grid_code", how="full", coalesce=True)
     assert got.filter(~pl.col("residents").eq_missing(pl.col("truth"))).height == 0
     # and each resident sits in the truth's grid
     active = persons.filter(pl.col("status") == ACTIVE)
@@ -108,7 +130,8 @@ def test_care_groups_as_far_as_the_sources_know(built, persons):
     # 独居老人: the ledger lists part of them; everyone it lists as living alone in a record with a
     # usable ID is tagged (rows with a missing or Excel-rounded ID wait for probabilistic linkage)
     listed = built["mart_person_link"].filter(
-        (pl.col("source") == "ledgers.elderly_alone") & pl.col("person_key").is_not_null())
+        (pl.col("source") == "ledgers.elderly_alone") & pl.col("person_key").is_not_null()
+    )
     ledger = active.filter(pl.col("person_key").is_in(listed["person_key"].implode()) & tag["is_living_alone"])
     assert ledger.height > 0
     assert ledger.filter(~pl.col("is_living_alone")).height == 0
@@ -120,16 +143,26 @@ def events(built) -> pl.DataFrame:
     (last) dispatch to feedback, and to close, each running to the end while not reached."""
     names = code_lists()["event_status"]
     mart = built["mart_event"].with_columns(
-        pl.col(pl.Datetime).dt.convert_time_zone(TIME_ZONE), status=pl.col("status").replace_strict(names))
+        pl.col(pl.Datetime).dt.convert_time_zone(TIME_ZONE), status=pl.col("status").replace_strict(names)
+    )
     truth = built["events"].select(
-        "event_id", "returned", "parked", "last_status", "dispatched_at", "feedback_at", "closed_at",
-        true_on_time="on_time", true_extended="extended",
+        "event_id",
+        "returned",
+        "parked",
+        "last_status",
+        "dispatched_at",
+        "feedback_at",
+        "closed_at",
+        true_on_time="on_time",
+        true_extended="extended",
         end=pl.lit(END).dt.convert_time_zone(TIME_ZONE),
     )
     days = working_days(LAST_DAY - dt.timedelta(days=DAYS + 7), LAST_DAY)
-    timed = with_working_clocks(truth.with_columns(fed_or_end=pl.coalesce("feedback_at", "end"),
-                                                   closed_or_end=pl.coalesce("closed_at", "end")),
-                                ["dispatched_at", "fed_or_end", "closed_or_end"], days)
+    timed = with_working_clocks(
+        truth.with_columns(fed_or_end=pl.coalesce("feedback_at", "end"), closed_or_end=pl.coalesce("closed_at", "end")),
+        ["dispatched_at", "fed_or_end", "closed_or_end"],
+        days,
+    )
     timed = timed.with_columns(
         true_handling=(pl.col("fed_or_end_clock") - pl.col("dispatched_at_clock")) // 60,
         true_to_close=(pl.col("closed_or_end_clock") - pl.col("dispatched_at_clock")) // 60,

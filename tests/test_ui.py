@@ -18,12 +18,18 @@ def test_descriptions_are_plain_chinese_everywhere():
     graph = defs.resolve_asset_graph()
     repo = defs.get_repository_def()
     described = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
-    described |= {f"check {c.name} on {c.asset_key.to_user_string()}": graph.get_check_spec(c).description
-                  for key in graph.get_all_asset_keys() for c in graph.get(key).check_keys}
+    described |= {
+        f"check {c.name} on {c.asset_key.to_user_string()}": graph.get_check_spec(c).description
+        for key in graph.get_all_asset_keys()
+        for c in graph.get(key).check_keys
+    }
     described |= {f"job {j.name}": j.description for j in repo.get_all_jobs() if not j.name.startswith("__")}
     # Dagster's own automation sensor, made implicitly when no one declares it, has no description
-    described |= {f"sensor {s.name}": s.description for s in repo.sensor_defs
-                  if not (s.name == "default_automation_condition_sensor" and s.description is None)}
+    described |= {
+        f"sensor {s.name}": s.description
+        for s in repo.sensor_defs
+        if not (s.name == "default_automation_condition_sensor" and s.description is None)
+    }
     described |= {f"schedule {s.name}": s.description for s in repo.schedule_defs}
     assert not {where for where, text in described.items() if not text or not CHINESE.search(text)}
     assert not {where for where, text in described.items() if MARKUP.search(text)}

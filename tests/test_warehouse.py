@@ -25,13 +25,19 @@ from redwall import lake
 from redwall.catalog import publish_catalog
 from redwall.home import Home
 from redwall.identifiers import PHONE_PATTERN, is_valid_citizen_id
-from redwall.ingest.receipts import (OPS, RECEIPT_SCHEMA, RECEIPTS, REGISTRY, REGISTRY_SCHEMA, REJECTION_SCHEMA,
-                                     REJECTIONS)
+from redwall.ingest.receipts import (
+    OPS,
+    RECEIPT_SCHEMA,
+    RECEIPTS,
+    REGISTRY,
+    REGISTRY_SCHEMA,
+    REJECTION_SCHEMA,
+    REJECTIONS,
+)
 from redwall.marts import build_marts
 from redwall.marts.person import person_digest
 from redwall.ingest.inbox import inbox_files
-from redwall.privacy import (DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns,
-                             shared_issues)
+from redwall.privacy import DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns, shared_issues
 from redwall.warehouse import publish, restricted_path
 from redwall.schemas import load_contracts
 from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
@@ -65,9 +71,20 @@ def home(tmp_path, monkeypatch) -> Home:
     home = Home.at(tmp_path / "home")
     write_silver(home, street_silver())
     build_marts(home, as_of=AS_OF)
-    lake.write(home, "ops", "file_receipt", pl.DataFrame(
-        {"source": ["police"], "file_name": ["实有人口_20261116.csv"], "file_hash": ["0" * 64], "rows_read": [13],
-         "status": ["loaded"]}))
+    lake.write(
+        home,
+        "ops",
+        "file_receipt",
+        pl.DataFrame(
+            {
+                "source": ["police"],
+                "file_name": ["实有人口_20261116.csv"],
+                "file_hash": ["0" * 64],
+                "rows_read": [13],
+                "status": ["loaded"],
+            }
+        ),
+    )
     return home
 
 
@@ -78,13 +95,20 @@ def personal_numbers(text: str) -> list[str]:
 
 def strings(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], list[str]]:
     """Every text value of every table, by (schema, table, column), plus the comments."""
-    columns = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-                          "WHERE data_type = 'VARCHAR' AND NOT internal").fetchall()
-    values = {(s, t, c): [v for (v,) in con.execute(f'SELECT "{c}" FROM "{s}"."{t}" WHERE "{c}" IS NOT NULL').fetchall()]
-              for s, t, c in columns}
-    values[("meta", "comments", "")] = [v for (v,) in con.execute(
-        "SELECT comment FROM duckdb_tables() UNION ALL SELECT comment FROM duckdb_columns() WHERE comment IS NOT NULL"
-    ).fetchall() if v]
+    columns = con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE data_type = 'VARCHAR' AND NOT internal"
+    ).fetchall()
+    values = {
+        (s, t, c): [v for (v,) in con.execute(f'SELECT "{c}" FROM "{s}"."{t}" WHERE "{c}" IS NOT NULL').fetchall()]
+        for s, t, c in columns
+    }
+    values[("meta", "comments", "")] = [
+        v
+        for (v,) in con.execute(
+            "SELECT comment FROM duckdb_tables() UNION ALL SELECT comment FROM duckdb_columns() WHERE comment IS NOT NULL"
+        ).fetchall()
+        if v
+    ]
     return values
 
 
@@ -124,7 +148,8 @@ def test_shared_view_masks_pseudonymises_and_leaves_out_sensitive_columns(home):
     assert {"id_number", "phone", "name", "house_code"}.isdisjoint(care.columns)
     one = clear.filter(pl.col("id_number") == P[1]).row(0, named=True)
     shared = person.filter(pl.col("id_number_key") == pseudonyms(pl.Series([P[1]]), SECRET.encode())[0]).row(
-        0, named=True)
+        0, named=True
+    )
     assert shared["person_key"] == pseudonyms(pl.Series([one["person_key"]]), SECRET.encode())[0]
     assert shared["phone_key"] == pseudonyms(pl.Series([one["phone"]]), SECRET.encode())[0]
     assert set(person["age_band"].drop_nulls()) <= {f"{low}-{low + 4}岁" for low in range(0, 80, 5)} | {"80岁及以上"}
@@ -143,17 +168,26 @@ def test_shared_marts_do_not_join_back_to_what_they_leave_out(home):
     assert clear["sources"].str.split(",").explode().is_in(list(listed)).any()  # the check can fail
     assert not person["sources"].str.split(",").explode().is_in(list(listed)).any()
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)",
-                           [sorted(listed)]).fetchone() == (0,)
+        assert con.execute(
+            "SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)", [sorted(listed)]
+        ).fetchone() == (0,)
     with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)",
-                           [sorted(listed)]).fetchone()[0] > 0
+        assert (
+            con.execute(
+                "SELECT count(*) FROM mart.person_link WHERE list_contains(?, source)", [sorted(listed)]
+            ).fetchone()[0]
+            > 0
+        )
 
 
 def test_shared_issues_keep_no_enumerable_digest_and_no_sensitive_listing():
     digest = person_digest(pl.Series([P[1]]))[0]  # an issue's record key for a citizen-ID key
-    issues = pl.DataFrame({"table": ["police.population", "ledgers.elderly_alone", "district.building", "police.population"],
-                           "record_key": [digest, digest, "B1", None]})
+    issues = pl.DataFrame(
+        {
+            "table": ["police.population", "ledgers.elderly_alone", "district.building", "police.population"],
+            "record_key": [digest, digest, "B1", None],
+        }
+    )
     shared = shared_issues(issues, SECRET.encode())["record_key"].to_list()
     # keyed as the shared person_key is, so an issue still finds its person; never the digest itself
     assert shared == [pseudonyms(pl.Series([digest]), SECRET.encode())[0], None, "B1", None]
@@ -162,7 +196,9 @@ def test_shared_issues_keep_no_enumerable_digest_and_no_sensitive_listing():
 def test_pseudonyms_are_hmac_sha256_and_opting_in_needs_a_sensitive_column():
     for key in (SECRET.encode(), b"k" * 100):  # a key longer than SHA-256's block is hashed first
         assert pseudonyms(pl.Series([P[1], None]), key).to_list() == [
-            hmac.new(key, P[1].encode(), "sha256").hexdigest()[:16], None]
+            hmac.new(key, P[1].encode(), "sha256").hexdigest()[:16],
+            None,
+        ]
     care = load_contracts().table("mart.care_visit")
     wrong = dataclasses.replace(care, catalogue={**care.catalogue, "share_sensitive": ["name"]})
     with pytest.raises(ValueError, match="share_sensitive"):
@@ -173,12 +209,18 @@ def test_comments_come_from_the_contracts(home):
     publish(home)
     person = load_contracts().table("mart.person")
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
-        (table_comment,) = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'mart' "
-                                       "AND table_name = 'person'").fetchone()
-        comments = dict(con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'mart' "
-                                    "AND table_name = 'person'").fetchall())
+        (table_comment,) = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'mart' AND table_name = 'person'"
+        ).fetchone()
+        comments = dict(
+            con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'mart' AND table_name = 'person'"
+            ).fetchall()
+        )
         schemas = {s for (s,) in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
-        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ref'").fetchall()}
+        tables = {
+            t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ref'").fetchall()
+        }
     assert table_comment.startswith(person.title)
     assert comments["sex"] == "性别" and comments["age_band"] == "年龄段"
     assert comments["id_number_key"] == "证件号码（假名）"
@@ -190,20 +232,33 @@ def test_comments_come_from_the_contracts(home):
 def test_every_table_and_column_has_a_chinese_comment(home):
     """Dashboards and notebooks read every published table, not only the marts: ops, quality,
     catalog and ref carry Chinese comments too."""
-    for layer, name, schema in ((OPS, RECEIPTS, RECEIPT_SCHEMA), (OPS, REJECTIONS, REJECTION_SCHEMA),
-                                (OPS, REGISTRY, REGISTRY_SCHEMA), (QUALITY, ISSUES, ISSUE_SCHEMA)):
+    for layer, name, schema in (
+        (OPS, RECEIPTS, RECEIPT_SCHEMA),
+        (OPS, REJECTIONS, REJECTION_SCHEMA),
+        (OPS, REGISTRY, REGISTRY_SCHEMA),
+        (QUALITY, ISSUES, ISSUE_SCHEMA),
+    ):
         lake.write(home, layer, name, pl.DataFrame(schema=schema))
     loop_metrics(home, pl.DataFrame(schema=ISSUE_SCHEMA), AS_OF)
     publish_catalog(home)
     shared = publish(home)
-    assert {"ops.file_receipt", "ops.rejection", "ops.file_registry", "quality.issue", "quality.loop_metrics",
-            "catalog.item", "ref.calendar", "ref.codes"} <= set(shared)
+    assert {
+        "ops.file_receipt",
+        "ops.rejection",
+        "ops.file_registry",
+        "quality.issue",
+        "quality.loop_metrics",
+        "catalog.item",
+        "ref.calendar",
+        "ref.codes",
+    } <= set(shared)
     chinese = re.compile(r"[\u4e00-\u9fff]")
     for path in (home.warehouse, restricted_path(home)):
         with duckdb.connect(str(path), read_only=True) as con:
             tables = con.execute("SELECT schema_name, table_name, comment FROM duckdb_tables()").fetchall()
-            columns = con.execute("SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
-                                  "WHERE NOT internal").fetchall()
+            columns = con.execute(
+                "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE NOT internal"
+            ).fetchall()
         assert tables and len(columns) > len(tables)
         bare = [(path.name, *where) for *where, comment in tables + columns if not chinese.search(comment or "")]
         assert not bare
@@ -217,7 +272,12 @@ def test_restricted_warehouse_is_for_the_owner_only(home):
     assert stat.S_IMODE(path.resolve().parent.stat().st_mode) == 0o700  # also inside its version
     assert stat.S_IMODE(path.resolve().stat().st_mode) == 0o600
     assert sorted(p.name for p in home.warehouse.parent.iterdir()) == [
-        ".publish.lock", "current", "redwall.duckdb", "restricted", "versions"]
+        ".publish.lock",
+        "current",
+        "redwall.duckdb",
+        "restricted",
+        "versions",
+    ]
 
 
 def test_publishing_needs_the_key_outside_demo(tmp_path, monkeypatch):
@@ -232,6 +292,7 @@ def test_publishing_needs_the_key_outside_demo(tmp_path, monkeypatch):
 
     def answered(*hashes: str) -> None:  # the receipts ingestion writes, one per file it answered
         lake.write(home, "ops", "file_receipt", pl.DataFrame({"file_hash": list(hashes), "status": "accepted"}))
+
     answered(generated)
     publish(home)  # every file this home took in was generated here: the demo key may publish
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
@@ -272,14 +333,24 @@ def residents(home: Home) -> tuple[int, int]:
 def test_readers_in_other_processes_never_see_a_half_published_warehouse(home, tmp_path):
     # Two versions of the street, published alternately: 14 residents, then 15.
     grown = street_silver()
-    grown["police.population"] = pl.concat([grown["police.population"], silver(
-        "police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}])])
+    grown["police.population"] = pl.concat(
+        [
+            grown["police.population"],
+            silver("police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}]),
+        ]
+    )
     publish(home)
     published = [residents(home)]
     stop = tmp_path / "stop"
-    fresh, held = (subprocess.Popen([sys.executable, "-c", READER, str(home.warehouse), str(stop), mode],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                   for mode in ("fresh", "held"))
+    fresh, held = (
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(home.warehouse), str(stop), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("fresh", "held")
+    )
     seen = queue.Queue()
     threading.Thread(target=lambda: [seen.put(tuple(json.loads(line))) for line in fresh.stdout], daemon=True).start()
     try:
@@ -321,8 +392,13 @@ def test_a_long_lived_reader_sees_every_new_publish_on_reconnecting(home):
     """DuckDB hands a process the database it already holds for a path; the stable path is a
     link through ``current``, so a new connection opens the new version all the same."""
     publish(home)
-    reader = subprocess.Popen([sys.executable, "-c", RECONNECTING, str(home.warehouse)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", RECONNECTING, str(home.warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def ask() -> list[int]:
         reader.stdin.write("?\n")
@@ -333,8 +409,12 @@ def test_a_long_lived_reader_sees_every_new_publish_on_reconnecting(home):
         street = residents(home)[0]
         assert ask() == [street, street]
         grown = street_silver()
-        grown["police.population"] = pl.concat([grown["police.population"], silver(
-            "police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}])])
+        grown["police.population"] = pl.concat(
+            [
+                grown["police.population"],
+                silver("police.population", [police(1, ADDRESS[H1]) | {"id_number": citizen_id("20000101", "001")}]),
+            ]
+        )
         write_silver(home, grown)
         build_marts(home, as_of=AS_OF)
         publish(home)
@@ -376,12 +456,14 @@ def test_a_killed_publish_leaves_both_warehouses_in_step_and_its_leftovers_are_c
     before = home.warehouse.resolve()
     # killed between the shared and the restricted build: nothing switched
     import redwall.warehouse as warehouse
+
     built = warehouse._build
 
     def killed_after_shared(path, tables, mode):
         built(path, tables, mode)
         if path.name == "redwall.duckdb":
             raise KeyboardInterrupt  # no cleanup runs after a kill, nor after this
+
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
         patched.setattr(warehouse, "_build", killed_after_shared)
         publish(home)
@@ -389,8 +471,12 @@ def test_a_killed_publish_leaves_both_warehouses_in_step_and_its_leftovers_are_c
     assert len(list((home.warehouse.parent / "versions").iterdir())) == 2  # the half-built one
 
     # and killed for real, at whatever point a few publishes in a row had reached
-    publisher = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, str(home.root)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUBLISHER, str(home.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert publisher.stdout.readline() == "started\n"
     time.sleep(2.5)
     publisher.kill()

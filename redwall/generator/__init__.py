@@ -80,12 +80,18 @@ from redwall.schemas import load_contracts
 
 __all__ = ["SCALES", "Scale", "generate"]
 
-WRITERS = {"police": police.write, "floating": floating.write, "municipal": municipal.write,
-           "district": district.write, "ledgers": ledgers.write}
+WRITERS = {
+    "police": police.write,
+    "floating": floating.write,
+    "municipal": municipal.write,
+    "district": district.write,
+    "ledgers": ledgers.write,
+}
 
 
-def generate(home: Home, scale: str = "street", seed: int = 7, days: int = 14,
-             end_date: dt.date = dt.date(2026, 11, 20)) -> dict:
+def generate(
+    home: Home, scale: str = "street", seed: int = 7, days: int = 14, end_date: dt.date = dt.date(2026, 11, 20)
+) -> dict:
     """Write every feed into the inbox and the ground truth beside it; returns a summary."""
     started = time.perf_counter()
     if scale not in SCALES:
@@ -107,7 +113,9 @@ def generate(home: Home, scale: str = "street", seed: int = 7, days: int = 14,
     _write_truth(home, world, events, truth, seed)
     files = truth["files"].group_by("source").agg(files=pl.len(), rows=pl.col("rows").sum()).sort("source")
     return {
-        "scale": scale, "seed": seed, "period": f"{period.start}..{period.end}",
+        "scale": scale,
+        "seed": seed,
+        "period": f"{period.start}..{period.end}",
         "persons": world.persons.height,
         "files": dict(files.select("source", "files").iter_rows()),
         "rows": dict(files.select("source", "rows").iter_rows()),
@@ -125,7 +133,17 @@ def _write_truth(home: Home, world, events: pl.DataFrame, truth: dict[str, pl.Da
     events.write_parquet(folder / "events.parquet")
     for name, frame in truth.items():
         frame.write_parquet(folder / f"{name}.parquet")
-    (folder / "world.json").write_text(json.dumps({
-        "scale": world.scale.name, "seed": seed, "start": str(world.period.start), "end": str(world.period.end),
-        "streets": world.streets["street_code"].to_list(),
-    }, ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "world.json").write_text(
+        json.dumps(
+            {
+                "scale": world.scale.name,
+                "seed": seed,
+                "start": str(world.period.start),
+                "end": str(world.period.end),
+                "streets": world.streets["street_code"].to_list(),
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )

@@ -16,8 +16,15 @@ DISTRICT = "西城区"
 CITY = "北京市"
 # Variants and how often clerks write each (the canonical form is the district register's own).
 VARIANTS = {
-    "canonical": 0.30, "with_city": 0.14, "no_district": 0.14, "chinese_numerals": 0.08,
-    "short_building": 0.07, "dashed": 0.06, "room_suffix": 0.08, "spaced": 0.05, "fullwidth": 0.04,
+    "canonical": 0.30,
+    "with_city": 0.14,
+    "no_district": 0.14,
+    "chinese_numerals": 0.08,
+    "short_building": 0.07,
+    "dashed": 0.06,
+    "room_suffix": 0.08,
+    "spaced": 0.05,
+    "fullwidth": 0.04,
     "no_unit": 0.04,
 }
 
@@ -25,13 +32,18 @@ VARIANTS = {
 def _parts(level: str, numerals: bool = False, building_word: str = "号楼") -> dict[str, pl.Expr]:
     num = chinese_numbers if numerals else (lambda e: e)
     door = pl.concat_str([num(pl.col("door_no").cast(pl.String)), pl.lit("号")])
-    block = pl.when(pl.col("building_no").is_not_null()).then(
-        pl.concat_str([pl.lit("院"), num(pl.col("building_no").cast(pl.String)), pl.lit(building_word)])
-    ).otherwise(pl.lit(""))
+    block = (
+        pl.when(pl.col("building_no").is_not_null())
+        .then(pl.concat_str([pl.lit("院"), num(pl.col("building_no").cast(pl.String)), pl.lit(building_word)]))
+        .otherwise(pl.lit(""))
+    )
     parts = {"road": pl.col("road"), "door": door, "block": block}
     if level == "house":
-        parts["unit"] = pl.when(pl.col("unit").is_not_null()).then(
-            pl.concat_str([num(pl.col("unit").cast(pl.String)), pl.lit("单元")])).otherwise(pl.lit(""))
+        parts["unit"] = (
+            pl.when(pl.col("unit").is_not_null())
+            .then(pl.concat_str([num(pl.col("unit").cast(pl.String)), pl.lit("单元")]))
+            .otherwise(pl.lit(""))
+        )
         parts["room"] = pl.col("room")
     return parts
 
@@ -55,15 +67,31 @@ def address_expr(variant: str, level: str = "house") -> pl.Expr:
         return pl.concat_str([pl.lit(DISTRICT), *_parts(level, building_word="楼").values()])
     if variant == "dashed":
         if level != "house":
-            return pl.concat_str([pl.lit(DISTRICT), p["road"], pl.col("door_no").cast(pl.String), pl.lit("号"),
-                                  pl.when(pl.col("building_no").is_not_null()).then(
-                                      pl.concat_str([pl.lit("院"), pl.col("building_no").cast(pl.String), pl.lit("号")]))
-                                  .otherwise(pl.lit(""))])
-        numbers = pl.concat_str([pl.col("building_no").cast(pl.String), pl.col("unit").cast(pl.String),
-                                 pl.col("room")], separator="-", ignore_nulls=True)
-        return pl.concat_str([pl.lit(DISTRICT), p["road"], pl.col("door_no").cast(pl.String),
-                              pl.when(pl.col("building_no").is_not_null()).then(pl.lit("号院")).otherwise(pl.lit("号-")),
-                              numbers])
+            return pl.concat_str(
+                [
+                    pl.lit(DISTRICT),
+                    p["road"],
+                    pl.col("door_no").cast(pl.String),
+                    pl.lit("号"),
+                    pl.when(pl.col("building_no").is_not_null())
+                    .then(pl.concat_str([pl.lit("院"), pl.col("building_no").cast(pl.String), pl.lit("号")]))
+                    .otherwise(pl.lit("")),
+                ]
+            )
+        numbers = pl.concat_str(
+            [pl.col("building_no").cast(pl.String), pl.col("unit").cast(pl.String), pl.col("room")],
+            separator="-",
+            ignore_nulls=True,
+        )
+        return pl.concat_str(
+            [
+                pl.lit(DISTRICT),
+                p["road"],
+                pl.col("door_no").cast(pl.String),
+                pl.when(pl.col("building_no").is_not_null()).then(pl.lit("号院")).otherwise(pl.lit("号-")),
+                numbers,
+            ]
+        )
     if variant == "room_suffix":
         tail = [pl.lit("室")] if level == "house" else [pl.lit("")]
         return pl.concat_str([pl.lit(DISTRICT), *plain, *tail])
@@ -71,14 +99,20 @@ def address_expr(variant: str, level: str = "house") -> pl.Expr:
         return pl.concat_str([pl.lit(DISTRICT), pl.concat_str([p["road"], p["door"]]), *plain[2:]], separator=" ")
     if variant == "fullwidth":
         return pl.concat_str([pl.lit(DISTRICT), *plain]).str.replace_many(
-            list("0123456789"), [chr(FULLWIDTH[ord(c)]) for c in "0123456789"])
+            list("0123456789"), [chr(FULLWIDTH[ord(c)]) for c in "0123456789"]
+        )
     if variant == "no_unit":
         return pl.concat_str([pl.lit(DISTRICT), *[e for k, e in p.items() if k != "unit"]])
     raise KeyError(variant)
 
 
-def with_variants(frame: pl.DataFrame, rng: np.random.Generator, level: str = "house",
-                  variants: dict[str, float] = VARIANTS, column: str = "address") -> pl.DataFrame:
+def with_variants(
+    frame: pl.DataFrame,
+    rng: np.random.Generator,
+    level: str = "house",
+    variants: dict[str, float] = VARIANTS,
+    column: str = "address",
+) -> pl.DataFrame:
     """Add ``column`` (the written address) and ``address_variant`` drawn by the given shares."""
     names = list(variants)
     p = np.array(list(variants.values()))

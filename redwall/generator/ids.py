@@ -11,8 +11,41 @@ import numpy as np
 
 from redwall.identifiers import ID_CHECK_CHARS, ID_WEIGHTS, ORG_WEIGHTS, USCC_ALPHABET, USCC_WEIGHTS
 
-MOBILE_PREFIXES = np.array([130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 153, 155, 156, 158,
-                            159, 166, 173, 177, 180, 181, 182, 183, 185, 186, 187, 188, 189, 198, 199])
+MOBILE_PREFIXES = np.array(
+    [
+        130,
+        131,
+        132,
+        133,
+        135,
+        136,
+        137,
+        138,
+        139,
+        150,
+        151,
+        152,
+        153,
+        155,
+        156,
+        158,
+        159,
+        166,
+        173,
+        177,
+        180,
+        181,
+        182,
+        183,
+        185,
+        186,
+        187,
+        188,
+        189,
+        198,
+        199,
+    ]
+)
 HEX = np.frombuffer("0123456789abcdef".encode("utf-32-le"), dtype=np.uint32)
 USCC_CODEPOINTS = np.frombuffer(USCC_ALPHABET.encode("utf-32-le"), dtype=np.uint32)
 USCC_INDEX = np.zeros(128, np.int64)

@@ -24,8 +24,8 @@ BIG_SHEET = 20_000  # rows; above this xlsxwriter streams rows to disk (constant
 @dataclass
 class Sheet:
     headers: list[str]
-    cells: pl.DataFrame                  # one String column per header, in order
-    types: pl.DataFrame | None = None    # same columns, the cell type or null
+    cells: pl.DataFrame  # one String column per header, in order
+    types: pl.DataFrame | None = None  # same columns, the cell type or null
     title: str | None = None
     notes: list[str] = field(default_factory=list)
     name: str = "Sheet1"
@@ -39,8 +39,10 @@ class Sheet:
 
 def write_xlsx(path: Path, sheet: Sheet, author: str) -> None:
     big = sheet.cells.height > BIG_SHEET and not sheet.merged
-    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": big, "strings_to_numbers": False,
-                                               "strings_to_formulas": False, "strings_to_urls": False})
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {"constant_memory": big, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
     workbook.set_properties({"created": CREATED, "author": author})
     ws = workbook.add_worksheet(sheet.name)
     bold = workbook.add_format({"bold": True, "align": "center"})

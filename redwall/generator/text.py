@@ -34,8 +34,15 @@ def chinese_number(n: int) -> str:
     if n < 100:
         return CN_DIGITS[n // 10] + "十" + (CN_DIGITS[n % 10] if n % 10 else "")
     rest = n % 100
-    tail = "" if rest == 0 else ("零" + CN_DIGITS[rest] if rest < 10 else CN_DIGITS[rest // 10] + "十"
-                                 + (CN_DIGITS[rest % 10] if rest % 10 else ""))
+    tail = (
+        ""
+        if rest == 0
+        else (
+            "零" + CN_DIGITS[rest]
+            if rest < 10
+            else CN_DIGITS[rest // 10] + "十" + (CN_DIGITS[rest % 10] if rest % 10 else "")
+        )
+    )
     return CN_DIGITS[n // 100] + "百" + tail
 
 
@@ -94,7 +101,7 @@ def invalid_checksum(v: str, rng: np.random.Generator) -> str | None:
 def transposed_digits(v: str, rng: np.random.Generator) -> str | None:
     """Two neighbouring digits of the sequence part swapped (breaks the check character)."""
     i = 14 + int(rng.integers(2))
-    out = v[:i] + v[i + 1] + v[i] + v[i + 2:]
+    out = v[:i] + v[i + 1] + v[i] + v[i + 2 :]
     return out if out != v and len(v) == 18 else None
 
 
@@ -113,9 +120,13 @@ def _s2t() -> dict[str, str]:
     """Simplified -> traditional for every character names are made of (OpenCC, per character)."""
     import opencc
 
-    chars = set("".join(vocab.SURNAMES)) | set(vocab.GIVEN_MALE) | set(vocab.GIVEN_FEMALE) | set(
-        vocab.HOMOPHONE_POOL) | {c for names in (*vocab.ERA_NAMES_MALE.values(), *vocab.ERA_NAMES_FEMALE.values())
-                                 for n in names for c in n}
+    chars = (
+        set("".join(vocab.SURNAMES))
+        | set(vocab.GIVEN_MALE)
+        | set(vocab.GIVEN_FEMALE)
+        | set(vocab.HOMOPHONE_POOL)
+        | {c for names in (*vocab.ERA_NAMES_MALE.values(), *vocab.ERA_NAMES_FEMALE.values()) for n in names for c in n}
+    )
     converter = opencc.OpenCC("s2t")
     return {c: t for c in sorted(chars) if (t := converter.convert(c)) != c}
 
@@ -125,8 +136,12 @@ def _homophones() -> dict[str, list[str]]:
     """Name characters -> other characters of the same toneless pinyin (what a pinyin IME offers)."""
     from pypinyin import Style, lazy_pinyin
 
-    pool = sorted(set(vocab.GIVEN_MALE) | set(vocab.GIVEN_FEMALE) | set(vocab.HOMOPHONE_POOL) | {
-        c for names in (*vocab.ERA_NAMES_MALE.values(), *vocab.ERA_NAMES_FEMALE.values()) for n in names for c in n})
+    pool = sorted(
+        set(vocab.GIVEN_MALE)
+        | set(vocab.GIVEN_FEMALE)
+        | set(vocab.HOMOPHONE_POOL)
+        | {c for names in (*vocab.ERA_NAMES_MALE.values(), *vocab.ERA_NAMES_FEMALE.values()) for n in names for c in n}
+    )
     by_sound: dict[str, list[str]] = {}
     for c in pool:
         by_sound.setdefault(lazy_pinyin(c, style=Style.NORMAL)[0], []).append(c)
@@ -147,7 +162,7 @@ def homophone(v: str, rng: np.random.Generator) -> str | None:
         return None
     i = places[rng.integers(len(places))]
     options = table[v[i]]
-    return v[:i] + options[rng.integers(len(options))] + v[i + 1:]
+    return v[:i] + options[rng.integers(len(options))] + v[i + 1 :]
 
 
 def inner_space(v: str, rng: np.random.Generator) -> str | None:
@@ -158,17 +173,28 @@ def inner_space(v: str, rng: np.random.Generator) -> str | None:
 
 
 NAME_VARIANTS: dict[str, Callable] = {
-    "traditional": traditional, "homophone": homophone, "inner_space": inner_space,
+    "traditional": traditional,
+    "homophone": homophone,
+    "inner_space": inner_space,
 }
 ID_FLAWS: dict[str, Callable] = {
-    "fullwidth_digits": fullwidth_digits, "lowercase_x": lowercase_x, "padded_spaces": padded_spaces,
-    "invalid_checksum": invalid_checksum, "transposed_digits": transposed_digits, "legacy_id": legacy_id,
+    "fullwidth_digits": fullwidth_digits,
+    "lowercase_x": lowercase_x,
+    "padded_spaces": padded_spaces,
+    "invalid_checksum": invalid_checksum,
+    "transposed_digits": transposed_digits,
+    "legacy_id": legacy_id,
 }
 
 
-def plant(values: pl.Series, flaws: dict[str, float], rng: np.random.Generator,
-          functions: dict[str, Callable], eligible: np.ndarray | None = None,
-          encodable: str | None = None) -> tuple[pl.Series, pl.Series]:
+def plant(
+    values: pl.Series,
+    flaws: dict[str, float],
+    rng: np.random.Generator,
+    functions: dict[str, Callable],
+    eligible: np.ndarray | None = None,
+    encodable: str | None = None,
+) -> tuple[pl.Series, pl.Series]:
     """Apply each flaw to a random share of the non-null values.
 
     Returns the new values and, per cell, the flaw kind planted there (null where none). A flaw

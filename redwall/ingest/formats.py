@@ -89,8 +89,11 @@ def read_file(path: Path, beside: Path | None = None) -> list[Grid]:
     A file over the :mod:`~redwall.ingest.limits` is refused before it is parsed."""
     bounds = limits()
     if (size := path.stat().st_size) > bounds.max_file_bytes:
-        raise Unreadable("too_large", f"文件过大（{size / MIB:.0f} MB，上限{bounds.max_file_bytes / MIB:.0f} MB），"
-                                      "未读入；请拆分成几个较小的文件后重新报送")
+        raise Unreadable(
+            "too_large",
+            f"文件过大（{size / MIB:.0f} MB，上限{bounds.max_file_bytes / MIB:.0f} MB），"
+            "未读入；请拆分成几个较小的文件后重新报送",
+        )
     with path.open("rb") as f:
         head = f.read(8)
     if not head:
@@ -123,14 +126,20 @@ def _check_lines(raw: bytes, bounds: Limits) -> None:
     ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 0x0A)
     bounds_of_lines = np.concatenate(([-1], ends, [len(raw)]))
     if (longest := int(np.diff(bounds_of_lines).max()) - 1) > bounds.max_line_bytes:
-        raise Unreadable("line_too_long", f"文件中有一行长达{longest / 1024:.0f} KB（上限{bounds.max_line_bytes / 1024:.0f} KB），"
-                                          "不像是表格数据（可能缺少换行符或格式错误），未读入；请检查后重新导出")
+        raise Unreadable(
+            "line_too_long",
+            f"文件中有一行长达{longest / 1024:.0f} KB（上限{bounds.max_line_bytes / 1024:.0f} KB），"
+            "不像是表格数据（可能缺少换行符或格式错误），未读入；请检查后重新导出",
+        )
 
 
 def _too_wide(width: int, bounds: Limits) -> None:
     if width > bounds.max_columns:
-        raise Unreadable("too_many_columns", f"表格有{width}列，超过上限{bounds.max_columns}列，不像是本中心的模板或数据，"
-                                             "未读入；请检查分隔符或删除多余的列后重新报送")
+        raise Unreadable(
+            "too_many_columns",
+            f"表格有{width}列，超过上限{bounds.max_columns}列，不像是本中心的模板或数据，"
+            "未读入；请检查分隔符或删除多余的列后重新报送",
+        )
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -149,7 +158,9 @@ def _decode(raw: bytes) -> tuple[str, str]:
             continue
     best = None if declared else from_bytes(raw).best()
     if best is None:
-        raise Unreadable("encoding", "无法识别文件的字符编码（或文件不完整），请另存为UTF-8或GB18030编码的CSV后重新报送")
+        raise Unreadable(
+            "encoding", "无法识别文件的字符编码（或文件不完整），请另存为UTF-8或GB18030编码的CSV后重新报送"
+        )
     return str(best), best.encoding
 
 
@@ -167,8 +178,11 @@ def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
         raise Unreadable("incomplete", "文件最后一行不完整，可能仍在复制或传输中断，未读入；请传输完成后重新报送")
     try:
         cells = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")), has_header=False, separator=delimiter,
-            schema={f"c{i}": pl.String for i in range(width)}, missing_columns="insert",
+            io.BytesIO(text.encode("utf-8")),
+            has_header=False,
+            separator=delimiter,
+            schema={f"c{i}": pl.String for i in range(width)},
+            missing_columns="insert",
             truncate_ragged_lines=False,
         )
     except pl.exceptions.PolarsError:
@@ -180,25 +194,33 @@ def _read_jsonl(text: str, encoding: str) -> list[Grid]:
     """One grid per record ``type``, values as delivered (nested objects stay JSON text), plus one
     grid of the lines that are not a JSON record at all (e.g. a line cut off by a broken upload)."""
     lines = (
-        pl.Series("line", text.lstrip("\ufeff").split("\n")).to_frame()
+        pl.Series("line", text.lstrip("\ufeff").split("\n"))
+        .to_frame()
         .with_row_index("_row_number", offset=1)
         .filter(pl.col("line").str.strip_chars() != "")
         .with_columns(pl.col("line").str.json_path_match("$.type").alias("type"))
     )
     grids, broken = [], [lines.filter(pl.col("type").is_null())]
-    for (record_type,), part in lines.filter(pl.col("type").is_not_null()).group_by(
-            "type", maintain_order=True):
+    for (record_type,), part in lines.filter(pl.col("type").is_not_null()).group_by("type", maintain_order=True):
         try:
             cells = _flatten(part["line"])
             _too_wide(cells.width, limits())
         except pl.exceptions.PolarsError:  # records polars cannot read as objects: kept as lines
             broken.append(part)
             continue
-        grids.append(Grid("jsonl", cells.with_columns(part["_row_number"]),
-                          header=tuple(cells.columns), record_type=record_type, encoding=encoding))
+        grids.append(
+            Grid(
+                "jsonl",
+                cells.with_columns(part["_row_number"]),
+                header=tuple(cells.columns),
+                record_type=record_type,
+                encoding=encoding,
+            )
+        )
     if (lost := pl.concat(broken)).height:
-        grids.append(Grid("jsonl", lost.select("_row_number", "line").sort("_row_number"), broken=True,
-                          encoding=encoding))
+        grids.append(
+            Grid("jsonl", lost.select("_row_number", "line").sort("_row_number"), broken=True, encoding=encoding)
+        )
     return grids
 
 
@@ -208,7 +230,8 @@ def _flatten(lines: pl.Series) -> pl.DataFrame:
     columns = [envelope.drop("type", "payload", strict=False)]
     if "payload" in envelope.columns:  # a payload that is no object yields no fields
         payload = envelope.select(
-            pl.when(pl.col("payload").str.starts_with("{")).then("payload").otherwise(pl.lit("{}")))
+            pl.when(pl.col("payload").str.starts_with("{")).then("payload").otherwise(pl.lit("{}"))
+        )
         fields = _ndjson_strings(payload.to_series())
         clashing = set(fields.columns) & set(columns[0].columns)
         columns.append(fields.rename({k: f"payload.{k}" for k in clashing}))
@@ -242,8 +265,11 @@ def _read_parquet(path: Path, beside: Path) -> Grid:
 def _unpacked_within(unpacked: int, packed: int, bounds: Limits) -> None:
     """Refuse a file that unpacks to more than the limits allow (a decompression bomb)."""
     if unpacked > bounds.max_unzipped_bytes or unpacked > bounds.max_unzip_ratio * max(packed, MIB):
-        raise Unreadable("unpacks_too_large", f"文件解压后达{unpacked / MIB:.0f} MB（文件本身{packed / MIB:.1f} MB），"
-                                              "远超正常表格，可能已损坏或是恶意文件，未读入；请另存为新文件后重新报送")
+        raise Unreadable(
+            "unpacks_too_large",
+            f"文件解压后达{unpacked / MIB:.0f} MB（文件本身{packed / MIB:.1f} MB），"
+            "远超正常表格，可能已损坏或是恶意文件，未读入；请另存为新文件后重新报送",
+        )
 
 
 def _numbered(cells: pl.DataFrame) -> pl.DataFrame:
@@ -284,9 +310,16 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             cells = cells.with_columns(_typed_number(pl.col(c)).alias(c) for c in cells.columns)
             if fmt == "xlsx":
                 cells = _fill_merged(cells, merges.get(name, ()), letters)
-            grids.append(Grid(fmt, _numbered(cells), sheet=name, letters=letters,
-                              totals=totals.get(name, frozenset()) if fmt == "xlsx" else frozenset(),
-                              numbers=partial(_number_cells, reader, name, cells.height)))
+            grids.append(
+                Grid(
+                    fmt,
+                    _numbered(cells),
+                    sheet=name,
+                    letters=letters,
+                    totals=totals.get(name, frozenset()) if fmt == "xlsx" else frozenset(),
+                    numbers=partial(_number_cells, reader, name, cells.height),
+                )
+            )
     except fastexcel.FastExcelError:
         raise Unreadable("corrupt", "Excel文件已损坏，无法打开，请用Excel打开检查后重新保存报送") from None
     return grids
@@ -314,8 +347,11 @@ def _number_cells(reader: fastexcel.ExcelReader, sheet: str, height: int, column
     """True where the cell of ``column`` (c<i>) holds a number. Read as booleans, a numeric cell
     converts and a text cell does not, even digits-only text (read as floats, "1101…" would)."""
     index = int(column[1:])
-    values = reader.load_sheet(sheet, header_row=None, skip_rows=0, use_columns=[index],
-                               dtypes={index: "boolean"}).to_polars().to_series()
+    values = (
+        reader.load_sheet(sheet, header_row=None, skip_rows=0, use_columns=[index], dtypes={index: "boolean"})
+        .to_polars()
+        .to_series()
+    )
     return values.is_not_null().extend_constant(False, height - values.len())
 
 
@@ -339,11 +375,15 @@ def _column_index(letters: str) -> int:
 
 def _sheet_members(z: zipfile.ZipFile) -> dict[str, str]:
     """The zip member holding each sheet, by sheet name."""
-    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
-          "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
-          "p": "http://schemas.openxmlformats.org/package/2006/relationships"}
-    rels = {r.get("Id"): r.get("Target")
-            for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")).findall("p:Relationship", ns)}
+    ns = {
+        "m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+        "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+        "p": "http://schemas.openxmlformats.org/package/2006/relationships",
+    }
+    rels = {
+        r.get("Id"): r.get("Target")
+        for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")).findall("p:Relationship", ns)
+    }
     members = {}
     for sheet in ET.fromstring(z.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
         target = rels.get(sheet.get(f"{{{ns['r']}}}id"), "")
@@ -373,8 +413,10 @@ def _stream_matches(z: zipfile.ZipFile, member: str, pattern: re.Pattern) -> lis
 
 
 # A formula aggregating a column over several rows: what a total row holds in its number cells.
-COLUMN_FORMULA = re.compile(rb'<c r="[A-Z]+(\d+)"[^>]*>\s*<f[^>]*>(?:[^<]*?)(?:SUM|SUBTOTAL|COUNTA?|AVERAGE)\('
-                            rb'\$?[A-Z]+\$?(\d+):\$?[A-Z]+\$?(\d+)\)')
+COLUMN_FORMULA = re.compile(
+    rb'<c r="[A-Z]+(\d+)"[^>]*>\s*<f[^>]*>(?:[^<]*?)(?:SUM|SUBTOTAL|COUNTA?|AVERAGE)\('
+    rb"\$?[A-Z]+\$?(\d+):\$?[A-Z]+\$?(\d+)\)"
+)
 
 
 def _xlsx_totals(z: zipfile.ZipFile) -> dict[str, frozenset[int]]:
@@ -406,8 +448,7 @@ def _fill_merged(cells: pl.DataFrame, ranges: list[bytes], letters: tuple[str, .
                 rows.extend(range(top, bottom + 1))
                 values.extend([value] * (bottom - top + 1))
     return cells.with_columns(
-        cells.to_series(i).scatter(rows, pl.Series(values, dtype=pl.String))
-        for i, (rows, values) in fills.items()
+        cells.to_series(i).scatter(rows, pl.Series(values, dtype=pl.String)) for i, (rows, values) in fills.items()
     )
 
 
@@ -430,5 +471,8 @@ def _glossary(path: Path) -> dict[str, str]:
         return {}
     if not isinstance(doc, dict):
         return {}
-    return {code: entry["name"] for code, entry in doc.items()
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str)}
+    return {
+        code: entry["name"]
+        for code, entry in doc.items()
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    }

@@ -98,13 +98,24 @@ def closing(table: Table, rows: pl.DataFrame, current: pl.DataFrame) -> pl.DataF
     held = current.select(*keys, (_scope_key(columns) if columns else pl.lit("")).alias("part"))
     held = held.filter(pl.col("part").is_in(scope(table, rows)))
     absent = held.join(rows.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
-    return (held.group_by("part").agg(pl.len().alias("current"))
-            .join(absent.group_by("part").agg(pl.len().alias("closing")), on="part", how="left")
-            .with_columns(pl.col("closing").fill_null(0)).sort("part"))
+    return (
+        held.group_by("part")
+        .agg(pl.len().alias("current"))
+        .join(absent.group_by("part").agg(pl.len().alias("closing")), on="part", how="left")
+        .with_columns(pl.col("closing").fill_null(0))
+        .sort("part")
+    )
 
 
-def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt.date], *,
-          stale: bool = False, current: pl.DataFrame | None = None) -> dict[str, Change]:
+def apply(
+    home: Home,
+    table: Table,
+    rows: pl.DataFrame,
+    deliveries: dict[str, dt.date],
+    *,
+    stale: bool = False,
+    current: pl.DataFrame | None = None,
+) -> dict[str, Change]:
     """Bring silver up to date with the accepted ``rows`` (table columns and lineage) of
     ``deliveries`` (file hash → the date it describes), oldest data first, each delivery's rows in
     delivery order. Returns what happened, per delivery.
@@ -115,10 +126,14 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     ``stale``: it is older than one already applied to its :func:`scope`. ``current``: every
     current version of a snapshot table, when the caller has just read it."""
     keys = list(table.keys)
-    rows = rows.with_columns(
-        pl.col(FILE).replace_strict(deliveries, return_dtype=pl.Date).alias("_valid_from"),
-        pl.lit(None, dtype=pl.Date).alias("_valid_to"),
-    ).select(list(silver_schema(table))).with_row_index(POSITION)
+    rows = (
+        rows.with_columns(
+            pl.col(FILE).replace_strict(deliveries, return_dtype=pl.Date).alias("_valid_from"),
+            pl.lit(None, dtype=pl.Date).alias("_valid_to"),
+        )
+        .select(list(silver_schema(table)))
+        .with_row_index(POSITION)
+    )
     latest = rows.unique([FILE, *keys], keep="last").sort(POSITION)  # a key once per delivery
     collapsed = rows.join(latest, on=POSITION, how="anti").select(FILE, pl.lit("collapsed").alias("outcome"))
     if stale:
@@ -129,7 +144,9 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     content = [c for c in table.schema() if c not in keys]
     seen = latest.join(
         current.select(*keys, *content, "_valid_from").rename(lambda c: c if c in keys else f"{c}.current"),
-        on=keys, how="left", nulls_equal=True,
+        on=keys,
+        how="left",
+        nulls_equal=True,
     ).sort(*keys, POSITION)  # each key's rows together, in delivery order: a plain shift finds the row before
     since, day = pl.col("_valid_from.current"), pl.col("_valid_from")
     # An increment row older than silver's version never applies. The deliveries come oldest first,
@@ -140,26 +157,44 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
     before = [pl.when(fresh).then(pl.col(f"{c}.current")).otherwise(pl.col(c).shift(1)) for c in content]
     same = pl.all_horizontal(pl.col(c).eq_missing(b) for c, b in zip(content, before))
     seen = seen.with_columns(
-        pl.when(fresh & since.is_null()).then(pl.lit("opened")).when(same).then(pl.lit("unchanged"))
-        .when(pl.col("_behind")).then(pl.lit("late")).otherwise(pl.lit("changed")).alias("outcome"))
+        pl.when(fresh & since.is_null())
+        .then(pl.lit("opened"))
+        .when(same)
+        .then(pl.lit("unchanged"))
+        .when(pl.col("_behind"))
+        .then(pl.lit("late"))
+        .otherwise(pl.lit("changed"))
+        .alias("outcome")
+    )
     applied = seen.filter(pl.col("outcome").is_in(["opened", "changed"]))
     schema = list(silver_schema(table))
 
     if table.load == "append":  # one row per key, with its latest values: changed rows are updated in place
         upserts = applied.unique(keys, keep="last")
         changes = _tally(deliveries, pl.concat([collapsed, seen.select(FILE, "outcome")]))
-        _write(home, table, upserts.select(schema), keys, changes,
-               in_place=upserts["_valid_from.current"].is_not_null().any())
+        _write(
+            home,
+            table,
+            upserts.select(schema),
+            keys,
+            changes,
+            in_place=upserts["_valid_from.current"].is_not_null().any(),
+        )
         return changes
 
     # versions: one per key and day (a later delivery of the same day replaces the day's version),
     # each valid until the next; silver's version closes on the first day, or is replaced on its own
-    versions = applied.unique([*keys, "_valid_from"], keep="last").sort(*keys, POSITION).with_columns(
-        pl.when(_same_key(keys, -1)).then(pl.col("_valid_from").shift(-1)).alias("_valid_to"))
-    successor = versions.unique(keys, keep="first").filter(since < day).select(
-        *keys, pl.col("_valid_from").alias("_until"))
+    versions = (
+        applied.unique([*keys, "_valid_from"], keep="last")
+        .sort(*keys, POSITION)
+        .with_columns(pl.when(_same_key(keys, -1)).then(pl.col("_valid_from").shift(-1)).alias("_valid_to"))
+    )
+    successor = (
+        versions.unique(keys, keep="first").filter(since < day).select(*keys, pl.col("_valid_from").alias("_until"))
+    )
     closing = current.join(successor, on=keys, how="inner", nulls_equal=True).with_columns(
-        pl.col("_until").alias("_valid_to"))
+        pl.col("_until").alias("_valid_to")
+    )
     outcomes = [collapsed, seen.select(FILE, "outcome")]
     gone = [current.clear()]
     if table.load == "snapshot":  # the keys absent from each delivery close on its date
@@ -171,13 +206,22 @@ def apply(home: Home, table: Table, rows: pl.DataFrame, deliveries: dict[str, dt
             if columns:  # a community's ledger closes only its own community's rows
                 absent = absent.filter(_scope_key(columns).is_in(scope(table, own)))
             gone.append(absent.with_columns(pl.lit(as_of).alias("_valid_to")))
-            outcomes.append(absent.with_columns(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome"))
-                            .select(FILE, "outcome"))  # one row per closed key
+            outcomes.append(
+                absent.with_columns(pl.lit(delivery).alias(FILE), pl.lit("closed").alias("outcome")).select(
+                    FILE, "outcome"
+                )
+            )  # one row per closed key
             # counted for the snapshot; the rows keep their lineage
     closing = pl.concat([closing.select(schema), *(g.select(schema) for g in gone)])
     changes = _tally(deliveries, pl.concat(outcomes))
-    _write(home, table, pl.concat([closing, versions.select(schema)]), [*keys, "_valid_from"], changes,
-           in_place=closing.height > 0 or versions.filter(since == day).height > 0)
+    _write(
+        home,
+        table,
+        pl.concat([closing, versions.select(schema)]),
+        [*keys, "_valid_from"],
+        changes,
+        in_place=closing.height > 0 or versions.filter(since == day).height > 0,
+    )
     return changes
 
 
@@ -240,8 +284,9 @@ def _current(home: Home, table: Table, keys: pl.DataFrame | None) -> pl.DataFram
     return current.collect().cast(schema)  # Delta hands timestamps back in UTC
 
 
-def _write(home: Home, table: Table, rows: pl.DataFrame, merge_keys: list[str], changes: dict[str, Change], *,
-           in_place: bool) -> None:
+def _write(
+    home: Home, table: Table, rows: pl.DataFrame, merge_keys: list[str], changes: dict[str, Change], *, in_place: bool
+) -> None:
     """One commit, carrying what it did for each delivery (see :func:`applied`)."""
     if rows.is_empty():
         return

@@ -41,12 +41,29 @@ from redwall.schemas import Table
 
 HELD, RELEASED, DISCARDED = "held", "released", "discarded"
 HOLD_SCHEMA = {
-    "receipt_id": pl.String, "source": pl.String, "department": pl.String, "file_name": pl.String,
-    "file_hash": pl.String, "table": pl.String, "as_of": pl.Date, "held_at": pl.Datetime("us", "UTC"),
-    "scope": pl.String, "records_current": pl.Int64, "records_closing": pl.Int64, "closing_share": pl.Float64,
-    "closing_limit": pl.Float64, "rows_read": pl.Int64, "rows_rejected": pl.Int64, "refused_share": pl.Float64,
-    "refused_limit": pl.Float64, "reason_zh": pl.String, "status": pl.String, "decided_by": pl.String,
-    "decided_at": pl.Datetime("us", "UTC"), "decision_reason": pl.String, "stored_as": pl.String,
+    "receipt_id": pl.String,
+    "source": pl.String,
+    "department": pl.String,
+    "file_name": pl.String,
+    "file_hash": pl.String,
+    "table": pl.String,
+    "as_of": pl.Date,
+    "held_at": pl.Datetime("us", "UTC"),
+    "scope": pl.String,
+    "records_current": pl.Int64,
+    "records_closing": pl.Int64,
+    "closing_share": pl.Float64,
+    "closing_limit": pl.Float64,
+    "rows_read": pl.Int64,
+    "rows_rejected": pl.Int64,
+    "refused_share": pl.Float64,
+    "refused_limit": pl.Float64,
+    "reason_zh": pl.String,
+    "status": pl.String,
+    "decided_by": pl.String,
+    "decided_at": pl.Datetime("us", "UTC"),
+    "decision_reason": pl.String,
+    "stored_as": pl.String,
 }
 
 
@@ -99,14 +116,20 @@ class Verdict:
         why = []
         if self.closes_too_many:
             where = f"「{self.part}」社区" if self.part else ""
-            why.append(f"应用本文件将使{where}现有{self.current}条记录中的{self.closing}条（{self.closing_share:.1%}）"
-                       f"置为失效，超过本表{hold.closing:.0%}的上限")
+            why.append(
+                f"应用本文件将使{where}现有{self.current}条记录中的{self.closing}条（{self.closing_share:.1%}）"
+                f"置为失效，超过本表{hold.closing:.0%}的上限"
+            )
         if self.refuses_too_many:
-            why.append(f"读取的{self.read}行中有{self.refused}行被拒收（{self.refused_share:.1%}），"
-                       f"超过本表{hold.refused:.0%}的上限")
+            why.append(
+                f"读取的{self.read}行中有{self.refused}行被拒收（{self.refused_share:.1%}），"
+                f"超过本表{hold.refused:.0%}的上限"
+            )
         cause = "导出或填报不完整" if self.closes_too_many else "证件号码等列被表格软件改坏（如按数字保存）"
-        return (f"{title}：" + "；".join(why) + f"，可能是{cause}。为防止误将大量记录置为失效，"
-                "本文件已原样保存，暂未应用，待大数据中心确认；在此之前现有数据保持不变。")
+        return (
+            f"{title}：" + "；".join(why) + f"，可能是{cause}。为防止误将大量记录置为失效，"
+            "本文件已原样保存，暂未应用，待大数据中心确认；在此之前现有数据保持不变。"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +161,8 @@ def judge(table: Table, rows: pl.DataFrame, current: pl.DataFrame) -> Verdict | 
         return None
     parts = history.closing(table, accepted, current).with_columns(
         (pl.col("closing") / pl.col("current")).alias("share"),
-        (pl.col("closing") >= table.hold.at_least).alias("counts"))
+        (pl.col("closing") >= table.hold.at_least).alias("counts"),
+    )
     worst = parts.sort("counts", "share", descending=True).head(1).to_dicts()
     part, now, closing = (worst[0]["part"], worst[0]["current"], worst[0]["closing"]) if worst else ("", 0, 0)
     return Verdict(table, part, now, closing, rows.height, int(rows["_rejected"].sum()))
@@ -149,23 +173,49 @@ def record(home: Home, held: list[tuple[Receipt, Verdict]]) -> None:
     """Add the deliveries of a batch that are held (idempotent for a re-run: by receipt id)."""
     if not held:
         return
-    frame = pl.DataFrame([{
-        "receipt_id": r.receipt_id, "source": r.source, "department": r.department, "file_name": r.file_name,
-        "file_hash": r.file_hash, "table": v.table.key, "as_of": r.as_of, "held_at": r.received_at, "scope": v.part,
-        "records_current": v.current, "records_closing": v.closing, "closing_share": round(v.closing_share, 4),
-        "closing_limit": v.table.hold.closing, "rows_read": v.read, "rows_rejected": v.refused,
-        "refused_share": round(v.refused_share, 4), "refused_limit": v.table.hold.refused, "reason_zh": v.reason_zh,
-        "status": HELD, "decided_by": None, "decided_at": None, "decision_reason": None, "stored_as": r.stored_as,
-    } for r, v in held], schema=HOLD_SCHEMA)
+    frame = pl.DataFrame(
+        [
+            {
+                "receipt_id": r.receipt_id,
+                "source": r.source,
+                "department": r.department,
+                "file_name": r.file_name,
+                "file_hash": r.file_hash,
+                "table": v.table.key,
+                "as_of": r.as_of,
+                "held_at": r.received_at,
+                "scope": v.part,
+                "records_current": v.current,
+                "records_closing": v.closing,
+                "closing_share": round(v.closing_share, 4),
+                "closing_limit": v.table.hold.closing,
+                "rows_read": v.read,
+                "rows_rejected": v.refused,
+                "refused_share": round(v.refused_share, 4),
+                "refused_limit": v.table.hold.refused,
+                "reason_zh": v.reason_zh,
+                "status": HELD,
+                "decided_by": None,
+                "decided_at": None,
+                "decision_reason": None,
+                "stored_as": r.stored_as,
+            }
+            for r, v in held
+        ],
+        schema=HOLD_SCHEMA,
+    )
     lake.replace(home, OPS, HOLDS, frame, where=lake.one_of("receipt_id", frame["receipt_id"]))
 
 
 def decide(home: Home, receipt_id: str, decision: Decision) -> None:
     """Record the analyst's decision on a held delivery (after it has been carried out)."""
     entry = lake.read(home, OPS, HOLDS, where=pl.col("receipt_id") == receipt_id)
-    decided = entry.with_columns(pl.lit(decision.status).alias("status"), pl.lit(decision.by).alias("decided_by"),
-                                 pl.lit(decision.at, dtype=pl.Datetime("us", "UTC")).alias("decided_at"),
-                                 pl.lit(decision.reason).alias("decision_reason"))
+    decided = entry.with_columns(
+        pl.lit(decision.status).alias("status"),
+        pl.lit(decision.by).alias("decided_by"),
+        pl.lit(decision.at, dtype=pl.Datetime("us", "UTC")).alias("decided_at"),
+        pl.lit(decision.reason).alias("decision_reason"),
+    )
     lake.replace(home, OPS, HOLDS, decided, where=lake.one_of("receipt_id", [receipt_id]))
 
 
@@ -189,6 +239,8 @@ def waiting(home: Home, receipt_id: str) -> dict:
         raise CannotDecide(f"no delivery was held with receipt {receipt_id}; `redwall held` lists them")
     entry = found.row(0, named=True)
     if entry["status"] != HELD:
-        raise CannotDecide(f"receipt {receipt_id} was already {entry['status']} by {entry['decided_by']} "
-                      f"on {entry['decided_at']:%Y-%m-%d %H:%M} UTC")
+        raise CannotDecide(
+            f"receipt {receipt_id} was already {entry['status']} by {entry['decided_by']} "
+            f"on {entry['decided_at']:%Y-%m-%d %H:%M} UTC"
+        )
     return entry

@@ -30,8 +30,10 @@ HEADER_SCAN_ROWS = 30
 TOTAL, SIGNATURE, NOTE, BLANK, REPEATED = "合计行", "签名或日期行", "说明行", "空行", "重复表头"
 NOT_DATA = (TOTAL, SIGNATURE, NOTE, BLANK, REPEATED)
 TOTAL_CELL = r"^(本页|本表|全部|全)?(合计|小计|总计|共计|累计)([:：(（\d].*)?$"
-SIGNATURE_START = (r"^(制表|填表|填报|报送|审核|审批|复核|核对|统计人|负责人|单位负责人|分管领导|经办人|联系人|联系电话"
-                   r"|日期|时间|单位[（(]?盖章)")
+SIGNATURE_START = (
+    r"^(制表|填表|填报|报送|审核|审批|复核|核对|统计人|负责人|单位负责人|分管领导|经办人|联系人|联系电话"
+    r"|日期|时间|单位[（(]?盖章)"
+)
 NOTE_START = r"^(备注|说明|注[:：]|注\d|注意|填表说明|数据来源|资料来源|以下空白|此页|第\d+页|共\d+页)"
 # An error workbook redwall sent back (redwall.quality.outbox) names, in a hidden column, the row of the
 # original file each of its rows is: kept in bronze as ``_returned_row`` whatever the clerk did to
@@ -131,7 +133,9 @@ def blocks(grids: list[Grid], candidates: list[Table]) -> tuple[list[Block], lis
             "header_unrecognised",
             f"文件前{HEADER_SCAN_ROWS}行中找不到可识别的表头，不是本中心接收的{titles}，"
             "请使用中心下发的模板或核对报送目录。应有的表头（必填列，可用中文名称或括号中的标准数据元标识符）："
-            + "；".join(f"{t.title}：" + "、".join(map(_expected, (t.column(n) for n in t.required))) for t in candidates),
+            + "；".join(
+                f"{t.title}：" + "、".join(map(_expected, (t.column(n) for n in t.required))) for t in candidates
+            ),
         )
     return found, ignored
 
@@ -168,19 +172,26 @@ def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
     data_columns = [c for c in cells.columns if c != "_row_number"]
     skipped: tuple[tuple[int, str], ...] = ()
     if grid.numbers is not None:
-        cells = cells.with_columns(grid.numbers(data_columns[i]).alias(NUMBER_CELL + c.name)
-                                   for i, c in m.columns.items() if c.format == "person_id")
+        cells = cells.with_columns(
+            grid.numbers(data_columns[i]).alias(NUMBER_CELL + c.name)
+            for i, c in m.columns.items()
+            if c.format == "person_id"
+        )
     if header_row is None:
         headers = list(grid.header)
     else:
         headers = [(v or "").strip() for v in cells.select(data_columns).row(header_row)]
         cells = cells.slice(header_row + 1)
-        cells, skipped = _set_aside(cells, data_columns, [(data_columns[i], headers[i]) for i in m.columns],
-                                    grid.totals)
+        cells, skipped = _set_aside(
+            cells, data_columns, [(data_columns[i], headers[i]) for i in m.columns], grid.totals
+        )
 
     names = {data_columns[i]: c.name for i, c in m.columns.items()}
-    returned = {data_columns[i]: RETURNED_ROW for i, h in enumerate(headers)
-                if header_key(h or "") == header_key(RETURNED_HEADER) and data_columns[i] not in names}
+    returned = {
+        data_columns[i]: RETURNED_ROW
+        for i, h in enumerate(headers)
+        if header_key(h or "") == header_key(RETURNED_HEADER) and data_columns[i] not in names
+    }
     taken = {c.name for c in m.table.all_columns} | set(LINEAGE)
     extras = {}
     for i, column in enumerate(data_columns):
@@ -209,25 +220,36 @@ def _label(grid: Grid, header: str, column: Column) -> str:
     return grid.glossary.get(header) or (column.label if header.isascii() else header)
 
 
-def _set_aside(cells: pl.DataFrame, columns: list[str], header: list[tuple[str, str]], totals: frozenset[int]
-               ) -> tuple[pl.DataFrame, tuple[tuple[int, str], ...]]:
+def _set_aside(
+    cells: pl.DataFrame, columns: list[str], header: list[tuple[str, str]], totals: frozenset[int]
+) -> tuple[pl.DataFrame, tuple[tuple[int, str], ...]]:
     """The record rows, and ``(row number, kind)`` of each row set aside (:data:`NOT_DATA`).
     ``totals``: rows holding a column formula (a total whose label was left out)."""
     filled = [pl.col(c).str.normalize("NFKC").str.replace_all(r"\s+", "").replace("", None) for c in columns]
     count = pl.sum_horizontal(f.is_not_null() for f in filled)
     first = pl.coalesce(filled)
     # a page's header repeated: most recognised columns hold their own header
-    own = [pl.col(c).str.normalize("NFKC").str.replace_all(r"[\s*]+", "").str.to_lowercase().eq_missing(header_key(h))
-           for c, h in header]
+    own = [
+        pl.col(c).str.normalize("NFKC").str.replace_all(r"[\s*]+", "").str.to_lowercase().eq_missing(header_key(h))
+        for c, h in header
+    ]
     repeated = pl.sum_horizontal(own) >= max(1, math.ceil(len(header) / 2))
-    total = pl.any_horizontal(f.str.contains(TOTAL_CELL).fill_null(False) for f in filled) \
-        | pl.col("_row_number").is_in(list(totals))
+    total = pl.any_horizontal(f.str.contains(TOTAL_CELL).fill_null(False) for f in filled) | pl.col(
+        "_row_number"
+    ).is_in(list(totals))
     last = cells.filter(count > 0)["_row_number"].max()
-    kind = (pl.when(count == 0).then(pl.lit(BLANK))
-            .when(repeated).then(pl.lit(REPEATED))
-            .when(total).then(pl.lit(TOTAL))
-            .when(first.str.contains(SIGNATURE_START)).then(pl.lit(SIGNATURE))
-            .when(first.str.contains(NOTE_START)).then(pl.lit(NOTE)))
+    kind = (
+        pl.when(count == 0)
+        .then(pl.lit(BLANK))
+        .when(repeated)
+        .then(pl.lit(REPEATED))
+        .when(total)
+        .then(pl.lit(TOTAL))
+        .when(first.str.contains(SIGNATURE_START))
+        .then(pl.lit(SIGNATURE))
+        .when(first.str.contains(NOTE_START))
+        .then(pl.lit(NOTE))
+    )
     cells = cells.with_columns(kind.alias("_aside"))
     if last is None:
         return cells.clear().drop("_aside"), ()
@@ -246,7 +268,8 @@ def _records(grid: Grid, candidates: list[Table]) -> Block:
     table = next((t for t in candidates if t.record_type and t.record_type == grid.record_type), None)
     if table is None:
         raw = grid.cells.select(
-            pl.col("line").alias("_raw") if grid.broken
+            pl.col("line").alias("_raw")
+            if grid.broken
             else pl.struct(pl.exclude("_row_number")).struct.json_encode().alias("_raw"),
             pl.lit(grid.record_type, dtype=pl.String).alias("_record_type"),
             pl.col("_row_number").cast(pl.Int64),

@@ -55,8 +55,19 @@ from redwall import lake
 from redwall.home import PRIVATE_FILE_MODE, Home
 from redwall.ingest import history, holds, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
-from redwall.ingest.inbox import (DICT_SUFFIX, LEDGERS, InboxFile, clear_copies, in_data_order, inbox_file,
-                                  inbox_files, settled, source_lock, take, unchanged)
+from redwall.ingest.inbox import (
+    DICT_SUFFIX,
+    LEDGERS,
+    InboxFile,
+    clear_copies,
+    in_data_order,
+    inbox_file,
+    inbox_files,
+    settled,
+    source_lock,
+    take,
+    unchanged,
+)
 from redwall.ingest.layout import NOT_DATA, NUMBER_CELL, Block, blocks
 from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
@@ -110,8 +121,9 @@ def process_file(home: Home, source: str, path: str | Path, contracts: Contracts
     return receipt
 
 
-def process_files(home: Home, source: str, paths: Iterable[str | Path],
-                  contracts: Contracts | None = None) -> list[Receipt]:
+def process_files(
+    home: Home, source: str, paths: Iterable[str | Path], contracts: Contracts | None = None
+) -> list[Receipt]:
     """Take in delivered files of one source (paths absolute or inside the source's inbox) and
     answer each with its own receipt; returned oldest data first, the order they are taken in.
     Under the source's lock (:func:`inbox.source_lock`): a second load of the source, in this
@@ -123,8 +135,12 @@ def process_files(home: Home, source: str, paths: Iterable[str | Path],
 
 def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Contracts) -> list[Receipt]:
     if left := clear_copies(home, source):
-        log.warning("recovered: removed %d partial cop%s of %s files left by a killed run", left,
-                    "y" if left == 1 else "ies", source)
+        log.warning(
+            "recovered: removed %d partial cop%s of %s files left by a killed run",
+            left,
+            "y" if left == 1 else "ies",
+            source,
+        )
     listed = []
     for p in paths:
         with contextlib.suppress(FileNotFoundError):  # filed away by a run that held the lock before
@@ -132,8 +148,10 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
     # each read from a copy taken now; one that changed meanwhile is read by a later run
     files = in_data_order(taken for f in listed if (taken := take(home, f)) is not None)
     known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
-    known |= {h["file_hash"]: h | {"loaded_at": h["held_at"]}  # contents waiting for a decision
-              for h in holds.pending(home, (f.sha256 for f in files)).iter_rows(named=True)}
+    known |= {
+        h["file_hash"]: h | {"loaded_at": h["held_at"]}  # contents waiting for a decision
+        for h in holds.pending(home, (f.sha256 for f in files)).iter_rows(named=True)
+    }
     taken: list[Delivery] = []
     batch: list[Delivery] = []
     batch_kind: object = "batch"
@@ -148,14 +166,20 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
         if earlier:
             when = earlier["loaded_at"].astimezone(receipts.LOCAL_TZ)
             # another department's file is not named to this one: its name may say what it holds
-            which = (f"「{earlier['file_name']}」" if earlier.get("department") == file.department
-                     else "另一报送单位的文件")
+            which = (
+                f"「{earlier['file_name']}」" if earlier.get("department") == file.department else "另一报送单位的文件"
+            )
             state = "收到、正等待大数据中心确认的" if "held_at" in earlier else "已加载的"
-            delivery.answer("duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}{state}"
-                                                      f"{which}完全相同，未重复加载。")
+            delivery.answer(
+                "duplicate", "duplicate", f"重复文件：内容与{when:%Y-%m-%d %H:%M}{state}{which}完全相同，未重复加载。"
+            )
         elif delivery.read():  # its rows will load: a later copy in this run is a duplicate
-            known[file.sha256] = {"receipt_id": delivery.receipt_id, "loaded_at": delivery.received_at,
-                                  "file_name": file.name, "department": file.department}
+            known[file.sha256] = {
+                "receipt_id": delivery.receipt_id,
+                "loaded_at": delivery.received_at,
+                "file_name": file.name,
+                "department": file.department,
+            }
         kind = _kind(contracts, delivery)
         if kind is not None and kind != batch_kind:  # after what came before it
             _load(home, contracts, batch)
@@ -198,11 +222,17 @@ def refuse_name(file: InboxFile) -> None:
     (never followed, so nothing outside the home is read) or a hidden file (a name starting with a
     dot, e.g. a copy tool's temporary file left behind)."""
     if file.link:
-        raise Unreadable("symlink", "文件是指向其他位置的链接（快捷方式），为安全起见不读取链接指向的内容；"
-                                    "请把文件本身（而不是链接）放入收件箱")
+        raise Unreadable(
+            "symlink",
+            "文件是指向其他位置的链接（快捷方式），为安全起见不读取链接指向的内容；"
+            "请把文件本身（而不是链接）放入收件箱",
+        )
     if file.name.startswith("."):
-        raise Unreadable("hidden_name", "文件名以“.”开头，是隐藏文件（常为复制工具留下的临时文件），未读入；"
-                                        "如果是要报送的数据，请去掉文件名开头的“.”后重新报送")
+        raise Unreadable(
+            "hidden_name",
+            "文件名以“.”开头，是隐藏文件（常为复制工具留下的临时文件），未读入；"
+            "如果是要报送的数据，请去掉文件名开头的“.”后重新报送",
+        )
 
 
 def storable_name(file: InboxFile) -> bool:
@@ -294,8 +324,9 @@ def _hold_destructive(home: Home, contracts: Contracts, loading: list[Delivery])
                 continue
             judged = delivery.judged.setdefault(key, _judge(table, [delivery]))
             accepted = judged.rows.filter(~pl.col("_rejected"))
-            if accepted.is_empty() or receipts.superseding(home, key, history.scope(table, accepted),
-                                                           delivery.file.as_of, delivery.received_at):
+            if accepted.is_empty() or receipts.superseding(
+                home, key, history.scope(table, accepted), delivery.file.as_of, delivery.received_at
+            ):
                 continue
             if key not in current:
                 current[key] = history.current_versions(home, table)
@@ -309,16 +340,18 @@ def _bronze_name(key: str) -> str:
     return key.replace(".", "_", 1)
 
 
-def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool,
-             current: pl.DataFrame | None) -> None:
+def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool, current: pl.DataFrame | None) -> None:
     """Judge a table's rows of a batch, apply the accepted ones to silver (not those of a held
     delivery), and tell each delivery. On a retry, the deliveries an earlier attempt already
     applied are answered from what its commit recorded (:func:`history.applied`) and not applied
     again. ``current``: the table's current versions, if just read."""
     judged = _judge(table, deliveries)
     replayed = history.applied(home, table, [d.file.sha256 for d in deliveries]) if retried else {}
-    flags = dict(judged.rows.group_by("_file_hash").agg(pl.struct(
-        pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned"))).iter_rows())
+    flags = dict(
+        judged.rows.group_by("_file_hash")
+        .agg(pl.struct(pl.col("_rejected").sum().alias("rejected"), pl.col("_warned").sum().alias("warned")))
+        .iter_rows()
+    )
     problems = judged.issues.with_columns(pl.lit(table.key).alias("table")).partition_by("_file_hash", as_dict=True)
     held = [d.file.sha256 for d in deliveries if d.verdict]
     accepted = judged.rows.filter(~pl.col("_rejected") & ~pl.col("_file_hash").is_in(held))
@@ -348,12 +381,14 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool
             else:
                 live[sha] = as_of
         if live:
-            changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live,
-                                     current=current)
+            changes |= history.apply(
+                home, table, accepted.filter(pl.col("_file_hash").is_in(list(live))), live, current=current
+            )
     else:
         changes = dict(replayed)
-        if fresh := {d.file.sha256: d.file.as_of for d in deliveries
-                     if d.file.sha256 not in replayed and not d.verdict}:
+        if fresh := {
+            d.file.sha256: d.file.as_of for d in deliveries if d.file.sha256 not in replayed and not d.verdict
+        }:
             changes |= history.apply(home, table, accepted.filter(pl.col("_file_hash").is_in(list(fresh))), fresh)
     for delivery in deliveries:
         sha = delivery.file.sha256
@@ -365,8 +400,9 @@ def _conform(home: Home, table: Table, deliveries: list[Delivery], retried: bool
         if delivery.verdict and delivery.verdict.table.key == table.key:
             delivery.changes[table.key] = delivery.verdict.reason_zh
         else:
-            delivery.changes[table.key] = _change_note(table, change, stale.get(sha, False), latest.get(sha),
-                                                       delivery.file.as_of, held=bool(delivery.verdict))
+            delivery.changes[table.key] = _change_note(
+                table, change, stale.get(sha, False), latest.get(sha), delivery.file.as_of, held=bool(delivery.verdict)
+            )
 
 
 def _judge(table: Table, deliveries: list[Delivery]) -> Judged:
@@ -379,8 +415,10 @@ def _judge(table: Table, deliveries: list[Delivery]) -> Judged:
     for delivery in deliveries:
         labels = column_labels(table, delivery.labels[table.key])
         ways.setdefault((delivery.place, tuple(labels.items())), []).append(delivery)
-    judged = [judge(table, pl.concat([d.bronze[table.key] for d in group], how="diagonal"), place, dict(labels))
-              for (place, labels), group in ways.items()]
+    judged = [
+        judge(table, pl.concat([d.bronze[table.key] for d in group], how="diagonal"), place, dict(labels))
+        for (place, labels), group in ways.items()
+    ]
     if len(judged) == 1:
         return judged[0]
     order = {d.file.sha256: i for i, d in enumerate(deliveries)}
@@ -418,14 +456,24 @@ class Delivery:
         load, time received) it came with."""
         copy = home.root / receipt.stored_as
         stat = copy.stat()
-        file = InboxFile(receipt.source, home.inbox(receipt.source, receipt.department) / receipt.file_name,
-                         stat.st_size, stat.st_mtime_ns, receipt.department, kept=copy)
+        file = InboxFile(
+            receipt.source,
+            home.inbox(receipt.source, receipt.department) / receipt.file_name,
+            stat.st_size,
+            stat.st_mtime_ns,
+            receipt.department,
+            kept=copy,
+        )
         if (file.sha256, file.size, file.as_of) != (receipt.file_hash, receipt.file_size, receipt.as_of):
-            raise holds.CannotDecide(f"the kept copy {receipt.stored_as} is no longer the file delivered with "
-                                f"receipt {receipt.receipt_id}")
+            raise holds.CannotDecide(
+                f"the kept copy {receipt.stored_as} is no longer the file delivered with receipt {receipt.receipt_id}"
+            )
         delivery = cls(home, file, contracts)
-        delivery.receipt_id, delivery.load_id, delivery.received_at = \
-            receipt.receipt_id, receipt.load_id, receipt.received_at
+        delivery.receipt_id, delivery.load_id, delivery.received_at = (
+            receipt.receipt_id,
+            receipt.load_id,
+            receipt.received_at,
+        )
         return delivery
 
     # -- reading ---------------------------------------------------------------------------------
@@ -457,8 +505,9 @@ class Delivery:
             self.bronze[key] = pl.concat([self._lineage(b.rows) for b in group], how="diagonal")
             self.labels[key] = group[0].labels
             if group[0].table is None:
-                self.problems.append(_unrouted_issues(group, self.place, self.file.sha256).with_columns(
-                    pl.lit(key).alias("table")))
+                self.problems.append(
+                    _unrouted_issues(group, self.place, self.file.sha256).with_columns(pl.lit(key).alias("table"))
+                )
                 self.counts["rejected"] += self.bronze[key].height
         self.snapshot = any(b.table is not None and b.table.load == "snapshot" for b in found)
         self.counts["read"] = sum(rows.height for rows in self.bronze.values())
@@ -473,17 +522,25 @@ class Delivery:
         if table is None or table.kind != "ledger":
             raise Unreadable("foreign_template", "这是本中心已停用或未知的模板，请到模板目录下载当前模板重新填写")
         if self.file.department and table.department["code"] != self.file.department:
-            raise Unreadable("foreign_template", f"这是{table.department['name']}的「{table.title}」模板，"
-                                                 "不是本部门的台账，请放入对应部门的文件夹或改用本部门模板")
+            raise Unreadable(
+                "foreign_template",
+                f"这是{table.department['name']}的「{table.title}」模板，"
+                "不是本部门的台账，请放入对应部门的文件夹或改用本部门模板",
+            )
         current = table.template["version"]
         match template_compatibility(table, version):
             case "outdated":
-                raise Unreadable("outdated_template", f"「{table.title}」模板版本过旧（第{version}版），列已变化，"
-                                                      f"请下载第{current}版模板重新填写")
+                raise Unreadable(
+                    "outdated_template",
+                    f"「{table.title}」模板版本过旧（第{version}版），列已变化，请下载第{current}版模板重新填写",
+                )
             case "newer":
-                raise Unreadable("outdated_template", f"「{table.title}」模板是第{version}版，本中心目前使用第{current}版，"
-                                                      f"无法按新版读取；请改用模板目录中的第{current}版模板重新填写，"
-                                                      "或联系大数据中心")
+                raise Unreadable(
+                    "outdated_template",
+                    f"「{table.title}」模板是第{version}版，本中心目前使用第{current}版，"
+                    f"无法按新版读取；请改用模板目录中的第{current}版模板重新填写，"
+                    "或联系大数据中心",
+                )
         return table
 
     def _lineage(self, rows: pl.DataFrame) -> pl.DataFrame:
@@ -501,18 +558,32 @@ class Delivery:
         counts = self.counts
         status = "held" if self.verdict else receipts.status_of(counts["read"], counts["rejected"])
         self.receipt = self._receipt(
-            status, counts, tuple(self.bronze),
-            "\n".join([*([self.decision.note_zh] if self.decision else []), _count_note(counts),
-                       *_problem_notes(problems), *self.notes,
-                       *(self.changes[key] for key in self.bronze if key in self.changes)]),
+            status,
+            counts,
+            tuple(self.bronze),
+            "\n".join(
+                [
+                    *([self.decision.note_zh] if self.decision else []),
+                    _count_note(counts),
+                    *_problem_notes(problems),
+                    *self.notes,
+                    *(self.changes[key] for key in self.bronze if key in self.changes),
+                ]
+            ),
             self.verdict.rule if self.verdict else None,
         )
-        self.issues = problems.rename({"_row_number": "row_number", "_sheet": "sheet", "_file_hash": "file_hash"}
-                                      ).with_columns(
-            pl.lit(self.receipt_id).alias("receipt_id"), pl.lit(self.load_id).alias("load_id"),
-            pl.lit(self.file.source).alias("source"), pl.lit(self.file.name).alias("file_name"),
-            pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
-        ).select(receipts.REJECTION_SCHEMA.keys()).cast(receipts.REJECTION_SCHEMA)
+        self.issues = (
+            problems.rename({"_row_number": "row_number", "_sheet": "sheet", "_file_hash": "file_hash"})
+            .with_columns(
+                pl.lit(self.receipt_id).alias("receipt_id"),
+                pl.lit(self.load_id).alias("load_id"),
+                pl.lit(self.file.source).alias("source"),
+                pl.lit(self.file.name).alias("file_name"),
+                pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
+            )
+            .select(receipts.REJECTION_SCHEMA.keys())
+            .cast(receipts.REJECTION_SCHEMA)
+        )
 
     def answer(self, status: str, refusal: str | None, reason_zh: str, table: str | None = None) -> None:
         """A delivery with no rows to load (refused whole, a duplicate, or an empty increment): its
@@ -525,18 +596,33 @@ class Delivery:
         tables = [t for t in candidates(self.contracts, self.file) if t.files and fnmatch(self.file.name, t.files)]
         return tables[0].key if len(tables) == 1 else None
 
-    def _receipt(self, status: str, counts: Counter, tables: tuple[str, ...], reasons: str,
-                 refusal: str | None = None) -> Receipt:
+    def _receipt(
+        self, status: str, counts: Counter, tables: tuple[str, ...], reasons: str, refusal: str | None = None
+    ) -> Receipt:
         file = self.file
         stored = file.kept or self._destination(kept=status != "rejected" or counts["read"] > 0)
         return Receipt(
-            receipt_id=self.receipt_id, source=file.source, department=file.department,
-            file_name=file.display_name, file_path=file.relative, file_hash=file.sha256, file_size=file.size,
-            load_id=self.load_id, received_at=self.received_at, as_of=file.as_of, status=status,
-            refusal=refusal, tables=tables, rows_read=counts["read"], rows_accepted=counts["read"] - counts["rejected"],
-            rows_rejected=counts["rejected"], rows_warned=counts["warned"],
-            rows_deduplicated=counts["deduplicated"], rows_skipped=counts["skipped"],
-            reasons_zh=reasons + _name_note(file, stored), stored_as=str(stored.relative_to(self.home.root)),
+            receipt_id=self.receipt_id,
+            source=file.source,
+            department=file.department,
+            file_name=file.display_name,
+            file_path=file.relative,
+            file_hash=file.sha256,
+            file_size=file.size,
+            load_id=self.load_id,
+            received_at=self.received_at,
+            as_of=file.as_of,
+            status=status,
+            refusal=refusal,
+            tables=tables,
+            rows_read=counts["read"],
+            rows_accepted=counts["read"] - counts["rejected"],
+            rows_rejected=counts["rejected"],
+            rows_warned=counts["warned"],
+            rows_deduplicated=counts["deduplicated"],
+            rows_skipped=counts["skipped"],
+            reasons_zh=reasons + _name_note(file, stored),
+            stored_as=str(stored.relative_to(self.home.root)),
         )
 
     def _destination(self, kept: bool) -> Path:
@@ -546,8 +632,10 @@ class Delivery:
         folder = root / self.file.department if self.file.department else root
         name = Path(self.file.name if storable_name(self.file) else stored_name(self.file))
         hashed = f"{name.stem}.{self.file.sha256[:12]}{name.suffix}"
-        return next((folder / n for n in (name.name, hashed) if not (folder / n).exists()),
-                    folder / f"{name.stem}.{self.file.sha256[:12]}.{self.load_id}{name.suffix}")
+        return next(
+            (folder / n for n in (name.name, hashed) if not (folder / n).exists()),
+            folder / f"{name.stem}.{self.file.sha256[:12]}.{self.load_id}{name.suffix}",
+        )
 
     def file_away(self) -> None:
         """Write the sender's receipt beside the kept copy, then move the file (and its ``.ready``
@@ -594,7 +682,8 @@ def _write_receipt(home: Home, contracts: Contracts, receipt: Receipt, issues: p
     target.parent.mkdir(parents=True, exist_ok=True)
     department = contracts.departments.get(receipt.department or "")
     target.with_name(receipts.receipt_file_name(receipt, target.name)).write_text(
-        receipts.render(receipt, issues, department), encoding="utf-8")
+        receipts.render(receipt, issues, department), encoding="utf-8"
+    )
 
 
 # -- an analyst's decision on a held delivery ------------------------------------------------------
@@ -608,8 +697,10 @@ def release(home: Home, receipt_id: str, by: str, reason: str, contracts: Contra
         delivery = Delivery.kept(home, held, contracts)
         delivery.decision = holds.Decision.now(holds.RELEASED, by, reason)
         if not delivery.read():
-            raise holds.CannotDecide(f"receipt {receipt_id}: the kept copy can no longer be read as it was "
-                                     f"({delivery.receipt.reasons_zh}); discard it and ask for the file again")
+            raise holds.CannotDecide(
+                f"receipt {receipt_id}: the kept copy can no longer be read as it was "
+                f"({delivery.receipt.reasons_zh}); discard it and ask for the file again"
+            )
         _load(home, contracts, [delivery])
         holds.decide(home, receipt_id, delivery.decision)
     return delivery.receipt
@@ -636,14 +727,21 @@ def _held(home: Home, receipt_id: str) -> tuple[Receipt, pl.DataFrame]:
 
 def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataFrame:
     """Each record that belongs to no table is rejected, with why."""
-    return pl.concat([
-        b.rows.select(
-            pl.lit(file_hash).alias("_file_hash"), "_row_number", "_sheet",
-            pl.lit(None, dtype=pl.String).alias("column"),
-            pl.lit(None, dtype=pl.String).alias("column_label"), pl.lit(b.rule).alias("rule"),
-            pl.lit("error").alias("severity"), at_row(place, pl.lit(UNROUTED_RULES[b.rule][1])).alias("message_zh"),
-        ) for b in group
-    ])
+    return pl.concat(
+        [
+            b.rows.select(
+                pl.lit(file_hash).alias("_file_hash"),
+                "_row_number",
+                "_sheet",
+                pl.lit(None, dtype=pl.String).alias("column"),
+                pl.lit(None, dtype=pl.String).alias("column_label"),
+                pl.lit(b.rule).alias("rule"),
+                pl.lit("error").alias("severity"),
+                at_row(place, pl.lit(UNROUTED_RULES[b.rule][1])).alias("message_zh"),
+            )
+            for b in group
+        ]
+    )
 
 
 # -- receipt text --------------------------------------------------------------------------------
@@ -658,15 +756,24 @@ def _count_note(counts: Counter) -> str:
 
 def _problem_notes(problems: pl.DataFrame) -> list[str]:
     """Problems counted by column and rule, errors first: no values, only where and why."""
-    counted = problems.group_by("severity", "rule", "column_label").agg(pl.len().alias("n")).sort(
-        "n", "rule", "column_label", descending=[True, False, False])
+    counted = (
+        problems.group_by("severity", "rule", "column_label")
+        .agg(pl.len().alias("n"))
+        .sort("n", "rule", "column_label", descending=[True, False, False])
+    )
     notes = []
     for severity, title in (("error", "拒收原因"), ("warning", "警告（已按空值接收）")):
         part = counted.filter(pl.col("severity") == severity)
         if part.height:
-            notes.append(title + "：" + "；".join(
-                f"{'「' + label + '」' if label else '记录'}{SHORT_NAMES[rule]}{n}处"
-                for _, rule, label, n in part.iter_rows()) + "。")
+            notes.append(
+                title
+                + "："
+                + "；".join(
+                    f"{'「' + label + '」' if label else '记录'}{SHORT_NAMES[rule]}{n}处"
+                    for _, rule, label, n in part.iter_rows()
+                )
+                + "。"
+            )
     return notes
 
 
@@ -674,12 +781,20 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     notes = []
     if encodings := {g.encoding for g in grids if g.encoding}:
         notes.append("文件编码：" + "、".join(sorted(e.upper() for e in encodings)))
-    if any(g.glossary for g in grids) and (dictionary := dictionary_of(file.kept or file.path)):  # beside the delivery, not the copy read
+    if any(g.glossary for g in grids) and (
+        dictionary := dictionary_of(file.kept or file.path)
+    ):  # beside the delivery, not the copy read
         notes.append(f"已按数据字典「{dictionary.name}」识别字段。")
     if skipped := [aside for b in found for aside in b.skipped]:
-        notes.append(f"{len(skipped)}行不是数据，未读入：" + "、".join(
-            f"{kind}{len(rows)}行（第{'、'.join(map(str, rows[:10]))}{'等' if len(rows) > 10 else ''}行）"
-            for kind in NOT_DATA if (rows := sorted(n for n, k in skipped if k == kind))) + "。")
+        notes.append(
+            f"{len(skipped)}行不是数据，未读入："
+            + "、".join(
+                f"{kind}{len(rows)}行（第{'、'.join(map(str, rows[:10]))}{'等' if len(rows) > 10 else ''}行）"
+                for kind in NOT_DATA
+                if (rows := sorted(n for n, k in skipped if k == kind))
+            )
+            + "。"
+        )
     if extras := list(dict.fromkeys(e for b in found for e in b.extras)):
         notes.append("模板以外的列已原样保存在原始层，未进入标准表：" + "、".join(extras) + "。")
     if ignored:
@@ -687,18 +802,26 @@ def _reading_notes(grids: list[Grid], found: list[Block], ignored: list[str], fi
     return notes
 
 
-def _change_note(table: Table, change: history.Change, stale: bool | None, latest: dt.date | None,
-                 as_of: dt.date, *, held: bool = False) -> str:
+def _change_note(
+    table: Table,
+    change: history.Change,
+    stale: bool | None,
+    latest: dt.date | None,
+    as_of: dt.date,
+    *,
+    held: bool = False,
+) -> str:
     if held:  # another table of the delivery is held: nothing of it is applied
         return f"{table.title}：本文件待确认，暂未应用。"
     if stale is None:
         return f"{table.title}：本快照没有一行可用，未应用，当前数据仍以上一份快照为准。"
     if stale and latest == as_of:  # a held delivery released after its correction was applied
-        return (f"{table.title}：本快照之后已加载了同一日期（{latest:%Y-%m-%d}）的更新快照，仅存入原始层，"
-                "当前数据以较新的快照为准。")
+        return (
+            f"{table.title}：本快照之后已加载了同一日期（{latest:%Y-%m-%d}）的更新快照，仅存入原始层，"
+            "当前数据以较新的快照为准。"
+        )
     if stale:
-        return (f"{table.title}：本快照日期早于已加载的{latest:%Y-%m-%d}快照，仅存入原始层，"
-                "当前数据以较新的快照为准。")
+        return f"{table.title}：本快照日期早于已加载的{latest:%Y-%m-%d}快照，仅存入原始层，当前数据以较新的快照为准。"
     parts = [f"新增{change.opened}条", f"变更{change.changed}条"]
     if table.load == "snapshot":
         parts.append(f"不在本次名单中、已置为失效{change.closed}条")
@@ -706,6 +829,8 @@ def _change_note(table: Table, change: history.Change, stale: bool | None, lates
         parts.append(f"{change.late}条早于已有登记，仅存入原始层")
     note = f"{table.title}：" + "，".join(parts) + "。"
     if change.closed > change.opened + change.changed + change.unchanged:  # more gone than sent: a partial list?
-        note += (f"注意：置为失效的{change.closed}条多于本次报送的条数。本表按整表报送处理，名单中没有的记录"
-                 "会被置为失效；如果只是补报部分记录，请重新报送完整的名单。")
+        note += (
+            f"注意：置为失效的{change.closed}条多于本次报送的条数。本表按整表报送处理，名单中没有的记录"
+            "会被置为失效；如果只是补报部分记录，请重新报送完整的名单。"
+        )
     return note

@@ -55,33 +55,56 @@ WARNING_SUFFIX = "（非必填项，已按空值入库）"
 # rule → (what it is, in a receipt's summary; the message for the row, after "第N行")
 RULES = {
     "required_missing": ("为空", "「{label}」为空，该项必填，请补填后重新报送"),
-    "id_excel_number": ("被Excel按数字保存、末几位已丢失",
-                        "「{label}」被Excel按数字保存，末几位已丢失，请将该列设为文本后重新填写"),
-    "id_checksum": ("校验位或出生日期不符",
-                    "「{label}」的校验位、出生日期、地区码或顺序码不符，不是有效的公民身份号码，请核对证件后重新填写"),
-    "id_format": ("不符合证件号码格式",
-                  "「{label}」的位数或字符不符合证件号码格式（应为18位数字，末位可为X），请核对证件后重新填写"),
-    "document_format": ("与证件类型不符",
-                        "「{label}」不符合所填证件类型的号码格式（如港澳居民来往内地通行证为H或M加8位数字），"
-                        "请核对证件类型和号码后重新填写"),
-    "phone_invalid": ("不是有效的电话号码", "「{label}」不是有效的手机或固定电话号码（手机为11位；固定电话可带区号和分机，"
-                                          "如010-66012345转8001），请核对后重新填写"),
-    "uscc_invalid": ("不是有效的统一社会信用代码",
-                     "「{label}」不是有效的统一社会信用代码（校验位不符），请核对营业执照后重新填写"),
+    "id_excel_number": (
+        "被Excel按数字保存、末几位已丢失",
+        "「{label}」被Excel按数字保存，末几位已丢失，请将该列设为文本后重新填写",
+    ),
+    "id_checksum": (
+        "校验位或出生日期不符",
+        "「{label}」的校验位、出生日期、地区码或顺序码不符，不是有效的公民身份号码，请核对证件后重新填写",
+    ),
+    "id_format": (
+        "不符合证件号码格式",
+        "「{label}」的位数或字符不符合证件号码格式（应为18位数字，末位可为X），请核对证件后重新填写",
+    ),
+    "document_format": (
+        "与证件类型不符",
+        "「{label}」不符合所填证件类型的号码格式（如港澳居民来往内地通行证为H或M加8位数字），"
+        "请核对证件类型和号码后重新填写",
+    ),
+    "phone_invalid": (
+        "不是有效的电话号码",
+        "「{label}」不是有效的手机或固定电话号码（手机为11位；固定电话可带区号和分机，"
+        "如010-66012345转8001），请核对后重新填写",
+    ),
+    "uscc_invalid": (
+        "不是有效的统一社会信用代码",
+        "「{label}」不是有效的统一社会信用代码（校验位不符），请核对营业执照后重新填写",
+    ),
     "format_invalid": ("不符合编码规则", "「{label}」不符合{what}的规则，请核对后重新填写"),
     "code_unknown": ("取值不在代码表中", "「{label}」的取值不在代码表中，请填写{allowed}"),
     "date_invalid": ("无法识别为日期", "「{label}」无法识别为日期，请填写如2024-03-05的日期"),
-    "date_two_digit_year": ("年份只有两位", "「{label}」的年份只写了两位，无法确定是哪个世纪，"
-                                            "请写成四位年份，如2026-11-08或2026年11月8日"),
+    "date_two_digit_year": (
+        "年份只有两位",
+        "「{label}」的年份只写了两位，无法确定是哪个世纪，请写成四位年份，如2026-11-08或2026年11月8日",
+    ),
     "datetime_invalid": ("无法识别为时间", "「{label}」无法识别为时间，应为如2024-03-05T08:30:00+08:00的时间"),
-    "number_invalid": ("不是数字", "「{label}」不是可识别的数字，请只填写数字（可带千分位逗号或单位“元”，"
-                                   "如1,500.00或1500元）"),
+    "number_invalid": (
+        "不是数字",
+        "「{label}」不是可识别的数字，请只填写数字（可带千分位逗号或单位“元”，如1,500.00或1500元）",
+    ),
     "bool_invalid": ("不是“是/否”", "「{label}」应填写“是”或“否”"),
 }
 RULE_NAMES = {rule: short for rule, (short, _) in RULES.items()}
 ISSUE_SCHEMA = {
-    "_file_hash": pl.String, "_row_number": pl.Int64, "_sheet": pl.String, "column": pl.String,
-    "column_label": pl.String, "rule": pl.String, "severity": pl.String, "message_zh": pl.String,
+    "_file_hash": pl.String,
+    "_row_number": pl.Int64,
+    "_sheet": pl.String,
+    "column": pl.String,
+    "column_label": pl.String,
+    "rule": pl.String,
+    "severity": pl.String,
+    "message_zh": pl.String,
 }
 
 
@@ -107,12 +130,15 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
     ID check within the ID upgrade within the cleaning, and cost more to plan than to run): the
     text cleaned, the value parsed into ``<column>.value``, then each column's rule."""
     columns = table.all_columns
-    frame = bronze.with_columns(
-        pl.lit(False).alias(NUMBER_CELL + c.name) for c in columns
-        if c.format == "person_id" and NUMBER_CELL + c.name not in bronze.columns
-    ).with_columns(
-        pl.lit(None, dtype=pl.String).alias(c.name) for c in columns if c.name not in bronze.columns
-    ).with_columns(_prepare(c).alias(c.name) for c in columns)
+    frame = (
+        bronze.with_columns(
+            pl.lit(False).alias(NUMBER_CELL + c.name)
+            for c in columns
+            if c.format == "person_id" and NUMBER_CELL + c.name not in bronze.columns
+        )
+        .with_columns(pl.lit(None, dtype=pl.String).alias(c.name) for c in columns if c.name not in bronze.columns)
+        .with_columns(_prepare(c).alias(c.name) for c in columns)
+    )
     frame = frame.with_columns(_parse(c).alias(f"{c.name}.value") for c in columns)
     values, errors, warnings = [], [], []
     for column in columns:
@@ -125,8 +151,9 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
     rejected = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in errors)
     warned = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in warnings)
     rows = judged.with_columns(rejected.alias("_rejected"), (warned & ~rejected).alias("_warned"))
-    return Judged(rows.drop(pl.selectors.starts_with("_rule.")),
-                  _issues(table, judged, place, column_labels(table, labels or {})))
+    return Judged(
+        rows.drop(pl.selectors.starts_with("_rule.")), _issues(table, judged, place, column_labels(table, labels or {}))
+    )
 
 
 def _required(table: Table, column: Column) -> bool:
@@ -136,10 +163,14 @@ def _required(table: Table, column: Column) -> bool:
 
 def _issues(table: Table, judged: pl.DataFrame, place: str, labels: dict[str, str]) -> pl.DataFrame:
     lookup = pl.DataFrame(
-        [_message(table, column, rule, labels[column.name])
-         for column in table.all_columns for rule in RULES],
-        schema={"column": pl.String, "column_label": pl.String, "rule": pl.String,
-                "severity": pl.String, "text": pl.String},
+        [_message(table, column, rule, labels[column.name]) for column in table.all_columns for rule in RULES],
+        schema={
+            "column": pl.String,
+            "column_label": pl.String,
+            "rule": pl.String,
+            "severity": pl.String,
+            "text": pl.String,
+        },
         orient="row",
     )
     return (
@@ -248,7 +279,8 @@ def _check(table: Table, column: Column) -> tuple[pl.Expr, pl.Expr]:
             two_digits = text.str.contains(TWO_DIGIT_YEAR_DATE)
             broken = text.is_not_null() & value.is_null()
             return value, pl.when(broken & two_digits).then(pl.lit("date_two_digit_year")).when(broken).then(
-                pl.lit(rule))
+                pl.lit(rule)
+            )
         return value, _rule(text.is_not_null() & value.is_null(), rule)
     return value, pl.lit(None, dtype=pl.String)
 
@@ -270,12 +302,18 @@ def _person_id(text: pl.Expr, upgraded: pl.Expr, number_cell: pl.Expr, kind: pl.
     value = pl.when(numbered).then(upgraded).otherwise(text)
     rounded = excel_rounded_id_expr(text) | (number_cell & text.str.contains(r"^[0-9]{16,}$"))
     rule = (
-        pl.when(text.is_null()).then(None)
-        .when(rounded).then(pl.lit("id_excel_number"))
-        .when(document_valid_expr(kind, value)).then(None)
-        .when(numbered & citizen_id_valid_expr(value)).then(pl.lit("document_format"))  # another document's
-        .when(numbered & text.str.contains(r"^([0-9]{17}[0-9X]|[0-9]{15})$")).then(pl.lit("id_checksum"))
-        .when(numbered).then(pl.lit("id_format"))
+        pl.when(text.is_null())
+        .then(None)
+        .when(rounded)
+        .then(pl.lit("id_excel_number"))
+        .when(document_valid_expr(kind, value))
+        .then(None)
+        .when(numbered & citizen_id_valid_expr(value))
+        .then(pl.lit("document_format"))  # another document's
+        .when(numbered & text.str.contains(r"^([0-9]{17}[0-9X]|[0-9]{15})$"))
+        .then(pl.lit("id_checksum"))
+        .when(numbered)
+        .then(pl.lit("id_format"))
         .otherwise(pl.lit("document_format"))
     )
     return value, rule
@@ -315,18 +353,19 @@ def _date(text: pl.Expr) -> pl.Expr:
     1990年5月1日, 1990.5.1, a datetime (date part), an Excel serial day number, or the two-digit-year
     short date LibreOffice writes in a Chinese locale (26年11月8日: :func:`_two_digit_year`)."""
     parts = text.str.extract_groups(
-        r"^((?:19|20)[0-9]{2})\s*[-/.年]?\s*([0-9]{1,2})\s*[-/.月]?\s*([0-9]{1,2})\s*日?(?:[ T].*)?$")
+        r"^((?:19|20)[0-9]{2})\s*[-/.年]?\s*([0-9]{1,2})\s*[-/.月]?\s*([0-9]{1,2})\s*日?(?:[ T].*)?$"
+    )
     compact_ok = text.str.contains(r"^[0-9]{8}$") | text.str.contains(r"[^0-9]")  # no 1990511 guesswork
     written = pl.when(compact_ok).then(_ymd(parts.struct.field("1"), parts.struct.field("2"), parts.struct.field("3")))
     serial = text.str.extract(r"^([0-9]{4,5})(?:\.[0-9]+)?$").cast(pl.Int64, strict=False)
-    from_serial = pl.when(serial.is_between(*EXCEL_SERIALS)).then(
-        pl.lit(EXCEL_EPOCH) + pl.duration(days=serial))
+    from_serial = pl.when(serial.is_between(*EXCEL_SERIALS)).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=serial))
     return pl.coalesce(written, from_serial.cast(pl.Date), _two_digit_year(text))
 
 
 def _ymd(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
     return pl.concat_str(year, month.str.zfill(2), day.str.zfill(2), separator="-").str.to_date(
-        "%Y-%m-%d", strict=False)
+        "%Y-%m-%d", strict=False
+    )
 
 
 def _two_digit_year(text: pl.Expr) -> pl.Expr:
@@ -358,8 +397,12 @@ def _number(text: pl.Expr) -> pl.Expr:
     bare = text.str.replace_all(r"\s+", "").str.replace(CURRENCY, "").str.replace(UNIT, "")
     ten_thousand = bare.str.ends_with("万")
     bare = bare.str.strip_suffix("万")
-    digits = (pl.when(bare.str.contains(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")).then(bare.str.replace_all(",", ""))
-              .when(bare.str.contains(r"^-?[0-9]+(\.[0-9]+)?$")).then(bare))
+    digits = (
+        pl.when(bare.str.contains(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"))
+        .then(bare.str.replace_all(",", ""))
+        .when(bare.str.contains(r"^-?[0-9]+(\.[0-9]+)?$"))
+        .then(bare)
+    )
     return digits.cast(pl.Float64, strict=False) * pl.when(ten_thousand).then(10_000).otherwise(1)
 
 
@@ -376,9 +419,16 @@ def _float(text: pl.Expr) -> pl.Expr:
 def _bool(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().replace_strict(
         {"是": True, "否": False, "true": True, "false": False, "1": True, "0": False, "y": True, "n": False},
-        default=None, return_dtype=pl.Boolean)
+        default=None,
+        return_dtype=pl.Boolean,
+    )
 
 
 # contract type → (parser of cleaned text, the rule a text it cannot parse breaks)
-PARSERS = {"date": (_date, "date_invalid"), "datetime": (_datetime, "datetime_invalid"),
-           "int": (_int, "number_invalid"), "float": (_float, "number_invalid"), "bool": (_bool, "bool_invalid")}
+PARSERS = {
+    "date": (_date, "date_invalid"),
+    "datetime": (_datetime, "datetime_invalid"),
+    "int": (_int, "number_invalid"),
+    "float": (_float, "number_invalid"),
+    "bool": (_bool, "bool_invalid"),
+}

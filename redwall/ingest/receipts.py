@@ -44,39 +44,102 @@ STATUS_ZH = code_lists()["receipt_status"]  # ref.codes, so the warehouse decode
 LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
 RECEIPT_SCHEMA = {
-    "receipt_id": pl.String, "source": pl.String, "department": pl.String, "file_name": pl.String,
-    "file_path": pl.String, "file_hash": pl.String, "file_size": pl.Int64, "load_id": pl.String,
-    "received_at": pl.Datetime("us", "UTC"), "as_of": pl.Date, "status": pl.String, "refusal": pl.String,
-    "tables": pl.List(pl.String), "rows_read": pl.Int64, "rows_accepted": pl.Int64, "rows_rejected": pl.Int64,
-    "rows_warned": pl.Int64, "rows_deduplicated": pl.Int64, "rows_skipped": pl.Int64, "reasons_zh": pl.String,
+    "receipt_id": pl.String,
+    "source": pl.String,
+    "department": pl.String,
+    "file_name": pl.String,
+    "file_path": pl.String,
+    "file_hash": pl.String,
+    "file_size": pl.Int64,
+    "load_id": pl.String,
+    "received_at": pl.Datetime("us", "UTC"),
+    "as_of": pl.Date,
+    "status": pl.String,
+    "refusal": pl.String,
+    "tables": pl.List(pl.String),
+    "rows_read": pl.Int64,
+    "rows_accepted": pl.Int64,
+    "rows_rejected": pl.Int64,
+    "rows_warned": pl.Int64,
+    "rows_deduplicated": pl.Int64,
+    "rows_skipped": pl.Int64,
+    "reasons_zh": pl.String,
     "stored_as": pl.String,
 }
 REJECTION_SCHEMA = {
-    "receipt_id": pl.String, "load_id": pl.String, "file_hash": pl.String, "source": pl.String,
-    "table": pl.String, "file_name": pl.String, "sheet": pl.String, "row_number": pl.Int64,
-    "column": pl.String, "column_label": pl.String, "rule": pl.String, "severity": pl.String,
-    "message_zh": pl.String, "recorded_at": pl.Datetime("us", "UTC"),
+    "receipt_id": pl.String,
+    "load_id": pl.String,
+    "file_hash": pl.String,
+    "source": pl.String,
+    "table": pl.String,
+    "file_name": pl.String,
+    "sheet": pl.String,
+    "row_number": pl.Int64,
+    "column": pl.String,
+    "column_label": pl.String,
+    "rule": pl.String,
+    "severity": pl.String,
+    "message_zh": pl.String,
+    "recorded_at": pl.Datetime("us", "UTC"),
 }
 REGISTRY_SCHEMA = {
-    "file_hash": pl.String, "receipt_id": pl.String, "source": pl.String, "department": pl.String,
-    "file_name": pl.String, "tables": pl.List(pl.String), "scopes": pl.List(pl.String), "as_of": pl.Date,
-    "load_id": pl.String, "loaded_at": pl.Datetime("us", "UTC"),
+    "file_hash": pl.String,
+    "receipt_id": pl.String,
+    "source": pl.String,
+    "department": pl.String,
+    "file_name": pl.String,
+    "tables": pl.List(pl.String),
+    "scopes": pl.List(pl.String),
+    "as_of": pl.Date,
+    "load_id": pl.String,
+    "loaded_at": pl.Datetime("us", "UTC"),
 }
 # Chinese labels of the ops tables' columns (one meaning per name in all three).
 LABELS = {
-    "receipt_id": "回执编号", "source": "来源系统", "department": "报送部门代码", "file_name": "文件名",
-    "file_path": "收件箱内路径", "file_hash": "文件内容摘要", "file_size": "文件大小（字节）", "load_id": "加载批次编号",
-    "received_at": "接收时间", "as_of": "数据日期", "status": "处理结果", "refusal": "整文件拒收原因",
-    "tables": "涉及的数据表", "rows_read": "读取行数", "rows_accepted": "接收行数", "rows_rejected": "拒收行数",
-    "rows_warned": "警告行数（已接收，个别值置空）", "rows_deduplicated": "去重行数（已接收，业务键重复）",
-    "rows_skipped": "跳过行数（说明行、重复表头）", "reasons_zh": "处理说明", "stored_as": "文件存放位置",
-    "table": "数据表", "sheet": "工作表", "row_number": "行号", "column": "字段", "column_label": "字段中文名",
-    "rule": "规则", "severity": "严重程度", "message_zh": "问题说明", "recorded_at": "记录时间",
-    "scopes": "快照范围", "loaded_at": "加载时间",
-    "held_at": "暂停应用时间", "scope": "范围（社区）", "records_current": "现行记录数",
-    "records_closing": "应用后将置为失效的记录数", "closing_share": "将失效比例", "closing_limit": "将失效比例上限",
-    "refused_share": "拒收比例", "refused_limit": "拒收比例上限", "reason_zh": "暂停原因", "decided_by": "确认人",
-    "decided_at": "确认时间", "decision_reason": "确认理由",
+    "receipt_id": "回执编号",
+    "source": "来源系统",
+    "department": "报送部门代码",
+    "file_name": "文件名",
+    "file_path": "收件箱内路径",
+    "file_hash": "文件内容摘要",
+    "file_size": "文件大小（字节）",
+    "load_id": "加载批次编号",
+    "received_at": "接收时间",
+    "as_of": "数据日期",
+    "status": "处理结果",
+    "refusal": "整文件拒收原因",
+    "tables": "涉及的数据表",
+    "rows_read": "读取行数",
+    "rows_accepted": "接收行数",
+    "rows_rejected": "拒收行数",
+    "rows_warned": "警告行数（已接收，个别值置空）",
+    "rows_deduplicated": "去重行数（已接收，业务键重复）",
+    "rows_skipped": "跳过行数（说明行、重复表头）",
+    "reasons_zh": "处理说明",
+    "stored_as": "文件存放位置",
+    "table": "数据表",
+    "sheet": "工作表",
+    "row_number": "行号",
+    "column": "字段",
+    "column_label": "字段中文名",
+    "rule": "规则",
+    "severity": "严重程度",
+    "message_zh": "问题说明",
+    "recorded_at": "记录时间",
+    "scopes": "快照范围",
+    "loaded_at": "加载时间",
+    "held_at": "暂停应用时间",
+    "scope": "范围（社区）",
+    "records_current": "现行记录数",
+    "records_closing": "应用后将置为失效的记录数",
+    "closing_share": "将失效比例",
+    "closing_limit": "将失效比例上限",
+    "refused_share": "拒收比例",
+    "refused_limit": "拒收比例上限",
+    "reason_zh": "暂停原因",
+    "decided_by": "确认人",
+    "decided_at": "确认时间",
+    "decision_reason": "确认理由",
 }
 # The ops tables: title and column labels, for the warehouse's comments.
 TABLES = {
@@ -125,14 +188,20 @@ def registered(home: Home, file_hashes: Iterable[str]) -> dict[str, dict]:
     return {entry["file_hash"]: entry for entry in found.iter_rows(named=True)}
 
 
-def superseding(home: Home, table_key: str, scope: tuple[str, ...], as_of: dt.date,
-                received_at: dt.datetime) -> dt.date | None:
+def superseding(
+    home: Home, table_key: str, scope: tuple[str, ...], as_of: dt.date, received_at: dt.datetime
+) -> dt.date | None:
     """The newest date of a snapshot already loaded into ``table_key`` for any part of ``scope``
     (see :func:`redwall.ingest.history.scope`) that is the truth after one dated ``as_of`` and
     received at ``received_at``: a later date, or the same date received later (a held delivery
     released after its correction was applied); None when there is none."""
-    found = lake.read(home, OPS, REGISTRY, columns=["as_of", "loaded_at"], where=pl.col("scopes").list.set_intersection(
-        [f"{table_key}|{part}" for part in scope]).list.len() > 0)
+    found = lake.read(
+        home,
+        OPS,
+        REGISTRY,
+        columns=["as_of", "loaded_at"],
+        where=pl.col("scopes").list.set_intersection([f"{table_key}|{part}" for part in scope]).list.len() > 0,
+    )
     if not found.height:
         return None
     later = found.filter((pl.col("as_of") > as_of) | ((pl.col("as_of") == as_of) & (pl.col("loaded_at") > received_at)))
@@ -144,8 +213,13 @@ def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:
     idempotent for a re-run of the same files. Judging is deterministic, so a file without problems
     now had none in an earlier attempt."""
     if issues.height:
-        lake.replace(home, OPS, REJECTIONS, issues.select(REJECTION_SCHEMA.keys()).cast(REJECTION_SCHEMA),
-                     where=lake.one_of("file_hash", issues["file_hash"].unique()))
+        lake.replace(
+            home,
+            OPS,
+            REJECTIONS,
+            issues.select(REJECTION_SCHEMA.keys()).cast(REJECTION_SCHEMA),
+            where=lake.one_of("file_hash", issues["file_hash"].unique()),
+        )
     frame = pl.DataFrame([asdict(r) | {"tables": list(r.tables)} for r in answered], schema=RECEIPT_SCHEMA)
     lake.replace(home, OPS, RECEIPTS, frame, where=lake.one_of("receipt_id", frame["receipt_id"]))
 
@@ -153,11 +227,24 @@ def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:
 def register(home: Home, loaded: list[tuple[Receipt, list[str]]]) -> None:
     """Mark the contents of a batch as loaded: its last write. Each receipt comes with the
     ``<table>|<scope>`` of every snapshot it applied, for :func:`superseding`."""
-    entries = pl.DataFrame([{
-        "file_hash": r.file_hash, "receipt_id": r.receipt_id, "source": r.source, "department": r.department,
-        "file_name": r.file_name, "tables": list(r.tables), "scopes": scopes, "as_of": r.as_of,
-        "load_id": r.load_id, "loaded_at": r.received_at,
-    } for r, scopes in loaded], schema=REGISTRY_SCHEMA)
+    entries = pl.DataFrame(
+        [
+            {
+                "file_hash": r.file_hash,
+                "receipt_id": r.receipt_id,
+                "source": r.source,
+                "department": r.department,
+                "file_name": r.file_name,
+                "tables": list(r.tables),
+                "scopes": scopes,
+                "as_of": r.as_of,
+                "load_id": r.load_id,
+                "loaded_at": r.received_at,
+            }
+            for r, scopes in loaded
+        ],
+        schema=REGISTRY_SCHEMA,
+    )
     lake.replace(home, OPS, REGISTRY, entries, where=lake.one_of("file_hash", entries["file_hash"]))
 
 
@@ -181,9 +268,10 @@ RESEND_ROWS = "请按以上说明更正后重新报送；已接收的行无需�
 # What happens next to a delivery held for the centre's decision, and after it was discarded.
 NEXT_STEP = {
     "held": "本文件已原样存档，暂未应用，现有数据保持不变；大数据中心确认后才会按本文件更新。"
-            "如文件有误，请直接重新报送完整、正确的名单，新文件到达后照常处理。",
+    "如文件有误，请直接重新报送完整、正确的名单，新文件到达后照常处理。",
     "discarded": "本文件不予应用，现有数据保持不变。" + RESEND_WHOLE,
 }
+
 
 def receipt_file_name(receipt: Receipt, stored_name: str) -> str:
     return f"{stored_name}.回执.txt" if receipt.source == LEDGERS else f"{stored_name}.receipt.json"
@@ -193,11 +281,18 @@ def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) 
     """The receipt a sender reads: Chinese text for a clerk, JSON for a system."""
     listed = issues.sort("row_number", "column").head(LISTED_ISSUES) if issues.height else issues
     if receipt.source != LEDGERS:
-        body = asdict(receipt) | {"status_zh": STATUS_ZH[receipt.status], "tables": list(receipt.tables),
-                                  "received_at": receipt.received_at.isoformat(),
-                                  "as_of": receipt.as_of.isoformat(), "issues_total": issues.height}
-        body["issues"] = listed.select("sheet", "row_number", "column", "rule", "severity", "message_zh").to_dicts() \
-            if listed.height else []
+        body = asdict(receipt) | {
+            "status_zh": STATUS_ZH[receipt.status],
+            "tables": list(receipt.tables),
+            "received_at": receipt.received_at.isoformat(),
+            "as_of": receipt.as_of.isoformat(),
+            "issues_total": issues.height,
+        }
+        body["issues"] = (
+            listed.select("sheet", "row_number", "column", "rule", "severity", "message_zh").to_dicts()
+            if listed.height
+            else []
+        )
         return json.dumps(body, ensure_ascii=False, indent=2)
     lines = [
         "数据接收回执",
@@ -212,7 +307,9 @@ def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) 
     ]
     if listed.height:
         lines += ["", f"需要更正的地方（共{issues.height}处）："]
-        lines += [f"  {'工作表「' + s + '」' if s else ''}{m}" for s, m in listed.select("sheet", "message_zh").iter_rows()]
+        lines += [
+            f"  {'工作表「' + s + '」' if s else ''}{m}" for s, m in listed.select("sheet", "message_zh").iter_rows()
+        ]
         if issues.height > listed.height:
             lines.append(f"  其余{issues.height - listed.height}处请向大数据中心索取拒收明细。")
     tables = load_contracts().tables

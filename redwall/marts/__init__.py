@@ -27,8 +27,15 @@ from redwall.marts.grid import build_grid
 from redwall.marts.objects import build_object
 from redwall.marts.organization import build_organization
 from redwall.marts.person import (
-    build_person, build_person_history, build_person_link, documented, person_records, person_status, place_records,
-    resolution_memory, resolve,
+    build_person,
+    build_person_history,
+    build_person_link,
+    documented,
+    person_records,
+    person_status,
+    place_records,
+    resolution_memory,
+    resolve,
 )
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
@@ -36,11 +43,23 @@ from redwall.worktime import SCHEDULE, TIME_ZONE
 from redwall.schemas import load_contracts
 
 INPUTS = (
-    "police.population", "floating.registration",
-    "municipal.mz_dibao", "municipal.cl_disability", "municipal.mz_death", "municipal.rs_elderly_allowance",
-    "ledgers.elderly_alone", "ledgers.hardship_aid",
-    "grid_app.event", "grid_app.event_status", "grid_app.visit", "grid_app.inspection",
-    "district.grid", "district.building", "district.house", "district.organization", "district.component",
+    "police.population",
+    "floating.registration",
+    "municipal.mz_dibao",
+    "municipal.cl_disability",
+    "municipal.mz_death",
+    "municipal.rs_elderly_allowance",
+    "ledgers.elderly_alone",
+    "ledgers.hardship_aid",
+    "grid_app.event",
+    "grid_app.event_status",
+    "grid_app.visit",
+    "grid_app.inspection",
+    "district.grid",
+    "district.building",
+    "district.house",
+    "district.organization",
+    "district.component",
     SCHEDULE,
 )
 
@@ -48,8 +67,9 @@ INPUTS = (
 STATE = ("state", "person_resolution")  # records as last resolved: record_id, feature_hash, person_key, scored
 
 
-def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
-                  previous: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+def compute_marts(
+    silver: dict[str, pl.DataFrame], as_of: dt.datetime, previous: pl.DataFrame | None = None
+) -> dict[str, pl.DataFrame]:
     """Every mart from the silver frames of :data:`INPUTS`; ``as_of`` (time-zone aware) is the
     moment ages, open-event deadlines and overdue visits are judged at; ``previous``
     (:func:`redwall.marts.person.resolution_memory`, default none: a full resolution) the links
@@ -57,8 +77,9 @@ def compute_marts(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
     return _compute(silver, as_of, previous)[0]
 
 
-def _compute(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
-             previous: pl.DataFrame | None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+def _compute(
+    silver: dict[str, pl.DataFrame], as_of: dt.datetime, previous: pl.DataFrame | None
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """:func:`compute_marts`, and the resolution state of every record naming a person
     (``record_id``, ``feature_hash``, ``person_key``, ``scored``: whether the model resolved it)."""
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
@@ -68,20 +89,22 @@ def _compute(silver: dict[str, pl.DataFrame], as_of: dt.datetime,
     resolved = documented(linked)
     statuses = person_status(resolved)
     persons = build_person(resolved, statuses, grids, today)
-    events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of,
-                         silver.get(SCHEDULE))
+    events = build_event(silver["grid_app.event"], silver["grid_app.event_status"], grids, as_of, silver.get(SCHEDULE))
     state = linked.unique("record_id").select(
-        "record_id", "feature_hash", "person_key", scored=pl.col("scored").fill_null(False))
+        "record_id", "feature_hash", "person_key", scored=pl.col("scored").fill_null(False)
+    )
     return {
         "person_link": build_person_link(linked),
         "person": persons,
         "person_history": build_person_history(resolved, statuses),
         "place": build_place(buildings, houses, grids, persons),
-        "address_issue": build_address_issue(placed, current(silver["district.organization"]),
-                                             silver["grid_app.event"], buildings, houses, grids),
+        "address_issue": build_address_issue(
+            placed, current(silver["district.organization"]), silver["grid_app.event"], buildings, houses, grids
+        ),
         "event": events,
-        "object": build_object(current(silver["district.component"]), silver["grid_app.inspection"], events,
-                               grids, today),
+        "object": build_object(
+            current(silver["district.component"]), silver["grid_app.inspection"], events, grids, today
+        ),
         "organization": build_organization(current(silver["district.organization"]), buildings, houses, grids),
         "grid": build_grid(grids, persons, events),
         "care_visit": build_care_visit(persons, resolved, today),

@@ -57,7 +57,7 @@ ISSUES = (NO_BUILDING, NO_HOUSE, AMBIGUOUS)
 def _number(written: str) -> str:
     """One numeral run with its part word as digits (``十二号`` → ``12号``, ``五零一`` → ``501``)."""
     numeral = written.rstrip("号院楼栋幢座单元门室层-")
-    return str(cn2an.cn2an(numeral.replace("两", "二"), "smart")) + written[len(numeral):]
+    return str(cn2an.cn2an(numeral.replace("两", "二"), "smart")) + written[len(numeral) :]
 
 
 def _with_digits(addresses: pl.Series) -> pl.Series:
@@ -76,10 +76,15 @@ def _admin_prefix() -> str:
 
 
 def normalise(address: pl.Expr) -> pl.Expr:
-    text = (address.str.normalize("NFKC").str.replace_all(r"\s+", "").str.replace_all(r"[‐‑‒–—―−]", "-")
-            .str.replace_all(r"(\d)#", "${1}号")
-            .map_batches(_with_digits, return_dtype=pl.String, is_elementwise=True)
-            .str.replace(_admin_prefix(), "").str.replace(POSITION, "${1}"))
+    text = (
+        address.str.normalize("NFKC")
+        .str.replace_all(r"\s+", "")
+        .str.replace_all(r"[‐‑‒–—―−]", "-")
+        .str.replace_all(r"(\d)#", "${1}号")
+        .map_batches(_with_digits, return_dtype=pl.String, is_elementwise=True)
+        .str.replace(_admin_prefix(), "")
+        .str.replace(POSITION, "${1}")
+    )
     for pattern, spelled_out in SPELLINGS:
         text = text.str.replace(pattern, spelled_out)
     return text
@@ -110,33 +115,50 @@ def resolve_addresses(addresses: pl.Series, buildings: pl.DataFrame, houses: pl.
     ambiguous address reaches the grid worker who can settle it."""
     keyed = buildings.select("building_code", "grid_code", _building=split(pl.col("address")).struct.field("building"))
     candidates = keyed.group_by("_building").agg(
-        _buildings=pl.col("building_code").n_unique(), building_code=_only(pl.col("building_code")),
-        address_grid=_only(pl.col("grid_code")))
+        _buildings=pl.col("building_code").n_unique(),
+        building_code=_only(pl.col("building_code")),
+        address_grid=_only(pl.col("grid_code")),
+    )
     rooms = houses.join(keyed, on="building_code").select(
-        "_building", "unit", "building_code", "house_code", _room=pl.col("room").str.strip_suffix("室"))
-    found = [pl.col("house_code").n_unique().alias("_houses"), _only(pl.col("house_code")).alias("_house"),
-             _only(pl.col("building_code")).alias("_house_building")]
-    in_unit, in_any_unit = (rooms.group_by(*by).agg(*found) for by in (("_building", "unit", "_room"),
-                                                                        ("_building", "_room")))
+        "_building", "unit", "building_code", "house_code", _room=pl.col("room").str.strip_suffix("室")
+    )
+    found = [
+        pl.col("house_code").n_unique().alias("_houses"),
+        _only(pl.col("house_code")).alias("_house"),
+        _only(pl.col("building_code")).alias("_house_building"),
+    ]
+    in_unit, in_any_unit = (
+        rooms.group_by(*by).agg(*found) for by in (("_building", "unit", "_room"), ("_building", "_room"))
+    )
     room_given, house_found = pl.col("_room").is_not_null(), pl.col("_house").is_not_null()
     several = (pl.col("_buildings") > 1) | (pl.col("_houses") > 1)
     return (
-        addresses.drop_nulls().unique().to_frame("address")
+        addresses.drop_nulls()
+        .unique()
+        .to_frame("address")
         .with_columns(split(pl.col("address")).struct.rename_fields(["_building", "_unit", "_room"]).alias("_p"))
         .unnest("_p")
         .with_columns(pl.col("_unit").cast(pl.Int64))
         .join(candidates, on="_building", how="left")
         .join(in_unit, left_on=["_building", "_unit", "_room"], right_on=["_building", "unit", "_room"], how="left")
         .join(in_any_unit, on=["_building", "_room"], how="left", suffix="_any")
-        .with_columns(pl.when(pl.col("_unit").is_null()).then(pl.col(f"{c}_any")).otherwise(c).alias(c)
-                      for c in ("_houses", "_house", "_house_building"))
+        .with_columns(
+            pl.when(pl.col("_unit").is_null()).then(pl.col(f"{c}_any")).otherwise(c).alias(c)
+            for c in ("_houses", "_house", "_house_building")
+        )
         .select(
-            "address", "address_grid", building_code=pl.coalesce("building_code", "_house_building"),
+            "address",
+            "address_grid",
+            building_code=pl.coalesce("building_code", "_house_building"),
             house_code="_house",
-            address_issue=pl.when(pl.col("_buildings").is_null()).then(pl.lit(NO_BUILDING))
-            .when(house_found).then(None)
-            .when(several).then(pl.lit(AMBIGUOUS))
-            .when(room_given).then(pl.lit(NO_HOUSE)),
+            address_issue=pl.when(pl.col("_buildings").is_null())
+            .then(pl.lit(NO_BUILDING))
+            .when(house_found)
+            .then(None)
+            .when(several)
+            .then(pl.lit(AMBIGUOUS))
+            .when(room_given)
+            .then(pl.lit(NO_HOUSE)),
         )
     )
 

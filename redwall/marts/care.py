@@ -23,11 +23,17 @@ CLOSE_CARE, ROUTINE_CARE = 30, 90  # days between visits
 def build_care_visit(persons: pl.DataFrame, resolved: pl.DataFrame, today: dt.date) -> pl.DataFrame:
     flags = list(CARE_FLAGS.values())
     names = code_lists()["care_type"]
-    seen = (resolved.filter(pl.col("person_key").is_not_null() & pl.col("visited_on").is_not_null())
-            .group_by("person_key").agg(seen_on=pl.col("visited_on").max()))
+    seen = (
+        resolved.filter(pl.col("person_key").is_not_null() & pl.col("visited_on").is_not_null())
+        .group_by("person_key")
+        .agg(seen_on=pl.col("visited_on").max())
+    )
     house_visits = (
-        resolved.filter((pl.col("source") == VISIT) & pl.col("person_key").is_null() & pl.col("house_code").is_not_null())
-        .group_by("house_code").agg(house_visited_on=pl.col("visited_on").max())
+        resolved.filter(
+            (pl.col("source") == VISIT) & pl.col("person_key").is_null() & pl.col("house_code").is_not_null()
+        )
+        .group_by("house_code")
+        .agg(house_visited_on=pl.col("visited_on").max())
     )
     last_visit = pl.max_horizontal("seen_on", "house_visited_on")
     return (
@@ -35,12 +41,23 @@ def build_care_visit(persons: pl.DataFrame, resolved: pl.DataFrame, today: dt.da
         .join(seen, on="person_key", how="left")
         .join(house_visits, on="house_code", how="left")
         .select(
-            "person_key", "name", "phone", "residence_address", "house_code", "grid_code", "community_code",
+            "person_key",
+            "name",
+            "phone",
+            "residence_address",
+            "house_code",
+            "grid_code",
+            "community_code",
             "community_name",
-            care_types=pl.concat_str([pl.when(flag).then(pl.lit(names[code])) for code, flag in CARE_FLAGS.items()],
-                                     separator=",", ignore_nulls=True),
+            care_types=pl.concat_str(
+                [pl.when(flag).then(pl.lit(names[code])) for code, flag in CARE_FLAGS.items()],
+                separator=",",
+                ignore_nulls=True,
+            ),
             visit_interval_days=pl.when(pl.col("is_living_alone") | pl.col("is_very_old"))
-            .then(CLOSE_CARE).otherwise(ROUTINE_CARE).cast(pl.Int64),
+            .then(CLOSE_CARE)
+            .otherwise(ROUTINE_CARE)
+            .cast(pl.Int64),
             last_visit_on=last_visit,
             days_since_visit=(pl.lit(today) - last_visit).dt.total_days(),
         )

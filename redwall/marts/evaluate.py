@@ -36,7 +36,6 @@ from redwall.marts.tables import current, read_silver
 from redwall.schemas import code_lists
 
 
-
 def placed_records(home: Home) -> pl.DataFrame:
     """Every person record of the home's silver, placed as the marts place them."""
     silver = read_silver(home, INPUTS)
@@ -48,12 +47,17 @@ def truth_of(home: Home, resolved: pl.DataFrame) -> pl.DataFrame:
     """``resolved``'s distinct records with their true ``person_id`` (where the truth knows it)."""
     documents = {name: code for code, name in code_lists()["doc_type"].items()}  # the truth names them
     persons = pl.read_parquet(home.truth / "persons.parquet").select(
-        "person_id", identity=person_identity_expr(pl.col("doc_type").replace_strict(documents), pl.col("id_number")))
-    seen = (pl.read_parquet(home.truth / "records.parquet")
-            .filter((pl.col("source") == "grid_app") & (pl.col("table") == "visit"))
-            .select("record_key", seen_id="person_id").unique("record_key"))
+        "person_id", identity=person_identity_expr(pl.col("doc_type").replace_strict(documents), pl.col("id_number"))
+    )
+    seen = (
+        pl.read_parquet(home.truth / "records.parquet")
+        .filter((pl.col("source") == "grid_app") & (pl.col("table") == "visit"))
+        .select("record_key", seen_id="person_id")
+        .unique("record_key")
+    )
     return (
-        resolved.unique("record_id").select("record_id", "source", "record_key", "item", "identity", "person_key")
+        resolved.unique("record_id")
+        .select("record_id", "source", "record_key", "item", "identity", "person_key")
         .join(persons, on="identity", how="left")
         # the truth keys a visit's persons as "<record id>#<item>"
         .join(seen, left_on=pl.concat_str("record_key", pl.lit("#"), "item"), right_on="record_key", how="left")
@@ -71,12 +75,16 @@ def pairwise(labelled: pl.DataFrame) -> dict[str, float | int]:
     """Pairwise precision and recall of ``person_key`` against ``person_id``, over all records
     and over the pairs with at least one record without an ID (all minus identified-only pairs)."""
     identified = labelled.filter(pl.col("identity").is_not_null())
-    counts = {name: _pairs(labelled, by) - (_pairs(identified, by) if part == "model" else 0)
-              for part in ("all", "model")
-              for name, by in ((f"{part}_predicted", ["person_key"]), (f"{part}_true", ["person_id"]),
-                               (f"{part}_correct", ["person_key", "person_id"]))}
-    figures: dict[str, float | int] = {"records": labelled.height,
-                                       "without_id": labelled.height - identified.height}
+    counts = {
+        name: _pairs(labelled, by) - (_pairs(identified, by) if part == "model" else 0)
+        for part in ("all", "model")
+        for name, by in (
+            (f"{part}_predicted", ["person_key"]),
+            (f"{part}_true", ["person_id"]),
+            (f"{part}_correct", ["person_key", "person_id"]),
+        )
+    }
+    figures: dict[str, float | int] = {"records": labelled.height, "without_id": labelled.height - identified.height}
     for part in ("all", "model"):
         correct, predicted, true = (counts[f"{part}_{n}"] for n in ("correct", "predicted", "true"))
         figures[f"{part}_precision"] = round(correct / predicted, 4) if predicted else 1.0
@@ -102,15 +110,20 @@ def address_outcomes(truth: pl.DataFrame, buildings: pl.DataFrame, houses: pl.Da
     text. A house-level text is judged by its house: the truth's building of a relocated person's
     old address is their new one."""
     found = resolve_addresses(truth["address"], buildings, houses).select(
-        "address", found_building="building_code", found_house="house_code")
+        "address", found_building="building_code", found_house="house_code"
+    )
     house_found = (pl.col("level") == "house") & pl.col("found_house").is_not_null()
     return truth.join(found, on="address", how="left").with_columns(
-        outcome=pl.when(house_found).then(
-            pl.when(pl.col("found_house") == pl.col("house_code")).then(pl.lit("right")).otherwise(pl.lit("wrong")))
-        .when(pl.col("found_building").is_null()).then(pl.lit("unmatched"))
-        .when(pl.col("found_building") != pl.col("building_code")).then(pl.lit("wrong"))
-        .when(pl.col("level") == "building").then(pl.lit("right"))
-        .otherwise(pl.lit("building_only")))
+        outcome=pl.when(house_found)
+        .then(pl.when(pl.col("found_house") == pl.col("house_code")).then(pl.lit("right")).otherwise(pl.lit("wrong")))
+        .when(pl.col("found_building").is_null())
+        .then(pl.lit("unmatched"))
+        .when(pl.col("found_building") != pl.col("building_code"))
+        .then(pl.lit("wrong"))
+        .when(pl.col("level") == "building")
+        .then(pl.lit("right"))
+        .otherwise(pl.lit("building_only"))
+    )
 
 
 def measure_addresses(home: Home) -> dict[str, float | int]:
@@ -118,8 +131,10 @@ def measure_addresses(home: Home) -> dict[str, float | int]:
     texts and per level (figures only, no values)."""
     silver = read_silver(home, ("district.building", "district.house"))
     started = time.perf_counter()
-    outcomes = address_outcomes(pl.read_parquet(home.truth / "addresses.parquet"),
-                                *(current(silver[f"district.{name}"]) for name in ("building", "house")))
+    outcomes = address_outcomes(
+        pl.read_parquet(home.truth / "addresses.parquet"),
+        *(current(silver[f"district.{name}"]) for name in ("building", "house")),
+    )
     figures: dict[str, float | int] = {"seconds": round(time.perf_counter() - started, 2)}
     for level, texts in (("all", outcomes), *((lv, outcomes.filter(pl.col("level") == lv)) for lv in LEVELS)):
         figures[f"{level}_texts"] = texts.height

@@ -41,13 +41,18 @@ from redwall.marts.classes import classes
 from redwall.worktime import TIME_ZONE, calendar_end, limit_seconds, with_working_clocks, working_days
 from redwall.schemas import reference
 
-STEPS = {"01": "reported_at", "02": "filed_at", "04": "dispatched_at", "05": "handled_at",
-         "06": "fed_back_at", "07": "verified_at", "08": "closed_at"}
+STEPS = {
+    "01": "reported_at",
+    "02": "filed_at",
+    "04": "dispatched_at",
+    "05": "handled_at",
+    "06": "fed_back_at",
+    "07": "verified_at",
+    "08": "closed_at",
+}
 REPORTED, DISPATCHED, FED_BACK, CLOSED = "01", "04", "06", "08"
 RETURNED, EXTENDED, PARKED, SUPERVISED = "11", "12", "13", "14"
-ENDING = tuple(
-    reference("codes").filter((pl.col("list") == "event_status") & (pl.col("note") == "终止"))["code"]
-)
+ENDING = tuple(reference("codes").filter((pl.col("list") == "event_status") & (pl.col("note") == "终止"))["code"])
 
 
 def _workflow(steps: pl.DataFrame) -> pl.DataFrame:
@@ -78,14 +83,31 @@ def _workflow(steps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_event(events: pl.DataFrame, steps: pl.DataFrame, grids: pl.DataFrame, as_of: dt.datetime,
-                schedule: pl.DataFrame | None = None) -> pl.DataFrame:
+def build_event(
+    events: pl.DataFrame,
+    steps: pl.DataFrame,
+    grids: pl.DataFrame,
+    as_of: dt.datetime,
+    schedule: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """``schedule``: the delivered holiday schedules (silver ``ledgers.holiday_schedule``), which
     extend the working calendar (:func:`redwall.worktime.working_days`)."""
     reports = (
-        events.sort("recorded_at").unique("event_id", keep="first")
-        .select("event_id", "source", "major_code", "minor_code", "object_id", "address", "lon", "lat",
-                "description", "grid_code", "recorded_at")
+        events.sort("recorded_at")
+        .unique("event_id", keep="first")
+        .select(
+            "event_id",
+            "source",
+            "major_code",
+            "minor_code",
+            "object_id",
+            "address",
+            "lon",
+            "lat",
+            "description",
+            "grid_code",
+            "recorded_at",
+        )
     )
     frame = (
         reports.join(_workflow(steps), on="event_id", how="full", coalesce=True)
@@ -94,42 +116,64 @@ def build_event(events: pl.DataFrame, steps: pl.DataFrame, grids: pl.DataFrame, 
             grid_code=pl.coalesce("grid_code", "step_grid_code"),
             status=pl.col("status").fill_null(REPORTED),
         )
-        .with_columns(status_at=pl.coalesce("status_at", "reported_at"),
-                      is_open=~pl.col("status").is_in(ENDING),
-                      reported_on=pl.col("reported_at").dt.date())
+        .with_columns(
+            status_at=pl.coalesce("status_at", "reported_at"),
+            is_open=~pl.col("status").is_in(ENDING),
+            reported_on=pl.col("reported_at").dt.date(),
+        )
         .drop("recorded_at", "first_step_at", "step_grid_code")
     )
     # A problem with a component (部件) is classed, and given its time limit, by the component's class.
-    versions = pl.concat([
-        classes("event_class").with_columns(about_component=pl.lit(False)),
-        classes("component_class").with_columns(about_component=pl.lit(True)),
-    ]).select("about_component", "major_code", "minor_code", "major_name", "class_name",
-                                      "time_limit", "time_unit", "valid_from", "valid_to")
+    versions = pl.concat(
+        [
+            classes("event_class").with_columns(about_component=pl.lit(False)),
+            classes("component_class").with_columns(about_component=pl.lit(True)),
+        ]
+    ).select(
+        "about_component",
+        "major_code",
+        "minor_code",
+        "major_name",
+        "class_name",
+        "time_limit",
+        "time_unit",
+        "valid_from",
+        "valid_to",
+    )
     frame = (
         frame.with_columns(about_component=pl.col("object_id").is_not_null())
         .sort("reported_on")
-        .join_asof(versions.sort("valid_from"), left_on="reported_on", right_on="valid_from",
-                   by=["about_component", "major_code", "minor_code"], check_sortedness=False)
+        .join_asof(
+            versions.sort("valid_from"),
+            left_on="reported_on",
+            right_on="valid_from",
+            by=["about_component", "major_code", "minor_code"],
+            check_sortedness=False,
+        )
         .with_columns(
             # a class version that ended before the report does not apply
-            pl.when(pl.col("valid_to").is_null() | (pl.col("reported_on") < pl.col("valid_to")))
-            .then(pl.col(c)) for c in ("major_name", "class_name", "time_limit", "time_unit")
+            pl.when(pl.col("valid_to").is_null() | (pl.col("reported_on") < pl.col("valid_to"))).then(pl.col(c))
+            for c in ("major_name", "class_name", "time_limit", "time_unit")
         )
     )
     frame = _timeliness(frame, as_of, schedule)
     return frame.join(grids.select("grid_code", "community_code"), on="grid_code", how="left").drop(
-        "about_component", "reported_on", "valid_from", "valid_to")
+        "about_component", "reported_on", "valid_from", "valid_to"
+    )
 
 
 def _timeliness(frame: pl.DataFrame, as_of: dt.datetime, schedule: pl.DataFrame | None) -> pl.DataFrame:
     now = pl.lit(as_of).dt.convert_time_zone(TIME_ZONE)
     frame = frame.with_columns(
         until=pl.when(pl.col("is_open")).then(now).otherwise(pl.col("closed_at")),
-        handling_until=pl.coalesce("limit_fed_back_at", pl.when(~pl.col("is_open")).then(pl.col("limit_closed_at")),
-                                   now),
+        handling_until=pl.coalesce(
+            "limit_fed_back_at", pl.when(~pl.col("is_open")).then(pl.col("limit_closed_at")), now
+        ),
     )
     clocks = ["dispatched_at", "until", "limit_starts_at", "handling_until"]
-    dates = frame.select(pl.concat_list(pl.col(clocks).dt.convert_time_zone(TIME_ZONE).dt.date()).alias("d")).explode("d")
+    dates = frame.select(pl.concat_list(pl.col(clocks).dt.convert_time_zone(TIME_ZONE).dt.date()).alias("d")).explode(
+        "d"
+    )
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
     first = min(filter(None, [dates["d"].min(), today]))
     last = max(filter(None, [dates["d"].max(), today]))
@@ -141,7 +185,9 @@ def _timeliness(frame: pl.DataFrame, as_of: dt.datetime, schedule: pl.DataFrame 
     handling = pl.col("handling_until_clock") - pl.col("limit_starts_at_clock")
     extended = pl.col("extension_at") < pl.col("handling_until")
     limit = limit_seconds(pl.col("time_limit"), pl.col("time_unit")) * (1 + extended.fill_null(False).cast(pl.Int64))
-    fed_back = pl.col("limit_fed_back_at").is_not_null() | (~pl.col("is_open") & pl.col("limit_closed_at").is_not_null())
+    fed_back = pl.col("limit_fed_back_at").is_not_null() | (
+        ~pl.col("is_open") & pl.col("limit_closed_at").is_not_null()
+    )
     judged = pl.col("status") != PARKED
     return frame.with_columns(
         extended=extended.fill_null(False),
@@ -150,5 +196,11 @@ def _timeliness(frame: pl.DataFrame, as_of: dt.datetime, schedule: pl.DataFrame 
         working_minutes=(pl.col("until_clock") - pl.col("dispatched_at_clock")) // 60,
         on_time=pl.when(judged & fed_back).then(handling <= limit).when(judged & (handling > limit)).then(False),
         overdue=pl.when(judged & pl.col("is_open")).then(handling > limit),
-    ).drop("until", "handling_until", *(f"{c}_clock" for c in clocks), "limit_fed_back_at", "limit_closed_at",
-           "extension_at")
+    ).drop(
+        "until",
+        "handling_until",
+        *(f"{c}_clock" for c in clocks),
+        "limit_fed_back_at",
+        "limit_closed_at",
+        "extension_at",
+    )

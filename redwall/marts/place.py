@@ -18,25 +18,37 @@ from redwall.marts.person import FLOATING, POLICE, RESIDENT_COUNTS, person_diges
 from redwall.marts.tables import communities
 
 
-def build_place(buildings: pl.DataFrame, houses: pl.DataFrame, grids: pl.DataFrame,
-                persons: pl.DataFrame) -> pl.DataFrame:
-    places = (
-        buildings.select("building_code", "grid_code", "community_code", "building_type", "lon", "lat",
-                         building_address="address")
-        .join(houses.select("building_code", "house_code", "unit", "floor", "room", "area_m2", "use"),
-              on="building_code", how="full", coalesce=True)
+def build_place(
+    buildings: pl.DataFrame, houses: pl.DataFrame, grids: pl.DataFrame, persons: pl.DataFrame
+) -> pl.DataFrame:
+    places = buildings.select(
+        "building_code", "grid_code", "community_code", "building_type", "lon", "lat", building_address="address"
+    ).join(
+        houses.select("building_code", "house_code", "unit", "floor", "room", "area_m2", "use"),
+        on="building_code",
+        how="full",
+        coalesce=True,
     )
     return (
-        places.join(residents_by(persons, ["building_code", "house_code"]), on=["building_code", "house_code"],
-                    how="left", nulls_equal=True)
+        places.join(
+            residents_by(persons, ["building_code", "house_code"]),
+            on=["building_code", "house_code"],
+            how="left",
+            nulls_equal=True,
+        )
         .join(communities(grids), on="community_code", how="left")
         .with_columns(pl.col(RESIDENT_COUNTS).fill_null(0))
     )
 
 
 # Every source table whose addresses are resolved, with the column its address is written in.
-ADDRESSED = {POLICE: "residence_address", FLOATING: "residence_address", "ledgers.elderly_alone": "address",
-             "district.organization": "address", "grid_app.event": "address"}
+ADDRESSED = {
+    POLICE: "residence_address",
+    FLOATING: "residence_address",
+    "ledgers.elderly_alone": "address",
+    "district.organization": "address",
+    "grid_app.event": "address",
+}
 
 
 def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
@@ -44,13 +56,24 @@ def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
     (as a person key is digested), so no ID number is held in clear."""
     issues = frame.filter(pl.col("address_issue").is_not_null())
     keys = issues.select(pl.col("record_key") if "record_key" in issues.columns else record_key(source))
-    return issues.select(source=pl.lit(source), record_key=person_digest(keys.to_series()), reason="address_issue",
-                         address_building=building_part(pl.col(address)), building_code="building_code",
-                         grid_code=pl.coalesce("grid_code", "address_grid"))
+    return issues.select(
+        source=pl.lit(source),
+        record_key=person_digest(keys.to_series()),
+        reason="address_issue",
+        address_building=building_part(pl.col(address)),
+        building_code="building_code",
+        grid_code=pl.coalesce("grid_code", "address_grid"),
+    )
 
 
-def build_address_issue(placed: pl.DataFrame, organizations: pl.DataFrame, events: pl.DataFrame,
-                        buildings: pl.DataFrame, houses: pl.DataFrame, grids: pl.DataFrame) -> pl.DataFrame:
+def build_address_issue(
+    placed: pl.DataFrame,
+    organizations: pl.DataFrame,
+    events: pl.DataFrame,
+    buildings: pl.DataFrame,
+    houses: pl.DataFrame,
+    grids: pl.DataFrame,
+) -> pl.DataFrame:
     """Place references that resolve to no place, or to several, as quality issues for the grid
     to settle: per source record, the reason (未匹配到楼栋 / 未匹配到房屋 / 多个候选), the address
     down to its building, and the best-known grid (the record's own, else its building's)."""
@@ -58,13 +81,15 @@ def build_address_issue(placed: pl.DataFrame, organizations: pl.DataFrame, event
     others = {"district.organization": organizations, "grid_app.event": events}
     located = [  # person records carry their address as residence_address, located when placed
         (source, placed.filter((pl.col("source") == source) & pl.col("_valid_to").is_null()), "residence_address")
-        if source not in others else (source, locate(others[source], column, buildings, houses), column)
+        if source not in others
+        else (source, locate(others[source], column, buildings, houses), column)
         for source, column in ADDRESSED.items()
     ]
     issues = pl.concat([_issues(source, frame, column) for source, frame, column in located], how="diagonal_relaxed")
     return (
         issues.join(building_grid, on="building_code", how="left")
-        .with_columns(grid_code=pl.coalesce("grid_code", "_building_grid")).drop("_building_grid")
+        .with_columns(grid_code=pl.coalesce("grid_code", "_building_grid"))
+        .drop("_building_grid")
         .join(grids.select("grid_code", "community_code").unique("grid_code"), on="grid_code", how="left")
         .join(communities(grids), on="community_code", how="left")
         .unique(["source", "record_key"], keep="first", maintain_order=True)

@@ -38,8 +38,7 @@ import polars as pl
 
 MODEL = Path(__file__).with_name("person_model.json")
 THRESHOLD = 0.9  # match probability from which two records are one person
-FEATURES = ["name", "name_norm", "name_pinyin", "surname", "birth_date", "sex", "phone", "house_code",
-            "building_code"]
+FEATURES = ["name", "name_norm", "name_pinyin", "surname", "birth_date", "sex", "phone", "house_code", "building_code"]
 
 
 # -- name forms -----------------------------------------------------------------------------------
@@ -76,8 +75,7 @@ def with_name_forms(frame: pl.DataFrame) -> pl.DataFrame:
 def features(frame: pl.DataFrame) -> pl.DataFrame:
     """The comparison columns of records (``name``, ``birth_date``, ``sex``, ``phone``,
     ``house_code``, ``building_code``), names in their compared forms, dates as text."""
-    return with_name_forms(frame).select(
-        pl.exclude("birth_date"), birth_date=pl.col("birth_date").cast(pl.String))
+    return with_name_forms(frame).select(pl.exclude("birth_date"), birth_date=pl.col("birth_date").cast(pl.String))
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -88,31 +86,48 @@ def _model_spec() -> dict:
     from splink import SettingsCreator, block_on
 
     def exact(column: str, label: str) -> cl.CustomComparison:
-        return cl.CustomComparison([cll.NullLevel(column), cll.ExactMatchLevel(column), cll.ElseLevel()],
-                                   output_column_name=column, comparison_description=label)
+        return cl.CustomComparison(
+            [cll.NullLevel(column), cll.ExactMatchLevel(column), cll.ElseLevel()],
+            output_column_name=column,
+            comparison_description=label,
+        )
 
-    name = cl.CustomComparison([
-        cll.NullLevel("name_norm"),
-        cll.ExactMatchLevel("name").configure(label_for_charts="exact"),
-        cll.ExactMatchLevel("name_norm").configure(label_for_charts="normalised"),
-        cll.ExactMatchLevel("name_pinyin").configure(label_for_charts="same pinyin"),
-        cll.CustomLevel("length(name_norm_l) = length(name_norm_r) "
-                        "AND damerau_levenshtein(name_norm_l, name_norm_r) = 1", "one character different"),
-        cll.ElseLevel(),
-    ], output_column_name="name", comparison_description="name")
-    place = cl.CustomComparison([
-        cll.CustomLevel("(house_code_l IS NULL AND building_code_l IS NULL) "
-                        "OR (house_code_r IS NULL AND building_code_r IS NULL)").configure(is_null_level=True),
-        cll.ExactMatchLevel("house_code").configure(label_for_charts="same house"),
-        cll.ExactMatchLevel("building_code").configure(label_for_charts="same building"),
-        cll.ElseLevel(),
-    ], output_column_name="place", comparison_description="house, else building")
+    name = cl.CustomComparison(
+        [
+            cll.NullLevel("name_norm"),
+            cll.ExactMatchLevel("name").configure(label_for_charts="exact"),
+            cll.ExactMatchLevel("name_norm").configure(label_for_charts="normalised"),
+            cll.ExactMatchLevel("name_pinyin").configure(label_for_charts="same pinyin"),
+            cll.CustomLevel(
+                "length(name_norm_l) = length(name_norm_r) AND damerau_levenshtein(name_norm_l, name_norm_r) = 1",
+                "one character different",
+            ),
+            cll.ElseLevel(),
+        ],
+        output_column_name="name",
+        comparison_description="name",
+    )
+    place = cl.CustomComparison(
+        [
+            cll.CustomLevel(
+                "(house_code_l IS NULL AND building_code_l IS NULL) "
+                "OR (house_code_r IS NULL AND building_code_r IS NULL)"
+            ).configure(is_null_level=True),
+            cll.ExactMatchLevel("house_code").configure(label_for_charts="same house"),
+            cll.ExactMatchLevel("building_code").configure(label_for_charts="same building"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="place",
+        comparison_description="house, else building",
+    )
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_id",
         comparisons=[name, exact("birth_date", "birth date"), exact("sex", "sex"), exact("phone", "phone"), place],
         blocking_rules_to_generate_predictions=[
-            block_on("phone"), block_on("house_code"), block_on("building_code", "surname"),
+            block_on("phone"),
+            block_on("house_code"),
+            block_on("building_code", "surname"),
             block_on("birth_date", "surname"),
         ],
     )
@@ -126,7 +141,8 @@ def train(records: pl.DataFrame, path: Path = MODEL) -> None:
 
     linker = Linker(DuckDBAPI().register(records.to_arrow(), dataset_display_name="records"), _model_spec())
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("name_norm", "phone"), block_on("name_norm", "house_code")], recall=0.8)
+        [block_on("name_norm", "phone"), block_on("name_norm", "house_code")], recall=0.8
+    )
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=7)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("phone"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("house_code"))
@@ -137,8 +153,9 @@ def _pairs(frame) -> pl.DataFrame:
     return frame.as_duckdbpyrelation().select("record_id_l, record_id_r, match_probability").pl()
 
 
-def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.DataFrame | None = None,
-         within: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+def link(
+    identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.DataFrame | None = None, within: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Scored links at or above :data:`THRESHOLD`: ``(to_persons, within)``.
 
     ``identified`` holds :func:`features` with ``record_id`` and ``person_key``, ``unidentified``
@@ -167,10 +184,15 @@ def link(identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.Data
         pairs = _pairs(linker.inference.predict_within(new, threshold_match_probability=THRESHOLD))
     if resolved is not None and not resolved.is_empty():
         earlier = db.register(resolved.select(columns).to_arrow(), dataset_display_name="resolved")
-        pairs = pl.concat([pairs.cast(pair_schema), _pairs(
-            linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD))])
+        pairs = pl.concat(
+            [
+                pairs.cast(pair_schema),
+                _pairs(linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD)),
+            ]
+        )
     to_persons = (
         between.join(identified.select("record_id", "person_key"), left_on="record_id_l", right_on="record_id")
-        .group_by(record_id="record_id_r", person_key="person_key").agg(pl.col("match_probability").max())
+        .group_by(record_id="record_id_r", person_key="person_key")
+        .agg(pl.col("match_probability").max())
     )
     return to_persons.cast(schema), pairs.cast(pair_schema)

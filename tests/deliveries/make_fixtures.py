@@ -40,21 +40,91 @@ def cid(birth: str, sequence: str, area: str = "110102") -> str:
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
 
 
-ELDERLY_HEADER = ["姓名", "公民身份号码", "所属社区", "居住地址", "联系电话", "居住情况", "紧急联系人", "紧急联系人电话",
-                  "最近走访日期", "走访干部"]
+ELDERLY_HEADER = [
+    "姓名",
+    "公民身份号码",
+    "所属社区",
+    "居住地址",
+    "联系电话",
+    "居住情况",
+    "紧急联系人",
+    "紧急联系人电话",
+    "最近走访日期",
+    "走访干部",
+]
 ELDERLY = [
-    ["张秀英", cid("19400312", "002"), "府右街南社区", "西城区府右街12号院3号楼2单元501", "13812345678", "独居", "王建国",
-     "13912345678", dt.date(2026, 11, 3), "李红"],
-    ["刘桂兰", cid("19380101", "041"), "府右街南社区", "西城区府右街12号院3号楼1单元101", "13811112222", "独居", "刘明",
-     "13911112222", dt.date(2026, 11, 4), "李红"],
-    ["陈淑珍", cid("19450909", "062"), "西交民巷社区", "西城区西交民巷5号", "66012345", "空巢", None, None,
-     dt.date(2026, 11, 5), "赵敏"],
-    ["王德顺", cid("19360518", "013"), "西交民巷社区", "西城区西交民巷17号院2号楼302", "13700001111", "独居", "王小军",
-     "13600001111", dt.date(2026, 11, 6), "赵敏"],
-    ["李玉珍", cid("19420227", "084"), "府右街南社区", "西城区府右街8号院1号楼203", "13522223333", "独居", None, None,
-     dt.date(2026, 11, 9), "李红"],
-    ["周福海", cid("19391130", "035"), "西交民巷社区", "西城区西交民巷22号", "13433334444", "空巢", "周静",
-     "13333334444", dt.date(2026, 11, 10), "赵敏"],
+    [
+        "张秀英",
+        cid("19400312", "002"),
+        "府右街南社区",
+        "西城区府右街12号院3号楼2单元501",
+        "13812345678",
+        "独居",
+        "王建国",
+        "13912345678",
+        dt.date(2026, 11, 3),
+        "李红",
+    ],
+    [
+        "刘桂兰",
+        cid("19380101", "041"),
+        "府右街南社区",
+        "西城区府右街12号院3号楼1单元101",
+        "13811112222",
+        "独居",
+        "刘明",
+        "13911112222",
+        dt.date(2026, 11, 4),
+        "李红",
+    ],
+    [
+        "陈淑珍",
+        cid("19450909", "062"),
+        "西交民巷社区",
+        "西城区西交民巷5号",
+        "66012345",
+        "空巢",
+        None,
+        None,
+        dt.date(2026, 11, 5),
+        "赵敏",
+    ],
+    [
+        "王德顺",
+        cid("19360518", "013"),
+        "西交民巷社区",
+        "西城区西交民巷17号院2号楼302",
+        "13700001111",
+        "独居",
+        "王小军",
+        "13600001111",
+        dt.date(2026, 11, 6),
+        "赵敏",
+    ],
+    [
+        "李玉珍",
+        cid("19420227", "084"),
+        "府右街南社区",
+        "西城区府右街8号院1号楼203",
+        "13522223333",
+        "独居",
+        None,
+        None,
+        dt.date(2026, 11, 9),
+        "李红",
+    ],
+    [
+        "周福海",
+        cid("19391130", "035"),
+        "西交民巷社区",
+        "西城区西交民巷22号",
+        "13433334444",
+        "空巢",
+        "周静",
+        "13333334444",
+        dt.date(2026, 11, 10),
+        "赵敏",
+    ],
 ]
 AID_HEADER = ["户主姓名", "公民身份号码", "所属社区", "帮扶类型", "帮扶金额（元）", "帮扶日期", "经办人"]
 AID = [
@@ -89,8 +159,21 @@ def libreoffice(source: Path, target: Path, to: str) -> Path:
     with tempfile.TemporaryDirectory() as out:
         fmt = CSV_FILTER.format(charset=CHARSETS[to[4:]]) if to.startswith("csv-") else to
         profile = Path(out) / "profile"
-        subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", fmt,
-                        "--outdir", out, str(source)], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "soffice",
+                f"-env:UserInstallation=file://{profile}",
+                "--headless",
+                "--convert-to",
+                fmt,
+                "--outdir",
+                out,
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         made = Path(out) / f"{source.stem}.{'csv' if to.startswith('csv-') else to}"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(made, target)
@@ -102,8 +185,12 @@ def every_format(book: openpyxl.Workbook, folder: Path, stem: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     typed = folder / f"{stem}.xlsx"
     book.save(typed)
-    for to, suffix in (("xlsx", "_LibreOffice.xlsx"), ("xls", ".xls"), ("csv-gbk", "_GBK.csv"),
-                       ("csv-utf8", "_UTF-8.csv")):
+    for to, suffix in (
+        ("xlsx", "_LibreOffice.xlsx"),
+        ("xls", ".xls"),
+        ("csv-gbk", "_GBK.csv"),
+        ("csv-utf8", "_UTF-8.csv"),
+    ):
         libreoffice(typed, folder / f"{stem}{suffix}", to)
 
 
@@ -111,23 +198,55 @@ def every_format(book: openpyxl.Workbook, folder: Path, stem: str) -> None:
 def street() -> None:
     """The district's grid register, two communities of 西长安街: what every case delivers first."""
     STREET.mkdir(exist_ok=True)
-    grids = pa.table({
-        "grid_code": ["110102001001001", "110102001001002", "110102001002001"],
-        "community_code": ["110102001001", "110102001001", "110102001002"],
-        "community_name": ["府右街南社区", "府右街南社区", "西交民巷社区"],
-        "street_code": ["110102001"] * 3,
-        "area_m2": [52000.0, 48000.0, 61000.0],
-        "worker_ids": ["W001", "W002", "W003,W004"],
-    })
+    grids = pa.table(
+        {
+            "grid_code": ["110102001001001", "110102001001002", "110102001002001"],
+            "community_code": ["110102001001", "110102001001", "110102001002"],
+            "community_name": ["府右街南社区", "府右街南社区", "西交民巷社区"],
+            "street_code": ["110102001"] * 3,
+            "area_m2": [52000.0, 48000.0, 61000.0],
+            "worker_ids": ["W001", "W002", "W003,W004"],
+        }
+    )
     pq.write_table(grids, STREET / "grid_20261101.parquet")
     # the police register knows the elderly residents (else every ledger row is a 'person unknown')
-    header = ["公民身份号码", "姓名", "性别", "民族", "出生日期", "户籍地址", "居住地址", "人户一致标识", "人员类型", "联系电话",
-              "登记日期", "注销日期", "注销原因"]
+    header = [
+        "公民身份号码",
+        "姓名",
+        "性别",
+        "民族",
+        "出生日期",
+        "户籍地址",
+        "居住地址",
+        "人户一致标识",
+        "人员类型",
+        "联系电话",
+        "登记日期",
+        "注销日期",
+        "注销原因",
+    ]
     lines = [",".join(header)]
     for name, number, _, address, phone, *_ in ELDERLY:
         sex = "男" if int(number[16]) % 2 else "女"
-        lines.append(",".join([number, name, sex, "汉族", number[6:14], address, address, "01", "户籍人口", phone,
-                               "2010-05-01", "", ""]))
+        lines.append(
+            ",".join(
+                [
+                    number,
+                    name,
+                    sex,
+                    "汉族",
+                    number[6:14],
+                    address,
+                    address,
+                    "01",
+                    "户籍人口",
+                    phone,
+                    "2010-05-01",
+                    "",
+                    "",
+                ]
+            )
+        )
     (STREET / "实有人口_20261101.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
 
 
@@ -135,45 +254,123 @@ def street() -> None:
 def trailers() -> None:
     """A hardship-aid ledger: title, header, five records, a 合计 row summing the amounts with a
     formula, a blank row, and the signature line spread over several cells."""
-    rows = [AID_HEADER, *AID,
-            ["合计", None, None, None, "=SUM(E3:E7)", None, None],
-            [],
-            ["制表人：", "赵敏", "审核人：", "王主任", "填报日期：", dt.date(2026, 11, 30), None]]
-    every_format(workbook("困难群众帮扶台账", rows, title="西交民巷社区困难群众帮扶台账（2026年11月）"),
-                 CASES / "trailer_total_and_signature", "困难群众帮扶台账")
+    rows = [
+        AID_HEADER,
+        *AID,
+        ["合计", None, None, None, "=SUM(E3:E7)", None, None],
+        [],
+        ["制表人：", "赵敏", "审核人：", "王主任", "填报日期：", dt.date(2026, 11, 30), None],
+    ]
+    every_format(
+        workbook("困难群众帮扶台账", rows, title="西交民巷社区困难群众帮扶台账（2026年11月）"),
+        CASES / "trailer_total_and_signature",
+        "困难群众帮扶台账",
+    )
 
 
 def two_pages() -> None:
     """An elderly-alone ledger printed on two pages and kept that way: each page ends with a 小计
     row (a COUNTA formula) and a page note, the second page repeats the header, blank rows between."""
     page1, page2 = ELDERLY[:3], ELDERLY[3:]
-    rows = [ELDERLY_HEADER, *page1,
-            ["小计", "=COUNTA(B3:B5)", None, None, None, None, None, None, None, None],
-            ["第1页 共2页"],
-            [],
-            ELDERLY_HEADER, *page2,
-            ["小计", "=COUNTA(B10:B12)"],
-            ["总计：6人"],
-            ["第2页 共2页"],
-            [],
-            ["填表人：李红", None, None, None, None, "负责人：王主任", None, None, "2026年11月30日"],
-            ["备注：空巢老人按独居关爱"]]
-    every_format(workbook("独居老人台账", rows, title="独居老人台账（2026年11月）"),
-                 CASES / "trailer_two_pages", "独居老人台账")
+    rows = [
+        ELDERLY_HEADER,
+        *page1,
+        ["小计", "=COUNTA(B3:B5)", None, None, None, None, None, None, None, None],
+        ["第1页 共2页"],
+        [],
+        ELDERLY_HEADER,
+        *page2,
+        ["小计", "=COUNTA(B10:B12)"],
+        ["总计：6人"],
+        ["第2页 共2页"],
+        [],
+        ["填表人：李红", None, None, None, None, "负责人：王主任", None, None, "2026年11月30日"],
+        ["备注：空巢老人按独居关爱"],
+    ]
+    every_format(
+        workbook("独居老人台账", rows, title="独居老人台账（2026年11月）"), CASES / "trailer_two_pages", "独居老人台账"
+    )
 
 
 def floating_signature() -> None:
     """A floating-population export with the 制表人/日期 note spread over several cells."""
-    header = ["序号", "姓名", "证件类型", "证件号码", "性别", "出生日期", "户籍地", "现住地址", "来京日期", "流入原因",
-              "居住证号", "居住证有效期至", "住所类型", "房主姓名", "房主电话", "登记人", "登记日期"]
+    header = [
+        "序号",
+        "姓名",
+        "证件类型",
+        "证件号码",
+        "性别",
+        "出生日期",
+        "户籍地",
+        "现住地址",
+        "来京日期",
+        "流入原因",
+        "居住证号",
+        "居住证有效期至",
+        "住所类型",
+        "房主姓名",
+        "房主电话",
+        "登记人",
+        "登记日期",
+    ]
     people = [
-        [1, "黄海涛", "居民身份证", cid("19900501", "017", "130102"), "男", "1990-05-01", "河北省石家庄市",
-         "西城区西交民巷5号", "2025-03-01", "务工", None, None, "租赁", "陈淑珍", "13812340000", "孙管理", "2026-11-30"],
-        [2, "林小红", "居民身份证", cid("19951120", "028", "350102"), "女", "1995/11/20", "福建省福州市",
-         "西城区府右街8号院1号楼101", "2026-06-15", "经商", None, None, "租赁", "李玉珍", "13522223333", "孙管理",
-         "2026-11-30"],
-        [3, "赵强", "居民身份证", cid("19880310", "039", "410102"), "男", "1988年3月10日", "河南省郑州市",
-         "西城区西交民巷22号", "2024-09-01", "务工", None, None, "单位宿舍", None, None, "孙管理", "2026-11-30"],
+        [
+            1,
+            "黄海涛",
+            "居民身份证",
+            cid("19900501", "017", "130102"),
+            "男",
+            "1990-05-01",
+            "河北省石家庄市",
+            "西城区西交民巷5号",
+            "2025-03-01",
+            "务工",
+            None,
+            None,
+            "租赁",
+            "陈淑珍",
+            "13812340000",
+            "孙管理",
+            "2026-11-30",
+        ],
+        [
+            2,
+            "林小红",
+            "居民身份证",
+            cid("19951120", "028", "350102"),
+            "女",
+            "1995/11/20",
+            "福建省福州市",
+            "西城区府右街8号院1号楼101",
+            "2026-06-15",
+            "经商",
+            None,
+            None,
+            "租赁",
+            "李玉珍",
+            "13522223333",
+            "孙管理",
+            "2026-11-30",
+        ],
+        [
+            3,
+            "赵强",
+            "居民身份证",
+            cid("19880310", "039", "410102"),
+            "男",
+            "1988年3月10日",
+            "河南省郑州市",
+            "西城区西交民巷22号",
+            "2024-09-01",
+            "务工",
+            None,
+            None,
+            "单位宿舍",
+            None,
+            None,
+            "孙管理",
+            "2026-11-30",
+        ],
     ]
     rows = [header, *people, [], [None, "制表人：", "孙管理", None, None, "日期：", "2026-11-30"]]
     book = workbook("流动人口", rows, title="西长安街街道流动人口登记表")
@@ -244,8 +441,21 @@ def returned() -> None:
     assert len(records) == 6
     records = [r for r in records if r[0] != "周福海"]  # gone: moved away
     records.sort(key=lambda r: r[0], reverse=True)
-    records.append(["吴淑兰", cid("19410706", "046"), "府右街南社区", "西城区府右街8号院2号楼101", "13244445555", "独居",
-                    None, None, dt.date(2026, 12, 1), "李红", None])  # new, no row reference
+    records.append(
+        [
+            "吴淑兰",
+            cid("19410706", "046"),
+            "府右街南社区",
+            "西城区府右街8号院2号楼101",
+            "13244445555",
+            "独居",
+            None,
+            None,
+            dt.date(2026, 12, 1),
+            "李红",
+            None,
+        ]
+    )  # new, no row reference
     sheet.delete_rows(header + 1, sheet.max_row)
     for r, values in enumerate(records, start=header + 1):
         for c, value in enumerate(values, start=1):
@@ -255,8 +465,12 @@ def returned() -> None:
                 cell.number_format = "yyyy-mm-dd"
     typed = Path(tempfile.mkdtemp()) / "独居老人台账（11月）_错误标注（更正）.xlsx"
     book.save(typed)
-    for to, name in (("xlsx", "更正_LibreOffice.xlsx"), ("xls", "更正.xls"), ("csv-gbk", "更正_GBK.csv"),
-                     ("csv-utf8", "更正_UTF-8.csv")):
+    for to, name in (
+        ("xlsx", "更正_LibreOffice.xlsx"),
+        ("xls", "更正.xls"),
+        ("csv-gbk", "更正_GBK.csv"),
+        ("csv-utf8", "更正_UTF-8.csv"),
+    ):
         libreoffice(typed, folder / name, to)
     # the clerk's other way: the original file, the five cells corrected, saved as a new name
     copy = flawed_ledger()
@@ -286,21 +500,50 @@ def elements() -> None:
     zhou = ELDERLY[5]
     death = ["GMSFHM,XM,SWRQ", f"{zhou[1]},{zhou[0]},2026-11-20"]
     (folder / "mz_death_20261130.csv").write_text("\n".join(death) + "\n", encoding="utf-8")
-    (folder / "mz_death_20261130.dict.json").write_text(json.dumps({
-        "GMSFHM": {"name": "公民身份号码", "type": "string"}, "XM": {"name": "姓名", "type": "string"},
-        "SWRQ": {"name": "死亡日期", "type": "date"}}, ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "mz_death_20261130.dict.json").write_text(
+        json.dumps(
+            {
+                "GMSFHM": {"name": "公民身份号码", "type": "string"},
+                "XM": {"name": "姓名", "type": "string"},
+                "SWRQ": {"name": "死亡日期", "type": "date"},
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     wang, li = ELDERLY[3], ELDERLY[4]
-    pq.write_table(pa.table({
-        "ZD1": [wang[1], li[1]], "ZD2": [wang[0], li[0]], "ZD3": [f"{wang[1]}44", f"{li[1]}14"],
-        "ZD4": ["肢体", "视力"], "ZD5": ["二级", "四级"], "ZD6": ["2030-06-30", "2029-01-31"]}),
-        folder / "cl_disability_20261130.parquet")
-    (folder / "cl_disability_20261130.dict.json").write_text(json.dumps({
-        "ZD1": {"name": "公民身份号码", "type": "string"}, "ZD2": {"name": "姓名", "type": "string"},
-        "ZD3": {"name": "残疾人证号", "type": "string"}, "ZD4": {"name": "残疾类别", "type": "string"},
-        "ZD5": {"name": "残疾等级", "type": "string"}, "ZD6": {"name": "有效期至", "type": "date"}},
-        ensure_ascii=False, indent=1), encoding="utf-8")
+    pq.write_table(
+        pa.table(
+            {
+                "ZD1": [wang[1], li[1]],
+                "ZD2": [wang[0], li[0]],
+                "ZD3": [f"{wang[1]}44", f"{li[1]}14"],
+                "ZD4": ["肢体", "视力"],
+                "ZD5": ["二级", "四级"],
+                "ZD6": ["2030-06-30", "2029-01-31"],
+            }
+        ),
+        folder / "cl_disability_20261130.parquet",
+    )
+    (folder / "cl_disability_20261130.dict.json").write_text(
+        json.dumps(
+            {
+                "ZD1": {"name": "公民身份号码", "type": "string"},
+                "ZD2": {"name": "姓名", "type": "string"},
+                "ZD3": {"name": "残疾人证号", "type": "string"},
+                "ZD4": {"name": "残疾类别", "type": "string"},
+                "ZD5": {"name": "残疾等级", "type": "string"},
+                "ZD6": {"name": "有效期至", "type": "date"},
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     (folder / "rs_elderly_allowance_20261130.csv").write_text(
-        "ZD01,ZD02,ZD03\n" + f"{li[1]},{li[0]},80-89岁\n", encoding="utf-8")
+        "ZD01,ZD02,ZD03\n" + f"{li[1]},{li[0]},80-89岁\n", encoding="utf-8"
+    )
     header = ["HZXM", "GMSFHM", "SQMC", "帮扶类型", "帮扶金额", "帮扶日期", "经办人"]
     book = workbook("困难群众帮扶台账", [header, *AID[:3]])
     book.save(folder / "困难群众帮扶台账（标准数据元表头）.xlsx")
@@ -311,12 +554,14 @@ def values_as_typed() -> None:
     """A hardship-aid ledger saved as CSV (GBK) by a clerk's spreadsheet in a Chinese locale: dates
     in the forms it writes, amounts with 元, 万 and separators, one amount and one date that may
     mean two things. Written here as the text such a program writes, byte for byte."""
-    lines = [",".join(AID_HEADER),
-             f"刘志强,{cid('19650715', '001')},西交民巷社区,临时救助,800元,2026/11/2,赵敏",
-             f"马桂芬,{cid('19580203', '022')},府右街南社区,物资帮扶,\"1,500.00\",2026年11月2日,李红",
-             f"孙建国,{cid('19700811', '053')},西交民巷社区,医疗救助,1.2万,2026.11.05,赵敏",
-             f"何丽,{cid('19811224', '064')},府右街南社区,临时救助,\"1,50\",20261108,李红",
-             f"杨宝山,{cid('19490612', '075')},西交民巷社区,物资帮扶,500,40年11月9日,赵敏"]
+    lines = [
+        ",".join(AID_HEADER),
+        f"刘志强,{cid('19650715', '001')},西交民巷社区,临时救助,800元,2026/11/2,赵敏",
+        f'马桂芬,{cid("19580203", "022")},府右街南社区,物资帮扶,"1,500.00",2026年11月2日,李红',
+        f"孙建国,{cid('19700811', '053')},西交民巷社区,医疗救助,1.2万,2026.11.05,赵敏",
+        f'何丽,{cid("19811224", "064")},府右街南社区,临时救助,"1,50",20261108,李红',
+        f"杨宝山,{cid('19490612', '075')},西交民巷社区,物资帮扶,500,40年11月9日,赵敏",
+    ]
     folder = CASES / "values_as_typed"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "困难群众帮扶台账.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
@@ -326,15 +571,51 @@ def identity_documents() -> None:
     """A floating-population export whose clerk typed document numbers as people write them:
     a Hong Kong permit with a dash and spaces, a passport in lower case, a Taiwan resident's
     residence permit (830000), a citizen ID with an Arabic-Indic digit pasted from a phone."""
-    header = ["序号", "姓名", "证件类型", "证件号码", "性别", "出生日期", "户籍地", "现住地址", "来京日期", "流入原因",
-              "居住证号", "居住证有效期至", "住所类型", "房主姓名", "房主电话", "登记人", "登记日期"]
-    base = ["西城区西交民巷5号", "2025-03-01", "务工", None, None, "租赁", "陈淑珍", "13812340000", "孙管理", "2026-11-30"]
+    header = [
+        "序号",
+        "姓名",
+        "证件类型",
+        "证件号码",
+        "性别",
+        "出生日期",
+        "户籍地",
+        "现住地址",
+        "来京日期",
+        "流入原因",
+        "居住证号",
+        "居住证有效期至",
+        "住所类型",
+        "房主姓名",
+        "房主电话",
+        "登记人",
+        "登记日期",
+    ]
+    base = [
+        "西城区西交民巷5号",
+        "2025-03-01",
+        "务工",
+        None,
+        None,
+        "租赁",
+        "陈淑珍",
+        "13812340000",
+        "孙管理",
+        "2026-11-30",
+    ]
     people = [
         [1, "陈家明", "港澳居民来往内地通行证", "h-1234 5678", "男", "1985-02-01", "香港", *base],
         [2, "JOHN SMITH", "护照", "g12345678", "男", "1979-07-07", "英国", *base],
         [3, "林志玲", "港澳台居民居住证", cid("19900101", "012", "830000"), "女", "1990-01-01", "台湾", *base],
-        [4, "黄海涛", "居民身份证", cid("19900501", "017", "130102")[:7] + "٩" + cid("19900501", "017", "130102")[8:],
-         "男", "1990-05-01", "河北省石家庄市", *base],
+        [
+            4,
+            "黄海涛",
+            "居民身份证",
+            cid("19900501", "017", "130102")[:7] + "٩" + cid("19900501", "017", "130102")[8:],
+            "男",
+            "1990-05-01",
+            "河北省石家庄市",
+            *base,
+        ],
     ]
     book = workbook("流动人口", [header, *people], title="西长安街街道流动人口登记表")
     folder = CASES / "identity_documents"
@@ -342,9 +623,16 @@ def identity_documents() -> None:
     book.save(folder / "流动人口登记_20261130.xlsx")
 
 
-MAKERS = {"street": street, "trailer_total_and_signature": trailers, "trailer_two_pages": two_pages,
-          "trailer_floating_signature": floating_signature, "returned": returned,
-          "elements": elements, "values_as_typed": values_as_typed, "identity_documents": identity_documents}
+MAKERS = {
+    "street": street,
+    "trailer_total_and_signature": trailers,
+    "trailer_two_pages": two_pages,
+    "trailer_floating_signature": floating_signature,
+    "returned": returned,
+    "elements": elements,
+    "values_as_typed": values_as_typed,
+    "identity_documents": identity_documents,
+}
 
 
 if __name__ == "__main__":

@@ -18,8 +18,17 @@ from redwall.ingest import process_source
 
 HERE = Path(__file__).parent
 CASES = sorted(p.parent for p in (HERE / "cases").glob("*/case.yaml"))
-RECEIPT_FIELDS = ("status", "refusal", "tables", "rows_read", "rows_accepted", "rows_rejected", "rows_warned",
-                  "rows_deduplicated", "rows_skipped")
+RECEIPT_FIELDS = (
+    "status",
+    "refusal",
+    "tables",
+    "rows_read",
+    "rows_accepted",
+    "rows_rejected",
+    "rows_warned",
+    "rows_deduplicated",
+    "rows_skipped",
+)
 
 
 @pytest.fixture

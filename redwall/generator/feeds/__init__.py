@@ -68,8 +68,14 @@ def merge_flaws(frame: pl.DataFrame, column: str, kinds: pl.Series, details: pl.
     return frame.with_columns(**new)
 
 
-def flaw_column(frame: pl.DataFrame, column: str, flaws: dict[str, float], rng: np.random.Generator,
-                functions: dict = text.ID_FLAWS, encodable: str | None = None) -> pl.DataFrame:
+def flaw_column(
+    frame: pl.DataFrame,
+    column: str,
+    flaws: dict[str, float],
+    rng: np.random.Generator,
+    functions: dict = text.ID_FLAWS,
+    encodable: str | None = None,
+) -> pl.DataFrame:
     values, kinds = text.plant(frame[column], flaws, rng, functions, _unflawed(frame, column), encodable)
     return merge_flaws(frame.with_columns(values.rename(column)), column, kinds)
 
@@ -79,15 +85,21 @@ def _unflawed(frame: pl.DataFrame, column: str) -> np.ndarray | None:
     return frame[column + FLAW].is_null().to_numpy() if column + FLAW in frame.columns else None
 
 
-def name_variants(frame: pl.DataFrame, column: str, share: float, rng: np.random.Generator,
-                  encodable: str | None = None) -> pl.DataFrame:
+def name_variants(
+    frame: pl.DataFrame, column: str, share: float, rng: np.random.Generator, encodable: str | None = None
+) -> pl.DataFrame:
     """Plant name variants (kind ``name_variant``, the variant in the detail)."""
-    values, kinds = text.plant(frame[column], {k: share * p for k, p in NAME_VARIANT_MIX.items()}, rng,
-                               text.NAME_VARIANTS, _unflawed(frame, column), encodable)
+    values, kinds = text.plant(
+        frame[column],
+        {k: share * p for k, p in NAME_VARIANT_MIX.items()},
+        rng,
+        text.NAME_VARIANTS,
+        _unflawed(frame, column),
+        encodable,
+    )
     detail = kinds
     kinds = pl.when(detail.is_not_null()).then(pl.lit("name_variant"))
-    return merge_flaws(frame.with_columns(values.rename(column)), column,
-                       frame.select(kinds.alias("k"))["k"], detail)
+    return merge_flaws(frame.with_columns(values.rename(column)), column, frame.select(kinds.alias("k"))["k"], detail)
 
 
 def excel_ids(frame: pl.DataFrame, column: str, share: float, rng: np.random.Generator) -> pl.DataFrame:
@@ -96,8 +108,13 @@ def excel_ids(frame: pl.DataFrame, column: str, share: float, rng: np.random.Gen
     eligible = values.str.contains(r"^\d{18}$").fill_null(False).to_numpy()
     if (unflawed := _unflawed(frame, column)) is not None:
         eligible &= unflawed
-    new, kinds = text.plant(values, {"excel_rounded_id": share}, rng,
-                            {"excel_rounded_id": lambda v, _: repr(text.excel_rounded(v))}, eligible=eligible)
+    new, kinds = text.plant(
+        values,
+        {"excel_rounded_id": share},
+        rng,
+        {"excel_rounded_id": lambda v, _: repr(text.excel_rounded(v))},
+        eligible=eligible,
+    )
     frame = merge_flaws(frame.with_columns(new.rename(column)), column, kinds)
     return set_types(frame, column, kinds.is_not_null(), sheets.NUMBER)
 
@@ -108,12 +125,19 @@ def set_types(frame: pl.DataFrame, column: str, where: pl.Series, kind: str) -> 
     return frame.with_columns(pl.when(where).then(pl.lit(kind)).otherwise(old).alias(t))
 
 
-DATE_FLAWS = {"slash": "text_date", "chinese": "text_date", "compact": "text_date", "dotted": "text_date",
-              "excel": "excel_date", "serial": "serial_date"}
+DATE_FLAWS = {
+    "slash": "text_date",
+    "chinese": "text_date",
+    "compact": "text_date",
+    "dotted": "text_date",
+    "excel": "excel_date",
+    "serial": "serial_date",
+}
 
 
-def date_cells(frame: pl.DataFrame, column: str, source: str, styles: dict[str, float],
-               rng: np.random.Generator) -> pl.DataFrame:
+def date_cells(
+    frame: pl.DataFrame, column: str, source: str, styles: dict[str, float], rng: np.random.Generator
+) -> pl.DataFrame:
     """Write the date column ``source`` into text column ``column`` in a mix of styles.
 
     ``iso`` is plain text 2026-11-05; ``excel`` a real date cell; ``serial`` the bare serial
@@ -137,11 +161,16 @@ def date_cells(frame: pl.DataFrame, column: str, source: str, styles: dict[str, 
 
 
 def sheet_of(frame: pl.DataFrame, headers: list[str], **kwargs) -> sheets.Sheet:
-    types = frame.select([pl.col(h + TYPE) if h + TYPE in frame.columns else pl.lit(None, pl.String).alias(h + TYPE)
-                          for h in headers])
+    types = frame.select(
+        [pl.col(h + TYPE) if h + TYPE in frame.columns else pl.lit(None, pl.String).alias(h + TYPE) for h in headers]
+    )
     has_types = any(types[c].is_not_null().any() for c in types.columns)
-    return sheets.Sheet(headers=headers, cells=frame.select(pl.col(h).cast(pl.String) for h in headers),
-                        types=types if has_types else None, **kwargs)
+    return sheets.Sheet(
+        headers=headers,
+        cells=frame.select(pl.col(h).cast(pl.String) for h in headers),
+        types=types if has_types else None,
+        **kwargs,
+    )
 
 
 def numbered(frame: pl.DataFrame, file: str, first_row: int) -> pl.DataFrame:

@@ -33,14 +33,16 @@ def write(ctx: Context) -> None:
     ctx.truth.address(organizations, "district", "organization", "house")
     opened = pl.Series(rng.random(organizations.height) < CHURN)
     closed = pl.Series(rng.random(organizations.height) < CHURN) & ~opened
-    left = w.persons.filter(pl.col("status") == "moved_out").group_by("house_code").agg(
-        left_on=pl.col("status_on").max())
+    left = (
+        w.persons.filter(pl.col("status") == "moved_out").group_by("house_code").agg(left_on=pl.col("status_on").max())
+    )
     for table in ("grid", "building", "house", "organization", "component"):
         columns = [c.name for c in ctx.contracts.table(f"district.{table}").columns]
         for i, day in enumerate(_dates(ctx, table)):
             if table == "house":
                 frame = w.houses.join(left, on="house_code", how="left", maintain_order="left").with_columns(
-                    use=pl.when(pl.col("left_on") <= pl.lit(day)).then(pl.lit("空置")).otherwise("use"))
+                    use=pl.when(pl.col("left_on") <= pl.lit(day)).then(pl.lit("空置")).otherwise("use")
+                )
             elif table == "organization":
                 frame = organizations.filter(~closed if i else ~opened)
             else:

@@ -17,8 +17,11 @@ from redwall.generator.feeds import Context, code_names, flaw_column, name_varia
 
 FORMATS = {"mz_dibao": "parquet", "cl_disability": "csv", "mz_death": "parquet", "rs_elderly_allowance": "csv"}
 # Code fields delivered as codes (explained by the dict) or as names.
-DELIVERED_AS = {("cl_disability", "category"): "code", ("cl_disability", "level"): "code",
-                ("rs_elderly_allowance", "age_band"): "name"}
+DELIVERED_AS = {
+    ("cl_disability", "category"): "code",
+    ("cl_disability", "level"): "code",
+    ("rs_elderly_allowance", "age_band"): "name",
+}
 AGE_BANDS = {"1": (80, 90), "2": (90, 100), "3": (100, 200)}
 
 
@@ -38,28 +41,53 @@ def datasets(ctx: Context, on: dt.date) -> dict[str, pl.DataFrame]:
     """Each dataset as of ``on``, with the contract's column names and ``person_id`` for the truth."""
     p = ctx.world.persons
     day = pl.lit(on)
-    heads = p.filter(pl.col("relation") == "户主").select("household_id", head_id_number="id_number",
-                                                          head_person_id="person_id")
-    dibao = p.filter(pl.col("dibao_household_id").is_not_null() & (pl.col("dibao_start_on") <= day) & _alive(day)
-                     ).join(heads, on="household_id", how="left", maintain_order="left").with_columns(
-        household_size=pl.len().over("household_id"))
+    heads = p.filter(pl.col("relation") == "户主").select(
+        "household_id", head_id_number="id_number", head_person_id="person_id"
+    )
+    dibao = (
+        p.filter(pl.col("dibao_household_id").is_not_null() & (pl.col("dibao_start_on") <= day) & _alive(day))
+        .join(heads, on="household_id", how="left", maintain_order="left")
+        .with_columns(household_size=pl.len().over("household_id"))
+    )
     death_registered = pl.col("status_on") + pl.duration(days=pl.col("person_id").str.slice(-1).cast(pl.Int64) % 5 + 1)
     age_on = ((day - pl.col("birth_date")).dt.total_days() / 365.25).floor()
     band = pl.when(age_on >= 100).then(pl.lit("3")).when(age_on >= 90).then(pl.lit("2")).otherwise(pl.lit("1"))
     return {
-        "mz_dibao": dibao.select("person_id", "head_person_id", household_id="dibao_household_id",
-                                 id_number="id_number", name="name", head_id_number="head_id_number", household_size="household_size",
-                                 start_on="dibao_start_on", end_on="dibao_end_on"),
-        "cl_disability": p.filter(pl.col("disability_category").is_not_null() & (
-            _alive(day) | (pl.col("status_on") > pl.lit(on - dt.timedelta(days=60))))).select(
-            "person_id", "id_number", "name", certificate_number="disability_certificate",
-            category="disability_category", level="disability_level", valid_until="disability_valid_until"),
+        "mz_dibao": dibao.select(
+            "person_id",
+            "head_person_id",
+            household_id="dibao_household_id",
+            id_number="id_number",
+            name="name",
+            head_id_number="head_id_number",
+            household_size="household_size",
+            start_on="dibao_start_on",
+            end_on="dibao_end_on",
+        ),
+        "cl_disability": p.filter(
+            pl.col("disability_category").is_not_null()
+            & (_alive(day) | (pl.col("status_on") > pl.lit(on - dt.timedelta(days=60))))
+        ).select(
+            "person_id",
+            "id_number",
+            "name",
+            certificate_number="disability_certificate",
+            category="disability_category",
+            level="disability_level",
+            valid_until="disability_valid_until",
+        ),
         "mz_death": p.filter((pl.col("status") == "deceased") & (death_registered <= day)).select(
-            "person_id", "id_number", "name", died_on="status_on"),
-        "rs_elderly_allowance": p.filter((pl.col("elderly_allowance_since") <= day) & _alive(
-            pl.lit(on.replace(day=1)))).select(
-            "person_id", "id_number", "name", age_band=band.replace_strict(code_names("age_band")),
-            since="elderly_allowance_since"),
+            "person_id", "id_number", "name", died_on="status_on"
+        ),
+        "rs_elderly_allowance": p.filter(
+            (pl.col("elderly_allowance_since") <= day) & _alive(pl.lit(on.replace(day=1)))
+        ).select(
+            "person_id",
+            "id_number",
+            "name",
+            age_band=band.replace_strict(code_names("age_band")),
+            since="elderly_allowance_since",
+        ),
     }
 
 
@@ -92,12 +120,21 @@ def write(ctx: Context) -> None:
                     if encoding == "code":
                         entry["codes"] = code_names(c.codes)
                 dictionary[c.field] = entry
-            (folder / f"{stem}.dict.json").write_text(json.dumps(dictionary, ensure_ascii=False, indent=1),
-                                                      encoding="utf-8")
+            (folder / f"{stem}.dict.json").write_text(
+                json.dumps(dictionary, ensure_ascii=False, indent=1), encoding="utf-8"
+            )
             truth_frame = frame.with_columns(_person=pl.col("person_id"), _key=pl.col(fields["id_number"]))
             ctx.truth.take(truth_frame, "municipal", name)
             if "head_person_id" in frame.columns:
-                ctx.truth.take(truth_frame.select("_file", "_row", _person="head_person_id",
-                                                  _role=pl.lit("household_head"), _key=fields["head_id_number"]),
-                               "municipal", name)
+                ctx.truth.take(
+                    truth_frame.select(
+                        "_file",
+                        "_row",
+                        _person="head_person_id",
+                        _role=pl.lit("household_head"),
+                        _key=fields["head_id_number"],
+                    ),
+                    "municipal",
+                    name,
+                )
             ctx.truth.file("municipal", name, file, fmt, frame.height)

@@ -30,11 +30,17 @@ def register(ctx: Context) -> pl.DataFrame:
     w = ctx.world
     rng = ctx.dice("police")
     label = {c.name: c.label for c in ctx.contracts.table(KEY).columns}
-    previous = w.houses.select(pl.col("house_code").alias("previous_house_code"),
-                               pl.col("address").alias("previous_address"))
+    previous = w.houses.select(
+        pl.col("house_code").alias("previous_house_code"), pl.col("address").alias("previous_address")
+    )
     p = w.persons.join(previous, on="previous_house_code", how="left", maintain_order="left")
     frame = p.select(
-        "person_id", "registered_on", "police_deregistered_on", "status", "person_type", "relocated_on",
+        "person_id",
+        "registered_on",
+        "police_deregistered_on",
+        "status",
+        "person_type",
+        "relocated_on",
         pl.col("id_number").alias(label["id_number"]),
         pl.col("name").alias(label["name"]),
         names_of(p, "sex", "sex").alias(label["sex"]),
@@ -65,16 +71,27 @@ def write(ctx: Context) -> None:
         on = pl.lit(day)
         deregistered = pl.col("police_deregistered_on") <= on
         # Floating persons and foreigners who left are dropped from the register, not deregistered.
-        snap = base.filter(pl.col("registered_on") <= on).join(
-            w.persons.select("person_id", pl.col("status_on").alias("_left_on")), on="person_id", how="left",
-            maintain_order="left").filter(~(gone & (pl.col("_left_on") <= on)))
+        snap = (
+            base.filter(pl.col("registered_on") <= on)
+            .join(
+                w.persons.select("person_id", pl.col("status_on").alias("_left_on")),
+                on="person_id",
+                how="left",
+                maintain_order="left",
+            )
+            .filter(~(gone & (pl.col("_left_on") <= on)))
+        )
         snap = snap.with_columns(
-            pl.when(pl.col("relocated_on") <= on).then("new_address")
-            .otherwise(pl.coalesce("old_address", "new_address")).alias(label["residence_address"]),
-            pl.when(deregistered).then(pl.col("police_deregistered_on").dt.strftime("%Y-%m-%d"))
+            pl.when(pl.col("relocated_on") <= on)
+            .then("new_address")
+            .otherwise(pl.coalesce("old_address", "new_address"))
+            .alias(label["residence_address"]),
+            pl.when(deregistered)
+            .then(pl.col("police_deregistered_on").dt.strftime("%Y-%m-%d"))
             .alias(label["deregistered_on"]),
-            pl.when(deregistered).then(pl.when(pl.col("status") == "deceased").then(pl.lit("死亡"))
-                                       .otherwise(pl.lit("迁出"))).alias(label["deregistration_reason"]),
+            pl.when(deregistered)
+            .then(pl.when(pl.col("status") == "deceased").then(pl.lit("死亡")).otherwise(pl.lit("迁出")))
+            .alias(label["deregistration_reason"]),
         ).sort("person_id", maintain_order=True)
         name = f"实有人口_{day:%Y%m%d}.csv"
         # row 1 is the header line
