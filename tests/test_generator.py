@@ -417,5 +417,13 @@ def test_short_periods_still_have_two_police_snapshots(tmp_path):
     assert len(list(home.inbox("police").glob("实有人口_*.csv"))) == 2
     with pytest.raises(ValueError):
         generate(home, scale=SCALE, days=1)
+
+
+def test_a_period_too_short_for_some_ledger_rows_still_writes_every_ledger(tmp_path):
+    """Seed 7 over 3 days draws no fire hazard in any grid: the ledger is then a template with no
+    rows, not a crash (it was a type mismatch on the empty grid column)."""
+    home = Home.at(tmp_path)
+    generate(home, scale=SCALE, seed=7, days=3)
+    assert [p.name for p in home.inbox("ledgers").glob("safety/*")] == ["西长安街街道消防隐患排查台账（11月）.xls"]
     with pytest.raises(ValueError):
         generate(home, scale="city")

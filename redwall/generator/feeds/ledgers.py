@@ -291,7 +291,11 @@ def fire_hazard(ctx: Context, rng: np.random.Generator) -> list[Ledger]:
         "grid_code", "name", "house_code", "building_code", "road", "door_no", "building_no", "unit", "room"
     )
     buildings = w.buildings.select("grid_code", "building_code", "road", "door_no", "building_no", "address")
-    rows = pl.DataFrame({"grid_code": g, "at_org": at_org, "facility": pick(rng, vocab.HAZARD_PLACES, n)})
+    # typed explicitly: a short period can draw no hazard at all, and an empty object array has no type
+    rows = pl.DataFrame(
+        {"grid_code": g, "at_org": at_org, "facility": pick(rng, vocab.HAZARD_PLACES, n)},
+        schema={"grid_code": pl.String, "at_org": pl.Boolean, "facility": pl.String},
+    )
     by_org = one_per_row(rng, rows.filter("at_org"), orgs)
     by_org = with_variants(by_org, rng).with_columns(place_name=pl.col("name"), level=pl.lit("house"))
     by_building = one_per_row(rng, rows.filter(~pl.col("at_org")), buildings.drop("address"))
