@@ -15,7 +15,7 @@ from redwall.pipelines.automation import follows_deliveries
 from redwall.pipelines.resources import RedwallHome
 from redwall import lake
 from redwall.marts import STATE, build_marts
-from redwall.marts.person import EXACT_ID
+from redwall.marts.resolution.linkage import EXACT_ID
 from redwall.warehouse import k_anonymity, publish, too_rare
 from redwall.marts.tables import read_silver
 from redwall.templates import template_file_name

@@ -45,12 +45,12 @@ elif stage == "marts":
     import polars as pl
     from redwall import lake
     from redwall.marts import STATE, build_marts
-    from redwall.marts.person import EXACT_ID
+    from redwall.marts.resolution.linkage import EXACT_ID
     facts = {"rows": sum(build_marts(home).values()),
              "scored": int(lake.read(home, *STATE)["scored"].sum()),
              "without_id": lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height}
 elif stage == "resolution":
-    from redwall.marts.evaluate import measure
+    from redwall.marts.resolution.evaluate import measure
     facts = {"resolution": measure(home)}
 elif stage == "quality":
     from redwall.quality.loop import run_loop

@@ -39,7 +39,7 @@ from redwall.ingest.inbox import LEDGERS
 from redwall.ingest.layout import RETURNED_ROW
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
-from redwall.marts.person import person_digest
+from redwall.marts.resolution.records import person_digest
 from redwall.marts.address import locate
 from redwall.marts.place import ADDRESSED
 from redwall.schemas import Table, load_contracts

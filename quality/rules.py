@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
-from redwall.marts.person import person_digest
+from redwall.marts.resolution.records import person_digest
 from redwall.marts.place import ADDRESSED
 from redwall.schemas import code_lists, load_contracts
 

@@ -14,20 +14,13 @@ from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import process_source
 from redwall.marts import INPUTS, build_marts
-from redwall.marts.evaluate import pairwise, truth_of
+from redwall.marts.resolution.evaluate import pairwise, truth_of
 from redwall.marts import STATE
-from redwall.marts.person import (
-    EXACT_ID,
-    SPLINK,
-    UNMATCHED,
-    VISIT,
-    build_person_link,
-    person_digest,
-    person_records,
-    place_records,
-    resolve,
-)
-from redwall.marts.resolution import with_name_forms
+from redwall.marts.person import build_person_link
+from redwall.marts.resolution.clustering import choose_persons, cluster_labels
+from redwall.marts.resolution.linkage import EXACT_ID, SPLINK, UNMATCHED, resolve
+from redwall.marts.resolution.model import with_name_forms
+from redwall.marts.resolution.records import VISIT, person_digest, person_records, place_records
 from redwall.marts.tables import current, read_silver
 from redwall.schemas import load_contracts
 
@@ -66,6 +59,39 @@ def test_name_forms_fold_width_spaces_traditional_and_homophones():
     assert forms["name_pinyin"][0] == forms["name_pinyin"][5] == "li jian guo"  # 建/健: a homophone typo
     assert forms["name_pinyin"][6] != forms["name_pinyin"][0]
     assert forms["surname"][0] == "李" and forms["name_norm"][7] is None and forms["name_norm"][8] is None
+
+
+def clustered(edges: list[tuple[str, str, float]], visits: dict[str, str] | None = None) -> dict[str, int]:
+    nodes = pl.DataFrame({"node": list("abcdef"), "label": range(6)})
+    seen = pl.DataFrame(list((visits or {}).items()), schema={"node": pl.String, "visit": pl.String}, orient="row")
+    links = pl.DataFrame(edges, schema={"a": pl.String, "b": pl.String, "p": pl.Float64}, orient="row")
+    return dict(cluster_labels(nodes, seen, links).iter_rows())
+
+
+def test_clusters_are_the_connected_components_labelled_by_their_first_node():
+    labels = clustered([("b", "c", 0.95), ("c", "a", 0.91), ("e", "f", 0.99)])
+    assert labels == {"a": 0, "b": 0, "c": 0, "d": 3, "e": 4, "f": 4}
+
+
+def test_two_persons_of_one_visit_never_share_a_cluster_and_the_stronger_link_wins():
+    twins = {"a": "visit-1", "b": "visit-1"}
+    # c looks like both twins: it joins the one it matches best, the other twin stays apart
+    assert clustered([("a", "c", 0.93), ("b", "c", 0.97)], twins) == {"a": 0, "b": 1, "c": 1, "d": 3, "e": 4, "f": 5}
+    assert clustered([("a", "c", 0.97), ("b", "c", 0.93)], twins)["c"] == 0
+    # no chain of links joins them either
+    labels = clustered([("a", "c", 0.99), ("c", "d", 0.98), ("d", "b", 0.97)], twins)
+    assert labels["a"] == labels["c"] == labels["d"] == 0 and labels["b"] == 1
+
+
+def test_a_cluster_takes_its_best_offered_person_who_lists_none_of_its_visits():
+    offers = pl.DataFrame(
+        {"label": [0, 1, 1, 2], "person_key": ["P", "P", "Q", "R"], "match_probability": [0.99, 0.97, 0.92, 0.95]}
+    )
+    visits = pl.DataFrame({"label": [0, 1, 2], "visit": ["visit-1", "visit-1", "visit-2"]})
+    listed = pl.DataFrame({"person_key": ["R"], "visit": ["visit-2"]})  # R is already on visit-2
+    chosen = dict(choose_persons(offers, visits, listed).iter_rows())
+    # cluster 1 would be P too, but P now lists visit-1 through cluster 0: it takes Q; R is refused
+    assert chosen == {0: "P", 1: "Q"}
 
 
 def test_person_digest_is_the_first_16_hex_of_sha256():

@@ -35,7 +35,7 @@ from redwall.ingest.receipts import (
     REJECTIONS,
 )
 from redwall.marts import build_marts
-from redwall.marts.person import person_digest
+from redwall.marts.resolution.records import person_digest
 from redwall.ingest.inbox import inbox_files
 from redwall.privacy import DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns, shared_issues
 from redwall.warehouse import publish, restricted_path

@@ -8,7 +8,7 @@ Delta table (one overwrite commit each).
 Person resolution is incremental across builds: :func:`build_marts` hands the previous
 ``mart.person_link`` with the feature digests it was resolved on (``state.person_resolution``,
 never published) to :func:`compute_marts`, so only new or changed records without an ID go through
-the model (:func:`redwall.marts.person.resolve`). Without it (a first build, or ``full=True``),
+the model (:func:`redwall.marts.resolution.linkage.resolve`). Without it (a first build, or ``full=True``),
 everything is resolved afresh.
 """
 
@@ -26,17 +26,9 @@ from redwall.marts.event import build_event
 from redwall.marts.grid import build_grid
 from redwall.marts.objects import build_object
 from redwall.marts.organization import build_organization
-from redwall.marts.person import (
-    build_person,
-    build_person_history,
-    build_person_link,
-    documented,
-    person_records,
-    person_status,
-    place_records,
-    resolution_memory,
-    resolve,
-)
+from redwall.marts.person import build_person, build_person_history, build_person_link, person_status
+from redwall.marts.resolution.linkage import documented, resolution_memory, resolve
+from redwall.marts.resolution.records import person_records, place_records
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
 from redwall.worktime import SCHEDULE, TIME_ZONE
@@ -72,7 +64,7 @@ def compute_marts(
 ) -> dict[str, pl.DataFrame]:
     """Every mart from the silver frames of :data:`INPUTS`; ``as_of`` (time-zone aware) is the
     moment ages, open-event deadlines and overdue visits are judged at; ``previous``
-    (:func:`redwall.marts.person.resolution_memory`, default none: a full resolution) the links
+    (:func:`redwall.marts.resolution.linkage.resolution_memory`, default none: a full resolution) the links
     of an earlier run that records without an ID keep while unchanged."""
     return _compute(silver, as_of, previous)[0]
 

@@ -14,7 +14,8 @@ import datetime as dt
 
 import polars as pl
 
-from redwall.marts.person import ACTIVE, CARE_FLAGS, VISIT
+from redwall.marts.person import ACTIVE, CARE_FLAGS
+from redwall.marts.resolution.records import VISIT
 from redwall.schemas import code_lists
 
 CLOSE_CARE, ROUTINE_CARE = 30, 90  # days between visits

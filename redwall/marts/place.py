@@ -14,7 +14,8 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.marts.address import building_part, locate
-from redwall.marts.person import FLOATING, POLICE, RESIDENT_COUNTS, person_digest, record_key, residents_by
+from redwall.marts.person import RESIDENT_COUNTS, residents_by
+from redwall.marts.resolution.records import FLOATING, POLICE, person_digest, record_key
 from redwall.marts.tables import communities
 
 

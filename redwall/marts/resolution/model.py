@@ -1,20 +1,5 @@
-"""Probabilistic person resolution (Splink 5 on DuckDB) for the records that carry no usable ID.
-
-Records with a valid identity are resolved exactly (:func:`redwall.marts.person.resolve`), and an
-exact match always wins. Only the records without one — today the people a grid worker saw on a
-household visit without being shown an ID — go through the model, in two steps:
-
-1. each is scored against the identified records (``predict_between``): the persons it matches at
-   or above :data:`THRESHOLD`;
-2. all of them are scored among themselves (``predict_within``) and linked into clusters; a cluster
-   with members that match identified persons takes the best-scoring one's person, any other
-   cluster is a person of its own (:func:`link` leaves clustering and keying to the caller, which
-   never puts two persons listed by one visit into one person: twins, brothers of one name, a
-   father and a son whose names sound alike).
-
-A day's increment re-resolves only what changed: records resolved in an earlier run keep their
-links and are only scored against the new or changed ones (``resolved`` of :func:`link`), so a
-new sighting can still join an earlier person (:func:`redwall.marts.person.resolve`).
+"""The person model: Splink 5 on DuckDB, scoring pairs of person records by their compared values
+(:data:`COMPARED`) for the records that carry no usable ID (:func:`link`).
 
 The model is data: ``person_model.json`` holds the comparisons, blocking rules and trained m/u
 probabilities, and :func:`train` rewrites it from a data home's records. Predicting never
@@ -33,11 +18,16 @@ import logging
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+if TYPE_CHECKING:
+    from splink import SettingsCreator
+
 MODEL = Path(__file__).with_name("person_model.json")
 THRESHOLD = 0.9  # match probability from which two records are one person
+COMPARED = ["name", "birth_date", "sex", "phone", "house_code", "building_code"]  # what features() reads
 FEATURES = ["name", "name_norm", "name_pinyin", "surname", "birth_date", "sex", "phone", "house_code", "building_code"]
 
 
@@ -79,7 +69,7 @@ def features(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 # -- the model ------------------------------------------------------------------------------------
-def _model_spec() -> dict:
+def _model_spec() -> SettingsCreator:
     """Comparisons and blocking rules, untrained (what :func:`train` fits)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
