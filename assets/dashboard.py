@@ -6,9 +6,9 @@ import dagster as dg
 
 from redwall.assets import keys
 from redwall.assets.metadata import centre_owners
+from redwall.dashboard import build_dashboard
 from redwall.pipelines.automation import follows_deliveries
 from redwall.pipelines.resources import RedwallHome
-from redwall.dashboard import build_dashboard
 
 
 def dashboard_assets() -> list[dg.AssetsDefinition]:

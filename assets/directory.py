@@ -6,11 +6,11 @@ import dagster as dg
 
 from redwall.assets import keys
 from redwall.assets.metadata import centre_owners
+from redwall.catalog import publish_catalog
 from redwall.pipelines.automation import follows_deliveries
 from redwall.pipelines.resources import RedwallHome
-from redwall.catalog import publish_catalog
-from redwall.templates import publish_templates
 from redwall.schemas import load_contracts
+from redwall.templates import publish_templates
 
 
 def directory_assets() -> list[dg.AssetsDefinition]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
-from redwall.assets import keys
 from redwall import lake
+from redwall.assets import keys
 from redwall.home import Home
 from redwall.marts.event import CLOSED
 from redwall.marts.person import ACTIVE

@@ -8,20 +8,19 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from redwall import lake
 from redwall.assets import keys
 from redwall.assets.mart_checks import mart_check_results, mart_check_specs
 from redwall.assets.metadata import centre_owners, description, freshness, owners, spec_metadata
-from redwall.pipelines.automation import follows_deliveries
-from redwall.pipelines.resources import RedwallHome
-from redwall import lake
 from redwall.marts import STATE, build_marts
 from redwall.marts.resolution.linkage import EXACT_ID
-from redwall.warehouse import k_anonymity, publish, too_rare
 from redwall.marts.tables import read_silver
-from redwall.templates import template_file_name
-from redwall.worktime import SCHEDULE, TIME_ZONE, calendar_reach
+from redwall.pipelines.automation import follows_deliveries
+from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import Contracts, load_contracts
-
+from redwall.templates import template_file_name
+from redwall.warehouse import k_anonymity, publish, too_rare
+from redwall.worktime import SCHEDULE, TIME_ZONE, calendar_reach
 
 CALENDAR_CHECK = "working_calendar_ahead"
 K_ANONYMITY_CHECK = "shared_person_tables_k_anonymous"

@@ -12,16 +12,16 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from redwall import lake
 from redwall.assets import keys
+from redwall.assets.metadata import centre_owners
 from redwall.pipelines.automation import follows_deliveries
 from redwall.pipelines.resources import RedwallHome
 from redwall.quality.docs import docs_index
-from redwall.assets.metadata import centre_owners
 from redwall.quality.loop import CLOSED, ISSUES, LAYER, METRICS, OPEN, WAIVED, Waiver, loop_metrics, markdown, run_loop
 from redwall.quality.outbox import write_outbox
-from redwall import lake
-from redwall.worktime import TIME_ZONE
 from redwall.schemas import load_contracts
+from redwall.worktime import TIME_ZONE
 
 ISSUE_KEY, METRICS_KEY = keys.QUALITY_ISSUE, keys.QUALITY_METRICS
 ERROR_RATE = "open_error_rate_below_threshold"

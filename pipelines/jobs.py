@@ -13,11 +13,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check_evaluation
-from redwall.pipelines.resources import RedwallHome
-from redwall import lake
 from redwall.ingest import discard, holds, release
+from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import load_contracts
 
 DOWNSTREAM_GROUPS = ("marts", "quality", "directory", "publish")

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from redwall.home import Home
 from redwall.offline import FONTS, escape, page, write_atomically
-from redwall.worktime import TIME_ZONE
 from redwall.schemas import code_lists, load_contracts
+from redwall.worktime import TIME_ZONE
 
 # what a summarised expectation result keeps: counts and shares, never values
 SUMMARY_KEYS = (

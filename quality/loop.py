@@ -30,18 +30,18 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from redwall.quality.docs import build_data_docs
-from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
-from redwall.quality.suites import RULES_ZH, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.inbox import LEDGERS
 from redwall.ingest.layout import RETURNED_ROW
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
-from redwall.marts.resolution.records import person_digest
 from redwall.marts.address import locate
 from redwall.marts.place import ADDRESSED
+from redwall.marts.resolution.records import person_digest
+from redwall.quality.docs import build_data_docs
+from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
+from redwall.quality.suites import RULES_ZH, suite_tables, validate
 from redwall.schemas import Table, load_contracts
 
 LAYER = "quality"
@@ -136,7 +136,7 @@ def record_key(table: Table, rows: pl.DataFrame) -> pl.Series:
     if not table.personal_key:
         return joined.alias("record_key")
     present = joined.drop_nulls().unique()
-    digests = dict(zip(present, person_digest(present)))
+    digests = dict(zip(present, person_digest(present), strict=True))
     return joined.replace_strict(digests, default=None, return_dtype=pl.String).alias("record_key")
 
 
@@ -369,7 +369,7 @@ def _judged(table: Table, rows: pl.DataFrame, origin: str) -> pl.DataFrame:
 
 
 def _empty_findings() -> pl.DataFrame:
-    return pl.DataFrame(schema={c: ISSUE_SCHEMA[c] for c in FINDING} | {r: pl.String for r in ROUTING})
+    return pl.DataFrame(schema={c: ISSUE_SCHEMA[c] for c in FINDING} | dict.fromkeys(ROUTING, pl.String))
 
 
 # -- route -----------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.formats import Unreadable, read_file
@@ -30,15 +29,16 @@ from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.privacy import scrub_free_text
+from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
+from redwall.schemas import Contracts, Table, load_contracts
 from redwall.templates import (
     IDENTITY_SHEET,
-    stamp_identity,
     code_list_range,
-    column_validation,
     code_values,
+    column_validation,
     dynamic_code_values,
+    stamp_identity,
 )
-from redwall.schemas import Contracts, Table, load_contracts
 
 SEVERITY_ZH = {"error": "错误（未入库）", "warning": "警告（已入库待更正）"}
 FOUND_LATER = "待核实（已入库，复核时发现）"  # the severity of an issue found on loaded rows
@@ -316,7 +316,7 @@ def _write_rows(
         sheet.cell(header, j, name).font = BOLD
     values = {c: typed[c].to_list() if c in typed.columns else [None] * frame.height for c in contract}
     delivered = {c: frame[c].to_list() for c in columns}
-    tokens = [returned_row(path, n) for path, n in zip(frame["_source_file"], frame["_row_number"])]
+    tokens = [returned_row(path, n) for path, n in zip(frame["_source_file"], frame["_row_number"], strict=True)]
     for i, r in enumerate(frame["_row_number"]):
         for j, c in enumerate(columns, start=1):
             if c in contract:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
-from redwall.marts.resolution.records import person_digest
 from redwall.marts.place import ADDRESSED
+from redwall.marts.resolution.records import person_digest
 from redwall.schemas import code_lists, load_contracts
 
 # rule → (subject table, column the finding points at, severity, message after "第N行")

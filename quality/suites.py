@@ -27,7 +27,8 @@ from pathlib import Path
 
 import polars as pl
 
-from redwall.ingest.normalise import CITIZEN_DOCUMENTS, RULES as INGEST_RULES, format_rules
+from redwall.ingest.normalise import CITIZEN_DOCUMENTS, format_rules
+from redwall.ingest.normalise import RULES as INGEST_RULES
 from redwall.schemas import Column, Table, code_lists, load_contracts
 
 SUITES = Path(__file__).parent / "suites"

@@ -66,7 +66,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def build(home: Home, job_name: str | None = None) -> list["dg.ExecuteInProcessResult"]:  # noqa: F821
+def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:  # noqa: F821
     """Take in every inbox — one ingestion run per source, as the inbox sensors start them — then
     run ``build_all``; or run only the job named. An ingestion run that failed (a blocking check
     included) keeps ``build_all`` from running, as it keeps the automation from building past it.
@@ -82,7 +82,7 @@ def build(home: Home, job_name: str | None = None) -> list["dg.ExecuteInProcessR
     return results
 
 
-def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.ExecuteInProcessResult":  # noqa: F821
+def run_job(home: Home, job_name: str, config: dict | None = None) -> dg.ExecuteInProcessResult:  # noqa: F821
     """Run a job in this process (with ``config``, the run config of its ops), recorded in the home's
     Dagster instance (so the UI shows it).
 
@@ -143,7 +143,7 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> "dg.Execut
     return outcome["result"]
 
 
-def explain_failure(result: "dg.ExecuteInProcessResult", home: Home) -> str:  # noqa: F821
+def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:  # noqa: F821
     """What stopped a build, for the terminal: failed checks (a blocking one keeps the shared
     warehouse as last published), failed steps with their error's first line, skipped steps."""
     lines = [f"{result.job_def.name} FAILED (run {result.run_id}); the warehouse still holds the last good publish."]

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from redwall.home import Home
-from redwall.offline import FONTS, escape as _e, page, write_atomically
+from redwall.offline import FONTS, page, write_atomically
+from redwall.offline import escape as _e
 from redwall.worktime import TIME_ZONE
 
 TREND_DAYS = 28
@@ -68,7 +69,7 @@ def fmt(value: int | float | None) -> str:
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     cursor = con.execute(sql)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
@@ -417,7 +418,7 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
 
 def build_dashboard(home: Home, built_at: dt.datetime | None = None) -> tuple[Path, list[Figure]]:
     """Write the dashboard of ``home``'s shared warehouse; returns its path and key figures."""
-    built_at = built_at or dt.datetime.now(dt.timezone.utc)
+    built_at = built_at or dt.datetime.now(dt.UTC)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         text, figures = render(con, built_at), key_figures(con)
     return write_atomically(dashboard_path(home), text, shared_from=home.published), figures

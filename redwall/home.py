@@ -87,13 +87,13 @@ class Home:
     lake_uri: str
 
     @classmethod
-    def from_env(cls) -> "Home":
+    def from_env(cls) -> Home:
         root = Path(os.environ.get("REDWALL_HOME") or Path.cwd() / DEFAULT_HOME).resolve()
         lake = os.environ.get("REDWALL_LAKE_URI") or str(root / "lake")
         return cls(root=root, lake_uri=lake.rstrip("/"))
 
     @classmethod
-    def at(cls, root: str | Path) -> "Home":
+    def at(cls, root: str | Path) -> Home:
         root = Path(root).resolve()
         return cls(root=root, lake_uri=str(root / "lake"))
 
@@ -152,7 +152,7 @@ class Home:
         """What ``redwall demo`` generated into this home (see :func:`redwall.privacy.mark_demo`)."""
         return self.root / "demo.json"
 
-    def ensure(self) -> "Home":
+    def ensure(self) -> Home:
         """Create the folders and a quiet Dagster instance, owner-only; safe to call again."""
         os.umask(PRIVATE_UMASK)
         if not self.root.exists():

@@ -10,7 +10,6 @@ USCC's scalar form is its own and tested against the expression.
 from __future__ import annotations
 
 import datetime as dt
-
 from functools import cache
 from zoneinfo import ZoneInfo
 

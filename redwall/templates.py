@@ -350,14 +350,14 @@ def column_validation(column: Column, values: list[str], list_range: str | None)
     """One validation per column (Excel allows one per cell): a drop-down for code columns, a date
     check for dates, else just the hint shown when a cell is selected."""
     required = "（必填）" if column.required else ""
-    common = dict(
-        allow_blank=True,
-        showInputMessage=True,
-        promptTitle=f"{column.label}{required}"[:32],
-        prompt=_hint(column, values)[:255] or None,
-        showErrorMessage=True,
-        errorTitle=column.label[:32],
-    )
+    common = {
+        "allow_blank": True,
+        "showInputMessage": True,
+        "promptTitle": f"{column.label}{required}"[:32],
+        "prompt": _hint(column, values)[:255] or None,
+        "showErrorMessage": True,
+        "errorTitle": column.label[:32],
+    }
     if list_range:
         # District lists may lag behind a new grid: warn, do not forbid. Static code lists are closed.
         style = "warning" if column.codes in DYNAMIC_VALUES else "stop"

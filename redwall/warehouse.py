@@ -57,13 +57,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from redwall.quality.loop import ISSUES, LAYER as QUALITY, TABLES as QUALITY_TABLES
 from redwall import lake
 from redwall.catalog import TABLES as CATALOG_TABLES
 from redwall.home import Home
-from redwall.ingest.receipts import OPS, TABLES as OPS_TABLES
+from redwall.ingest.receipts import OPS
+from redwall.ingest.receipts import TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
 from redwall.privacy import anonymity, pseudonym_key, shared_columns, shared_issues, shared_view
+from redwall.quality.loop import ISSUES
+from redwall.quality.loop import LAYER as QUALITY
+from redwall.quality.loop import TABLES as QUALITY_TABLES
 from redwall.schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)

@@ -180,7 +180,7 @@ def _table_section(con: duckdb.DuckDBPyConnection, schema: str, name: str, comme
     lines += [f"| `{c}` | {t} | {(label or '').replace('|', '／')} |" for c, t, label in columns]
     for title, sql in EXAMPLES.get(f"{schema}.{name}", []):
         lines += ["", f"{title}：", "", "```sql", sql, "```"]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def describe(path: Path) -> str:

@@ -8,7 +8,6 @@ elsewhere.
 from __future__ import annotations
 
 import datetime as dt
-
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -428,7 +427,7 @@ def code_lists() -> dict[str, dict[str, str]]:
         lists.setdefault(row["list"], {})[row["code"]] = row["name"]
     for name in ("sex", "ethnicity", "street"):
         frame = reference(name)
-        lists[name] = dict(zip(frame["code"], frame["name"]))
+        lists[name] = dict(zip(frame["code"], frame["name"], strict=True))
     return lists
 
 

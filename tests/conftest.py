@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from redwall.quality.loop import run_loop
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import holds, process_source, release
 from redwall.marts import build_marts
+from redwall.quality.loop import run_loop
 from redwall.schemas import load_contracts
 
 # Tests drop files and take them in at once: no waiting for a copy to settle. The settling rule

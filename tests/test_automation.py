@@ -11,13 +11,13 @@ import shutil
 import dagster as dg
 import pytest
 
+from redwall import lake
 from redwall.assets import keys
+from redwall.generator import generate
+from redwall.home import Home
 from redwall.pipelines.automation import AUTOMATION_SENSOR
 from redwall.pipelines.definitions import defs
 from redwall.pipelines.jobs import DOWNSTREAM_GROUPS, ingest_job_name
-from redwall import lake
-from redwall.generator import generate
-from redwall.home import Home
 from redwall.schemas import load_contracts
 
 GRAPH = defs.resolve_asset_graph()

@@ -11,17 +11,16 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 import pytest
+from test_marts import silver
 
 from redwall.assets.marts import calendar_check
 from redwall.home import Home
 from redwall.ingest import process_source
 from redwall.marts.event import build_event
 from redwall.marts.tables import read_silver
+from redwall.schemas import load_contracts
 from redwall.templates import publish_templates, template_file_name
 from redwall.worktime import SCHEDULE, calendar_end, working_days
-from redwall.schemas import load_contracts
-
-from test_marts import silver
 
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 12, 1)

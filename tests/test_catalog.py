@@ -13,10 +13,9 @@ import openpyxl
 import polars as pl
 import pytest
 
+from redwall import lake
 from redwall.assets.directory import directory_assets
 from redwall.assets.keys import CATALOG, TEMPLATES
-from redwall.pipelines.resources import RedwallHome
-from redwall import lake
 from redwall.catalog import (
     DCAT,
     DEPARTMENT_FIELDS,
@@ -32,6 +31,7 @@ from redwall.catalog import (
 )
 from redwall.home import Home
 from redwall.ingest.receipts import RECEIPT_SCHEMA, REJECTION_SCHEMA
+from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import HERE, load_contracts
 
 

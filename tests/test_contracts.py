@@ -111,7 +111,7 @@ def test_reference_data_is_complete():
 
 def test_working_calendar_knows_holidays_and_adjusted_workdays():
     cal = reference("calendar").filter(pl.col("date").dt.year() == 2026)
-    day = dict(zip(cal["date"], cal["is_workday"]))
+    day = dict(zip(cal["date"], cal["is_workday"], strict=True))
     assert day[dt.date(2026, 10, 1)] is False  # 国庆节
     assert day[dt.date(2026, 11, 25)] is True  # an ordinary Wednesday
     assert day[dt.date(2026, 11, 28)] is False  # an ordinary Saturday

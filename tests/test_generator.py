@@ -163,9 +163,9 @@ def test_district_snapshots_follow_the_contract_and_the_code_rules(home):
     assert orgs["address"].n_unique() > orgs.height * 0.5
     assert orgs["address"].str.contains("十|室|北京市").any(), "addresses come in several spellings"
     components = pl.read_parquet(next(home.inbox("district").glob("component_*.parquet")))
-    classes = set(zip(reference("component_class")["major"], reference("component_class")["minor"]))
+    classes = set(zip(reference("component_class")["major"], reference("component_class")["minor"], strict=True))
     assert components["object_id"].str.contains(r"^110102\d{10}$").all()
-    assert set(zip(components["major_code"], components["minor_code"])) <= classes
+    assert set(zip(components["major_code"], components["minor_code"], strict=True)) <= classes
     assert (components["object_id"].str.slice(6, 4) == components["major_code"] + components["minor_code"]).all()
     houses = pl.read_parquet(next(home.inbox("district").glob("house_*.parquet")))
     assert set(houses["use"]) <= {"自住", "出租", "空置", "商用", "办公"}
@@ -231,7 +231,7 @@ def test_floating_flaws_are_in_the_cells(home, truth):
         "fullwidth_digits": lambda c, v: isinstance(c.value, str) and any("０" <= ch <= "９" for ch in c.value),
         "lowercase_x": lambda c, v: c.value.endswith("x"),
         "padded_spaces": lambda c, v: c.value != c.value.strip(),
-        "text_date": lambda c, v: isinstance(c.value, str) and not c.value[4:5] == "-",
+        "text_date": lambda c, v: isinstance(c.value, str) and c.value[4:5] != "-",
         "excel_date": lambda c, v: isinstance(c.value, dt.datetime),
         "serial_date": lambda c, v: c.data_type == "n" and not c.is_date and 1 < c.value < 60000,
     }.items():

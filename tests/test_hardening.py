@@ -21,12 +21,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from redwall.pipelines.recovery import HOST_TAG, PID_TAG
 from redwall import lake
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.identifiers import id_check_char
 from redwall.ingest import process_source, receipts
+from redwall.pipelines.recovery import HOST_TAG, PID_TAG
 from redwall.schemas import load_contracts
 
 REDWALL = str(Path(sys.executable).parent / "redwall")

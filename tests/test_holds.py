@@ -29,14 +29,14 @@ from test_ingest import (  # the ingestion tests' file makers
     valid_on,
 )
 
-from redwall.assets.holds import NO_DELIVERY_HELD, held_check
-from redwall.pipelines.definitions import defs
 from redwall import lake
+from redwall.assets.holds import NO_DELIVERY_HELD, held_check
 from redwall.cli import main
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import holds, process_source
 from redwall.marts import build_marts
+from redwall.pipelines.definitions import defs
 from redwall.schemas import Contracts, load_contracts
 
 D1, D2, D3 = dt.date(2024, 5, 1), dt.date(2024, 5, 8), dt.date(2024, 5, 15)
@@ -94,7 +94,7 @@ def test_the_limits_are_the_contracts():
 def test_an_empty_police_snapshot_is_refused_and_never_counts(home):
     drop(home, "police", "实有人口_20240501.csv", register(PERSONS))
     drop(home, "police", "实有人口_20240508.csv", register([]))  # the header only
-    first, empty = process_source(home, "police")
+    _, empty = process_source(home, "police")
     balanced(home, empty)
     assert (empty.status, empty.refusal, empty.rows_read) == ("rejected", "no_data", 0)
     assert holds.pending(home).is_empty()

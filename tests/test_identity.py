@@ -12,21 +12,19 @@ import pandas as pd
 import polars as pl
 import pytest
 from stdnum.cn import ric
+from test_marts import AS_OF, silver, street_rows
 
 from redwall.identifiers import (
+    citizen_id_valid_expr,
     document_kind_expr,
     document_number_expr,
     id_check_char,
     is_valid_citizen_id,
     person_identity_expr,
-    citizen_id_valid_expr,
 )
 from redwall.ingest.normalise import judge
-from redwall.marts import compute_marts
+from redwall.marts import INPUTS, compute_marts
 from redwall.schemas import load_contracts
-
-from redwall.marts import INPUTS
-from test_marts import AS_OF, street_rows, silver
 
 TODAY = dt.date(2026, 12, 1)
 
@@ -65,7 +63,7 @@ def test_citizen_id_rule_refuses_impossible_numbers_in_every_form():
     vectorised = (
         pl.DataFrame({"id": values}).select(citizen_id_valid_expr(pl.col("id"), TODAY).fill_null(False))["id"].to_list()
     )
-    assert scalar == vectorised == [True] * len(VALID) + [False] * len(INVALID), dict(zip(values, scalar))
+    assert scalar == vectorised == [True] * len(VALID) + [False] * len(INVALID), dict(zip(values, scalar, strict=True))
     # the quality loop's expectation evaluates the same rule (today's date: these are long past)
     past = values[:4] + [v for k, v in INVALID.items() if k != "future birth date"]
     assert _apply(_citizen_id, pd.Series(past)).tolist() == [True] * 4 + [False] * (len(past) - 4)
@@ -93,7 +91,9 @@ def test_citizen_id_rule_agrees_with_python_stdnum():
     samples += [s[:10] + "1302" + s[14:17] + id_check_char(s[:10] + "1302" + s[14:17]) for s in samples[:20]]
     ours = [is_valid_citizen_id(s) for s in samples]
     assert ours == [_stdnum_structure(s) and s[14:17] != "000" for s in samples]
-    assert all(o for o, s in zip(ours, samples) if ric.is_valid(s) and s[14:17] != "000")  # stdnum's valid pass
+    assert all(
+        o for o, s in zip(ours, samples, strict=True) if ric.is_valid(s) and s[14:17] != "000"
+    )  # stdnum's valid pass
     assert sum(ours) == 200
     assert not any(is_valid_citizen_id(s) for s in ("000000199001010018", "990101199001010019"))
     assert not any(ric.is_valid(s) for s in ("000000199001010018", "990101199001010019"))

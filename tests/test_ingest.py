@@ -36,8 +36,17 @@ from redwall.identifiers import (
     uscc_check_char,
     uscc_check_expr,
 )
-from redwall.ingest import Receipt, inbox_files, is_ready, process_file, process_files, process_source
-from redwall.ingest import history, load, receipts
+from redwall.ingest import (
+    Receipt,
+    history,
+    inbox_files,
+    is_ready,
+    load,
+    process_file,
+    process_files,
+    process_source,
+    receipts,
+)
 
 D1, D2, D3 = dt.date(2024, 5, 1), dt.date(2024, 5, 8), dt.date(2024, 5, 15)
 
@@ -159,7 +168,7 @@ def same(actual, expected, what: str) -> None:
     """Assert two value lists are equal without letting pytest print them (names, IDs, phones)."""
     __tracebackhide__ = True  # pytest would show this frame's arguments
     actual, expected = list(actual), list(expected)
-    differing = [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
+    differing = [i for i, (a, e) in enumerate(zip(actual, expected, strict=False)) if a != e]
     sizes = (len(actual), len(expected))
     ok = sizes[0] == sizes[1] and not differing
     assert ok, f"{what}: {sizes[0]} values for {sizes[1]} expected, differing at positions {differing}"
@@ -423,7 +432,7 @@ def test_floating_xlsx_as_exported(home):
     message = problems.filter(pl.col("rule") == "id_excel_number")["message_zh"].item()
     assert message == "第5行「身份证号」被Excel按数字保存，末几位已丢失，请将该列设为文本后重新填写"
     no_personal_values(
-        problems["message_zh"].to_list() + [receipt.reasons_zh],
+        [*problems["message_zh"].to_list(), receipt.reasons_zh],
         [F_ID, F_X, F_ROUNDED[:15], F_LEGACY, "周杰", "吴敏", "王芳"],
     )
 
@@ -845,7 +854,7 @@ def test_ledger_workbook_as_a_clerk_fills_it(home):
         elderly_ledger(
             [
                 [name, pid, "西交民巷社区", "西城区西交民巷7号", None, "独居", None, None, "2024-06-05", "周立", None]
-                for name, pid in zip(("王淑芬", "赵桂英"), newcomers)
+                for name, pid in zip(("王淑芬", "赵桂英"), newcomers, strict=True)
             ]
         ),
         department="civil_affairs",
@@ -922,7 +931,7 @@ def test_ledger_csv_saved_from_excel_in_gbk(home):
 def test_ledger_append_keeps_one_row_per_key_with_the_latest_values(home):
     header = ["场所名称", "场所地址", "网格编码", "隐患类型", "发现日期", "整改期限", "整改日期", "排查人"]
     found = ["钟声社区自行车棚", "西城区钟声胡同5号", GRID, "电动车违规充电", "2024-05-03", "2024-05-10"]
-    drop(home, "ledgers", "消防隐患_第1周.xlsx", workbook([header, found + [None, "孙立"]]), department="safety")
+    drop(home, "ledgers", "消防隐患_第1周.xlsx", workbook([header, [*found, None, "孙立"]]), department="safety")
     (first,) = process_source(home, "ledgers")
     drop(
         home,
@@ -931,7 +940,7 @@ def test_ledger_append_keeps_one_row_per_key_with_the_latest_values(home):
         workbook(
             [
                 header,
-                found + ["2024-05-08", "孙立"],
+                [*found, "2024-05-08", "孙立"],
                 [
                     "西单北大街商铺",
                     "西城区西单北大街1号",

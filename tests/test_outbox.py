@@ -13,18 +13,18 @@ from pathlib import Path
 
 import openpyxl
 import polars as pl
-from openpyxl.utils import get_column_letter
 import pytest
+from openpyxl.utils import get_column_letter
 
-from redwall.quality.loop import returned_row, run_loop
-from redwall.quality.outbox import write_outbox
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest import process_source, release
 from redwall.ingest.layout import RETURNED_HEADER, header_key
-from redwall.templates import IDENTITY_SHEET
 from redwall.marts import build_marts
+from redwall.quality.loop import returned_row, run_loop
+from redwall.quality.outbox import write_outbox
 from redwall.schemas import load_contracts
+from redwall.templates import IDENTITY_SHEET
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 UNKNOWN_ADDRESS = "西城区无名胡同999号"  # no building of the district register: an address issue
@@ -66,7 +66,7 @@ def _rows(sheet) -> tuple[list[str], dict[int, dict[str, openpyxl.cell.Cell]]]:
     at = next(r for r in range(1, 4) if RETURNED_HEADER in [c.value for c in sheet[r]])
     header = [c.value for c in sheet[at]]
     assert header[-1] == RETURNED_HEADER
-    return header[:-1], {row[0].row: dict(zip(header, row)) for row in sheet.iter_rows(min_row=at + 1)}
+    return header[:-1], {row[0].row: dict(zip(header, row, strict=False)) for row in sheet.iter_rows(min_row=at + 1)}
 
 
 def _header_of(header: list[str], column) -> str | None:
@@ -172,7 +172,7 @@ def _deliver(home: Home, table, rows: pl.DataFrame, name: str) -> None:
 
 
 def test_issues_only_the_loop_found_are_marked_in_the_clerks_workbook(clerk):
-    home, issues, table, rows, _, path = clerk
+    home, issues, _, _, _, path = clerk
     found = issues.filter(pl.col("file_path") == path, pl.col("status") == "open")
     assert {"address", "suite"} <= set(found["origin"]) and "ingest" not in set(found["origin"])
     _assert_marked(home, issues)

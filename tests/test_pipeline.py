@@ -255,7 +255,7 @@ def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
     )
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
         for table, examples in EXAMPLES.items():
-            for title, sql in examples:
+            for _, sql in examples:
                 assert f"`{table}`" in DOCS.read_text(encoding="utf-8")
                 con.sql(sql).fetchall()  # runs as documented
 

@@ -20,18 +20,18 @@ import duckdb
 import openpyxl
 import polars as pl
 import pytest
+from test_marts import AS_OF, street_silver, write_silver
 
+from redwall import lake, privacy
 from redwall.assets.keys import WAREHOUSE
 from redwall.assets.marts import K_ANONYMITY_CHECK
-from redwall import lake, privacy
 from redwall.cli import main
 from redwall.home import PRIVATE_FOLDERS, Home
 from redwall.ingest.inbox import inbox_files
 from redwall.marts import build_marts
 from redwall.privacy import KEY_ENV, anonymity, k_anonymous, scrub_free_text, shared_columns
-from redwall.warehouse import ReidentificationError, publish, restricted_path
 from redwall.schemas import Column, Table, load_contracts
-from test_marts import AS_OF, street_silver, write_silver
+from redwall.warehouse import ReidentificationError, publish, restricted_path
 
 SECRET = "test-secret-not-the-demo-key"
 
@@ -370,6 +370,6 @@ def test_a_warehouse_too_rare_to_share_is_not_published(tmp_path, monkeypatch):
     publish(home)
     before = home.warehouse.resolve()
     monkeypatch.setattr(privacy, "k_anonymous", lambda shared, table: shared)  # as if nothing were blanked
-    with pytest.raises(ReidentificationError, match="mart.person"):
+    with pytest.raises(ReidentificationError, match=r"mart\.person"):
         publish(home)
     assert home.warehouse.resolve() == before

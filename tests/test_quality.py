@@ -4,19 +4,14 @@ clean rows, and closes the issues of records re-sent corrected."""
 
 import datetime as dt
 import re
-from pathlib import Path
-import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
 from openpyxl import Workbook
 
 import redwall.quality.docs as quality_docs
-from redwall.quality.docs import build_data_docs, docs_index
-from redwall.quality.loop import Waiver, loop_metrics, run_loop
-from redwall.quality.outbox import write_outbox
-from redwall.quality.suites import RULES_ZH, load_suite, render, suite_path, suite_tables, validate
 from redwall import lake
 from redwall.home import Home
 from redwall.identifiers import id_sex_code, id_sex_code_expr
@@ -24,6 +19,10 @@ from redwall.ingest import process_source, release
 from redwall.marts import build_marts
 from redwall.marts.evaluate import address_outcomes
 from redwall.marts.place import ADDRESSED
+from redwall.quality.docs import build_data_docs, docs_index
+from redwall.quality.loop import Waiver, loop_metrics, run_loop
+from redwall.quality.outbox import write_outbox
+from redwall.quality.suites import RULES_ZH, load_suite, render, suite_path, suite_tables, validate
 from redwall.schemas import load_contracts
 
 REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
@@ -195,7 +194,7 @@ def test_outbox_and_metrics(looped):
 
 
 def test_rows_kept_out_reach_the_grid_of_their_address(looped):
-    home, issues = looped
+    _, issues = looped
     kept_out = issues.filter(pl.col("origin") == "ingest", pl.col("source").is_in(["floating", "police"]))
     # their ID is broken, so no person says where they live: the address they were written with does
     assert kept_out.height and kept_out["grid_code"].is_not_null().mean() >= 0.9

@@ -13,11 +13,10 @@ from redwall import lake
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import process_source
-from redwall.marts import INPUTS, build_marts
-from redwall.marts.resolution.evaluate import pairwise, truth_of
-from redwall.marts import STATE
+from redwall.marts import INPUTS, STATE, build_marts
 from redwall.marts.person import build_person_link
 from redwall.marts.resolution.clustering import choose_persons, cluster_labels
+from redwall.marts.resolution.evaluate import pairwise, truth_of
 from redwall.marts.resolution.linkage import EXACT_ID, SPLINK, UNMATCHED, resolve
 from redwall.marts.resolution.model import with_name_forms
 from redwall.marts.resolution.records import VISIT, person_digest, person_records, place_records

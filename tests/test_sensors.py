@@ -9,9 +9,9 @@ from unittest import mock
 import dagster as dg
 import pytest
 
+from redwall.home import Home
 from redwall.pipelines.resources import RedwallHome
 from redwall.pipelines.sensors import inbox_sensor
-from redwall.home import Home
 
 
 @pytest.fixture
@@ -89,9 +89,9 @@ def test_ledger_sensor_sees_department_folders(home):
 
 
 def test_the_run_a_sensor_requests_takes_in_exactly_those_files(home, monkeypatch):
-    from redwall.pipelines.definitions import defs
     from redwall import lake
     from redwall.generator import generate
+    from redwall.pipelines.definitions import defs
 
     monkeypatch.setenv("REDWALL_HOME", str(home.root))
     generate(home, scale="small", seed=5, days=2)

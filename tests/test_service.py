@@ -4,7 +4,6 @@ leaves no process of the service behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess

@@ -16,6 +16,7 @@ from redwall import lake
 from redwall.home import Home
 from redwall.ingest.formats import read_file
 from redwall.ingest.layout import blocks
+from redwall.schemas import DYNAMIC_CODES, HERE, code_lists, load_contracts
 from redwall.templates import (
     AUXILIARY_SHEETS,
     DYNAMIC_VALUES,
@@ -31,7 +32,6 @@ from redwall.templates import (
     template_identity,
     template_version_problems,
 )
-from redwall.schemas import DYNAMIC_CODES, HERE, code_lists, load_contracts
 
 COMMUNITIES = ["府右街南社区", "西交民巷社区"]
 GRIDS = ["110102001001001", "110102001001002", "110102001002001"]
@@ -185,7 +185,7 @@ def test_instructions_explain_every_column_with_an_example_row(home, published):
             i for i, row in enumerate(rows) if row[:6] == ["列", "列名", "是否必填", "填写要求", "允许值", "示例"]
         )
         for offset, column in enumerate(table.columns, start=1):
-            letter, label, required, hint, allowed, example = rows[table_header + offset][:6]
+            _, label, required, _, allowed, example = rows[table_header + offset][:6]
             assert (label, required) == (column.label, "必填" if column.required else "选填")
             assert example == column.example or example == dt.datetime.combine(column.example, dt.time())
             if column.codes:
@@ -323,11 +323,10 @@ def _fill(sheet, table, rows: list[dict]) -> None:
 
 
 def test_round_trip_through_the_watched_folder(home, published):
+    from redwall.identifiers import id_check_char
+    from redwall.ingest import process_source
     from redwall.quality.loop import run_loop
     from redwall.quality.outbox import write_outbox
-    from redwall.ingest import process_source
-
-    from redwall.identifiers import id_check_char
 
     def cid(first17: str) -> str:
         return first17 + id_check_char(first17)

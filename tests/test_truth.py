@@ -13,8 +13,8 @@ from redwall import generator, ingest, lake
 from redwall.home import Home
 from redwall.marts import build_marts
 from redwall.marts.person import ACTIVE, DECEASED, MOVED_OUT
-from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
 from redwall.schemas import code_lists, load_contracts
+from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
 
 DAYS, LAST_DAY = 14, dt.date(2026, 11, 20)
 END = dt.datetime.combine(LAST_DAY, dt.time(23, 59, 59)).replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))

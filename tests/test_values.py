@@ -10,13 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_identity import _judged
 
 from redwall import lake
 from redwall.home import Home
 from redwall.identifiers import is_phone_expr, normalise_phone_expr
 from redwall.ingest import process_source
-
-from test_identity import _judged
 
 STREET = Path(__file__).parent / "deliveries" / "street"
 TODAY = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()

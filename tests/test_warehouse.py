@@ -19,12 +19,13 @@ import time
 import duckdb
 import polars as pl
 import pytest
+from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
 
-from redwall.quality.loop import ISSUE_SCHEMA, ISSUES, LAYER as QUALITY, loop_metrics
 from redwall import lake
 from redwall.catalog import publish_catalog
 from redwall.home import Home
 from redwall.identifiers import PHONE_PATTERN, is_valid_citizen_id
+from redwall.ingest.inbox import inbox_files
 from redwall.ingest.receipts import (
     OPS,
     RECEIPT_SCHEMA,
@@ -36,11 +37,11 @@ from redwall.ingest.receipts import (
 )
 from redwall.marts import build_marts
 from redwall.marts.resolution.records import person_digest
-from redwall.ingest.inbox import inbox_files
 from redwall.privacy import DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseudonyms, shared_columns, shared_issues
-from redwall.warehouse import publish, restricted_path
+from redwall.quality.loop import ISSUE_SCHEMA, ISSUES, loop_metrics
+from redwall.quality.loop import LAYER as QUALITY
 from redwall.schemas import load_contracts
-from test_marts import ADDRESS, AS_OF, H1, P, citizen_id, police, silver, street_silver, write_silver
+from redwall.warehouse import publish, restricted_path
 
 NUMBER = re.compile(r"\d+[Xx]?")  # a whole run: a 20-digit house code holds no 18-digit ID
 SECRET = "test-secret-not-the-demo-key"

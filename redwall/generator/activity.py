@@ -11,10 +11,10 @@ import polars as pl
 
 from redwall.generator import vocab
 from redwall.generator.addresses import with_variants
-from redwall.generator.world import Dice, World, pick
 from redwall.generator.worktime import HOURS_PER_DAY, WorkClock
-from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
+from redwall.generator.world import Dice, World, pick
 from redwall.schemas import reference
+from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
 
 EVENT_SOURCES = {"网格员巡查": 0.55, "居民上报": 0.10, "热线": 0.15, "视频": 0.15, "传感器": 0.05}
 EVENT_WEIGHTS = {

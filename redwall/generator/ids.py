@@ -77,7 +77,7 @@ def citizen_ids(region: np.ndarray, birth: np.ndarray, sex: np.ndarray, rng: np.
     seq = _sequences(sex == 1, rng)
     while True:
         body = region_num * 10**11 + date_num * 1000 + seq
-        _, first, counts = np.unique(body, return_index=True, return_counts=True)
+        _, first = np.unique(body, return_index=True)
         clash = np.ones(len(body), bool)
         clash[first] = False  # every repeat after the first draws a new sequence number
         if not clash.any():

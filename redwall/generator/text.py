@@ -106,7 +106,7 @@ def transposed_digits(v: str, rng: np.random.Generator) -> str | None:
 
 
 def legacy_id(v: str, rng: np.random.Generator) -> str | None:
-    if len(v) != 18 or not v[6:8] == "19":
+    if len(v) != 18 or v[6:8] != "19":
         return None
     return v[:6] + v[8:17]
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from redwall.generator import ids, vocab
 from redwall.generator.addresses import address_expr
-from redwall.schemas import code_lists, reference
+from redwall.schemas import reference
 
 DISTRICT_CODE = "110102"
 OLD_XUANWU = "110104"
@@ -526,7 +526,9 @@ def _hukou(
     )
     n = persons.height
     divisions = reference("admin_division").filter(pl.col("level") == "county")
-    county = pl.col("id_region").replace_strict(dict(zip(divisions["code"], divisions["name"])), default=None)
+    county = pl.col("id_region").replace_strict(
+        dict(zip(divisions["code"], divisions["name"], strict=True)), default=None
+    )
     province = pl.col("id_region").str.slice(0, 2).replace_strict(vocab.PROVINCES, default="")
     separated = pl.Series(rng.random(n) < 0.2)
     village = pl.Series(

@@ -242,7 +242,7 @@ def _ndjson_strings(lines: pl.Series) -> pl.DataFrame:
     """Parse JSON objects with every key read as text: numbers as written, nested values as JSON."""
     data = "\n".join(lines).encode("utf-8")
     keys = pl.scan_ndjson(io.BytesIO(data), infer_schema_length=None).collect_schema().names()
-    return pl.read_ndjson(io.BytesIO(data), schema={k: pl.String for k in keys})
+    return pl.read_ndjson(io.BytesIO(data), schema=dict.fromkeys(keys, pl.String))
 
 
 # -- Parquet -------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             cells = sheet.to_polars()
             letters = tuple(_letter(c.absolute_index) for c in sheet.available_columns())
             _too_wide(cells.width, limits())
-            cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)))))
+            cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)), strict=True)))
             cells = cells.with_columns(_typed_number(pl.col(c)).alias(c) for c in cells.columns)
             if fmt == "xlsx":
                 cells = _fill_merged(cells, merges.get(name, ()), letters)

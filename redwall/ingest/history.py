@@ -155,7 +155,7 @@ def apply(
     seen = seen.with_columns(behind.alias("_behind"))
     fresh = pl.col("_behind") | ~_same_key(keys, 1) | pl.col("_behind").shift(1)  # compared with silver
     before = [pl.when(fresh).then(pl.col(f"{c}.current")).otherwise(pl.col(c).shift(1)) for c in content]
-    same = pl.all_horizontal(pl.col(c).eq_missing(b) for c, b in zip(content, before))
+    same = pl.all_horizontal(pl.col(c).eq_missing(b) for c, b in zip(content, before, strict=True))
     seen = seen.with_columns(
         pl.when(fresh & since.is_null())
         .then(pl.lit("opened"))

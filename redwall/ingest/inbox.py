@@ -233,7 +233,7 @@ def clear_copies(home: Home, source: str) -> int:
     folder = home.taking / source
     if not folder.is_dir():
         return 0
-    left = [p for p in folder.iterdir()]
+    left = list(folder.iterdir())
     for p in left:
         shutil.rmtree(p, ignore_errors=True)
     return len(left)

@@ -71,8 +71,8 @@ from redwall.ingest.inbox import (
 from redwall.ingest.layout import NOT_DATA, NUMBER_CELL, Block, blocks
 from redwall.ingest.normalise import ISSUE_SCHEMA, RULE_NAMES, Judged, at_row, column_labels, judge
 from redwall.ingest.receipts import Receipt
-from redwall.templates import AUXILIARY_SHEETS, template_compatibility, template_identity
 from redwall.schemas import Contracts, Table, load_contracts
+from redwall.templates import AUXILIARY_SHEETS, template_compatibility, template_identity
 
 UNROUTED = "unrouted"  # bronze <source>_unrouted: records that belong to no contract table
 # rule → (what it is, in a receipt's summary; the message for the record, after "第N行记录")

@@ -27,12 +27,12 @@ from redwall.marts.grid import build_grid
 from redwall.marts.objects import build_object
 from redwall.marts.organization import build_organization
 from redwall.marts.person import build_person, build_person_history, build_person_link, person_status
+from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.resolution.linkage import documented, resolution_memory, resolve
 from redwall.marts.resolution.records import person_records, place_records
-from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.tables import conform, current, read_silver
-from redwall.worktime import SCHEDULE, TIME_ZONE
 from redwall.schemas import load_contracts
+from redwall.worktime import SCHEDULE, TIME_ZONE
 
 INPUTS = (
     "police.population",

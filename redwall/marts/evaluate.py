@@ -20,7 +20,6 @@ from redwall.home import Home
 from redwall.marts.address import resolve_addresses
 from redwall.marts.tables import current, read_silver
 
-
 ADDRESS_OUTCOMES = ("right", "building_only", "wrong", "unmatched")
 LEVELS = ("house", "building")
 

@@ -38,8 +38,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from redwall.marts.classes import classes
-from redwall.worktime import TIME_ZONE, calendar_end, limit_seconds, with_working_clocks, working_days
 from redwall.schemas import reference
+from redwall.worktime import TIME_ZONE, calendar_end, limit_seconds, with_working_clocks, working_days
 
 STEPS = {
     "01": "reported_at",

@@ -146,7 +146,7 @@ def residents_by(persons: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .group_by(keys)
         .agg(
             pl.len().alias(RESIDENT_COUNTS[0]),
-            *((kind == code).sum().alias(name) for code, name in zip(PERSON_TYPES, RESIDENT_COUNTS[1:])),
+            *((kind == code).sum().alias(name) for code, name in zip(PERSON_TYPES, RESIDENT_COUNTS[1:], strict=True)),
         )
         .with_columns(pl.col(RESIDENT_COUNTS).cast(pl.Int64))
     )

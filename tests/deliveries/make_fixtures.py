@@ -37,7 +37,7 @@ def cid(birth: str, sequence: str, area: str = "110102") -> str:
     """A citizen ID with its check character (GB 11643), computed here, independently of redwall."""
     body = area + birth + sequence
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
 
 
 ELDERLY_HEADER = [
@@ -404,10 +404,10 @@ def returned() -> None:
     from LibreOffice as xlsx, xls and CSV (GBK, UTF-8). Also a corrected copy of the original file
     itself, under another name."""
     sys.path.insert(0, str(HERE.parents[1]))
-    from redwall.quality.loop import run_loop
-    from redwall.quality.outbox import write_outbox
     from redwall.home import Home
     from redwall.ingest import process_source
+    from redwall.quality.loop import run_loop
+    from redwall.quality.outbox import write_outbox
 
     folder = CASES / "return_error_workbook"
     folder.mkdir(parents=True, exist_ok=True)
@@ -434,7 +434,7 @@ def returned() -> None:
         if not any(values):
             continue
         good = ELDERLY[row[0].row - header - 1]  # the workbook keeps each row where it was
-        for cell, label in zip(row, ELDERLY_HEADER):
+        for cell, label in zip(row, ELDERLY_HEADER, strict=False):
             if cell.comment is not None:  # what the comment says is wrong: typed again, correctly
                 values[ELDERLY_HEADER.index(label)] = good[ELDERLY_HEADER.index(label)]
         records.append(values)

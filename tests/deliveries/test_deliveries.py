@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import yaml
 
-from redwall.quality.loop import run_loop
-from redwall.quality.outbox import write_outbox
 from redwall.home import Home
 from redwall.ingest import process_source
+from redwall.quality.loop import run_loop
+from redwall.quality.outbox import write_outbox
 
 HERE = Path(__file__).parent
 CASES = sorted(p.parent for p in (HERE / "cases").glob("*/case.yaml"))

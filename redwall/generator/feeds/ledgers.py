@@ -14,7 +14,6 @@ community cells, formulas. Rows are half-filled now and then; dates come in the 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +35,7 @@ from redwall.generator.feeds import (
     sheet_of,
 )
 from redwall.generator.truth import FLAW
-from redwall.generator.world import pick, given_names, surnames
+from redwall.generator.world import given_names, pick, surnames
 from redwall.identifiers import USCC_ALPHABET
 
 HABITS = (
@@ -142,7 +141,9 @@ def elderly_alone(ctx: Context, rng: np.random.Generator) -> list[Ledger]:
         visiting_cadre=pl.Series(
             [
                 cadres[c][i]
-                for c, i in zip(listed["community_code"].to_list(), rng.integers(0, 2, listed.height).tolist())
+                for c, i in zip(
+                    listed["community_code"].to_list(), rng.integers(0, 2, listed.height).tolist(), strict=True
+                )
             ]
         ),
         _person="person_id",
@@ -195,7 +196,7 @@ def hardship_aid(ctx: Context, rng: np.random.Generator) -> list[Ledger]:
         amount=pl.Series(amount).cast(pl.String),
         aid_on=pl.Series(days[rng.integers(0, len(days), n)]),
         handler=pl.Series(
-            [handlers[s][i] for s, i in zip(aid["street_code"].to_list(), rng.integers(0, 2, n).tolist())]
+            [handlers[s][i] for s, i in zip(aid["street_code"].to_list(), rng.integers(0, 2, n).tolist(), strict=True)]
         ),
         _person="person_id",
         _key="id_number",
@@ -332,7 +333,10 @@ def fire_hazard(ctx: Context, rng: np.random.Generator) -> list[Ledger]:
         deadline_on=pl.Series(found + np.timedelta64(7, "D")),
         rectified_on=pl.when(pl.Series(done)).then(pl.Series(rectified)),
         inspector=pl.Series(
-            [inspectors[s][i] for s, i in zip(rows["street_code"].to_list(), rng.integers(0, 3, n).tolist())]
+            [
+                inspectors[s][i]
+                for s, i in zip(rows["street_code"].to_list(), rng.integers(0, 3, n).tolist(), strict=True)
+            ]
         ),
     ).sort("found_on", "grid_code", maintain_order=True)
     month = w.period.end.month
@@ -505,7 +509,7 @@ def _numeric_codes(frame: pl.DataFrame, column: str, rng: np.random.Generator) -
 def _formulas(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """Amounts pasted with their formulas (=600+200): the cell shows the value, holds a formula."""
     pick = pl.Series(rng.random(frame.height) < 0.3) & frame["amount"].is_not_null()
-    split = pl.Series((rng.integers(1, 10, frame.height) * 100))
+    split = pl.Series(rng.integers(1, 10, frame.height) * 100)
     amount = pl.col("amount").cast(pl.Int64)
     written = pl.concat_str(
         [
@@ -529,8 +533,9 @@ def _half_filled(frame: pl.DataFrame, columns: list[str], rng: np.random.Generat
     if not len(half):
         return frame, []
     mask = pl.Series(np.isin(np.arange(frame.height), half))
-    blank = [c for c in columns[2:]] + [
-        f"{c}{s}" for c in columns[2:] for s in (FLAW, "#detail", TYPE) if f"{c}{s}" in frame.columns
+    blank = [
+        *columns[2:],
+        *(f"{c}{s}" for c in columns[2:] for s in (FLAW, "#detail", TYPE) if f"{c}{s}" in frame.columns),
     ]
     return frame.with_columns(pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in blank), half.tolist()
 
@@ -553,7 +558,7 @@ def _as_csv_text(frame: pl.DataFrame, labels: list[str]) -> pl.DataFrame:
     return frame.with_columns(
         pl.Series(
             h,
-            [sheets.csv_text(v, k) or None for v, k in zip(frame[h].to_list(), frame[h + TYPE].to_list())],
+            [sheets.csv_text(v, k) or None for v, k in zip(frame[h].to_list(), frame[h + TYPE].to_list(), strict=True)],
             dtype=pl.String,
         )
         for h in typed

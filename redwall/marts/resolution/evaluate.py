@@ -20,8 +20,8 @@ import time
 import polars as pl
 
 from redwall.home import Home
-from redwall.marts import INPUTS
 from redwall.identifiers import person_identity_expr
+from redwall.marts import INPUTS
 from redwall.marts.resolution.linkage import resolve
 from redwall.marts.resolution.model import COMPARED, features, train
 from redwall.marts.resolution.records import identify, person_records, place_records

@@ -15,7 +15,6 @@ candidate pairs proportional to the records without an ID, not to the population
 from __future__ import annotations
 
 import logging
-
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
