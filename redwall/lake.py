@@ -3,10 +3,20 @@
 Tables are addressed by ``(layer, name)``; :class:`redwall.home.Home` turns that into a local path or
 an object-store URI. Delta commits are atomic, so a run killed mid-write leaves the previous version
 readable.
+
+Several runs write some tables at once: every source's load records its receipts and rejections in
+``ops`` and compacts them, a decision on a held delivery rewrites a row, a build started by hand
+runs beside the service's. Delta's own conflict check does not make that safe here: two
+compactions of one table at once both commit, and the rows of the files they both rewrote are
+then there twice (tried with deltalake 1.6.6). So every write takes the table's lock
+(``taking/tables/<layer>.<name>.lock``, :func:`redwall.locks.exclusive`) for the read it is based
+on and its commit; the processes of a home run on one machine (one service per home), wherever its
+lake is stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Literal
 
@@ -14,8 +24,14 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from redwall.home import Home
+from redwall.locks import exclusive
 
 LINEAGE = ("_source_file", "_sheet", "_row_number", "_file_hash", "_load_id", "_loaded_at")
+
+
+def _writing(home: Home, layer: str, name: str) -> contextlib.AbstractContextManager[None]:
+    """The table's write lock: one writer at a time, in any process of the home."""
+    return exclusive(home.taking / "tables" / f"{layer}.{name}.lock")
 
 
 def exists(home: Home, layer: str, name: str) -> bool:
@@ -55,16 +71,17 @@ def write(
     """Write a frame as one Delta commit (``metadata``: kept in the commit, see :func:`commit_metadata`);
     returns the new table version."""
     uri = home.table_uri(layer, name)
-    write_deltalake(
-        uri,
-        frame.to_arrow(),
-        mode=mode,
-        partition_by=partition_by,
-        schema_mode="merge" if mode == "append" else "overwrite",
-        storage_options=home.storage_options() or None,
-        commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
-    )
-    return DeltaTable(uri, storage_options=home.storage_options()).version()
+    with _writing(home, layer, name):
+        write_deltalake(
+            uri,
+            frame.to_arrow(),
+            mode=mode,
+            partition_by=partition_by,
+            schema_mode="merge" if mode == "append" else "overwrite",
+            storage_options=home.storage_options() or None,
+            commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
+        )
+        return DeltaTable(uri, storage_options=home.storage_options()).version()
 
 
 def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) -> bool:
@@ -72,16 +89,18 @@ def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) 
     columns are added). Writing the same rows again is idempotent: the way to re-run a write, and
     an upsert of a few rows by key that costs no merge. Returns whether rows were replaced (an
     earlier attempt had written some)."""
-    present = exists(home, layer, name)  # a first write appends: never a whole-table overwrite
-    write_deltalake(
-        home.table_uri(layer, name),
-        frame.to_arrow(),
-        mode="overwrite" if present else "append",
-        predicate=where if present else None,
-        schema_mode="merge",
-        storage_options=home.storage_options() or None,
-    )
-    return present and open_table(home, layer, name).history(1)[0]["operationMetrics"]["num_removed_files"] > 0
+    with _writing(home, layer, name):
+        present = exists(home, layer, name)  # a first write appends: never a whole-table overwrite
+        write_deltalake(
+            home.table_uri(layer, name),
+            frame.to_arrow(),
+            mode="overwrite" if present else "append",
+            predicate=where if present else None,
+            schema_mode="merge",
+            storage_options=home.storage_options() or None,
+        )
+        # the newest commit is this one: nobody else writes the table while the lock is held
+        return present and open_table(home, layer, name).history(1)[0]["operationMetrics"]["num_removed_files"] > 0
 
 
 def commit_metadata(home: Home, layer: str, name: str, key: str) -> list[str]:
@@ -102,23 +121,24 @@ def merge(
 ) -> dict:
     """Upsert ``frame`` into the table by business key (creating it on first use) in one commit
     carrying ``metadata``; returns deltalake's merge metrics."""
-    if not exists(home, layer, name):
-        write(home, layer, name, frame, mode="overwrite", metadata=metadata)
-        return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
-    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    return (
-        open_table(home, layer, name)
-        .merge(
-            frame.to_arrow(),
-            predicate=predicate,
-            source_alias="s",
-            target_alias="t",
-            commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
+    with _writing(home, layer, name):
+        if not exists(home, layer, name):
+            write(home, layer, name, frame, mode="overwrite", metadata=metadata)
+            return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        return (
+            open_table(home, layer, name)
+            .merge(
+                frame.to_arrow(),
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata=metadata) if metadata else None,
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
         )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
 
 
 def compact(home: Home, layer: str, name: str, min_files: int = 32) -> dict | None:
@@ -127,7 +147,8 @@ def compact(home: Home, layer: str, name: str, min_files: int = 32) -> dict | No
     readers keep reading the previous version meanwhile. Returns the optimize metrics, or None."""
     if not exists(home, layer, name):
         return None
-    table = open_table(home, layer, name)
-    if len(table.file_uris()) < min_files:
-        return None
-    return table.optimize.compact()
+    with _writing(home, layer, name):
+        table = open_table(home, layer, name)
+        if len(table.file_uris()) < min_files:
+            return None
+        return table.optimize.compact()

@@ -324,6 +324,62 @@ def test_two_loads_of_one_source_at_once_corrupt_nothing(tmp_path, feeds):
     assert not [p for p in home.inbox("grid_app").rglob("*") if p.is_file()]
 
 
+# Each writer stands for one source's loads: it records a receipt with its rows' problems, records
+# it again (a retry after a crash rewrites its own receipt), and compacts the ops tables, as every
+# load does. Their rows share files: without one writer at a time, Delta refuses some of the
+# rewrites and lets two compactions of the same files both commit, doubling their rows.
+CONCURRENT_WRITER = """
+import datetime as dt, sys, time
+import polars as pl
+from redwall import lake
+from redwall.home import Home
+from redwall.ingest import receipts
+
+home, source, start, rounds = Home.at(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+while time.time() < start:
+    time.sleep(0.005)
+for n in range(rounds):
+    for attempt in ("first", "retry"):
+        receipt = receipts.Receipt(
+            f"{source}-{n}", source, None, f"{source}_{n}.csv", f"{source}/{source}_{n}.csv", f"{source}{n:060d}",
+            10, f"{attempt}-{n}", dt.datetime.now(dt.UTC), dt.date(2026, 11, 20), "partially_accepted", None,
+            (f"{source}.table",), 10, 9, 1, 0, 0, 0, attempt, f"archive/{source}_{n}.csv",
+        )
+        issue = pl.DataFrame([{
+            "receipt_id": receipt.receipt_id, "load_id": receipt.load_id, "file_hash": receipt.file_hash,
+            "source": source, "table": f"{source}.table", "file_name": receipt.file_name, "sheet": None,
+            "row_number": 3, "column": "phone", "column_label": "联系电话", "rule": "phone_format",
+            "severity": "error", "message_zh": attempt, "recorded_at": receipt.received_at,
+        }], schema=receipts.REJECTION_SCHEMA)
+        receipts.record(home, [receipt], issue)
+    for name in (receipts.RECEIPTS, receipts.REJECTIONS):
+        lake.compact(home, receipts.OPS, name, min_files=4)
+"""
+
+
+def test_loads_of_several_sources_writing_the_ops_tables_at_once_lose_nothing(tmp_path):
+    home = Home.at(tmp_path).ensure()
+    sources, rounds = ("police", "floating", "grid_app", "ledgers"), 6
+    start = time.time() + 10  # every writer started and imported before the first commit
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(home.root), source, str(start), str(rounds)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for source in sources
+    ]
+    logs = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(sources), "\n".join(logs)[-3000:]
+    commits = [c["operation"] for c in lake.open_table(home, receipts.OPS, receipts.RECEIPTS).history()]
+    assert commits.count("OPTIMIZE") >= 2  # compacted while others wrote
+    found = lake.read(home, receipts.OPS, receipts.RECEIPTS)
+    assert found.height == found["receipt_id"].n_unique() == len(sources) * rounds
+    assert set(found["reasons_zh"]) == {"retry"}  # each receipt as its last recording left it
+    problems = lake.read(home, receipts.OPS, receipts.REJECTIONS)
+    assert problems.height == len(sources) * rounds and set(problems["message_zh"]) == {"retry"}
+
+
 # -- 4. one bad file harms only itself ----------------------------------------------------------------
 def drop_police(home: Home, name: str | bytes, data: bytes) -> Path:
     folder = home.inbox("police")

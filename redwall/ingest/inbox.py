@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 from redwall.home import Home
+from redwall.locks import exclusive
 from redwall.ingest.limits import limits
 
 READY_SUFFIX = ".ready"
@@ -200,32 +200,11 @@ def settled(home: Home, source: str, files: list[InboxFile]) -> list[InboxFile]:
     return ready_files(again, seen)[0]
 
 
-_HELD: dict[Path, int] = {}  # the source locks this process holds, and how deeply
-
-
-@contextlib.contextmanager
-def source_lock(home: Home, source: str) -> Iterator[None]:
-    """Hold the source's lock (``taking/<source>.lock``) while loading it: a second load
-    of the source, in any process, waits. The kernel releases it when the holder dies, however.
-    Re-entrant within a process (a load compacts its tables under the lock it holds)."""
-    folder = home.taking
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / f"{source}.lock"
-    if _HELD.get(lock):
-        _HELD[lock] += 1
-        try:
-            yield
-        finally:
-            _HELD[lock] -= 1
-        return
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _HELD[lock] = 1
-        try:
-            yield
-        finally:
-            _HELD.pop(lock)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def source_lock(home: Home, source: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the source's lock (``taking/<source>.lock``) while loading it: a second load of the
+    source, in any process, waits (:func:`redwall.locks.exclusive`; a load compacts its tables
+    under the lock it holds)."""
+    return exclusive(home.taking / f"{source}.lock")
 
 
 def clear_copies(home: Home, source: str) -> int:
