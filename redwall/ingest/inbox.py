@@ -29,8 +29,8 @@ from functools import cached_property
 from pathlib import Path
 
 from redwall.home import Home
-from redwall.locks import exclusive
 from redwall.ingest.limits import limits
+from redwall.locks import exclusive
 
 READY_SUFFIX = ".ready"
 DICT_SUFFIX = ".dict.json"
