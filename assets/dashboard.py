@@ -5,10 +5,10 @@ self-contained HTML file under ``published/dashboard/`` (:mod:`redwall.dashboard
 import dagster as dg
 
 from redwall.assets import keys
+from redwall.assets.automation import follows_deliveries
 from redwall.assets.metadata import centre_owners
+from redwall.assets.resources import RedwallHome
 from redwall.dashboard import build_dashboard
-from redwall.pipelines.automation import follows_deliveries
-from redwall.pipelines.resources import RedwallHome
 
 
 def dashboard_assets() -> list[dg.AssetsDefinition]:

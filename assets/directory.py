@@ -5,10 +5,10 @@ both derived from the contracts and published under ``published/`` in the data h
 import dagster as dg
 
 from redwall.assets import keys
+from redwall.assets.automation import follows_deliveries
 from redwall.assets.metadata import centre_owners
+from redwall.assets.resources import RedwallHome
 from redwall.catalog import publish_catalog
-from redwall.pipelines.automation import follows_deliveries
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import load_contracts
 from redwall.templates import publish_templates
 

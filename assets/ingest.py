@@ -21,8 +21,8 @@ from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check, held_check_spec
 from redwall.assets.metadata import description, freshness, owners, spec_metadata
+from redwall.assets.resources import RedwallHome
 from redwall.ingest import compact, process_files, process_source
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import Contracts, load_contracts
 
 

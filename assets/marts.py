@@ -10,13 +10,13 @@ from pydantic import Field
 
 from redwall import lake
 from redwall.assets import keys
+from redwall.assets.automation import follows_deliveries
 from redwall.assets.mart_checks import mart_check_results, mart_check_specs
 from redwall.assets.metadata import centre_owners, description, freshness, owners, spec_metadata
+from redwall.assets.resources import RedwallHome
 from redwall.marts import STATE, build_marts
 from redwall.marts.resolution.linkage import EXACT_ID
 from redwall.marts.tables import read_silver
-from redwall.pipelines.automation import follows_deliveries
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import Contracts, load_contracts
 from redwall.templates import template_file_name
 from redwall.warehouse import k_anonymity, publish, too_rare

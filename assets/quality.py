@@ -14,9 +14,9 @@ from pydantic import Field
 
 from redwall import lake
 from redwall.assets import keys
+from redwall.assets.automation import follows_deliveries
 from redwall.assets.metadata import centre_owners
-from redwall.pipelines.automation import follows_deliveries
-from redwall.pipelines.resources import RedwallHome
+from redwall.assets.resources import RedwallHome
 from redwall.quality.docs import docs_index
 from redwall.quality.loop import CLOSED, ISSUES, LAYER, METRICS, OPEN, WAIVED, Waiver, loop_metrics, markdown, run_loop
 from redwall.quality.outbox import write_outbox

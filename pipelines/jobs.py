@@ -16,8 +16,8 @@ from pydantic import Field
 from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check_evaluation
+from redwall.assets.resources import RedwallHome
 from redwall.ingest import discard, holds, release
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import load_contracts
 
 DOWNSTREAM_GROUPS = ("marts", "quality", "directory", "publish")

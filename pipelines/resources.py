@@ -8,24 +8,8 @@ Secrets only ever come from the environment.
 """
 
 import os
-from pathlib import Path
 
-import dagster as dg
-
-from redwall.home import Home
-
-
-class RedwallHome(dg.ConfigurableResource):
-    """The data home every asset reads and writes."""
-
-    root: str | None = None
-    lake_uri: str | None = None
-
-    def home(self) -> Home:
-        base = Home.from_env() if self.root is None else Home.at(Path(self.root))
-        if self.lake_uri:
-            base = Home(root=base.root, lake_uri=self.lake_uri.rstrip("/"))
-        return base.ensure()
+from redwall.assets.resources import RedwallHome
 
 
 def environment() -> str:

@@ -12,9 +12,9 @@ import json
 
 import dagster as dg
 
+from redwall.assets.resources import RedwallHome
 from redwall.ingest.inbox import inbox_files, ready_files
 from redwall.pipelines.jobs import ingest_job_name
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import load_contracts
 
 TICK_SECONDS = 30

@@ -16,6 +16,7 @@ import pytest
 from redwall import lake
 from redwall.assets.directory import directory_assets
 from redwall.assets.keys import CATALOG, TEMPLATES
+from redwall.assets.resources import RedwallHome
 from redwall.catalog import (
     DCAT,
     DEPARTMENT_FIELDS,
@@ -31,7 +32,6 @@ from redwall.catalog import (
 )
 from redwall.home import Home
 from redwall.ingest.receipts import RECEIPT_SCHEMA, REJECTION_SCHEMA
-from redwall.pipelines.resources import RedwallHome
 from redwall.schemas import HERE, load_contracts
 
 

@@ -9,8 +9,8 @@ from unittest import mock
 import dagster as dg
 import pytest
 
+from redwall.assets.resources import RedwallHome
 from redwall.home import Home
-from redwall.pipelines.resources import RedwallHome
 from redwall.pipelines.sensors import inbox_sensor
 
 
