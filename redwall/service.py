@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from redwall.home import Home
 
@@ -144,7 +145,7 @@ def supervise(commands: Sequence[Sequence[str]], env: dict[str, str], cwd: Path)
     if stopping:
         return 0
     ended = next(child for child in children if child.returncode is not None)
-    name = Path(ended.args[0]).name
+    name = Path(cast(list[str], ended.args)[0]).name
     print(f"{name} ended with status {ended.returncode}; the service stopped.", file=sys.stderr)
     return ended.returncode or 1
 

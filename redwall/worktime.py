@@ -19,6 +19,7 @@ day). Working time between two timestamps is the difference of their clocks: one
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import polars as pl
 
@@ -45,7 +46,7 @@ def _delivered(schedule: pl.DataFrame | None) -> pl.DataFrame:
 def calendar_end(schedule: pl.DataFrame | None = None) -> dt.date:
     """The last day the working calendar covers: the committed calendar's, extended year by year
     by each delivered schedule for the year after."""
-    end = reference("calendar")["date"].max()
+    end = cast(dt.date, reference("calendar")["date"].max())
     years = set(_delivered(schedule)["year"])
     while end.year + 1 in years:
         end = dt.date(end.year + 1, 12, 31)

@@ -25,8 +25,11 @@ def modules() -> dict[str, Path]:
     """Every module the project installs, by its installed name, with its file."""
     found = {}
     for package, folder in sorted(package_dirs().items()):
-        for path in sorted(folder.glob("*.py")):
-            found[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+        # every file below, not only the package's own: a subpackage missing from pyproject's list
+        # is still checked (the editable install imports it; the tests of a built wheel would not)
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            found[".".join([package, *(parts[:-1] if parts[-1] == "__init__" else parts)])] = path
     return found
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import Any
 
 ENV_PREFIX = "REDWALL_LIMIT_"
 
@@ -33,7 +34,7 @@ class Limits:
 
 def limits() -> Limits:
     """The limits in force: the defaults, each overridden by its ``REDWALL_LIMIT_<NAME>``."""
-    chosen = {}
+    chosen: dict[str, Any] = {}  # int or float, as the field's default
     for f in fields(Limits):
         if (value := os.environ.get(ENV_PREFIX + f.name.upper())) is not None:
             chosen[f.name] = int(float(value)) if isinstance(f.default, int) else float(value)

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import polars as pl
 
@@ -205,7 +206,7 @@ def superseding(
     if not found.height:
         return None
     later = found.filter((pl.col("as_of") > as_of) | ((pl.col("as_of") == as_of) & (pl.col("loaded_at") > received_at)))
-    return later["as_of"].max() if later.height else None
+    return cast(dt.date, later["as_of"].max()) if later.height else None
 
 
 def record(home: Home, answered: list[Receipt], issues: pl.DataFrame) -> None:

@@ -33,6 +33,7 @@ calendar (:mod:`redwall.worktime`):
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -175,8 +176,8 @@ def _timeliness(frame: pl.DataFrame, as_of: dt.datetime, schedule: pl.DataFrame 
         "d"
     )
     today = as_of.astimezone(ZoneInfo(TIME_ZONE)).date()
-    first = min(filter(None, [dates["d"].min(), today]))
-    last = max(filter(None, [dates["d"].max(), today]))
+    first = min(filter(None, [cast(dt.date | None, dates["d"].min()), today]))
+    last = max(filter(None, [cast(dt.date | None, dates["d"].max()), today]))
     # a limit reaching past the calendar's end was counted Monday to Friday there: provisional
     # until the next year's holiday schedule is delivered
     beyond = pl.max_horizontal(pl.col(clocks).dt.convert_time_zone(TIME_ZONE).dt.date()) > calendar_end(schedule)
