@@ -22,7 +22,8 @@ from redwall.assets import keys
 from redwall.assets.holds import held_check, held_check_spec
 from redwall.assets.metadata import description, freshness, owners, spec_metadata
 from redwall.assets.resources import RedwallHome
-from redwall.ingest import compact, process_files, process_source
+from redwall.ingest import compact, layouts, process_files, process_source
+from redwall.ingest.layouts import LAYOUT_REFUSALS
 from redwall.schemas import Contracts, load_contracts
 
 
@@ -51,8 +52,6 @@ class IngestConfig(dg.Config):
 KEYS_UNIQUE = "current_keys_unique"
 RECEIPTS_BALANCE = "receipts_balance"
 FEED_LAYOUT_INTACT = "feed_layout_intact"
-# Refusals that mean the source changed its layout (a column vanished or was renamed), not a bad row.
-LAYOUT_REFUSALS = ("required_column_missing", "header_unrecognised")
 # Receipt statuses of a delivery whose accepted rows were applied to silver.
 APPLIED = ("accepted", "partially_accepted")
 
@@ -99,55 +98,54 @@ def _receipts_balance(receipts, asset_key) -> dg.AssetCheckResult:
     )
 
 
-def _layout_intact(home, source: str, receipts, asset_key) -> dg.AssetCheckResult:
-    """A feed whose required column vanished is a broken feed: block publishing until it is fixed.
-    Judged on every delivery so far, not this run's alone: a table whose latest delivery was
-    refused for its layout stays broken until a later delivery of it loads. A file recognised as no
-    table at all (a stray 会议纪要.csv among the ledgers) is answered and counted, never blocking."""
-    found = lake.read(
-        home,
-        "ops",
-        "file_receipt",
-        columns=["source", "tables", "refusal", "received_at", "file_name"],
-        where=pl.col("source") == source,
-    )
-    latest = (
-        found.explode("tables").drop_nulls("tables").sort("received_at").group_by("tables").last()
-        if found.height
-        else found
-    )
-    broken = latest.filter(pl.col("refusal").is_in(LAYOUT_REFUSALS)) if latest.height else latest
+def layout_facts(home, source: str, receipts=()) -> dict[str, object]:
+    """The ``feed_layout_intact`` check of a source (:mod:`redwall.ingest.layouts`): a feed whose
+    required column vanished is a broken feed, and publishing waits until it is fixed or released.
+    Judged on every delivery so far, not a run's alone: a table whose latest delivery was refused
+    for its layout stays broken until a later delivery of it loads or an analyst releases it. A file
+    recognised as no table at all (a stray 会议纪要.csv among the ledgers, one of this run's
+    ``receipts``) is answered and counted, never blocking."""
+    broken = layouts.broken(home, source)
     stray = [r for r in receipts if r.refusal in LAYOUT_REFUSALS and not r.tables]
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=FEED_LAYOUT_INTACT,
-        passed=broken.is_empty(),
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "files": len(receipts),
-            "files_with_changed_layout": broken.height,
-            "tables_with_changed_layout": ", ".join(sorted(broken["tables"])) if broken.height else "",
-            "stray_files": len(stray),
-            **{f"refused/{refusal}": n for refusal, n in sorted(Counter(broken["refusal"]).items())},
-        },
-    )
+    metadata: dict[str, object] = {
+        "files": len(receipts),
+        "files_with_changed_layout": broken["receipt_id"].n_unique(),
+        "tables_with_changed_layout": ", ".join(broken["table"]),
+        "stray_files": len(stray),
+        **{f"refused/{refusal}": n for refusal, n in sorted(Counter(broken["refusal"]).items())},
+    }
+    if broken.height:
+        metadata |= {
+            "refused_receipts": ", ".join(dict.fromkeys(broken["receipt_id"])),
+            "release_with": "release_layout job, or: redwall release <receipt_id> --by … --why …",
+        }
+    return {
+        "asset_key": layout_key(source),
+        "check_name": FEED_LAYOUT_INTACT,
+        "passed": broken.is_empty(),
+        "severity": dg.AssetCheckSeverity.ERROR,
+        "metadata": metadata,
+    }
+
+
+def layout_key(source: str, contracts: Contracts | None = None) -> dg.AssetKey:
+    """The asset the layout check hangs on: the source's first silver table (a blocking check gates
+    the assets that depend on its own asset, and the marts depend on silver)."""
+    return keys.silver((contracts or load_contracts()).source_tables(source)[0])
 
 
 def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
     tables = contracts.source_tables(source)
     # The receipt check hangs on the source's first bronze table: receipts are per file, not per table.
     receipts_key = keys.bronze(tables[0])
-    # The layout check on its silver table: a blocking check gates the assets that depend on its
-    # own asset, and the marts depend on silver.
-    layout_key = keys.silver(tables[0])
     check_specs = [
         dg.AssetCheckSpec(RECEIPTS_BALANCE, asset=receipts_key, description="每个文件：读入行数 = 接收行数 + 拒收行数"),
         dg.AssetCheckSpec(
             FEED_LAYOUT_INTACT,
-            asset=layout_key,
+            asset=layout_key(source, contracts),
             blocking=True,
             description="每张表最近一次报送没有因必填列缺失或表头无法识别而整体拒收（数据源格式变化）；"
-            "无法识别为任何表的零散文件只回执、不阻断",
+            "分析员确认后可用 release_layout 作业放行；无法识别为任何表的零散文件只回执、不阻断",
         ),
     ]
     check_specs += [
@@ -226,7 +224,7 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             if t.hold:
                 yield held_check(home, t)
         yield _receipts_balance(receipts, receipts_key)
-        yield _layout_intact(home, source, receipts, layout_key)
+        yield dg.AssetCheckResult(**layout_facts(home, source, receipts))
 
     return _ingest
 

@@ -1,6 +1,7 @@
 """Jobs: one ingestion job per source (what its inbox sensor starts), ``build_all``, which
 rebuilds everything downstream of the lake — marts, quality loop, data directory, warehouse —
-from silver as it stands, and ``release_delivery``, an analyst's decision on a held delivery.
+from silver as it stands, ``release_delivery``, an analyst's decision on a held delivery, and
+``release_layout``, an analyst's release of a table blocked by a delivery refused for its layout.
 
 Deliveries reach the warehouse by themselves (``pipelines.automation``); these jobs are for an
 analyst who wants to rerun by hand (after a model change, say), and for ``redwall build``. The
@@ -16,8 +17,9 @@ from pydantic import Field
 from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check_evaluation
+from redwall.assets.ingest import layout_facts
 from redwall.assets.resources import RedwallHome
-from redwall.ingest import discard, holds, release
+from redwall.ingest import discard, holds, layouts, release
 from redwall.schemas import load_contracts
 
 DOWNSTREAM_GROUPS = ("marts", "quality", "directory", "publish")
@@ -94,3 +96,31 @@ def _version(home, table) -> int | None:
 )
 def release_delivery():
     decide_held_delivery()
+
+
+class LayoutReleaseConfig(dg.Config):
+    """An analyst's release of the tables a delivery refused for its layout blocks (the
+    ``feed_layout_intact`` check or ``redwall held`` names its receipt): the file stays refused,
+    the tables are judged by their last good delivery again. Who and why go to ops.layout_release."""
+
+    receipt_id: str = Field(description="被拒收报送的回执编号（feed_layout_intact 检查或 redwall held 列出）")
+    by: str = Field(description="放行人")
+    reason: str = Field(description="理由，记入 ops.layout_release")
+
+
+@dg.op
+def release_broken_layout(context: dg.OpExecutionContext, config: LayoutReleaseConfig, redwall: RedwallHome) -> None:
+    """Record the release, then the source's layout check as it now stands (it passes unless
+    another table of the source is broken too), so that what waited on it follows."""
+    home = redwall.home()
+    released = layouts.release(home, config.receipt_id, config.by, config.reason)
+    context.log.info(f"{config.receipt_id}: layout released by {config.by} for {', '.join(released['tables'])}")
+    context.log_event(dg.AssetCheckEvaluation(**layout_facts(home, released["source"])))
+
+
+@dg.job(
+    description="放行因格式变化（表头或必填列变化）被整体拒收、阻断发布的报送（配置回执编号、放行人和理由）："
+    "文件仍为拒收，相关数据表按最近一次正常报送继续发布；放行人和理由记入 ops.layout_release。"
+)
+def release_layout():
+    release_broken_layout()

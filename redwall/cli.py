@@ -6,8 +6,8 @@
     redwall demo [--scale S] [--fresh]                               generate + build, in a fresh home
     redwall ui [--port P]                                            the Dagster UI and daemon (a desk)
     redwall serve [--host H] [--port P]                              webserver + daemon (production)
-    redwall held [--all]                                             deliveries held for a decision
-    redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on a held delivery
+    redwall held [--all]                                             deliveries held, layouts refused
+    redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on one of them
 
 Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``).
 """
@@ -204,6 +204,7 @@ def cmd_held(args: argparse.Namespace) -> int:
 
     home = _home(args)
     listed = holds.listing(home) if args.all else holds.pending(home)
+    print_broken_layouts(home, args.all)
     if listed.is_empty():
         print("no delivery is held" if not args.all else "no delivery was ever held")
         return 0
@@ -229,12 +230,44 @@ def cmd_held(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_broken_layouts(home: Home, also_released: bool) -> None:
+    """List the tables a delivery refused for its layout blocks (and with ``also_released`` the
+    releases made)."""
+    from redwall.ingest import layouts
+
+    broken = layouts.broken(home)
+    for e in broken.iter_rows(named=True):
+        print(f"{e['receipt_id']}  refused   {e['table']:<24} {e['refusal']}  {e['file_name']}")
+        print(f"    its layout changed: publishing waits until a delivery of {e['table']} loads, or it is released")
+    if broken.height:
+        print(f"release: {redwall_command(home, 'release', '<receipt>', '--why', 'TEXT')}")
+    for e in layouts.released(home).iter_rows(named=True) if also_released else ():
+        print(f"{e['receipt_id']}  released  {', '.join(e['tables']):<24} {e['refusal']}  {e['file_name']}")
+        print(f"    released by {e['decided_by']} at {e['decided_at']:%Y-%m-%d %H:%M} UTC: {e['decision_reason']}")
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Release or discard a held delivery through the ``release_delivery`` job, run in this process
-    and recorded in the home's Dagster instance: the UI shows who decided, the check clears."""
-    from redwall.ingest import holds
+    """Release or discard a held delivery through the ``release_delivery`` job, or release a table
+    a delivery refused for its layout blocks through the ``release_layout`` job; run in this
+    process and recorded in the home's Dagster instance: the UI shows who decided, the check clears."""
+    from redwall.ingest import holds, layouts
 
     home = _home(args)
+    if args.receipt in set(layouts.broken(home)["receipt_id"]):
+        if args.command != "release":
+            print(f"{args.receipt} was refused and applies nothing: release it to stop it blocking", file=sys.stderr)
+            return 2
+        release = {"receipt_id": args.receipt, "by": args.by, "reason": args.why}
+        result = run_job(home, "release_layout", {"ops": {"release_broken_layout": {"config": release}}})
+        if not result.success:
+            print(explain_failure(result, home), file=sys.stderr)
+            return 1
+        (entry,) = [e for e in layouts.released(home).iter_rows(named=True) if e["receipt_id"] == args.receipt]
+        print(
+            f"{args.receipt}: released by {entry['decided_by']} (run {result.run_id}); "
+            f"{', '.join(entry['tables'])} no longer block publishing, the file stays refused"
+        )
+        return 0
     try:
         holds.waiting(home, args.receipt)
     except holds.CannotDecide as why:
@@ -349,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="wipe the home first if it holds data")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("held", help="list the deliveries held for a decision (not applied)")
+    p = sub.add_parser("held", help="list the deliveries held for a decision and the layouts refused that block")
     p.add_argument("--all", action="store_true", help="also those already released or discarded")
     p.set_defaults(func=cmd_held)
 
     for name, what in (
-        ("release", "apply a held delivery as an ordinary load would have"),
+        ("release", "apply a held delivery as an ordinary load would have, or stop a refused layout blocking"),
         ("discard", "keep a held delivery archived and never apply it"),
     ):
         p = sub.add_parser(name, help=what)

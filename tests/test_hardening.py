@@ -524,3 +524,68 @@ def test_a_stray_file_never_fails_the_build_and_a_broken_layout_blocks_until_fix
     assert not again.passed
     drop_police(home, "实有人口_20261127.csv", good_police(3))  # the next snapshot has its columns again
     assert layout_check("ingest_police_job").passed
+
+
+def test_an_analyst_releases_a_broken_layout_and_the_next_refusal_blocks_again(tmp_path, monkeypatch):
+    import contextlib
+    import io
+
+    from redwall.cli import main
+    from redwall.ingest import layouts
+    from redwall.pipelines.definitions import defs
+
+    monkeypatch.setenv("REDWALL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    home = Home.at(tmp_path / "home").ensure()
+
+    def run(job: str, config: dict | None = None) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def(job).execute_in_process(
+            run_config=config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        )
+
+    def layout_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "feed_layout_intact")
+
+    def cli(*args: str) -> tuple[int, str]:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            code = main(["--home", str(home.root), *args])
+        return code, printed.getvalue()
+
+    drop_police(home, "实有人口_20261113.csv", good_police(3))
+    assert run("ingest_police_job").success
+    drop_police(home, "实有人口_20261120.csv", "姓名,性别\n张三,男\n".encode("gb18030"))  # 公民身份号码 vanished
+    broken = layout_check(run("ingest_police_job"))
+    assert not broken.passed
+    (refused,) = broken.metadata["refused_receipts"].value.split(", ")
+    code, listed = cli("held")
+    assert code == 0 and refused in listed and "police.population" in listed
+
+    # Released in the UI's way (the job and its config): the check passes in that run, and from then on.
+    config = {"receipt_id": refused, "by": "李分析", "reason": "公安已确认本期导出有误，下周照常报送"}
+    released = run("release_layout", {"ops": {"release_broken_layout": {"config": config}}})
+    assert released.success and layout_check(released).passed
+    assert layout_check(run("ingest_police_job")).passed
+    (entry,) = layouts.released(home).iter_rows(named=True)
+    assert (entry["decided_by"], entry["decision_reason"], entry["tables"]) == (
+        "李分析",
+        config["reason"],
+        ["police.population"],
+    )
+    assert run("release_layout", {"ops": {"release_broken_layout": {"config": config}}}).success is False  # once
+
+    # The next refusal of the table blocks anew; released through the CLI this time, saying who and why.
+    drop_police(home, "实有人口_20261127.csv", "姓名,性别,民族\n李四,男,汉族\n".encode("gb18030"))
+    again = layout_check(run("ingest_police_job"))
+    assert not again.passed
+    (second,) = again.metadata["refused_receipts"].value.split(", ")
+    assert second != refused
+    assert cli("discard", second, "--why", "作废")[0] == 2  # a refused file applies nothing: nothing to discard
+    assert cli("release", second, "--why", "")[0] == 1  # a release says why
+    code, told = cli("release", second, "--by", "王分析", "--why", "导出格式临时变更，已通知公安")
+    assert code == 0 and "released by 王分析" in told, told
+    assert layout_check(run("ingest_police_job")).passed
+    code, history = cli("held", "--all")
+    assert refused in history and second in history and "released by 李分析" in history
+    # the refused files stay refused: nothing of theirs reached silver
+    assert lake.read(home, "silver", "police_population").height == 3

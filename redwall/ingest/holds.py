@@ -68,7 +68,8 @@ HOLD_SCHEMA = {
 
 
 class CannotDecide(LookupError):
-    """The receipt names no delivery waiting for a decision, or one whose kept copy changed."""
+    """The receipt names no delivery waiting for a decision (a held one, or one refused for its layout
+    that blocks, :mod:`redwall.ingest.layouts`), or one whose kept copy changed."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Decision:
     @classmethod
     def now(cls, status: str, by: str, reason: str) -> Decision:
         if not by.strip() or not reason.strip():
-            raise ValueError("a decision on a held delivery names who takes it and why")
+            raise ValueError("a decision on a delivery names who takes it and why")
         return cls(status, by.strip(), reason.strip(), dt.datetime.now(dt.UTC))
 
     @property

@@ -9,7 +9,9 @@ Three ops tables:
   rejections and the receipt: a content is "loaded" only once all of that has committed.
 
 Each is written in one commit per batch of deliveries (see :mod:`redwall.ingest.load`). A fourth,
-``ops/held_delivery``, lists the snapshots held for an analyst's decision (:mod:`redwall.ingest.holds`).
+``ops/held_delivery``, lists the snapshots held for an analyst's decision (:mod:`redwall.ingest.holds`);
+``ops/layout_release`` the deliveries refused for their layout that an analyst released
+(:mod:`redwall.ingest.layouts`).
 
 A held delivery (status ``held``, 待确认) balances like any other: ``rows_accepted`` counts the
 rows that passed the row checks, ``rows_rejected`` those refused with a reason. Its accepted rows
@@ -41,6 +43,7 @@ RECEIPTS = "file_receipt"
 REJECTIONS = "rejection"
 REGISTRY = "file_registry"
 HOLDS = "held_delivery"
+LAYOUT_RELEASES = "layout_release"
 STATUS_ZH = code_lists()["receipt_status"]  # ref.codes, so the warehouse decodes it the same way
 LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
@@ -148,6 +151,10 @@ TABLES = {
     REJECTIONS: ("拒收明细：文件中每行的每个问题一条，只写行、字段和规则，不含个人信息", LABELS),
     REGISTRY: ("文件登记：每个已加载的文件内容一条，用于识别重复报送", LABELS),
     HOLDS: ("待确认的报送：将大量注销现行记录或大部分行被拒收、暂未应用的快照，及分析员的确认结果", LABELS),
+    LAYOUT_RELEASES: (
+        "格式变化的放行：因表头或必填列变化被整体拒收、经分析员放行不再阻断发布的报送，含放行人和理由",
+        LABELS,
+    ),
 }
 
 
