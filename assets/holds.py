@@ -6,6 +6,8 @@ with the ``release_delivery`` job (or ``redwall release`` / ``redwall discard``)
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import dagster as dg
 import polars as pl
 
@@ -30,7 +32,7 @@ SHOWN = [
 
 
 def held_check_spec(table: Table) -> dg.AssetCheckSpec:
-    hold = table.hold
+    hold = table.hold_limits
     return dg.AssetCheckSpec(
         NO_DELIVERY_HELD,
         asset=keys.silver(table),
@@ -49,10 +51,18 @@ def held_check_evaluation(home: Home, table: Table) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(**_held_facts(home, table))
 
 
-def _held_facts(home: Home, table: Table) -> dict[str, object]:
+class _HeldFacts(TypedDict):
+    asset_key: dg.AssetKey
+    check_name: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    metadata: dict[str, Any]
+
+
+def _held_facts(home: Home, table: Table) -> _HeldFacts:
     waiting = holds.pending(home).filter(pl.col("table") == table.key).sort("held_at")
-    hold = table.hold
-    metadata: dict[str, object] = {
+    hold = table.hold_limits
+    metadata: dict[str, Any] = {
         "held": waiting.height,
         "closing_limit": hold.closing,
         "refused_limit": hold.refused,

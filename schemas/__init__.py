@@ -158,6 +158,13 @@ class Table:
         return f"{self.source}.{self.name}"
 
     @property
+    def hold_limits(self) -> Hold:
+        """The hold limits of a table that has them (see ``hold``); asked of any other, an error."""
+        if self.hold is None:
+            raise ValueError(f"{self.key} is never held: it has no hold limits")
+        return self.hold
+
+    @property
     def bronze_name(self) -> str:
         return f"{self.source}_{self.name}"
 

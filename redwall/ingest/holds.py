@@ -40,7 +40,7 @@ from redwall.ingest.receipts import HOLDS, OPS, Receipt
 from redwall.schemas import Table
 
 HELD, RELEASED, DISCARDED = "held", "released", "discarded"
-HOLD_SCHEMA = {
+HOLD_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "receipt_id": pl.String,
     "source": pl.String,
     "department": pl.String,
@@ -95,11 +95,11 @@ class Verdict:
 
     @property
     def closes_too_many(self) -> bool:
-        return self.closing >= self.table.hold.at_least and self.closing_share > self.table.hold.closing
+        return self.closing >= self.table.hold_limits.at_least and self.closing_share > self.table.hold_limits.closing
 
     @property
     def refuses_too_many(self) -> bool:
-        return self.refused >= self.table.hold.at_least and self.refused_share > self.table.hold.refused
+        return self.refused >= self.table.hold_limits.at_least and self.refused_share > self.table.hold_limits.refused
 
     @property
     def held(self) -> bool:
@@ -113,7 +113,7 @@ class Verdict:
     @property
     def reason_zh(self) -> str:
         """Why it is held, for the sender and the analyst: figures only, never a record."""
-        hold, title = self.table.hold, self.table.title
+        hold, title = self.table.hold_limits, self.table.title
         why = []
         if self.closes_too_many:
             where = f"「{self.part}」社区" if self.part else ""
@@ -162,7 +162,7 @@ def judge(table: Table, rows: pl.DataFrame, current: pl.DataFrame) -> Verdict | 
         return None
     parts = history.closing(table, accepted, current).with_columns(
         (pl.col("closing") / pl.col("current")).alias("share"),
-        (pl.col("closing") >= table.hold.at_least).alias("counts"),
+        (pl.col("closing") >= table.hold_limits.at_least).alias("counts"),
     )
     worst = parts.sort("counts", "share", descending=True).head(1).to_dicts()
     part, now, closing = (worst[0]["part"], worst[0]["current"], worst[0]["closing"]) if worst else ("", 0, 0)
@@ -189,11 +189,11 @@ def record(home: Home, held: list[tuple[Receipt, Verdict]]) -> None:
                 "records_current": v.current,
                 "records_closing": v.closing,
                 "closing_share": round(v.closing_share, 4),
-                "closing_limit": v.table.hold.closing,
+                "closing_limit": v.table.hold_limits.closing,
                 "rows_read": v.read,
                 "rows_rejected": v.refused,
                 "refused_share": round(v.refused_share, 4),
-                "refused_limit": v.table.hold.refused,
+                "refused_limit": v.table.hold_limits.refused,
                 "reason_zh": v.reason_zh,
                 "status": HELD,
                 "decided_by": None,
