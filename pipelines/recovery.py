@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 PID_TAG = "redwall/pid"
@@ -119,6 +120,7 @@ def _gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     or of another host)."""
     if run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
         return None
+    pid: int | None
     if PID_TAG in run.tags:
         pid = int(run.tags[PID_TAG])
         since = float(run.tags[PROCESS_START_TAG]) if PROCESS_START_TAG in run.tags else None
@@ -134,10 +136,10 @@ def _logged_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int | None, 
     that is another one)."""
     for entry in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-        if not entry.message.startswith(RUN_WORKER_MESSAGES) or data is None:
+        if not entry.message.startswith(RUN_WORKER_MESSAGES) or not isinstance(data, EngineEventData):
             continue  # step processes log their pids too, and end before the run does
         if (pid := data.metadata.get("pid")) is not None:
-            return int(pid.value), entry.timestamp
+            return int(str(pid.value)), entry.timestamp  # Dagster logs it as text
     return None, None
 
 

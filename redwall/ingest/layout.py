@@ -152,6 +152,7 @@ def _spellings(grid: Grid, names: list[str | None]) -> list[tuple[str, ...]]:
 
 
 def _locate(grid: Grid, candidates: list[Table]) -> tuple[int | None, Match] | None:
+    rows: list[tuple[int | None, list[str]]]
     if grid.header is not None:
         rows = [(None, list(grid.header))]
     else:

@@ -22,7 +22,7 @@ def _seconds(rng: np.random.Generator, n: int, low: float, high: float) -> pl.Se
     return pl.Series((rng.uniform(low, high, n) * 1000).astype(np.int64)).cast(pl.Duration("ms"))
 
 
-def _records(kind: str, frame: pl.DataFrame, payload: list[pl.Expr], rng: np.random.Generator) -> pl.DataFrame:
+def _records(kind: str, frame: pl.DataFrame, payload: list[str | pl.Expr], rng: np.random.Generator) -> pl.DataFrame:
     """Envelope + encoded payload; ``event_id``/``status``/``at``/``visit`` kept for the truth."""
     keep = [c for c in ("event_id", "status", "at", "visit", "dup_status") if c in frame.columns]
     return frame.select(
