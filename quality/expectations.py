@@ -11,9 +11,14 @@ import pandas as pd
 import polars as pl
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import ColumnMapExpectation, ColumnPairMapExpectation
-from great_expectations.expectations.metrics import ColumnMapMetricProvider, column_condition_partial
-from great_expectations.expectations.metrics.map_metric_provider import (
-    ColumnPairMapMetricProvider,
+from great_expectations.expectations.metrics import ColumnMapMetricProvider
+from great_expectations.expectations.metrics.map_metric_provider import ColumnPairMapMetricProvider
+
+# from the modules that define them: GE's packages export a module and a function under each name
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
+    column_condition_partial,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_pair_condition_partial import (
     column_pair_condition_partial,
 )
 
