@@ -21,7 +21,7 @@ from redwall.ingest.receipts import OPS, RECEIPTS
 # Refusals that mean the source changed its layout (a column vanished or was renamed), not a bad row.
 LAYOUT_REFUSALS = ("required_column_missing", "header_unrecognised")
 RELEASED = "released"
-RELEASE_SCHEMA = {
+RELEASE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "receipt_id": pl.String,
     "source": pl.String,
     "file_name": pl.String,
@@ -32,7 +32,7 @@ RELEASE_SCHEMA = {
     "decided_at": pl.Datetime("us", "UTC"),
     "decision_reason": pl.String,
 }
-BROKEN_SCHEMA = {
+BROKEN_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "table": pl.String,
     "receipt_id": pl.String,
     "source": pl.String,
