@@ -1,8 +1,6 @@
 """The one entry point: every asset, job and sensor of redwall, with the resources for this
-environment. Nothing else wires definitions together.
-
-Runs execute in one process: on a street centre's machine a run is a handful of steps that each
-use every core they get, and a process per step costs seconds of imports for nothing."""
+environment (and the executor for the deployment, :mod:`redwall.pipelines.executors`). Nothing else
+wires definitions together."""
 
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ from redwall.assets.ingest import all_ingest_assets
 from redwall.assets.marts import mart_assets
 from redwall.assets.quality import quality_assets
 from redwall.pipelines.automation import follow_deliveries
+from redwall.pipelines.executors import executor_for_environment
 from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery, release_layout
 from redwall.pipelines.recovery import recover_dead_runs
 from redwall.pipelines.resources import resources_for_environment
@@ -24,5 +23,5 @@ defs = dg.Definitions(
     jobs=[*ingest_jobs(), build_all, release_delivery, release_layout],
     sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs],
     resources=resources_for_environment(),
-    executor=dg.in_process_executor,
+    executor=executor_for_environment(),
 )

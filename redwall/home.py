@@ -79,6 +79,33 @@ run_retries:
   max_retries: 2
   retry_on_asset_or_op_failure: false
 """
+# Beyond one desk the instance (runs, event logs, schedules, the run queue's concurrency slots) lives
+# in PostgreSQL: set REDWALL_INSTANCE_DB to its URL and the instance file gains this block, which
+# names the variable, not the URL, so no password is ever written to the home.
+INSTANCE_DB_ENV = "REDWALL_INSTANCE_DB"
+POSTGRES_STORAGE = f"""\
+storage:
+  postgres:
+    postgres_url:
+      env: {INSTANCE_DB_ENV}
+"""
+
+
+# dagster-postgres talks to PostgreSQL through psycopg2, but SQLAlchemy 2.1 takes a bare
+# postgresql:// URL for psycopg 3 and the instance then fails on its first query: the URL must say.
+INSTANCE_DB_SCHEME = "postgresql+psycopg2://"
+
+
+def dagster_yaml() -> str:
+    """The instance file redwall writes: :data:`DAGSTER_YAML`, on PostgreSQL when
+    ``REDWALL_INSTANCE_DB`` is set (SQLite files under ``dagster/`` otherwise)."""
+    url = os.environ.get(INSTANCE_DB_ENV)
+    if url and not url.startswith(INSTANCE_DB_SCHEME):
+        raise ValueError(
+            f"{INSTANCE_DB_ENV} must start with {INSTANCE_DB_SCHEME} (e.g. "
+            f"{INSTANCE_DB_SCHEME}dagster:<password>@db.example:5432/dagster): dagster-postgres uses psycopg2"
+        )
+    return DAGSTER_YAML + (POSTGRES_STORAGE if url else "")
 
 
 @dataclass(frozen=True)
@@ -164,11 +191,12 @@ class Home:
         for folder in private:
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(PRIVATE_DIR_MODE)
-        dagster_yaml = self.dagster_home / "dagster.yaml"
+        instance_file = self.dagster_home / "dagster.yaml"
         # An instance file redwall wrote earlier is brought up to date; one the operator wrote is theirs.
-        written = dagster_yaml.read_text(encoding="utf-8") if dagster_yaml.exists() else None
-        if written is None or (written.startswith(REDWALL_WROTE) and written != DAGSTER_YAML):
-            dagster_yaml.write_text(DAGSTER_YAML, encoding="utf-8")
+        written = instance_file.read_text(encoding="utf-8") if instance_file.exists() else None
+        wanted = dagster_yaml()
+        if written is None or (written.startswith(REDWALL_WROTE) and written != wanted):
+            instance_file.write_text(wanted, encoding="utf-8")
         return self
 
     def export_dagster_home(self) -> None:

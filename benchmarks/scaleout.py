@@ -1,0 +1,118 @@
+"""Benchmark: the same build on one desk and spread out, in one run.
+
+    python benchmarks/scaleout.py --scale street      # ~50k persons
+    python benchmarks/scaleout.py --scale district    # ~1.1M persons (long)
+
+One generated world is taken in and built twice, each time from a fresh copy of the generated
+inboxes, both launched as an operator launches them (``redwall process``, then ``dagster job
+execute … build_all`` on the real definitions):
+
+- **desk**: the lake on local files, the instance on SQLite, every step in one process;
+- **spread**: the lake on a SeaweedFS S3 server on 127.0.0.1, the instance on the local PostgreSQL,
+  the rebuild's steps on two ``dagster-celery`` workers behind the local RabbitMQ.
+
+It prints the wall time of the intake and of the rebuild for both, the ratio, and each step's time
+as the instance recorded it, so where the spread-out time goes (object-store round trips, task
+hand-offs) is visible. Needs PostgreSQL on 127.0.0.1:5432 and RabbitMQ on 127.0.0.1:5672.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.servers import postgres_database, rabbitmq_broker, s3_server  # noqa: E402
+
+BIN = Path(sys.executable).parent
+KEY = "bench" * 8
+STEP_TIMES = """
+import json, sys, dagster as dg
+with dg.DagsterInstance.get() as instance:
+    run = instance.get_runs(limit=1)[0]
+    print(json.dumps({s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}))
+"""
+
+
+def timed(command: list, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def build(home: Path, generated: Path, env: dict[str, str]) -> dict:
+    shutil.copytree(generated, home)
+    env = {**env, "REDWALL_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    intake = timed([BIN / "redwall", "--home", str(home), "process"], env)
+    rebuild = timed([BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", "build_all"], env)
+    steps = subprocess.run([BIN / "python", "-c", STEP_TIMES], env=env, capture_output=True, text=True, check=True)
+    return {"intake": intake, "rebuild": rebuild, "steps": json.loads(steps.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="street", choices=("small", "street", "district"))
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REDWALL_", "DAGSTER_"))}
+    base |= {"PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}", "REDWALL_PSEUDONYM_KEY": KEY}
+    base["REDWALL_LIMIT_SETTLE_SECONDS"] = "0"
+    with tempfile.TemporaryDirectory(prefix="redwall-scaleout-") as scratch:
+        scratch = Path(scratch)
+        generated = scratch / "generated"
+        timed([BIN / "redwall", "--home", str(generated), "generate", "--scale", args.scale, "--days", str(args.days)], base)
+        desk = build(scratch / "desk", generated, base)
+
+        broker = rabbitmq_broker()
+        with s3_server(scratch / "s3") as storage, postgres_database() as instance_db:
+            queue = f"redwall-bench-{os.getpid()}"
+            spread_env = base | storage | {
+                "REDWALL_LAKE_URI": "s3://redwall/bench/lake",
+                "REDWALL_INSTANCE_DB": instance_db,
+                "REDWALL_EXECUTOR": "celery",
+                "REDWALL_CELERY_BROKER": broker,
+                "REDWALL_CELERY_QUEUE": queue,
+                "REDWALL_HOME": str(scratch / "spread"),
+                "DAGSTER_HOME": str(scratch / "spread" / "dagster"),
+            }
+            worker_config = ROOT / "deploy" / "celery-worker.yaml"
+            workers = [
+                subprocess.Popen(
+                    [BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", worker_config,
+                     "-q", queue, "-n", f"{queue}-{n}@%h"],
+                    env=spread_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                )
+                for n in range(1, args.workers + 1)
+            ]  # fmt: skip
+            try:
+                spread = build(scratch / "spread", generated, spread_env)
+            finally:
+                for worker in workers:
+                    os.killpg(worker.pid, 15)
+                for worker in workers:
+                    worker.wait(60)
+
+    load = os.getloadavg()
+    print(f"\nredwall scale-out benchmark — {args.scale} scale, {args.days} days, load average {load[0]:.1f}\n")
+    print(f"| phase | desk (local files, SQLite, 1 process) | spread (S3, PostgreSQL, {args.workers} Celery workers) | ratio |")
+    print("|---|---|---|---|")
+    for phase in ("intake", "rebuild"):
+        print(f"| {phase} | {desk[phase]:.1f} s | {spread[phase]:.1f} s | {spread[phase] / desk[phase]:.2f} |")
+    for step in sorted(desk["steps"]):
+        one, two = desk["steps"][step], spread["steps"].get(step, float("nan"))
+        print(f"| step {step} | {one:.1f} s | {two:.1f} s | {two / one:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

