@@ -71,21 +71,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="redwall-scaleout-") as scratch:
         scratch = Path(scratch)
         generated = scratch / "generated"
-        timed([BIN / "redwall", "--home", str(generated), "generate", "--scale", args.scale, "--days", str(args.days)], base)
+        timed(
+            [BIN / "redwall", "--home", str(generated), "generate", "--scale", args.scale, "--days", str(args.days)],
+            base,
+        )
         desk = build(scratch / "desk", generated, base)
 
         broker = rabbitmq_broker()
         with s3_server(scratch / "s3") as storage, postgres_database() as instance_db:
             queue = f"redwall-bench-{os.getpid()}"
-            spread_env = base | storage | {
-                "REDWALL_LAKE_URI": "s3://redwall/bench/lake",
-                "REDWALL_INSTANCE_DB": instance_db,
-                "REDWALL_EXECUTOR": "celery",
-                "REDWALL_CELERY_BROKER": broker,
-                "REDWALL_CELERY_QUEUE": queue,
-                "REDWALL_HOME": str(scratch / "spread"),
-                "DAGSTER_HOME": str(scratch / "spread" / "dagster"),
-            }
+            spread_env = (
+                base
+                | storage
+                | {
+                    "REDWALL_LAKE_URI": "s3://redwall/bench/lake",
+                    "REDWALL_INSTANCE_DB": instance_db,
+                    "REDWALL_EXECUTOR": "celery",
+                    "REDWALL_CELERY_BROKER": broker,
+                    "REDWALL_CELERY_QUEUE": queue,
+                    "REDWALL_HOME": str(scratch / "spread"),
+                    "DAGSTER_HOME": str(scratch / "spread" / "dagster"),
+                }
+            )
             worker_config = ROOT / "deploy" / "celery-worker.yaml"
             workers = [
                 subprocess.Popen(
@@ -105,7 +112,9 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"\nredwall scale-out benchmark — {args.scale} scale, {args.days} days, load average {load[0]:.1f}\n")
-    print(f"| phase | desk (local files, SQLite, 1 process) | spread (S3, PostgreSQL, {args.workers} Celery workers) | ratio |")
+    print(
+        f"| phase | desk (local files, SQLite, 1 process) | spread (S3, PostgreSQL, {args.workers} Celery workers) | ratio |"
+    )
     print("|---|---|---|---|")
     for phase in ("intake", "rebuild"):
         print(f"| {phase} | {desk[phase]:.1f} s | {spread[phase]:.1f} s | {spread[phase] / desk[phase]:.2f} |")

@@ -72,9 +72,9 @@ def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
             try:
                 urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"), timeout=5)
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"SeaweedFS did not answer S3 on {endpoint}; see {data / 'weed.log'}")
+                    raise RuntimeError(f"SeaweedFS did not answer S3 on {endpoint}; see {data / 'weed.log'}") from error
                 time.sleep(1)
         yield {
             "REDWALL_STORAGE_AWS_ENDPOINT_URL": endpoint,
