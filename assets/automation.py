@@ -31,6 +31,7 @@ def follows_deliveries(step_inputs: Iterable[dg.AssetKey] = ()) -> dg.Automation
     whole step. Dagster requests such a step whole when any of its assets is due, so each of its
     assets must be held back by the blocking checks of all of them, not only of its own inputs."""
     step_inputs = sorted(step_inputs, key=lambda k: k.to_user_string())
+    gate: dg.AutomationCondition
     if step_inputs:
         gate = dg.AutomationCondition.asset_matches(step_inputs[0], _no_blocking_check_failed())
         for key in step_inputs[1:]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -25,7 +26,7 @@ from redwall.schemas import Contracts
 KEYS_UNIQUE = "mart_keys_unique"
 
 Marts = dict[str, pl.DataFrame]
-Judgement = tuple[bool, dict[str, object]]
+Judgement = tuple[bool, dict[str, Any]]  # passed, and the facts shown as metadata
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def _latest_day(con: duckdb.DuckDBPyConnection) -> dt.date:
     (day,) = con.execute(f"""
         SELECT max(d) FROM (
             SELECT max(timezone('{TIME_ZONE}', reported_at))::DATE AS d FROM mart.event
-            UNION ALL SELECT max(timezone('{TIME_ZONE}', last_seen))::DATE FROM quality.issue)""").fetchone()
+            UNION ALL SELECT max(timezone('{TIME_ZONE}', last_seen))::DATE FROM quality.issue)""").fetchall()[0]
     return day or dt.datetime.now(ZoneInfo(TIME_ZONE)).date()
 
 

@@ -272,7 +272,7 @@ def k_anonymity(path: Path) -> dict[str, dict[str, int]]:
                 k, rows = con.execute(
                     f"SELECT coalesce(min(n), 0), coalesce(sum(n), 0) FROM "
                     f'(SELECT count(*) AS n FROM mart."{t.name}" GROUP BY {columns})'
-                ).fetchone()
+                ).fetchall()[0]
                 figures[f"mart.{t.name}"] = {"k": k, "min_k": spec.k, "rows": rows}
     return figures
 

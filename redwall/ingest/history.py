@@ -267,7 +267,7 @@ def _same_key(keys: list[str], offset: int) -> pl.Expr:
 
 def _tally(deliveries: dict[str, dt.date], outcomes: pl.DataFrame) -> dict[str, Change]:
     """Each delivery's :class:`Change`, from one ``outcome`` (a field of Change) per row."""
-    counted = {delivery: {} for delivery in deliveries}
+    counted: dict[str, dict[str, int]] = {delivery: {} for delivery in deliveries}
     for delivery, outcome, n in outcomes.group_by(FILE, "outcome").len().iter_rows():
         counted[delivery][outcome] = n
     return {delivery: Change(**counts) for delivery, counts in counted.items()}
@@ -281,7 +281,7 @@ def _current(home: Home, table: Table, keys: pl.DataFrame | None) -> pl.DataFram
     current = lake.scan(home, LAYER, table.bronze_name).filter(pl.col("_valid_to").is_null())
     if keys is not None:
         current = current.join(keys.lazy(), on=list(table.keys), how="semi", nulls_equal=True)
-    return current.collect().cast(schema)  # Delta hands timestamps back in UTC
+    return current.collect().cast(schema)  # type: ignore[arg-type]  # Delta hands timestamps back in UTC; polars types cast()'s keys as str | Selector | DataType, invariantly
 
 
 def _write(

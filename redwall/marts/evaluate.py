@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import cast
 
 import polars as pl
 
@@ -58,7 +59,7 @@ def measure_addresses(home: Home) -> dict[str, float | int]:
     for level, texts in (("all", outcomes), *((lv, outcomes.filter(pl.col("level") == lv)) for lv in LEVELS)):
         figures[f"{level}_texts"] = texts.height
         for outcome in ADDRESS_OUTCOMES:
-            figures[f"{level}_{outcome}"] = round((texts["outcome"] == outcome).mean() or 0.0, 4)
+            figures[f"{level}_{outcome}"] = round(cast(float | None, (texts["outcome"] == outcome).mean()) or 0.0, 4)
     return figures
 
 
