@@ -6,12 +6,13 @@ with the ``release_delivery`` job (or ``redwall release`` / ``redwall discard``)
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from redwall.assets import keys
+from redwall.assets.metadata import CheckFacts
 from redwall.home import Home
 from redwall.ingest import holds
 from redwall.schemas import Table
@@ -51,15 +52,7 @@ def held_check_evaluation(home: Home, table: Table) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(**_held_facts(home, table))
 
 
-class _HeldFacts(TypedDict):
-    asset_key: dg.AssetKey
-    check_name: str
-    passed: bool
-    severity: dg.AssetCheckSeverity
-    metadata: dict[str, Any]
-
-
-def _held_facts(home: Home, table: Table) -> _HeldFacts:
+def _held_facts(home: Home, table: Table) -> CheckFacts:
     waiting = holds.pending(home).filter(pl.col("table") == table.key).sort("held_at")
     hold = table.hold_limits
     metadata: dict[str, Any] = {

@@ -12,6 +12,7 @@ time: they judge the table as it stands.
 """
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -20,14 +21,14 @@ from pydantic import Field
 from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check, held_check_spec
-from redwall.assets.metadata import description, freshness, owners, spec_metadata
+from redwall.assets.metadata import CheckFacts, description, freshness, owners, spec_metadata
 from redwall.assets.resources import RedwallHome
 from redwall.ingest import compact, layouts, process_files, process_source
 from redwall.ingest.layouts import LAYOUT_REFUSALS
 from redwall.schemas import Contracts, load_contracts
 
 
-def _table_facts(home, layer: str, name: str) -> dict[str, object]:
+def _table_facts(home, layer: str, name: str) -> dict[str, Any]:
     if not lake.exists(home, layer, name):
         return {"dagster/row_count": 0}
     frame = lake.scan(home, layer, name)
@@ -98,7 +99,7 @@ def _receipts_balance(receipts, asset_key) -> dg.AssetCheckResult:
     )
 
 
-def layout_facts(home, source: str, receipts=()) -> dict[str, object]:
+def layout_facts(home, source: str, receipts=()) -> CheckFacts:
     """The ``feed_layout_intact`` check of a source (:mod:`redwall.ingest.layouts`): a feed whose
     required column vanished is a broken feed, and publishing waits until it is fixed or released.
     Judged on every delivery so far, not a run's alone: a table whose latest delivery was refused
@@ -107,7 +108,7 @@ def layout_facts(home, source: str, receipts=()) -> dict[str, object]:
     ``receipts``) is answered and counted, never blocking."""
     broken = layouts.broken(home, source)
     stray = [r for r in receipts if r.refusal in LAYOUT_REFUSALS and not r.tables]
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "files": len(receipts),
         "files_with_changed_layout": broken["receipt_id"].n_unique(),
         "tables_with_changed_layout": ", ".join(broken["table"]),

@@ -3,9 +3,22 @@ labels, sharing and sensitivity tags, and a freshness policy from the update cyc
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import dagster as dg
 
 from redwall.schemas import DELIVERY_GRACE, SENSITIVITY, Table, load_contracts
+
+
+class CheckFacts(TypedDict):
+    """A check's outcome, as the keyword arguments of both ``dg.AssetCheckResult`` (inside an asset)
+    and ``dg.AssetCheckEvaluation`` (logged by an op that changed what the check sees)."""
+
+    asset_key: dg.AssetKey
+    check_name: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    metadata: dict[str, Any]
 
 
 def column_schema(table: Table) -> dg.TableSchema:
