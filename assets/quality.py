@@ -6,6 +6,7 @@ downstream. (A police snapshot far smaller than the register is held at ingestio
 reaches silver: see :mod:`assets.holds`.)"""
 
 import datetime as dt
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -44,7 +45,7 @@ class LoopConfig(dg.Config):
 
 def _error_rate(metrics: pl.DataFrame) -> dg.AssetCheckResult:
     by_source = metrics.group_by("source").agg(pl.col("failure_rate").sum()).sort("source")
-    worst = by_source["failure_rate"].max() if by_source.height else 0.0
+    worst = cast(float | None, by_source["failure_rate"].max()) if by_source.height else 0.0
     return dg.AssetCheckResult(
         check_name=ERROR_RATE,
         asset_key=METRICS_KEY,
