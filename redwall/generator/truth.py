@@ -69,7 +69,7 @@ class Truth:
                     pl.col("_key").cast(pl.String).alias("record_key"),
                     pl.col("_person").alias("person_id"),
                 )
-                .cast(RECORD_SCHEMA)
+                .cast(pl.Schema(RECORD_SCHEMA))
             )
         for flaw in (c for c in frame.columns if c.endswith(FLAW)):
             column = flaw.removesuffix(FLAW)
@@ -88,7 +88,7 @@ class Truth:
                     detail.alias("detail"),
                     person.alias("person_id"),
                 )
-                .cast(DEFECT_SCHEMA)
+                .cast(pl.Schema(DEFECT_SCHEMA))
             )
 
     def defect(
@@ -125,7 +125,7 @@ class Truth:
 
     def add_defects(self, frame: pl.DataFrame) -> None:
         """Flaws already in the defects schema (for flaws found by position, not by cell)."""
-        self.defects.append(frame.cast(DEFECT_SCHEMA).select(list(DEFECT_SCHEMA)))
+        self.defects.append(frame.cast(pl.Schema(DEFECT_SCHEMA)).select(list(DEFECT_SCHEMA)))
 
     def address(self, frame: pl.DataFrame, source: str, table: str, level: str) -> None:
         """Delivered address texts with the place they mean (columns address, address_variant, codes)."""
@@ -140,7 +140,7 @@ class Truth:
                 pl.lit(source).alias("source"),
                 pl.lit(table).alias("table"),
             )
-            .cast(ADDRESS_SCHEMA)
+            .cast(pl.Schema(ADDRESS_SCHEMA))
             .unique(maintain_order=True)
         )
 

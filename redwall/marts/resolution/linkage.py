@@ -85,7 +85,7 @@ def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.D
     exact = exact.with_columns(feature_digest(exact))
     unidentified = exact.filter(pl.col("identity").is_null())
     identified = exact.filter(pl.col("identity").is_not_null())
-    memory = pl.DataFrame(schema=MEMORY) if previous is None else previous.select(list(MEMORY)).cast(MEMORY)
+    memory = pl.DataFrame(schema=MEMORY) if previous is None else previous.select(list(MEMORY)).cast(pl.Schema(MEMORY))
     linked = _link(identified, unidentified, memory)
     return (
         exact.join(linked, on="record_id", how="left", suffix="_linked")

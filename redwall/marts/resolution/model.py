@@ -175,7 +175,7 @@ def link(
         earlier = db.register(resolved.select(columns).to_arrow(), dataset_display_name="resolved")
         pairs = pl.concat(
             [
-                pairs.cast(pair_schema),
+                pairs.cast(pl.Schema(pair_schema)),
                 _pairs(linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD)),
             ]
         )
@@ -184,4 +184,4 @@ def link(
         .group_by(record_id="record_id_r", person_key="person_key")
         .agg(pl.col("match_probability").max())
     )
-    return to_persons.cast(schema), pairs.cast(pair_schema)
+    return to_persons.cast(pl.Schema(schema)), pairs.cast(pl.Schema(pair_schema))
