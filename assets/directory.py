@@ -6,9 +6,9 @@ import dagster as dg
 
 from redwall.assets import keys
 from redwall.assets.automation import follows_deliveries
-from redwall.assets.metadata import centre_owners
+from redwall.assets.metadata import centre_owners, description
 from redwall.assets.resources import RedwallHome
-from redwall.catalog import publish_catalog
+from redwall.catalog import CATALOG, publish_catalog
 from redwall.schemas import load_contracts
 from redwall.templates import publish_templates
 
@@ -30,7 +30,8 @@ def directory_assets() -> list[dg.AssetsDefinition]:
         owners=centre_owners(),
         automation_condition=follows_deliveries(),
         description=(
-            "信息资源目录：每个接入数据表、部门台账和主题库一条目录（国家编制指南的字段），信息项、"
+            description(contracts.table(f"{CATALOG}.resource"), CATALOG)
+            + "（接入数据表、部门台账、主题库和系统表），含国家编制指南的字段、信息项、"
             "共享和开放属性、关联资源，以及当前记录数、最近更新时间和质量通过率；另有部门视图（各部门台账的报送是否按期、拒收行数和待整改问题数）。"
             "写入 published/catalog（xlsx、JSON、DCAT JSON-LD）和 Delta 表 catalog/resource、"
             "catalog/item、catalog/department。信息项或共享属性变化时条目升版并写明变更说明。"

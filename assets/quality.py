@@ -16,7 +16,7 @@ from pydantic import Field
 from redwall import lake
 from redwall.assets import keys
 from redwall.assets.automation import follows_deliveries
-from redwall.assets.metadata import centre_owners
+from redwall.assets.metadata import centre_owners, description
 from redwall.assets.resources import RedwallHome
 from redwall.quality.docs import docs_index
 from redwall.quality.loop import CLOSED, ISSUES, LAYER, METRICS, OPEN, WAIVED, Waiver, loop_metrics, markdown, run_loop
@@ -67,7 +67,8 @@ def quality_assets() -> list:
         kinds={"delta", "polars"},
         automation_condition=follows_deliveries(),
         owners=centre_owners(),
-        description="整改问题：入库拒收/警告、规则集、跨源规则和地址核实发现的每条问题，按网格、社区和报送部门分派，"
+        description=description(contracts.table(f"{LAYER}.{ISSUES}"), LAYER)
+        + "；入库拒收/警告、规则集、跨源规则和地址核实发现的问题，按网格、社区和报送部门分派，"
         "复核后自动关闭；整改清单和台账错误标注表写入 outbox。",
     )
     def issue(context: dg.AssetExecutionContext, config: LoopConfig, redwall: RedwallHome):
@@ -103,8 +104,8 @@ def quality_assets() -> list:
             )
         ],
         owners=centre_owners(),
-        description="质量闭环指标：按来源、网格、规则和运行日期统计失败率、待整改、已整改和整改中位时长；"
-        "明细在共享数据仓库 quality.loop_metrics。",
+        description=description(contracts.table(f"{LAYER}.{METRICS}"), LAYER)
+        + f"；明细在共享数据仓库 {LAYER}.{METRICS}。",
     )
     def loop_metrics_asset(context: dg.AssetExecutionContext, redwall: RedwallHome):
         home = redwall.home()

@@ -45,63 +45,15 @@ from redwall.quality.suites import RULES_ZH, suite_tables, validate
 from redwall.schemas import Table, load_contracts
 
 LAYER = "quality"
-ISSUES = "issue"
+ISSUES, METRICS = "issue", "loop_metrics"
 PLACE = "第{}行"
 OPEN, CLOSED, WAIVED = "open", "closed", "waived"
 INGEST, SUITE, CROSS, ADDRESS = "ingest", "suite", "cross", "address"
 UTC = pl.Datetime("us", "UTC")
 
-ISSUE_SCHEMA = {
-    "issue_id": pl.String,
-    "origin": pl.String,
-    "source": pl.String,
-    "table": pl.String,
-    "file_path": pl.String,
-    "row_number": pl.Int64,
-    "column": pl.String,
-    "record_key": pl.String,
-    "key_broken": pl.Boolean,
-    "record_hint": pl.String,
-    "rule": pl.String,
-    "severity": pl.String,
-    "message_zh": pl.String,
-    "grid_code": pl.String,
-    "community_code": pl.String,
-    "department": pl.String,
-    "first_seen": UTC,
-    "last_seen": UTC,
-    "status": pl.String,
-    "closed_at": UTC,
-    "waiver_reason": pl.String,
-    "waived_by": pl.String,
-    "waived_at": UTC,
-}
-# Chinese labels of the issue columns: the warehouse's column comments and the rectification lists' headers.
-ISSUE_LABELS = {
-    "issue_id": "问题编号",
-    "origin": "发现环节",
-    "source": "来源系统",
-    "table": "数据表",
-    "file_path": "来源文件",
-    "row_number": "行号",
-    "column": "字段",
-    "record_key": "记录键（含个人信息的为摘要）",
-    "key_broken": "记录键缺失或有误",
-    "record_hint": "记录线索（键有误时：姓名、地址等的摘要）",
-    "rule": "规则",
-    "severity": "严重程度",
-    "message_zh": "问题说明",
-    "grid_code": "网格编码",
-    "community_code": "社区编码",
-    "department": "部门代码",
-    "first_seen": "首次发现",
-    "last_seen": "最近发现",
-    "status": "整改状态",
-    "closed_at": "整改完成时间",
-    "waiver_reason": "豁免理由",
-    "waived_by": "豁免人",
-    "waived_at": "豁免时间",
-}
+# the issue table's columns, types and labels: its contract (schemas/system/quality.yaml)
+ISSUE_SCHEMA = load_contracts().table(f"{LAYER}.{ISSUES}").schema()
+ISSUE_LABELS = {c.name: c.label for c in load_contracts().table(f"{LAYER}.{ISSUES}").columns}
 FINDING = [
     c
     for c in ISSUE_SCHEMA
@@ -667,25 +619,6 @@ def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.
 
 
 # -- measure ---------------------------------------------------------------------------------------
-METRICS = "loop_metrics"
-METRICS_LABELS = {
-    "run_date": "统计日期",
-    "source": "来源系统",
-    "grid_code": "网格编码（未定位的记为“未定位”）",
-    "rule": "规则",
-    "failure_rate": "失败率（待整改问题数/记录数）",
-    "open_issues": "待整改问题数",
-    "fixed_issues": "已整改问题数",
-    "waived_issues": "已豁免问题数",
-    "median_hours_to_fix": "整改时长中位数（小时）",
-}
-# The quality layer's tables: title and column labels, for the warehouse's comments.
-TABLES = {
-    ISSUES: ("整改问题：质量控制闭环中每条未通过检查的记录一条，随复核关闭", ISSUE_LABELS),
-    METRICS: ("质量闭环指标：每个统计日期按来源、网格和规则统计的问题数、失败率和整改时长", METRICS_LABELS),
-}
-
-
 def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.DataFrame:
     """Per source, grid and rule on ``run_date``: open, fixed and waived issues, the median hours an
     issue took to fix, and the failure rate (open issues per record the source holds now: current
@@ -730,6 +663,7 @@ def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.Data
             "median_hours_to_fix",
         )
         .sort("source", "grid_code", "rule")
+        .cast(load_contracts().table(f"{LAYER}.{METRICS}").schema())  # counts as the contract's int, not UInt32
     )
     lake.replace(home, LAYER, METRICS, metrics, where=f"run_date = '{run_date}'")
     return metrics

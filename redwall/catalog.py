@@ -29,7 +29,6 @@ import datetime as dt
 import hashlib
 import json
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +42,21 @@ from redwall.home import Home
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS, STATUS_ZH
 from redwall.offline import write_shared
-from redwall.schemas import DELIVERY_GRACE, DYNAMIC_CODES, SENSITIVITY, Contracts, Table, code_lists, load_contracts
+from redwall.schemas import (
+    DELIVERY_GRACE,
+    DYNAMIC_CODES,
+    SENSITIVITY,
+    Column,
+    Contracts,
+    Table,
+    code_lists,
+    load_contracts,
+)
 
 CATALOG = "catalog"  # lake layer, warehouse schema and folder under published/
 WORKBOOK, RECORD, DCAT = "信息资源目录.xlsx", "catalog.json", "catalog.jsonld"
 CLASSES = {"基础": "1", "主题": "2", "部门": "3"}
-KINDS = {"feed": "接入数据", "ledger": "部门台账", "mart": "主题库"}
+KINDS = {"feed": "接入数据", "ledger": "部门台账", "mart": "主题库", "system": "系统表"}
 # The guide's data types (信息项数据类型) for the contracts' types.
 DATA_TYPES = {
     "string": "字符型C",
@@ -59,6 +67,8 @@ DATA_TYPES = {
     "datetime": "日期时间型T",
     "bool": "逻辑型L",
     "json": "备注型M",
+    "datetime_utc": "日期时间型T",
+    "string_list": "备注型M",
 }
 # XML Schema types of the contracts' types, for the DCAT distribution's column schema.
 XSD_TYPES = {
@@ -70,6 +80,8 @@ XSD_TYPES = {
     "datetime": "dateTime",
     "bool": "boolean",
     "json": "json",
+    "datetime_utc": "dateTime",
+    "string_list": "string",
 }
 # Delivered format → (the guide's format class, detail, dct:format, IANA media type if registered).
 # Ledgers arrive as workbooks from our template; marts are databases.
@@ -94,72 +106,10 @@ FREQUENCIES = {
 ACCESS_RIGHTS = "http://publications.europa.eu/resource/authority/access-right/"
 
 
-@dataclass(frozen=True)
-class Field:
-    """One output column: its name in Delta and JSON, its header in the workbook."""
-
-    name: str
-    label: str
-    dtype: pl.DataType
-    width: int = 12
-    wrap: bool = False
-    number_format: str | None = None
-
-
-RESOURCE_FIELDS = (
-    Field("code", "信息资源代码", pl.String(), 14),
-    Field("category", "信息资源分类", pl.String(), 8),
-    Field("theme", "主题", pl.String(), 10),
-    Field("title", "信息资源名称", pl.String(), 20),
-    Field("kind", "资源类型", pl.String(), 10),
-    Field("table_key", "数据表", pl.String(), 26),
-    Field("provider", "提供方", pl.String(), 28),
-    Field("provider_code", "提供方代码", pl.String(), 14),
-    Field("abstract", "摘要", pl.String(), 50, wrap=True),
-    Field("format", "信息资源格式", pl.String(), 24, wrap=True),
-    Field("item_count", "信息项数", pl.Int64(), 8),
-    Field("sharing", "共享类型", pl.String(), 12),
-    Field("sharing_condition", "共享条件", pl.String(), 24, wrap=True),
-    Field("sharing_method", "共享方式", pl.String(), 10),
-    Field("open", "向社会开放", pl.Boolean(), 10),
-    Field("update_cycle", "更新周期", pl.String(), 8),
-    Field("published_on", "发布日期", pl.Date(), 12, number_format="yyyy-mm-dd"),
-    Field("related_codes", "关联资源代码", pl.List(pl.String()), 24, wrap=True),
-    Field("version", "版本", pl.Int64(), 6),
-    Field("version_on", "版本日期", pl.Date(), 12, number_format="yyyy-mm-dd"),
-    Field("change_note", "变更说明", pl.String(), 40, wrap=True),
-    Field("rows", "当前记录数", pl.Int64(), 10),
-    Field("last_updated_at", "最近更新时间", pl.Datetime("us", "UTC"), 18, number_format="yyyy-mm-dd hh:mm"),
-    Field("quality_pass_rate", "质量通过率", pl.Float64(), 10, number_format="0.0%"),
-)
-ITEM_FIELDS = (
-    Field("code", "信息资源代码", pl.String(), 14),
-    Field("title", "信息资源名称", pl.String(), 20),
-    Field("seq", "序号", pl.Int64(), 6),
-    Field("label", "信息项名称", pl.String(), 20),
-    Field("name", "字段名", pl.String(), 20),
-    Field("data_type", "数据类型", pl.String(), 12),
-    Field("required", "必填", pl.Boolean(), 6),
-    Field("sensitivity", "敏感级别", pl.String(), 10),
-    Field("values", "值域", pl.String(), 30, wrap=True),
-    Field("description", "说明", pl.String(), 40, wrap=True),
-)
-DEPARTMENT_FIELDS = (
-    Field("department_code", "部门代码", pl.String(), 16),
-    Field("department_name", "部门名称", pl.String(), 24),
-    Field("relation", "关系", pl.String(), 10),
-    Field("code", "信息资源代码", pl.String(), 14),
-    Field("title", "信息资源名称", pl.String(), 20),
-    Field("table_key", "数据表", pl.String(), 26),
-    Field("sharing", "共享类型", pl.String(), 12),
-    Field("update_cycle", "更新周期", pl.String(), 8),
-    Field("rows", "当前记录数", pl.Int64(), 10),
-    Field("files_received", "累计报送文件数", pl.Int64(), 10),
-    Field("last_received_at", "最近报送时间", pl.Datetime("us", "UTC"), 18, number_format="yyyy-mm-dd hh:mm"),
-    Field("last_status", "最近报送结果", pl.String(), 14),
-    Field("delivery", "报送情况", pl.String(), 10),
-    Field("rows_rejected", "累计拒收行数", pl.Int64(), 10),
-    Field("open_issues", "待整改问题数", pl.Int64(), 10),
+# The catalogue's own tables (layer ``catalog``), each also a sheet of the workbook: their columns,
+# labels and layout are their contracts (schemas/system/catalog.yaml).
+RESOURCE_FIELDS, ITEM_FIELDS, DEPARTMENT_FIELDS = (
+    load_contracts().table(f"{CATALOG}.{name}").columns for name in ("resource", "item", "department")
 )
 ON_TIME, OVERDUE, NEVER = "按期", "逾期未报", "从未报送"  # a ledger's delivery against its update cycle
 PROVIDES, RECEIVES = "提供", "回流使用"  # a department's ledger; a mart its ledgers feed
@@ -167,12 +117,6 @@ PROVIDES, RECEIVES = "提供", "回流使用"  # a department's ledger; a mart i
 TRACKED = ("sharing", "sharing_condition", "sharing_method", "open", "update_cycle")
 ITEM_TRACKED = ("label", "data_type", "values", "sensitivity", "required")
 LABELS = {f.name: f.label for f in (*RESOURCE_FIELDS, *ITEM_FIELDS, *DEPARTMENT_FIELDS)}
-# The catalogue's Delta tables (layer ``catalog``): title and fields, for the warehouse's comments.
-TABLES = {
-    "resource": ("信息资源目录：每个数据资源一条", RESOURCE_FIELDS),
-    "item": ("信息资源目录的信息项：每个数据资源的每个字段一条", ITEM_FIELDS),
-    "department": ("部门视图：各部门提供和回流使用的数据资源", DEPARTMENT_FIELDS),
-}
 
 
 # -- codes and relations -------------------------------------------------------------------------
@@ -208,7 +152,9 @@ def _downstream(keys: list[str], users: dict[str, list[str]]) -> list[str]:
 
 # -- what the lake knows -------------------------------------------------------------------------
 def _location(table: Table) -> tuple[str, str]:
-    return ("mart", table.name) if table.kind == "mart" else ("silver", table.bronze_name)
+    if table.kind in ("mart", "system"):  # a system table lives in the layer it is named after
+        return table.source, table.name
+    return "silver", table.bronze_name
 
 
 def _receipts(home: Home) -> pl.DataFrame:
@@ -476,7 +422,7 @@ def _delivery(delivered: pl.DataFrame, rejected: pl.DataFrame | None, table: Tab
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _frame(rows: list[dict[str, Any]], fields: tuple[Field, ...]) -> pl.DataFrame:
+def _frame(rows: list[dict[str, Any]], fields: tuple[Column, ...]) -> pl.DataFrame:
     schema = {f.name: f.dtype for f in fields}
     return pl.DataFrame([{f.name: row[f.name] for f in fields} for row in rows], schema=schema, orient="row")
 
@@ -495,21 +441,21 @@ def _cell(value: Any) -> Any:
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
-def _sheet(workbook: openpyxl.Workbook, title: str, fields: tuple[Field, ...], rows: list[dict[str, Any]]) -> None:
+def _sheet(workbook: openpyxl.Workbook, title: str, fields: tuple[Column, ...], rows: list[dict[str, Any]]) -> None:
     sheet = workbook.create_sheet(title)
     sheet.append([f.label for f in fields])
     for row in rows:
         sheet.append([_cell(row[f.name]) for f in fields])
     for index, field in enumerate(fields, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = field.width
+        letter, layout = get_column_letter(index), field.layout
+        sheet.column_dimensions[letter].width = layout.width
         header = sheet.cell(1, index)
         header.font, header.fill = Font(bold=True), HEADER_FILL
         header.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        if field.wrap or field.number_format:
+        if layout.wrap or layout.number_format:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.alignment = Alignment(wrap_text=field.wrap, vertical="top")
-                cell.number_format = field.number_format or cell.number_format
+                cell.alignment = Alignment(wrap_text=layout.wrap, vertical="top")
+                cell.number_format = layout.number_format or cell.number_format
     sheet.freeze_panes = "B2"  # header row and the resource code stay in view
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(fields))}{max(len(rows) + 1, 2)}"
 

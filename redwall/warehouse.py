@@ -3,10 +3,9 @@
 ``warehouse/redwall.duckdb`` (shared) holds schema ``mart`` (every mart, masked per
 :mod:`redwall.privacy`), ``ops`` (receipts, rejections…) and ``quality`` (rectification issues,
 loop metrics), which hold no personal values, ``catalog`` (the data resource directory) and
-``ref`` (the committed reference tables). Every table and column carries a Chinese comment: the
-contracts' titles and labels for the marts, for the other tables the titles and labels declared
-beside their schemas (:data:`redwall.ingest.receipts.TABLES`, :data:`redwall.quality.loop.TABLES`,
-:data:`redwall.catalog.TABLES`, :data:`schemas.REFERENCE_TITLES`).
+``ref`` (the committed reference tables). Every table and column carries a Chinese comment: its
+contract's title, abstract and labels (the marts' in ``schemas/marts/``, the others' in
+``schemas/system/``); the warehouse publishes the tables the contracts declare.
 ``warehouse/restricted/redwall_restricted.duckdb`` holds the marts unmasked, readable by the owner
 only (folder 0700, file 0600).
 
@@ -58,16 +57,14 @@ import duckdb
 import polars as pl
 
 from redwall import lake
-from redwall.catalog import TABLES as CATALOG_TABLES
+from redwall.catalog import CATALOG
 from redwall.home import Home
 from redwall.ingest.receipts import OPS
-from redwall.ingest.receipts import TABLES as OPS_TABLES
 from redwall.marts.tables import read_typed
 from redwall.privacy import anonymity, pseudonym_key, shared_columns, shared_issues, shared_view
 from redwall.quality.loop import ISSUES
 from redwall.quality.loop import LAYER as QUALITY
-from redwall.quality.loop import TABLES as QUALITY_TABLES
-from redwall.schemas import REFERENCE, REFERENCE_LABELS, REFERENCE_TITLES, code_lists, load_contracts, reference
+from redwall.schemas import Table, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)
 SHARED_MODE, SHARED_DIR_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o755, 0o600, 0o700
@@ -86,23 +83,11 @@ class Published:
         return f"{self.schema}.{self.name}"
 
 
+REF = "ref"  # the warehouse schema of the committed reference tables
 SHARED_NAME, RESTRICTED, RESTRICTED_NAME = "redwall.duckdb", "restricted", "redwall_restricted.duckdb"
 CURRENT, VERSIONS, NEW = "current", "versions", ".new"
 # SQL reserved words a column must not be named after (DuckDB's ``duckdb_keywords()``, reserved).
 RENAMED = {"table": "table_name", "column": "column_name"}
-# The coded columns of the tables without a contract, and the ref.codes list that names their codes.
-CODED = {
-    f"{OPS}.file_receipt": {"source": "feed_source", "status": "receipt_status"},
-    f"{OPS}.rejection": {"source": "feed_source", "severity": "severity"},
-    f"{OPS}.file_registry": {"source": "feed_source"},
-    f"{QUALITY}.{ISSUES}": {
-        "origin": "issue_origin",
-        "source": "feed_source",
-        "severity": "severity",
-        "status": "issue_status",
-    },
-    f"{QUALITY}.loop_metrics": {"source": "feed_source"},
-}
 # Documented views: (schema, name, comment, {column: label}, query).
 VIEWS = [
     (
@@ -162,16 +147,25 @@ def readable(published: Published, coded: dict[str, str]) -> Published:
     return Published(published.schema, published.name, frame, published.comment, labels)
 
 
-def _column_comments(table, columns) -> dict[str, str]:
+def _column_comments(table: Table, columns) -> dict[str, str]:
     """Label per column; a column kept as the contract has it also says what its values mean
     (``on_time`` says which timeliness it is)."""
     described = {c.name: f"{c.label}：{c.description}" for c in table.all_columns if c.description and not c.pii}
     return {c.name: described.get(c.name, c.label) for c in columns}
 
 
-def _contract_codes(table) -> dict[str, str]:
+def _contract_codes(table: Table) -> dict[str, str]:
     """A contract's coded columns whose codes ref.codes names (community and grid have name columns)."""
     return {c.name: c.codes for c in table.all_columns if c.codes in code_lists()}
+
+
+def _system(table: Table, frame: pl.DataFrame) -> Published:
+    """A system table as dashboards read it, described by its contract (``schemas/system/``)."""
+    comment = f"{table.title}：{table.abstract}"
+    return readable(
+        Published(table.source, table.name, frame, comment, _column_comments(table, table.all_columns)),
+        _contract_codes(table),
+    )
 
 
 def restricted_path(home: Home) -> Path:
@@ -209,27 +203,15 @@ def publish(home: Home) -> dict[str, int]:
         )
     # Operational and quality tables hold reasons, counts and digests, never personal values; an
     # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
+    contracts = load_contracts()
     shared += [
-        Published(
-            layer,
-            name,
-            shared_issues(frame, key) if (layer, name) == (QUALITY, ISSUES) else frame,
-            *described.get(name, (None, {})),
-        )
-        for layer, described in ((OPS, OPS_TABLES), (QUALITY, QUALITY_TABLES))
-        for name in _layer_tables(home, layer)
-        for frame in [lake.read(home, layer, name)]
+        _system(t, shared_issues(frame, key) if t.key == f"{QUALITY}.{ISSUES}" else frame)
+        for layer in (OPS, QUALITY, CATALOG)
+        for t in sorted(contracts.layer(layer), key=lambda t: t.name)
+        if lake.exists(home, layer, t.name)
+        for frame in [lake.read(home, layer, t.name)]
     ]
-    shared += [
-        Published("catalog", name, lake.read(home, "catalog", name), title, {f.name: f.label for f in fields})
-        for name, (title, fields) in CATALOG_TABLES.items()
-        if lake.exists(home, "catalog", name)
-    ]
-    shared += [
-        Published("ref", path.stem, reference(path.stem), REFERENCE_TITLES.get(path.stem), REFERENCE_LABELS)
-        for path in sorted(REFERENCE.glob("*.csv"))
-    ]
-    shared = [p if p.schema == "mart" else readable(p, CODED.get(p.key, {})) for p in shared]
+    shared += [_system(t, reference(t.name)) for t in sorted(contracts.layer(REF), key=lambda t: t.name)]
 
     with _publish_lock(home):
         version = _versions(home) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -277,13 +259,6 @@ def k_anonymity(path: Path) -> dict[str, dict[str, int]]:
     return figures
 
 
-def _layer_tables(home: Home, layer: str) -> list[str]:
-    if not home.is_local:
-        raise NotImplementedError(f"listing the {layer} tables of a lake in an object store")
-    root = Path(home.table_uri(layer, ""))
-    return sorted(p.name for p in root.iterdir() if lake.exists(home, layer, p.name)) if root.is_dir() else []
-
-
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -302,7 +277,7 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
             if not t.comment or (bare := [c for c in t.frame.columns if not t.column_comments.get(c)]):
                 raise ValueError(
                     f"{t.schema}.{t.name} has no Chinese title or labels for "
-                    f"{bare if t.comment else 'the table'}: declare them beside its schema"
+                    f"{bare if t.comment else 'the table'}: declare them in its contract (schemas/)"
                 )
             con.execute(f'COMMENT ON TABLE "{t.schema}"."{t.name}" IS {_quote(t.comment)}')
             for column in t.frame.columns:  # labels may serve several tables: only this one's

@@ -1,8 +1,11 @@
-"""The data contracts: every feed table, ledger type and mart, declared once in YAML.
+"""The data contracts: every table redwall holds, declared once in YAML — the feed tables
+(``feeds/``), ledger types (``ledgers/``) and marts (``marts/``), and the system tables
+(``system/``): the operational records of ingestion (``ops``), the quality loop (``quality``), the
+resource catalogue (``catalog``) and the committed reference data (``ref``).
 
 Everything else is derived from here: Delta schemas, header mapping, expectation suites, ledger
-templates, the catalogue and the masking rules. Use :func:`load_contracts`; never read the YAML
-elsewhere.
+templates, the catalogue, the warehouse's comments and the masking rules. Use
+:func:`load_contracts`; never read the YAML elsewhere.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ TYPES: dict[str, pl.DataType] = {
     "datetime": pl.Datetime("us", "Asia/Shanghai"),
     "bool": pl.Boolean(),
     "json": pl.String(),
+    # system tables only: an instant as recorded (UTC), and a list of names
+    "datetime_utc": pl.Datetime("us", "UTC"),
+    "string_list": pl.List(pl.String()),
 }
+SYSTEM_TYPES = ("datetime_utc", "string_list")
+# Kinds of table: delivered by a source (feed, ledger), built by redwall (mart), or kept by redwall
+# itself (system: one contract file per lake layer or warehouse schema, under system/).
+DELIVERED = ("feed", "ledger")
 SENSITIVITY = {
     "direct_identifier": "直接标识符",
     "quasi_identifier": "准标识符",
@@ -82,6 +92,15 @@ class ContractError(ValueError):
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How a column shows as a column of a workbook redwall writes (the catalogue's sheets)."""
+
+    width: int = 12
+    wrap: bool = False
+    number_format: str | None = None
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     label: str
@@ -99,6 +118,7 @@ class Column:
     description: str | None = None
     example: Any = None
     element: str | None = None  # the national data element it is (schemas/reference/data_element.csv)
+    layout: Layout = Layout()
 
     @property
     def dtype(self) -> pl.DataType:
@@ -128,7 +148,7 @@ class Table:
     name: str
     title: str
     abstract: str
-    kind: str  # feed | ledger | mart
+    kind: str  # feed | ledger | mart | system
     columns: tuple[Column, ...]
     keys: tuple[str, ...]
     load: str
@@ -221,11 +241,19 @@ class Contracts:
         return self.of_kind("mart")
 
     def source_tables(self, source: str) -> list[Table]:
-        return [t for t in self.tables.values() if t.source == source and t.kind != "mart"]
+        return [t for t in self.tables.values() if t.source == source and t.kind in DELIVERED]
+
+    @property
+    def system(self) -> list[Table]:
+        return self.of_kind("system")
+
+    def layer(self, layer: str) -> list[Table]:
+        """The system tables of one lake layer or warehouse schema (``ops``, ``quality``, …)."""
+        return [t for t in self.system if t.source == layer]
 
     @property
     def sources(self) -> list[str]:
-        return list(dict.fromkeys(t.source for t in self.tables.values() if t.kind != "mart"))
+        return list(dict.fromkeys(t.source for t in self.tables.values() if t.kind in DELIVERED))
 
     @property
     def departments(self) -> dict[str, str]:
@@ -246,6 +274,10 @@ def _column(raw: dict[str, Any], where: str) -> Column:
     if raw.get("free_text") and raw["type"] != "string":
         raise ContractError(f"{where}: column {raw['name']!r}: only a string column can be free text")
     raw["aliases"] = tuple(raw.get("aliases", ()))
+    try:
+        raw["layout"] = Layout(**raw.get("layout", {}))
+    except TypeError as exc:
+        raise ContractError(f"{where}: column {raw['name']!r}: layout: {exc}") from None
     if raw.get("element") and raw["element"] not in data_elements():
         raise ContractError(f"{where}: column {raw['name']!r} names unknown data element {raw['element']!r}")
     if raw.get("codes") and raw["codes"] not in DYNAMIC_CODES and raw["codes"] not in code_lists():
@@ -268,6 +300,8 @@ def _table(
     department=None,
 ) -> Table:
     columns = tuple(_column(c, f"{where}:{name}") for c in raw["columns"])
+    if kind != "system" and (kept := [c.name for c in columns if c.type in SYSTEM_TYPES]):
+        raise ContractError(f"{where}:{name}: columns {kept} have a type only system tables have")
     names = [c.name for c in envelope + columns]
     if len(set(names)) != len(names):
         raise ContractError(f"{where}:{name}: duplicate column names")
@@ -320,7 +354,7 @@ def _table(
 def _hold(raw: dict[str, Any], load: str, kind: str, where: str) -> Hold | None:
     """A delivered snapshot's limits: the defaults, overridden by the contract's ``hold``."""
     given = raw.get("hold", {})
-    if load != "snapshot" or kind == "mart":
+    if load != "snapshot" or kind not in DELIVERED:
         if given:
             raise ContractError(f"{where}: only a delivered snapshot table can be held")
         return None
@@ -361,10 +395,25 @@ def load_contracts(root: Path = HERE) -> Contracts:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name, provider=doc["provider"])
         tables[t.key] = t
+    for path in sorted((root / "system").glob("*.yaml")):
+        tables |= {t.key: t for t in _system_tables(path).values()}
     for t in tables.values():
         if unknown := set(t.related) - set(tables):
             raise ContractError(f"{t.key}: related tables {sorted(unknown)} have no contract")
     return Contracts(tables)
+
+
+def _system_tables(path: Path) -> dict[str, Table]:
+    """The tables of one system contract file, by name: its ``layer`` is their lake layer and
+    warehouse schema (their ``source``), every other key beside ``tables`` each table's default."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    defaults = {k: v for k, v in doc.items() if k not in ("layer", "provider", "tables")}
+    return {
+        name: _table(
+            defaults | raw, source=doc["layer"], name=name, kind="system", where=path.name, provider=doc["provider"]
+        )
+        for name, raw in doc["tables"].items()
+    }
 
 
 def _spelling_key(text: str) -> str:
@@ -372,58 +421,30 @@ def _spelling_key(text: str) -> str:
 
 
 # -- reference data ------------------------------------------------------------------------------
-# Chinese titles of the reference tables and labels of their columns (one meaning per name in all).
-REFERENCE_TITLES = {
-    "admin_division": "行政区划代码（GB/T 2260），含已撤销的区划",
-    "calendar": "工作日历：每天是否工作日，含法定节假日和调休",
-    "codes": "代码表：各代码集的代码和名称",
-    "component_class": "城市管理部件分类（CJ/T 214）及处置时限",
-    "data_element": "数据元：各列对应的标准数据元（中文名称、标识符、内部标识符、出处、同义名称）",
-    "ethnicity": "民族代码（GB/T 3304）",
-    "event_class": "城市管理事件分类（CJ/T 214）及处置时限",
-    "grid_code_scheme": "单元网格编码方案",
-    "sex": "性别代码（GB/T 2261.1）",
-    "street": "街道乡镇代码",
-}
-REFERENCE_LABELS = {
-    "code": "代码",
-    "name": "名称",
-    "level": "级别",
-    "valid_from": "启用日期",
-    "valid_to": "停用日期",
-    "date": "日期",
-    "is_workday": "是否工作日",
-    "kind": "类型",
-    "holiday": "节假日名称",
-    "list": "代码集",
-    "note": "备注",
-    "scheme": "分类或编码方案",
-    "major": "大类代码",
-    "minor": "小类代码",
-    "major_name": "大类名称",
-    "time_limit": "处置时限",
-    "time_unit": "时限单位",
-    "length": "编码长度",
-    "pattern": "编码格式（正则表达式）",
-    "parts": "编码结构",
-    "district_code": "所属区代码",
-    "element": "数据元",
-    "identifier": "标识符",
-    "internal_id": "内部标识符",
-    "standard": "出处（标准）",
-    "synonyms": "同义名称",
-}
+# How a reference CSV's text becomes a column of each type its contract may give.
+READ_AS = {"string": pl.col, "date": lambda c: pl.col(c).str.to_date(), "bool": lambda c: pl.col(c) == "1"}
+
+
+@cache
+def reference_tables() -> dict[str, Table]:
+    """The contracts of the committed reference tables (``system/ref.yaml``), by name. Read apart
+    from :func:`load_contracts`, which checks every contract's code lists against them."""
+    tables = _system_tables(HERE / "system" / "ref.yaml")
+    for t in tables.values():
+        if untyped := [c.name for c in t.columns if c.type not in READ_AS]:
+            raise ContractError(f"ref.yaml:{t.name}: columns {untyped} must be one of {list(READ_AS)}: a CSV holds text")
+    return tables
 
 
 @cache
 def reference(name: str) -> pl.DataFrame:
-    """A committed national reference table (``schemas/reference/<name>.csv``), all columns text
-    except the working calendar's flag."""
-    path = REFERENCE / f"{name}.csv"
-    frame = pl.read_csv(path, infer_schema=False)
-    if name == "calendar":
-        frame = frame.with_columns(pl.col("date").str.to_date(), pl.col("is_workday") == "1")
-    return frame
+    """A committed national reference table (``schemas/reference/<name>.csv``) with its contract's
+    types: text, its dates parsed, its flags (1 or 0) as booleans."""
+    table = reference_tables()[name]
+    frame = pl.read_csv(REFERENCE / f"{name}.csv", infer_schema=False)
+    if frame.columns != [c.name for c in table.columns]:
+        raise ContractError(f"reference/{name}.csv has columns {frame.columns}, its contract {list(table.schema())}")
+    return frame.with_columns(READ_AS[c.type](c.name) for c in table.columns)
 
 
 @cache

@@ -44,7 +44,7 @@ def test_tables_declare_what_catalogue_and_masking_need():
                 # the quasi-identifiers with a treatment of their own are named.
                 assert c.sensitivity == PII_KINDS[c.pii], (t.key, c.name)
             assert c.sensitivity != "direct_identifier" or c.pii, (t.key, c.name)
-        if t.kind != "mart":
+        if t.kind in ("feed", "ledger"):  # delivered tables (not marts or system tables)
             assert t.files or t.kind == "ledger", t.key
 
 
@@ -182,3 +182,55 @@ def test_a_header_naming_two_columns_or_an_unknown_element_is_a_contract_error(t
     ledger.write_text(text.replace("element: contact_phone", "element: no_such_element"), encoding="utf-8")
     with pytest.raises(ContractError, match="unknown data element"):
         load_contracts.__wrapped__(root)
+
+
+def test_system_tables_have_contracts_in_the_same_language():
+    """The tables redwall keeps itself are declared like every other: ops, quality, catalogue and
+    reference data, with labels, keys, sensitivity and sharing type."""
+    contracts = load_contracts()
+    assert {t.key for t in contracts.system} >= {
+        "ops.file_receipt",
+        "ops.rejection",
+        "ops.file_registry",
+        "ops.held_delivery",
+        "quality.issue",
+        "quality.loop_metrics",
+        "catalog.resource",
+        "catalog.item",
+        "catalog.department",
+    }
+    # every committed reference CSV has its contract, and is read with its types
+    assert {t.name for t in contracts.layer("ref")} == {p.stem for p in (HERE / "reference").glob("*.csv")}
+    for t in contracts.layer("ref"):
+        assert reference(t.name).schema == pl.Schema(t.schema()), t.key
+    for t in contracts.system:
+        assert t.catalogue["sharing"] and t.hold is None, t.key
+        assert t.source not in contracts.sources, t.key  # nobody delivers a system table
+
+
+def test_a_system_only_type_in_a_feed_is_a_contract_error(tmp_path):
+    root = _broken_copy(tmp_path, "type: date, required: true", "type: datetime_utc, required: true")
+    with pytest.raises(ContractError, match="only system tables have"):
+        load_contracts(root)
+
+
+def _python_sources() -> list:
+    root = HERE.parent
+    return sorted(p for folder in ("redwall", "schemas", "assets", "pipelines", "quality") for p in (root / folder).rglob("*.py"))
+
+
+def test_no_system_table_label_is_restated_in_code():
+    """A system table's columns and labels live in its contract only: no Python file pairs its
+    column names with their Chinese labels (a dict of labels, a field list: two pairs of one table
+    are a restatement; one may be a page's own header), nor opens a string with its title and a
+    colon (a hand-written table comment)."""
+    import re
+
+    restated = []
+    for t in load_contracts().system:
+        pairs = [rf"""["']{re.escape(c.name)}["']\s*[:,]\s*["']{re.escape(c.label)}["']""" for c in t.columns]
+        for path in _python_sources():
+            text = path.read_text(encoding="utf-8")
+            if len(found := [p for p in pairs if re.search(p, text)]) > 1 or f'"{t.title}：' in text:
+                restated.append(f"{path.relative_to(HERE.parent)}: {t.key} {found}")
+    assert not restated, restated

@@ -37,34 +37,10 @@ from redwall.home import Home
 from redwall.ingest import history
 from redwall.ingest.inbox import LOCAL_TZ
 from redwall.ingest.receipts import HOLDS, OPS, Receipt
-from redwall.schemas import Table
+from redwall.schemas import Table, load_contracts
 
 HELD, RELEASED, DISCARDED = "held", "released", "discarded"
-HOLD_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "receipt_id": pl.String,
-    "source": pl.String,
-    "department": pl.String,
-    "file_name": pl.String,
-    "file_hash": pl.String,
-    "table": pl.String,
-    "as_of": pl.Date,
-    "held_at": pl.Datetime("us", "UTC"),
-    "scope": pl.String,
-    "records_current": pl.Int64,
-    "records_closing": pl.Int64,
-    "closing_share": pl.Float64,
-    "closing_limit": pl.Float64,
-    "rows_read": pl.Int64,
-    "rows_rejected": pl.Int64,
-    "refused_share": pl.Float64,
-    "refused_limit": pl.Float64,
-    "reason_zh": pl.String,
-    "status": pl.String,
-    "decided_by": pl.String,
-    "decided_at": pl.Datetime("us", "UTC"),
-    "decision_reason": pl.String,
-    "stored_as": pl.String,
-}
+HOLD_SCHEMA = load_contracts().table(f"{OPS}.{HOLDS}").schema()  # schemas/system/ops.yaml
 
 
 class CannotDecide(LookupError):

@@ -17,21 +17,12 @@ from redwall.home import Home
 from redwall.ingest.holds import CannotDecide, Decision
 from redwall.ingest.receipts import LAYOUT_RELEASES as RELEASES
 from redwall.ingest.receipts import OPS, RECEIPTS
+from redwall.schemas import load_contracts
 
 # Refusals that mean the source changed its layout (a column vanished or was renamed), not a bad row.
 LAYOUT_REFUSALS = ("required_column_missing", "header_unrecognised")
 RELEASED = "released"
-RELEASE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "receipt_id": pl.String,
-    "source": pl.String,
-    "file_name": pl.String,
-    "tables": pl.List(pl.String),
-    "refusal": pl.String,
-    "received_at": pl.Datetime("us", "UTC"),
-    "decided_by": pl.String,
-    "decided_at": pl.Datetime("us", "UTC"),
-    "decision_reason": pl.String,
-}
+RELEASE_SCHEMA = load_contracts().table(f"{OPS}.{RELEASES}").schema()  # schemas/system/ops.yaml
 BROKEN_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "table": pl.String,
     "receipt_id": pl.String,

@@ -1,6 +1,6 @@
 """Receipts: every delivered file is answered, and the answer is kept in the lake.
 
-Three ops tables:
+Three ops tables (their contract: ``schemas/system/ops.yaml``):
 
 - ``ops/file_receipt``: one row per delivery (upserted by receipt id, so a re-run after a crash
   rewrites its own receipt instead of adding one);
@@ -47,115 +47,10 @@ LAYOUT_RELEASES = "layout_release"
 STATUS_ZH = code_lists()["receipt_status"]  # ref.codes, so the warehouse decodes it the same way
 LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
-RECEIPT_SCHEMA = {
-    "receipt_id": pl.String,
-    "source": pl.String,
-    "department": pl.String,
-    "file_name": pl.String,
-    "file_path": pl.String,
-    "file_hash": pl.String,
-    "file_size": pl.Int64,
-    "load_id": pl.String,
-    "received_at": pl.Datetime("us", "UTC"),
-    "as_of": pl.Date,
-    "status": pl.String,
-    "refusal": pl.String,
-    "tables": pl.List(pl.String),
-    "rows_read": pl.Int64,
-    "rows_accepted": pl.Int64,
-    "rows_rejected": pl.Int64,
-    "rows_warned": pl.Int64,
-    "rows_deduplicated": pl.Int64,
-    "rows_skipped": pl.Int64,
-    "reasons_zh": pl.String,
-    "stored_as": pl.String,
-}
-REJECTION_SCHEMA = {
-    "receipt_id": pl.String,
-    "load_id": pl.String,
-    "file_hash": pl.String,
-    "source": pl.String,
-    "table": pl.String,
-    "file_name": pl.String,
-    "sheet": pl.String,
-    "row_number": pl.Int64,
-    "column": pl.String,
-    "column_label": pl.String,
-    "rule": pl.String,
-    "severity": pl.String,
-    "message_zh": pl.String,
-    "recorded_at": pl.Datetime("us", "UTC"),
-}
-REGISTRY_SCHEMA = {
-    "file_hash": pl.String,
-    "receipt_id": pl.String,
-    "source": pl.String,
-    "department": pl.String,
-    "file_name": pl.String,
-    "tables": pl.List(pl.String),
-    "scopes": pl.List(pl.String),
-    "as_of": pl.Date,
-    "load_id": pl.String,
-    "loaded_at": pl.Datetime("us", "UTC"),
-}
-# Chinese labels of the ops tables' columns (one meaning per name in all three).
-LABELS = {
-    "receipt_id": "回执编号",
-    "source": "来源系统",
-    "department": "报送部门代码",
-    "file_name": "文件名",
-    "file_path": "收件箱内路径",
-    "file_hash": "文件内容摘要",
-    "file_size": "文件大小（字节）",
-    "load_id": "加载批次编号",
-    "received_at": "接收时间",
-    "as_of": "数据日期",
-    "status": "处理结果",
-    "refusal": "整文件拒收原因",
-    "tables": "涉及的数据表",
-    "rows_read": "读取行数",
-    "rows_accepted": "接收行数",
-    "rows_rejected": "拒收行数",
-    "rows_warned": "警告行数（已接收，个别值置空）",
-    "rows_deduplicated": "去重行数（已接收，业务键重复）",
-    "rows_skipped": "跳过行数（说明行、重复表头）",
-    "reasons_zh": "处理说明",
-    "stored_as": "文件存放位置",
-    "table": "数据表",
-    "sheet": "工作表",
-    "row_number": "行号",
-    "column": "字段",
-    "column_label": "字段中文名",
-    "rule": "规则",
-    "severity": "严重程度",
-    "message_zh": "问题说明",
-    "recorded_at": "记录时间",
-    "scopes": "快照范围",
-    "loaded_at": "加载时间",
-    "held_at": "暂停应用时间",
-    "scope": "范围（社区）",
-    "records_current": "现行记录数",
-    "records_closing": "应用后将置为失效的记录数",
-    "closing_share": "将失效比例",
-    "closing_limit": "将失效比例上限",
-    "refused_share": "拒收比例",
-    "refused_limit": "拒收比例上限",
-    "reason_zh": "暂停原因",
-    "decided_by": "确认人",
-    "decided_at": "确认时间",
-    "decision_reason": "确认理由",
-}
-# The ops tables: title and column labels, for the warehouse's comments.
-TABLES = {
-    RECEIPTS: ("文件回执：每次报送的文件一条，含接收、拒收和跳过的行数", LABELS),
-    REJECTIONS: ("拒收明细：文件中每行的每个问题一条，只写行、字段和规则，不含个人信息", LABELS),
-    REGISTRY: ("文件登记：每个已加载的文件内容一条，用于识别重复报送", LABELS),
-    HOLDS: ("待确认的报送：将大量注销现行记录或大部分行被拒收、暂未应用的快照，及分析员的确认结果", LABELS),
-    LAYOUT_RELEASES: (
-        "格式变化的放行：因表头或必填列变化被整体拒收、经分析员放行不再阻断发布的报送，含放行人和理由",
-        LABELS,
-    ),
-}
+# their columns and types: the contracts (schemas/system/ops.yaml)
+RECEIPT_SCHEMA, REJECTION_SCHEMA, REGISTRY_SCHEMA = (
+    load_contracts().table(f"{OPS}.{name}").schema() for name in (RECEIPTS, REJECTIONS, REGISTRY)
+)
 
 
 @dataclass(frozen=True)
