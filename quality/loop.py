@@ -32,7 +32,6 @@ import polars as pl
 
 from redwall import lake
 from redwall.home import Home
-from redwall.ingest.inbox import LEDGERS
 from redwall.ingest.layout import RETURNED_ROW
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
@@ -486,7 +485,9 @@ def _close_returned(issues: pl.DataFrame, findings: pl.DataFrame, home: Home) ->
     the record's key (the original record is then no longer current, and nothing else would judge
     it again) or left nothing else to recognise it by."""
     open_ = issues.filter(
-        (pl.col("status") == OPEN) & (pl.col("source") == LEDGERS) & pl.col("file_path").is_not_null()
+        (pl.col("status") == OPEN)
+        & pl.col("source").is_in(list(load_contracts().departmental))
+        & pl.col("file_path").is_not_null()
     )
     if not open_.height:
         return issues

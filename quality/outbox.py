@@ -24,7 +24,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 from redwall import lake
 from redwall.home import Home
 from redwall.ingest.formats import Unreadable, read_file
-from redwall.ingest.inbox import LEDGERS
 from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
@@ -127,7 +126,9 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
     root = home.outbox / "ledgers"
     shutil.rmtree(root, ignore_errors=True)
     ledger = open_issues.filter(
-        pl.col("source") == LEDGERS, pl.col("status") == OPEN, pl.col("file_path").is_not_null()
+        pl.col("source").is_in(list(load_contracts().departmental)),
+        pl.col("status") == OPEN,
+        pl.col("file_path").is_not_null(),
     )
     if not ledger.height:
         return 0
@@ -193,7 +194,8 @@ def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFr
         home,
         OPS,
         REJECTIONS,
-        where=(pl.col("source") == LEDGERS) & pl.col("file_hash").is_in(delivered["file_hash"].implode()),
+        where=pl.col("source").is_in(list(load_contracts().departmental))
+        & pl.col("file_hash").is_in(delivered["file_hash"].implode()),
     )
     found = [ledger.select(columns)]
     if recorded.height:

@@ -256,6 +256,13 @@ class Contracts:
         return list(dict.fromkeys(t.source for t in self.tables.values() if t.kind in DELIVERED))
 
     @property
+    def departmental(self) -> tuple[str, ...]:
+        """The sources whose files department clerks send from the centre's templates (the ledgers'):
+        each department drops into its own inbox folder, reads a Chinese receipt and gets its rows
+        back as an error workbook. The other sources are systems, answered in JSON."""
+        return tuple(dict.fromkeys(t.source for t in self.ledgers))
+
+    @property
     def departments(self) -> dict[str, str]:
         return {t.department["code"]: t.department["name"] for t in self.ledgers}
 
@@ -383,7 +390,7 @@ def load_contracts(root: Path = HERE) -> Contracts:
         dept = doc["department"]
         t = _table(
             doc,
-            source="ledgers",
+            source=doc["source"],
             name=doc["table"],
             kind="ledger",
             where=path.name,
@@ -432,7 +439,9 @@ def reference_tables() -> dict[str, Table]:
     tables = _system_tables(HERE / "system" / "ref.yaml")
     for t in tables.values():
         if untyped := [c.name for c in t.columns if c.type not in READ_AS]:
-            raise ContractError(f"ref.yaml:{t.name}: columns {untyped} must be one of {list(READ_AS)}: a CSV holds text")
+            raise ContractError(
+                f"ref.yaml:{t.name}: columns {untyped} must be one of {list(READ_AS)}: a CSV holds text"
+            )
     return tables
 
 

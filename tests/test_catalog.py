@@ -83,6 +83,29 @@ def test_one_entry_per_contract_table(home, published):
     assert lake.read(home, "catalog", "item").height == published["items"] == sum(len(e["items"]) for e in entries)
 
 
+def test_the_catalogue_lists_the_system_tables(home, published):
+    """The tables redwall keeps itself, which the warehouse publishes, are resources too: receipts,
+    rejections, rectification issues, loop metrics, the catalogue's own tables, reference data."""
+    entries = _by_key(home)
+    system = load_contracts().system
+    assert {"ops.file_receipt", "ops.rejection", "quality.issue", "quality.loop_metrics", "catalog.item"} <= {
+        t.key for t in system
+    }
+    for t in system:
+        entry = entries[t.key]
+        assert (entry["kind"], entry["provider"]) == ("系统表", "西长安街街道大数据中心"), t.key
+        assert [(i["name"], i["label"]) for i in entry["items"]] == [(c.name, c.label) for c in t.columns]
+        assert entry["format"] == (
+            "电子表格（CSV，UTF-8编码）" if t.source == "ref" else "数据库（Delta Lake，发布至共享数据仓库）"
+        )
+    receipts = entries["ops.file_receipt"]
+    assert (receipts["sharing"], receipts["update_cycle"]) == ("有条件共享", "实时")
+    status = next(i for i in receipts["items"] if i["name"] == "status")
+    assert "全部接收" in status["values"] and status["data_type"] == "字符型C"  # its codes, as ref.codes names them
+    received = next(i for i in receipts["items"] if i["name"] == "received_at")
+    assert received["data_type"] == "日期时间型T"
+
+
 def test_catalogue_fields_come_from_the_contract(home, published):
     entries = _by_key(home)
     police = entries["police.population"]

@@ -216,7 +216,9 @@ def test_a_system_only_type_in_a_feed_is_a_contract_error(tmp_path):
 
 def _python_sources() -> list:
     root = HERE.parent
-    return sorted(p for folder in ("redwall", "schemas", "assets", "pipelines", "quality") for p in (root / folder).rglob("*.py"))
+    return sorted(
+        p for folder in ("redwall", "schemas", "assets", "pipelines", "quality") for p in (root / folder).rglob("*.py")
+    )
 
 
 def test_no_system_table_label_is_restated_in_code():

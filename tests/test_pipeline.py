@@ -245,6 +245,49 @@ def test_a_dashboard_author_reads_the_warehouse_without_the_code(demo_home):
         )
 
 
+def test_every_table_the_lake_and_the_warehouse_hold_has_a_contract(demo_home):
+    """Walk the lake and the shared warehouse of a built home: every table in them is declared in
+    schemas/ (a system table with exactly its contract's columns and types), and the catalogue
+    lists every table the warehouse publishes."""
+    contracts = load_contracts()
+    delivered = {t.bronze_name: t for t in contracts.tables.values() if t.kind in ("feed", "ledger")}
+    lake_root = Path(demo_home.table_uri("bronze", "")).parent
+    held = [
+        (layer.name, table.name)
+        for layer in sorted(lake_root.iterdir())
+        for table in sorted(layer.iterdir())
+        if lake.exists(demo_home, layer.name, table.name)
+    ]
+    assert {layer for layer, _ in held} == {"bronze", "silver", "mart", "ops", "quality", "catalog"}
+    for layer, name in held:
+        columns = lake.scan(demo_home, layer, name).collect_schema()
+        if layer in ("bronze", "silver"):
+            assert name in delivered, f"{layer}/{name} has no contract"
+            if layer == "silver":
+                assert set(delivered[name].schema()) <= set(columns.names()), name
+            continue
+        assert f"{layer}.{name}" in contracts.tables, f"{layer}/{name} has no contract"
+        table = contracts.table(f"{layer}.{name}")
+        if table.kind == "system":
+            assert dict(columns) == table.schema(), table.key
+        else:
+            assert set(table.schema()) <= set(columns.names()), table.key
+    with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
+        published = {
+            f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+        }
+        catalogued = {key for (key,) in con.execute("SELECT table_key FROM catalog.resource").fetchall()}
+    assert {
+        "ops.file_receipt",
+        "quality.issue",
+        "quality.loop_metrics",
+        "catalog.resource",
+        "ref.calendar",
+    } <= published
+    assert published <= set(contracts.tables), published - set(contracts.tables)
+    assert published <= catalogued, published - catalogued
+
+
 def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
     from redwall.warehouse_docs import DOCS, EXAMPLES, describe
 

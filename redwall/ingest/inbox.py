@@ -31,12 +31,12 @@ from pathlib import Path
 from redwall.home import Home
 from redwall.ingest.limits import limits
 from redwall.locks import exclusive
+from redwall.schemas import load_contracts
 
 READY_SUFFIX = ".ready"
 DICT_SUFFIX = ".dict.json"
 IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".crdownload")
 NOT_DELIVERIES = ("~$", ".~lock.", ".DS_Store")  # office lock files, Finder metadata
-LEDGERS = "ledgers"
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))
 _DAY_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?:\d{2})?(?!\d)")  # YYYYMMDD[HH]
 _MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(?!\d)")  # YYYYMM
@@ -139,7 +139,7 @@ def inbox_file(home: Home, source: str, path: Path) -> InboxFile:
     if not path.is_absolute():
         path = home.inbox(source) / path
     rel = path.parent.relative_to(home.inbox(source))
-    department = rel.parts[0] if source == LEDGERS and rel.parts else None
+    department = rel.parts[0] if source in load_contracts().departmental and rel.parts else None
     stat = path.lstat()
     return InboxFile(source, path, stat.st_size, stat.st_mtime_ns, department, link=path.is_symlink())
 
@@ -152,7 +152,7 @@ def inbox_files(home: Home, source: str) -> list[InboxFile]:
     if not root.is_dir():
         return []
     paths = list(root.iterdir())
-    if source == LEDGERS:  # a ledger dropped without a department folder is still a delivery
+    if source in load_contracts().departmental:  # dropped without a department folder: still a delivery
         paths += [p for d in paths if d.is_dir() and not d.is_symlink() for p in d.iterdir()]
     found = []
     for p in paths:

@@ -57,7 +57,6 @@ from redwall.ingest import history, holds, receipts
 from redwall.ingest.formats import Grid, Unreadable, dictionary_of, read_file
 from redwall.ingest.inbox import (
     DICT_SUFFIX,
-    LEDGERS,
     InboxFile,
     clear_copies,
     in_data_order,
@@ -211,7 +210,7 @@ def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
     """The tables a file may hold: its source's (a ledger: its department's), narrowed by the
     contract's file-name pattern when the name follows it."""
     tables = contracts.source_tables(file.source)
-    if file.source == LEDGERS and file.department in contracts.departments:
+    if file.department in contracts.departments:  # only a departmental source's files have one
         tables = [t for t in tables if t.department["code"] == file.department]
     named = [t for t in tables if t.files and fnmatch(file.name, t.files)]
     return named or tables
@@ -484,7 +483,7 @@ class Delivery:
             refuse_name(self.file)
             grids = read_file(self.file.content, beside=self.file.kept or self.file.path)
             tables = candidates(self.contracts, self.file)
-            if self.file.source == LEDGERS and (identity := template_identity(self.file.content)):
+            if self.file.source in self.contracts.departmental and (identity := template_identity(self.file.content)):
                 tables = [self._template_table(*identity)]
                 grids = [g for g in grids if g.sheet not in AUXILIARY_SHEETS]  # instructions, identity
             found, ignored = blocks(grids, tables)

@@ -35,7 +35,7 @@ import polars as pl
 
 from redwall import lake
 from redwall.home import Home
-from redwall.ingest.inbox import LEDGERS, LOCAL_TZ
+from redwall.ingest.inbox import LOCAL_TZ
 from redwall.schemas import code_lists, load_contracts
 
 OPS = "ops"
@@ -177,13 +177,18 @@ NEXT_STEP = {
 
 
 def receipt_file_name(receipt: Receipt, stored_name: str) -> str:
-    return f"{stored_name}.回执.txt" if receipt.source == LEDGERS else f"{stored_name}.receipt.json"
+    return f"{stored_name}.回执.txt" if _for_a_clerk(receipt) else f"{stored_name}.receipt.json"
+
+
+def _for_a_clerk(receipt: Receipt) -> bool:
+    """A department's clerk reads the receipt (in Chinese); a system parses it (JSON)."""
+    return receipt.source in load_contracts().departmental
 
 
 def render(receipt: Receipt, issues: pl.DataFrame, department_name: str | None) -> str:
     """The receipt a sender reads: Chinese text for a clerk, JSON for a system."""
     listed = issues.sort("row_number", "column").head(LISTED_ISSUES) if issues.height else issues
-    if receipt.source != LEDGERS:
+    if not _for_a_clerk(receipt):
         body = asdict(receipt) | {
             "status_zh": STATUS_ZH[receipt.status],
             "tables": list(receipt.tables),
