@@ -56,7 +56,7 @@ from redwall.schemas import (
 CATALOG = "catalog"  # lake layer, warehouse schema and folder under published/
 WORKBOOK, RECORD, DCAT = "信息资源目录.xlsx", "catalog.json", "catalog.jsonld"
 CLASSES = {"基础": "1", "主题": "2", "部门": "3"}
-KINDS = {"feed": "接入数据", "ledger": "部门台账", "mart": "主题库", "system": "系统表"}
+KINDS = {"feed": "接入数据", "ledger": "部门台账", "mart": "主题库", "view": "主题库视图", "system": "系统表"}
 # The guide's data types (信息项数据类型) for the contracts' types.
 DATA_TYPES = {
     "string": "字符型C",
@@ -152,9 +152,9 @@ def _downstream(keys: list[str], users: dict[str, list[str]]) -> list[str]:
 
 # -- what the lake knows -------------------------------------------------------------------------
 def _location(table: Table) -> tuple[str, str]:
-    if table.kind in ("mart", "system"):  # a system table lives in the layer it is named after
-        return table.source, table.name
-    return "silver", table.bronze_name
+    if table.kind in ("feed", "ledger"):
+        return "silver", table.bronze_name
+    return table.source, table.name  # a mart or system table lives in the layer it is named after
 
 
 def _receipts(home: Home) -> pl.DataFrame:

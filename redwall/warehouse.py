@@ -88,41 +88,6 @@ SHARED_NAME, RESTRICTED, RESTRICTED_NAME = "redwall.duckdb", "restricted", "redw
 CURRENT, VERSIONS, NEW = "current", "versions", ".new"
 # SQL reserved words a column must not be named after (DuckDB's ``duckdb_keywords()``, reserved).
 RENAMED = {"table": "table_name", "column": "column_name"}
-# Documented views: (schema, name, comment, {column: label}, query).
-VIEWS = [
-    (
-        "mart",
-        "community",
-        "社区概况：按社区汇总 mart.grid（各数均为 BIGINT），按时反馈率口径同 mart.event.on_time",
-        {
-            "community_code": "社区编码",
-            "community_name": "社区名称",
-            "grids": "网格数",
-            "residents": "现住人口",
-            "registered_residents": "户籍人口",
-            "floating_residents": "流动人口",
-            "foreign_residents": "境外人员",
-            "living_alone": "独居老人数",
-            "very_old": "高龄老人数",
-            "disabled": "残疾人数",
-            "dibao": "低保对象数",
-            "events_open": "未办结事件数",
-            "events_overdue": "超时未办结事件数",
-            "events_judged": "已判定时效事件数",
-            "events_on_time": "按时反馈事件数",
-            "on_time_rate": "按时反馈率（按时反馈事件数/已判定时效事件数，无已判定事件时为空）",
-        },
-        """SELECT community_code, community_name, count(*) AS grids,
-              sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered_residents,
-              sum(floating_residents)::BIGINT AS floating_residents,
-              sum(foreign_residents)::BIGINT AS foreign_residents, sum(living_alone)::BIGINT AS living_alone,
-              sum(very_old)::BIGINT AS very_old, sum(disabled)::BIGINT AS disabled, sum(dibao)::BIGINT AS dibao,
-              sum(events_open)::BIGINT AS events_open, sum(events_overdue)::BIGINT AS events_overdue,
-              sum(events_judged)::BIGINT AS events_judged, sum(events_on_time)::BIGINT AS events_on_time,
-              sum(events_on_time) / nullif(sum(events_judged), 0) AS on_time_rate
-       FROM mart.grid GROUP BY ALL""",
-    )
-]
 
 
 def _name_column(column: str) -> str:
@@ -284,11 +249,11 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
                 con.execute(
                     f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS {_quote(t.column_comments[column])}'
                 )
-        for schema, name, comment, labels, query in VIEWS:
-            con.execute(f'CREATE VIEW "{schema}"."{name}" AS {query}')
-            con.execute(f'COMMENT ON VIEW "{schema}"."{name}" IS {_quote(comment)}')
-            for column, label in labels.items():
-                con.execute(f'COMMENT ON COLUMN "{schema}"."{name}"."{column}" IS {_quote(label)}')
+        for view in load_contracts().views:  # documented like the tables, from their contracts
+            con.execute(f'CREATE VIEW "{view.source}"."{view.name}" AS {view.query}')
+            con.execute(f'COMMENT ON VIEW "{view.source}"."{view.name}" IS {_quote(f"{view.title}：{view.abstract}")}')
+            for column, label in _column_comments(view, view.columns).items():
+                con.execute(f'COMMENT ON COLUMN "{view.source}"."{view.name}"."{column}" IS {_quote(label)}')
         con.execute("CHECKPOINT")
     path.chmod(mode)
     with open(path, "rb") as f:

@@ -1,6 +1,6 @@
 """``docs/warehouse.md``: the shared warehouse for a dashboard author, generated from a published
 warehouse's own catalogue (every table and column with its type and Chinese comment, which come
-from the contracts and the labels declared beside each schema) plus example queries that the test
+from the contracts, schemas/marts/ and schemas/system/) plus example queries that the test
 suite runs. Regenerate after a contract change::
 
     .venv/bin/python -m redwall.warehouse_docs <data home>     # writes docs/warehouse.md

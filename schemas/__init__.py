@@ -36,8 +36,9 @@ TYPES: dict[str, pl.DataType] = {
     "string_list": pl.List(pl.String()),
 }
 SYSTEM_TYPES = ("datetime_utc", "string_list")
-# Kinds of table: delivered by a source (feed, ledger), built by redwall (mart), or kept by redwall
-# itself (system: one contract file per lake layer or warehouse schema, under system/).
+# Kinds of table: delivered by a source (feed, ledger), built by redwall (mart), a view the warehouse
+# makes over the marts (view: a marts/ contract with a ``query``), or kept by redwall itself
+# (system: one contract file per lake layer or warehouse schema, under system/).
 DELIVERED = ("feed", "ledger")
 SENSITIVITY = {
     "direct_identifier": "直接标识符",
@@ -148,7 +149,7 @@ class Table:
     name: str
     title: str
     abstract: str
-    kind: str  # feed | ledger | mart | system
+    kind: str  # feed | ledger | mart | view | system
     columns: tuple[Column, ...]
     keys: tuple[str, ...]
     load: str
@@ -171,6 +172,7 @@ class Table:
     # a row still too rare is left out). See redwall.privacy.k_anonymous.
     anonymity: dict[str, Any] | None = None
     hold: Hold | None = None  # a delivered snapshot table's limits; None: never held
+    query: str | None = None  # a view's SQL over the published marts
 
     @property
     def key(self) -> str:
@@ -242,6 +244,10 @@ class Contracts:
 
     def source_tables(self, source: str) -> list[Table]:
         return [t for t in self.tables.values() if t.source == source and t.kind in DELIVERED]
+
+    @property
+    def views(self) -> list[Table]:
+        return self.of_kind("view")
 
     @property
     def system(self) -> list[Table]:
@@ -355,6 +361,7 @@ def _table(
         sensitive_listing=bool(raw.get("sensitive_listing", False)),
         anonymity=raw.get("anonymity"),
         hold=hold,
+        query=raw.get("query"),
     )
 
 
@@ -400,7 +407,8 @@ def load_contracts(root: Path = HERE) -> Contracts:
         tables[t.key] = t
     for path in sorted((root / "marts").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        t = _table(doc, source="mart", name=doc["table"], kind="mart", where=path.name, provider=doc["provider"])
+        kind = "view" if "query" in doc else "mart"
+        t = _table(doc, source="mart", name=doc["table"], kind=kind, where=path.name, provider=doc["provider"])
         tables[t.key] = t
     for path in sorted((root / "system").glob("*.yaml")):
         tables |= {t.key: t for t in _system_tables(path).values()}

@@ -258,7 +258,7 @@ def test_every_table_the_lake_and_the_warehouse_hold_has_a_contract(demo_home):
         for table in sorted(layer.iterdir())
         if lake.exists(demo_home, layer.name, table.name)
     ]
-    assert {layer for layer, _ in held} == {"bronze", "silver", "mart", "ops", "quality", "catalog"}
+    assert {layer for layer, _ in held} == {"bronze", "silver", "mart", "ops", "quality", "catalog", "state"}
     for layer, name in held:
         columns = lake.scan(demo_home, layer, name).collect_schema()
         if layer in ("bronze", "silver"):
@@ -276,6 +276,10 @@ def test_every_table_the_lake_and_the_warehouse_hold_has_a_contract(demo_home):
         published = {
             f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
         }
+        views = {
+            f"{s}.{v}"
+            for s, v in con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
         catalogued = {key for (key,) in con.execute("SELECT table_key FROM catalog.resource").fetchall()}
     assert {
         "ops.file_receipt",
@@ -285,7 +289,8 @@ def test_every_table_the_lake_and_the_warehouse_hold_has_a_contract(demo_home):
         "ref.calendar",
     } <= published
     assert published <= set(contracts.tables), published - set(contracts.tables)
-    assert published <= catalogued, published - catalogued
+    assert views == {t.key for t in contracts.views} == {"mart.community"}
+    assert published | views <= catalogued, (published | views) - catalogued
 
 
 def test_warehouse_docs_are_fresh_and_their_examples_run(demo_home):
