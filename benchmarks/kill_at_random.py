@@ -59,8 +59,9 @@ def state(home: Home) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
         .sort(STABLE)
     )
     silver = {}
-    for table in load_contracts().tables.values():
-        if table.kind != "mart" and lake.exists(home, "silver", table.bronze_name):
+    contracts = load_contracts()
+    for table in contracts.feeds + contracts.ledgers:
+        if lake.exists(home, "silver", table.bronze_name):
             frame = lake.read(home, "silver", table.bronze_name).drop("_load_id", "_loaded_at")
             silver[table.key] = frame.select(sorted(frame.columns)).sort(pl.all())
     return answered, silver
