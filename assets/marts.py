@@ -13,7 +13,7 @@ from redwall.assets import keys
 from redwall.assets.automation import follows_deliveries
 from redwall.assets.mart_checks import mart_check_results, mart_check_specs
 from redwall.assets.metadata import centre_owners, description, freshness, owners, spec_metadata
-from redwall.assets.resources import RedwallHome
+from redwall.assets.resources import PseudonymKey, RedwallHome
 from redwall.marts import STATE, build_marts
 from redwall.marts.resolution.linkage import EXACT_ID
 from redwall.marts.tables import read_silver
@@ -141,9 +141,13 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         ],
         automation_condition=follows_deliveries(),
     )
-    def warehouse(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
+    def warehouse(
+        context: dg.AssetExecutionContext, redwall: RedwallHome, pseudonym_key: PseudonymKey
+    ) -> dg.MaterializeResult:
         home = redwall.home()
-        counts = publish(home)  # refuses to switch in a warehouse whose person tables are too rare
+        counts = publish(
+            home, pseudonym_key.secret
+        )  # refuses to switch in a warehouse whose person tables are too rare
         figures = k_anonymity(home.warehouse)
         return dg.MaterializeResult(
             metadata={

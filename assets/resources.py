@@ -19,3 +19,11 @@ class RedwallHome(dg.ConfigurableResource):
         if self.lake_uri:
             base = Home(root=base.root, lake_uri=self.lake_uri.rstrip("/"))
         return base.ensure()
+
+
+class PseudonymKey(dg.ConfigurableResource):
+    """The secret that keys the shared warehouse's pseudonyms (:mod:`redwall.privacy`); only the
+    warehouse asset asks for it. None: no secret, so only a home whose every file ``redwall demo``
+    generated may publish (with the public demo key); any other says to set ``REDWALL_PSEUDONYM_KEY``."""
+
+    secret: str | None = None

@@ -1,6 +1,6 @@
 """``redwall``: the project's command line.
 
-    redwall generate --scale street|district [--seed N] [--days D]   synthetic feeds into the inbox
+    redwall generate [--scale S] [--seed N] [--days D]               synthetic feeds into the inbox
     redwall process [--source S]                                     take in every inbox file now
     redwall build [--job J]                                          every inbox, then build_all (or one job)
     redwall demo [--scale S] [--fresh]                               generate + build, in a fresh home
@@ -9,7 +9,8 @@
     redwall held [--all]                                             deliveries held, layouts refused
     redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on one of them
 
-Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``).
+Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``),
+given before or after the command; ``redwall COMMAND --help`` shows its options and their defaults.
 """
 
 from __future__ import annotations
@@ -31,10 +32,18 @@ from redwall.report import redwall_command
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class Mistake(Exception):
+    """A user's mistake (an unknown name, a home that cannot be one, nothing to do): said in one
+    plain line on stderr with exit status 2, never as a traceback."""
+
+
 def _home(args: argparse.Namespace) -> Home:
     if args.home:
         os.environ["REDWALL_HOME"] = str(Path(args.home).resolve())
-    home = Home.from_env().ensure()
+    try:
+        home = Home.from_env().ensure()
+    except OSError as error:
+        raise Mistake(f"cannot use {Home.from_env().root} as a data home: {error.strerror} ({error.filename})")
     os.environ["REDWALL_HOME"] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     return home
@@ -44,7 +53,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from redwall.generator import generate
 
     home = _home(args)
-    summary = generate(home, scale=args.scale, seed=args.seed, days=args.days)
+    try:
+        summary = generate(home, scale=args.scale, seed=args.seed, days=args.days)
+    except ValueError as why:  # the generator refuses only what it was asked for: a scale, a number of days
+        raise Mistake(str(why))
     print(f"generated {args.scale} feeds into {home.root / 'inbox'} (ground truth in {home.truth})")
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -53,10 +65,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from redwall.ingest import process_source
+    from redwall.ingest.inbox import inbox_files
     from redwall.schemas import load_contracts
 
     home = _home(args)
     sources = [args.source] if args.source else load_contracts().sources
+    if not any(inbox_files(home, source) for source in sources):
+        print(
+            f"nothing waiting in {home.inbox(args.source) if args.source else home.root / 'inbox'}: "
+            + empty_inbox(home, args.source)
+        )
+        return 0
     for source in sources:
         for r in process_source(home, source):
             print(
@@ -64,6 +83,20 @@ def cmd_process(args: argparse.Namespace) -> int:
                 f"rejected {r.rows_rejected:>6}  {r.file_name}"
             )
     return 0
+
+
+def empty_inbox(home: Home, source: str | None = None) -> str:
+    """What to do when there is nothing to take in: where deliveries go, or how to make some."""
+    from redwall.schemas import load_contracts
+
+    if source:
+        where = f"drop its deliveries into {home.inbox(source)}/"
+    else:
+        where = (
+            f"drop deliveries into {home.root / 'inbox'}/<source>/ ({', '.join(load_contracts().sources)}; "
+            "ledgers into inbox/ledgers/<department>/)"
+        )
+    return f"{where}, or write synthetic feeds with `{redwall_command(home, 'generate')}`"
 
 
 def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:  # noqa: F821
@@ -106,11 +139,16 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> dg.Execute
         outcome: dict[str, object] = {}
 
         def execute() -> None:
-            # The run's events go to the instance (the UI shows them); the terminal gets warnings only.
-            quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | (config or {})
+            # The run's events go to the instance (the UI shows them with every stack trace); the
+            # terminal gets what stopped the run from :func:`explain_failure`, in a few lines.
+            quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} | (config or {})
             try:
                 outcome["result"] = job.execute_in_process(
                     run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags()
+                )
+            except dg.DagsterInvalidConfigError as error:  # e.g. a secret its resources read is not set
+                outcome["error"] = Mistake(
+                    f"{job_name} not started: " + "; ".join(e.message.strip().splitlines()[0] for e in error.errors)
                 )
             except BaseException as error:  # handed to the main thread
                 outcome["error"] = error
@@ -156,8 +194,13 @@ def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:  # no
             )
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
-        first = (error.message if error else "").strip().splitlines()[:1]
-        lines.append(f"  step failed: {event.step_key}: {first[0] if first else ''}")
+        while error is not None and error.cause is not None:  # Dagster's wrapping, down to what was raised
+            error = error.cause
+        first = next(iter((error.message if error else "").strip().splitlines()), "")
+        raised, _, said = first.partition(": ")
+        if error is not None and error.cls_name and raised.endswith(error.cls_name) and said:
+            first = said  # the message, without the exception's module path
+        lines.append(f"  step failed: {event.step_key}: {first}")
     if skipped := [e.step_key for e in result.get_step_skipped_events()]:
         lines.append(f"  skipped: {', '.join(skipped)}")
     lines.append(f"  details: {redwall_command(home, 'ui')}  → Runs → {result.run_id}")
@@ -176,7 +219,17 @@ def explain_build(results: list, home: Home) -> str | None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from redwall import lake
+    from redwall.ingest.inbox import inbox_files
+    from redwall.ingest.receipts import OPS, RECEIPTS
+    from redwall.schemas import load_contracts
+
     home = _home(args)
+    taken_in = lake.exists(home, OPS, RECEIPTS)
+    if not taken_in and not any(inbox_files(home, source) for source in load_contracts().sources):
+        raise Mistake(
+            f"nothing to build: {home.root} has taken nothing in yet and its inbox is empty; {empty_inbox(home)}"
+        )
     started = time.perf_counter()
     if failure := explain_build(build(home, args.job), home):
         print(failure, file=sys.stderr)
@@ -354,60 +407,121 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="redwall", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written, and every option's default beside its help (unless it says its
+    own, or there is none: a flag off, an option that is not given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        said = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in said or not action.option_strings:
+            return said
+        return f"{said} (default: %(default)s)"
+
+
+class _Names(list):
+    """Choices named by the contracts or the generator, found only when asked for (a help page, a
+    check of the value given): most commands never need them, and finding them costs imports."""
+
+    def __init__(self, find) -> None:
+        super().__init__()
+        self._find = find
+
+    def _found(self) -> None:
+        if not self:
+            self.extend(self._find())
+
+    def __contains__(self, name: object) -> bool:
+        self._found()
+        return super().__contains__(name)
+
+    def __iter__(self):
+        self._found()
+        return super().__iter__()
+
+
+def _scales() -> list[str]:
+    from redwall.generator import SCALES
+
+    return list(SCALES)
+
+
+def _sources() -> list[str]:
+    from redwall.schemas import load_contracts
+
+    return load_contracts().sources
+
+
+def _build_jobs() -> list[str]:
+    from redwall.pipelines.jobs import ingest_job_name
+
+    return [ingest_job_name(source) for source in _sources()] + ["build_all"]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="redwall", description=__doc__, formatter_class=_Help)
+    home_help = "data home (default: $REDWALL_HOME, else ./.redwall)"
+    top.add_argument("--home", help=home_help)
+    # ``--home`` after the subcommand too; SUPPRESS keeps a subcommand without it from erasing the one before it
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--home", default=argparse.SUPPRESS, help=home_help)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, what: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=what, description=what, parents=[anywhere], formatter_class=_Help)
+        p.set_defaults(func=func)
+        return p
+
+    def feeds(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scale", default="street", choices=_Names(_scales), help="how many persons and streets")
+        p.add_argument("--seed", type=int, default=7, help="the same seed writes the same feeds")
+        p.add_argument("--days", type=int, default=14, help="days of deliveries, ending 2026-11-20 (at least 2)")
+
+    feeds(command("generate", "write synthetic feeds into the inbox, and their ground truth", cmd_generate))
+
+    p = command("process", "take in every file waiting in the inbox, now", cmd_process)
+    p.add_argument("--source", choices=_Names(_sources), help="one source only (default: every source)")
+
+    p = command("build", "take in every inbox, then rebuild everything (build_all)", cmd_build)
+    p.add_argument(
+        "--job",
+        choices=_Names(_build_jobs),
+        metavar="JOB",
+        help="run this job alone, one source's ingestion or build_all: %(choices)s",
     )
-    parser.add_argument("--home", help="data home (default $REDWALL_HOME, else ./.redwall)")
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate", help="write synthetic feeds and their ground truth")
-    p.add_argument("--scale", default="street")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--days", type=int, default=14)
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("process", help="take in every file waiting in the inbox, now")
-    p.add_argument("--source", help="one source only")
-    p.set_defaults(func=cmd_process)
-
-    p = sub.add_parser("build", help="take in every inbox, then rebuild everything (build_all)")
-    p.add_argument("--job", help="run this job alone, e.g. ingest_police_job (one source's ingestion) or build_all")
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("demo", help="generate street-scale feeds into a fresh home and build everything")
-    p.add_argument("--scale", default="street")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--days", type=int, default=14)
+    p = command("demo", "generate feeds into a fresh home and build everything", cmd_demo)
+    feeds(p)
     p.add_argument("--fresh", action="store_true", help="wipe the home first if it holds data")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("held", help="list the deliveries held for a decision and the layouts refused that block")
+    p = command("held", "list the deliveries held for a decision and the layouts refused that block", cmd_held)
     p.add_argument("--all", action="store_true", help="also those already released or discarded")
-    p.set_defaults(func=cmd_held)
 
     for name, what in (
         ("release", "apply a held delivery as an ordinary load would have, or stop a refused layout blocking"),
         ("discard", "keep a held delivery archived and never apply it"),
     ):
-        p = sub.add_parser(name, help=what)
+        p = command(name, what, cmd_decide)
         p.add_argument("receipt", help="the receipt id `redwall held` lists")
         p.add_argument("--why", required=True, help="the reason, recorded with the decision")
         p.add_argument("--by", default=getpass.getuser(), help="who decides (default: the login name)")
-        p.set_defaults(func=cmd_decide)
 
-    p = sub.add_parser("ui", help="the Dagster UI and daemon on this home, for a desk (dagster dev)")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--host", default="127.0.0.1")
-    p.set_defaults(func=cmd_ui)
+    p = command("ui", "the Dagster UI and daemon on this home, for a desk (dagster dev)", cmd_ui)
+    p.add_argument("--port", type=int, default=3000, help="port of the UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
 
-    p = sub.add_parser("serve", help="the production service on this home: dagster-webserver and dagster-daemon")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the centre's network")
-    p.set_defaults(func=cmd_serve)
+    p = command("serve", "the production service on this home: dagster-webserver and dagster-daemon", cmd_serve)
+    p.add_argument("--port", type=int, default=3000, help="port of the webserver")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 serves the centre's network")
+    return top
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Mistake as why:
+        print(f"redwall {args.command}: {why}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
