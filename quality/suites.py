@@ -1,6 +1,6 @@
 """Expectation suites derived from the data contracts, one per silver table, kept as versioned JSON
-in ``quality/suites/`` (written by :func:`write_suites`, committed, and tested against the
-contracts so they never drift).
+in ``quality/suites/`` (rendered by :func:`render`, written by ``redwall regenerate suites``,
+committed, and checked against the contracts so they never drift).
 
 What a contract says becomes an expectation:
 
@@ -226,17 +226,6 @@ def suite_path(table: Table) -> Path:
 
 def render(table: Table) -> str:
     return json.dumps(suite_config(table), ensure_ascii=False, indent=1) + "\n"
-
-
-def write_suites(folder: Path = SUITES) -> list[Path]:
-    """(Re)write every suite file from the contracts; run after a contract change, then commit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for table in suite_tables():
-        path = folder / suite_path(table).name
-        path.write_text(render(table), encoding="utf-8")
-        written.append(path)
-    return written
 
 
 def load_suite(table: Table) -> dict:

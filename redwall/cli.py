@@ -8,6 +8,7 @@
     redwall serve [--host H] [--port P]                              webserver + daemon (production)
     redwall held [--all]                                             deliveries held, layouts refused
     redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on one of them
+    redwall check|regenerate [NAME ...]                              generated files: stale? rewrite them
 
 Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``),
 given before or after the command; ``redwall COMMAND --help`` shows its options and their defaults.
@@ -27,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from redwall.home import Home
-from redwall.report import redwall_command
+from redwall.report import program, redwall_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -368,6 +369,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkout() -> Path:
+    from redwall.generated import PROJECT_ROOT
+
+    if not (PROJECT_ROOT / "pyproject.toml").exists():
+        raise Mistake(f"generated files live in a checkout of redwall; {PROJECT_ROOT} is an installed copy")
+    return PROJECT_ROOT
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from redwall.generated import ALL, Workshop
+
+    root = _checkout()
+    workshop = Workshop()
+    try:
+        problems = [line for name in args.names or ALL for line in ALL[name].problems(root, workshop)]
+    finally:
+        workshop.close()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"refresh them: {program('redwall')} regenerate {' '.join(args.names)}".rstrip(), file=sys.stderr)
+        return 1
+    print(f"fresh: {', '.join(args.names or ALL)}")
+    return 0
+
+
+def cmd_regenerate(args: argparse.Namespace) -> int:
+    from redwall.generated import ALL, Workshop
+
+    root = _checkout()
+    workshop = Workshop()
+    try:
+        for name in args.names or ALL:
+            generated = ALL[name]
+            # named: rewritten whatever its state; else only when stale or missing (a model trains for minutes)
+            if args.names or generated.problems(root, workshop):
+                for path in generated.regenerate(root, workshop):
+                    print(f"wrote {path.relative_to(root)}")
+    except ValueError as why:  # a template changed without a version bump: the developer decides
+        raise Mistake(str(why))
+    finally:
+        workshop.close()
+    return 0
+
+
 def _code_location() -> list[str]:
     # From a checkout, the workspace file; from an installed package, the module itself.
     workspace = PROJECT_ROOT / "workspace.yaml"
@@ -457,6 +502,12 @@ def _build_jobs() -> list[str]:
     return [ingest_job_name(source) for source in _sources()] + ["build_all"]
 
 
+def _generated() -> list[str]:
+    from redwall.generated import ALL
+
+    return list(ALL)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="redwall", description=__doc__, formatter_class=_Help)
     home_help = "data home (default: $REDWALL_HOME, else ./.redwall)"
@@ -512,6 +563,14 @@ def parser() -> argparse.ArgumentParser:
     p = command("serve", "the production service on this home: dagster-webserver and dagster-daemon", cmd_serve)
     p.add_argument("--port", type=int, default=3000, help="port of the webserver")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 serves the centre's network")
+
+    for name, what, func in (
+        ("check", "list the generated files of this checkout that are stale or missing (exit 1 if any)", cmd_check),
+        ("regenerate", "rewrite the generated files of this checkout that are stale or missing", cmd_regenerate),
+    ):
+        p = sub.add_parser(name, help=what, description=f"{what}; see redwall/generated.py", formatter_class=_Help)
+        p.add_argument("names", nargs="*", choices=_Names(_generated), metavar="NAME", help="only these: %(choices)s")
+        p.set_defaults(func=func)
     return top
 
 

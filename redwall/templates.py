@@ -21,7 +21,7 @@ Versions: ``template.version`` in the ledger's YAML is the version. It must chan
 template lays out changes; :func:`template_fingerprint` digests that, and
 ``redwall/template_versions.json`` records each version's fingerprint and headers. A test fails when
 the contract drifted from its recorded version; after bumping the version,
-``python -m redwall.templates`` records it. The recorded headers of old versions are what
+``redwall regenerate templates`` records it. The recorded headers of old versions are what
 :func:`template_compatibility` judges a delivered workbook by.
 """
 
@@ -100,9 +100,9 @@ def template_fingerprint(table: Table) -> str:
     return hashlib.sha256(json.dumps(layout, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def recorded_versions() -> dict[str, dict[str, dict]]:
+def recorded_versions(path: Path = VERSIONS_FILE) -> dict[str, dict[str, dict]]:
     """``{table key: {version: {"fingerprint": …, "headers": {column: header}}}}``, as committed."""
-    return json.loads(VERSIONS_FILE.read_text(encoding="utf-8")) if VERSIONS_FILE.exists() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _bump_message(table: Table) -> str:
@@ -110,37 +110,37 @@ def _bump_message(table: Table) -> str:
     return (
         f"{table.key}: the template's columns changed since version {version} was recorded. Bump "
         f"template.version of table {table.name} in schemas/ledgers/ to {version + 1}, then run "
-        f"`python -m redwall.templates` and commit {VERSIONS_FILE.name}."
+        f"`redwall regenerate templates` and commit {VERSIONS_FILE.name}."
     )
 
 
-def template_version_problems(contracts: Contracts | None = None) -> list[str]:
+def template_version_problems(contracts: Contracts | None = None, path: Path = VERSIONS_FILE) -> list[str]:
     """What a developer must fix before a release: ledgers whose current template version is not
-    recorded, or was recorded with other columns (the version was not bumped)."""
-    recorded = recorded_versions()
+    recorded (in ``path``), or was recorded with other columns (the version was not bumped)."""
+    recorded = recorded_versions(path)
     problems = []
     for table in (contracts or load_contracts()).ledgers:
         known = recorded.get(table.key, {}).get(str(table.template["version"]))
         if known is None:
             problems.append(
                 f"{table.key}: template version {table.template['version']} is not recorded; "
-                f"run `python -m redwall.templates` and commit {VERSIONS_FILE.name}."
+                f"run `redwall regenerate templates` and commit {VERSIONS_FILE.name}."
             )
         elif known["fingerprint"] != template_fingerprint(table):
             problems.append(_bump_message(table))
     return problems
 
 
-def record_template_versions(contracts: Contracts | None = None) -> None:
-    """Record each ledger's current template version. A recorded version is never rewritten: a
-    contract that changed without a version bump is refused."""
-    recorded = recorded_versions()
+def record_template_versions(contracts: Contracts | None = None, path: Path = VERSIONS_FILE) -> None:
+    """Record each ledger's current template version (in ``path``). A recorded version is never
+    rewritten: a contract that changed without a version bump is refused."""
+    recorded = recorded_versions(path)
     for table in (contracts or load_contracts()).ledgers:
         entry = {"fingerprint": template_fingerprint(table), "headers": {c.name: c.label for c in table.columns}}
         known = recorded.setdefault(table.key, {}).setdefault(str(table.template["version"]), entry)
         if known["fingerprint"] != entry["fingerprint"]:
             raise ValueError(_bump_message(table))
-    VERSIONS_FILE.write_text(json.dumps(recorded, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(recorded, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def template_compatibility(table: Table, version: int) -> str:
@@ -466,8 +466,3 @@ def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[st
             "without_dropdown": [c.label for c in table.columns if c.codes and not code_values(c, dynamic)],
         }
     return published
-
-
-if __name__ == "__main__":
-    record_template_versions()
-    print(f"recorded template versions in {VERSIONS_FILE}")

@@ -1,19 +1,16 @@
 """``docs/warehouse.md``: the shared warehouse for a dashboard author, generated from a published
 warehouse's own catalogue (every table and column with its type and Chinese comment, which come
 from the contracts, schemas/marts/ and schemas/system/) plus example queries that the test
-suite runs. Regenerate after a contract change::
-
-    .venv/bin/python -m redwall.warehouse_docs <data home>     # writes docs/warehouse.md
+suite runs. Regenerate after a contract change with ``redwall regenerate docs``
+(:mod:`redwall.generated`: it describes a small demo home built for the purpose).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import duckdb
 
-from redwall.home import Home
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "warehouse.md"
 
@@ -198,15 +195,3 @@ def describe(path: Path) -> str:
                 if s == schema:
                     lines += _table_section(con, s, name, comment, kind)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def main(argv: list[str]) -> int:
-    home = Home.at(Path(argv[0])) if argv else Home.from_env()
-    DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(describe(home.warehouse), encoding="utf-8")
-    print(f"wrote {DOCS}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -31,7 +31,7 @@ REJECTION_WORTHY = ("excel_rounded_id", "invalid_checksum", "half_filled_row")
 def test_committed_suites_match_the_contracts():
     for table in suite_tables():
         assert suite_path(table).read_text(encoding="utf-8") == render(table), (
-            f"{suite_path(table).name} drifted from its contract: run redwall.quality.suites.write_suites()"
+            f"{suite_path(table).name} drifted from its contract: run `redwall regenerate suites`"
         )
 
 
