@@ -44,7 +44,9 @@ def _home(args: argparse.Namespace) -> Home:
     try:
         home = Home.from_env().ensure()
     except OSError as error:
-        raise Mistake(f"cannot use {Home.from_env().root} as a data home: {error.strerror} ({error.filename})")
+        raise Mistake(
+            f"cannot use {Home.from_env().root} as a data home: {error.strerror} ({error.filename})"
+        ) from None
     os.environ["REDWALL_HOME"] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     return home
@@ -57,7 +59,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         summary = generate(home, scale=args.scale, seed=args.seed, days=args.days)
     except ValueError as why:  # the generator refuses only what it was asked for: a scale, a number of days
-        raise Mistake(str(why))
+        raise Mistake(str(why)) from None
     print(f"generated {args.scale} feeds into {home.root / 'inbox'} (ground truth in {home.truth})")
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -407,7 +409,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
                 for path in generated.regenerate(root, workshop):
                     print(f"wrote {path.relative_to(root)}")
     except ValueError as why:  # a template changed without a version bump: the developer decides
-        raise Mistake(str(why))
+        raise Mistake(str(why)) from None
     finally:
         workshop.close()
     return 0

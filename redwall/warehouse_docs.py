@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 
-
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "warehouse.md"
 
 SCHEMAS = {
