@@ -10,12 +10,14 @@ checks (tests/test_generated.py).
 - ``docs``: ``docs/warehouse.md``, described from a published warehouse: that of a small demo home
   (:data:`DOCS_DEMO`) built for the purpose in a temporary folder, a minute or two.
 
-Part of the command line: it reads the Dagster definitions (for the graph) and builds a demo home
-through them (for the docs).
+Part of the command line: it reads the Dagster definitions (for the graph) and builds the demo
+home with ``redwall demo`` (for the docs).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from pathlib import Path
 from redwall.home import Home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The demo the warehouse docs describe: the test suite's demo home (tests/test_pipeline.py).
+# The demo the warehouse docs describe (``redwall demo`` options): the test suite's demo home (tests/test_pipeline.py).
 DOCS_DEMO = {"scale": "small", "days": 7}
 
 
@@ -38,17 +40,17 @@ class Workshop:
 
     def warehouse(self) -> Path:
         if self._warehouse is None:
-            from redwall.cli import build, explain_build
-            from redwall.generator import generate
-            from redwall.privacy import mark_demo
-
             self._folder = tempfile.TemporaryDirectory(prefix="redwall-docs-")
-            home = Home.at(Path(self._folder.name) / "home").ensure()
-            generate(home, **DOCS_DEMO)
-            mark_demo(home)
-            if failure := explain_build(build(home), home):
-                raise RuntimeError(f"the demo home for docs/warehouse.md did not build:\n{failure}")
-            self._warehouse = home.warehouse
+            root = Path(self._folder.name) / "home"
+            demo = [f"--{name}={value}" for name, value in DOCS_DEMO.items()]
+            made = subprocess.run(
+                [sys.executable, "-m", "redwall.cli", "--home", str(root), "demo", *demo],
+                capture_output=True,
+                text=True,
+            )
+            if made.returncode != 0:
+                raise RuntimeError(f"the demo home for docs/warehouse.md did not build:\n{made.stderr[-3000:]}")
+            self._warehouse = Home.at(root).warehouse
         return self._warehouse
 
     def close(self) -> None:
