@@ -74,7 +74,7 @@ class Generated:
         if self.recorded:
             return self.recorded[0](root)
         found = []
-        for path, text in self.render(workshop or Workshop()).items():
+        for path, text in self._rendered(workshop).items():
             on_disk = root / path
             if not on_disk.exists():
                 found.append(f"{path}: missing")
@@ -82,12 +82,17 @@ class Generated:
                 found.append(f"{path}: stale")
         return found + [f"{path}: made from nothing that exists any more" for path in self.stray(root)]
 
+    def _rendered(self, workshop: Workshop | None) -> dict[str, str]:
+        if self.render is None:
+            raise TypeError(f"{self.name} is recorded, not rendered")
+        return self.render(workshop or Workshop())
+
     def regenerate(self, root: Path = PROJECT_ROOT, workshop: Workshop | None = None) -> list[Path]:
         """Rewrite the files under ``root``; returns those that changed."""
         if self.recorded:
             return self.recorded[1](root)
         changed = []
-        for path, text in self.render(workshop or Workshop()).items():
+        for path, text in self._rendered(workshop).items():
             target = root / path
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 target.parent.mkdir(parents=True, exist_ok=True)
