@@ -57,6 +57,8 @@ def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
         "-ip.bind=127.0.0.1",
         "-s3",
         f"-s3.port={ports['s3']}",
+        "-s3.port.iceberg=0",  # its Iceberg and Lance catalogues listen on fixed ports otherwise
+        "-s3.port.lance=0",
         f"-master.port={ports['master']}",
         f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}",
@@ -84,8 +86,9 @@ def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
             "REDWALL_STORAGE_AWS_ALLOW_HTTP": "true",
         }
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
+        if server.poll() is None:
+            os.killpg(server.pid, 15)
+            server.wait(30)
         log.close()
 
 

@@ -1,5 +1,6 @@
 """Beyond one machine, on real servers: the Dagster instance on PostgreSQL, a rebuild's steps on two
-Celery workers behind RabbitMQ giving exactly what one process gives."""
+Celery workers behind RabbitMQ giving exactly what one process gives, and the whole pipeline with
+its lake on an S3 server."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from redwall.generator import generate
 from redwall.home import DAGSTER_YAML, INSTANCE_DB_ENV, Home, dagster_yaml
 from redwall.ingest import process_source
 from redwall.schemas import load_contracts
-from tests.servers import postgres_database, rabbitmq_broker
+from tests.servers import postgres_database, rabbitmq_broker, s3_server
 
 BIN = Path(sys.executable).parent
 KEY = "5ca1e0u7" * 4  # a test's pseudonym key: the homes here are not demo homes
@@ -166,3 +167,37 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
     for name in one:
         assert one[name].height > 0 or name == "mart.address_issue", name
         assert one[name].equals(two[name]), f"{name} differs between one process and two Celery workers"
+
+
+def test_the_pipeline_runs_with_its_lake_on_an_s3_server(tmp_path):
+    with s3_server(tmp_path / "s3") as storage:
+        root = tmp_path / "home"
+        env = _environment(Home.at(root), REDWALL_LAKE_URI="s3://redwall/street/lake", **storage)
+        done = subprocess.run(
+            [BIN / "redwall", "--home", str(root), "demo", "--scale", "small", "--days", "7"],
+            env={k: v for k, v in env.items() if k != "REDWALL_PSEUDONYM_KEY"},  # a demo home's own key
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert not (root / "lake").exists()  # nothing of the lake on local disk
+        for variable, value in storage.items():
+            os.environ[variable] = value
+        try:
+            home = Home(root=root, lake_uri="s3://redwall/street/lake")
+            receipts = lake.read(home, "ops", "file_receipt")
+            assert receipts.height > 0
+            assert (receipts["rows_read"] == receipts["rows_accepted"] + receipts["rows_rejected"]).all()
+            assert lake.read(home, "mart", "person").height > 0
+            assert lake.read(home, "quality", "issue").height > 0
+        finally:
+            for variable in storage:
+                os.environ.pop(variable)
+        import duckdb
+
+        with duckdb.connect(str(root / "warehouse" / "redwall.duckdb"), read_only=True) as con:
+            published = {
+                f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            }
+        assert {"mart.person", "ops.file_receipt", "quality.issue", "catalog.resource"} <= published
