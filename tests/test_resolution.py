@@ -5,6 +5,7 @@ Only figures are printed, never a name or a number of a person."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -16,9 +17,17 @@ from redwall.ingest import process_source
 from redwall.marts import INPUTS, STATE, build_marts
 from redwall.marts.person import build_person_link
 from redwall.marts.resolution.clustering import choose_persons, cluster_labels
-from redwall.marts.resolution.evaluate import pairwise, truth_of
+from redwall.marts.resolution.evaluate import (
+    MIN_PRECISION,
+    SWEEP,
+    check_model,
+    choose_threshold,
+    fit_model,
+    pairwise,
+    truth_of,
+)
 from redwall.marts.resolution.linkage import EXACT_ID, SPLINK, UNMATCHED, resolve
-from redwall.marts.resolution.model import with_name_forms
+from redwall.marts.resolution.model import MODEL, match_threshold, set_match_threshold, with_name_forms
 from redwall.marts.resolution.records import VISIT, person_digest, person_records, place_records
 from redwall.marts.tables import current, read_silver
 from redwall.schemas import load_contracts
@@ -115,7 +124,7 @@ def test_exact_id_wins_and_every_record_is_explained(resolved):
     without = resolved.filter(pl.col("identity").is_null())
     assert without["person_key"].null_count() == 0 and (without["match_rule"] != EXACT_ID).all()
     linked = without.filter(pl.col("match_rule") == SPLINK)
-    assert linked.height and (linked["match_probability"] >= 0.9).all()
+    assert linked.height and (linked["match_probability"] >= match_threshold()).all()
     # a person known only from ID-less records is keyed by its first-seen record, not a row number
     alone = without.filter(pl.col("match_rule") == UNMATCHED)
     assert alone["person_key"].equals(person_digest(alone["record_id"]))
@@ -185,3 +194,49 @@ def test_a_day_later_only_new_records_without_id_are_scored_and_keys_match_a_ful
     assert both.height == full.height == incremental.height
     assert (both["person_key"] == both["person_key_incremental"]).all()
     assert (both["match_rule"] == both["match_rule_incremental"]).all()
+
+
+def test_the_model_links_at_the_threshold_its_sweep_chose():
+    record = json.loads(SWEEP.read_text(encoding="utf-8"))
+    assert match_threshold() == record["chosen"] == choose_threshold(record["thresholds"])
+    chosen = next(row for row in record["thresholds"] if row["threshold"] == record["chosen"])
+    assert chosen["model_precision"] >= MIN_PRECISION
+    assert check_model() == []
+
+
+def test_a_model_out_of_step_with_its_sweep_is_told(tmp_path):
+    model, sweep = tmp_path / MODEL.name, tmp_path / SWEEP.name
+    model.write_text(MODEL.read_text(encoding="utf-8"), encoding="utf-8")
+    assert [f"{sweep} is missing" in problem for problem in check_model(model)] == [True]
+    sweep.write_text(SWEEP.read_text(encoding="utf-8"), encoding="utf-8")
+    assert check_model(model) == []
+    record = json.loads(sweep.read_text(encoding="utf-8"))
+    other = next(row["threshold"] for row in record["thresholds"] if row["threshold"] != record["chosen"])
+    set_match_threshold(other, model)
+    assert ["match threshold" in problem for problem in check_model(model)] == [True]
+    set_match_threshold(record["chosen"], model)
+    # figures the rule would choose another threshold from
+    for row in record["thresholds"]:
+        row["model_correct_pairs"] = row["model_linked_pairs"] if row["threshold"] == other else 0
+    sweep.write_text(json.dumps(record), encoding="utf-8")
+    assert any("chosen" in problem for problem in check_model(model))
+    # a model retrained without a new sweep
+    sweep.write_text(SWEEP.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = json.loads(model.read_text(encoding="utf-8"))
+    settings["probability_two_random_records_match"] *= 2
+    model.write_text(json.dumps(settings), encoding="utf-8")
+    assert ["model_sha256" in problem for problem in check_model(model)] == [True]
+
+
+def test_fitting_the_model_twice_writes_the_same_model_and_sweep(home, tmp_path):
+    world = {"scale": "small", "seed": 7, "days": 14, "end_date": TODAY.isoformat()}
+    thresholds = (0.9, 0.99)
+    written = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        written.append(fit_model(home, world, tmp_path / run / MODEL.name, thresholds=thresholds))
+    for first, second in zip(*written, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+    record = json.loads(written[0][1].read_text(encoding="utf-8"))
+    assert [row["threshold"] for row in record["thresholds"]] == list(thresholds)
+    assert match_threshold(written[0][0]) == record["chosen"] == choose_threshold(record["thresholds"])

@@ -22,10 +22,12 @@ can still join an earlier person.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from redwall.marts.resolution.clustering import choose_persons, cluster_labels
-from redwall.marts.resolution.model import COMPARED, features, link
+from redwall.marts.resolution.model import COMPARED, MODEL, features, link
 from redwall.marts.resolution.records import VISIT, identify, person_digest, record_id
 
 EXACT_ID, SPLINK, SPLINK_CLUSTER, UNMATCHED = "exact_id", "splink", "splink_cluster", "unmatched"
@@ -66,12 +68,14 @@ def resolution_memory(person_link: pl.DataFrame, state: pl.DataFrame) -> pl.Data
     ).join(state.select("record_id", "feature_hash", "person_key"), on=["record_id", "person_key"])
 
 
-def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
+def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None, model: Path = MODEL) -> pl.DataFrame:
     """Each record with its ``record_id`` (source, record key and item: stable across runs), its
     ``person_key``, the ``match_rule`` that gave it, the ``match_probability``, its ``feature_hash``
     (:func:`feature_digest`) and, for a record without an ID, whether the model ``scored`` it this run.
 
     Keys never depend on row order, and an identified person's key never on what else arrived.
+    The ``model`` (default: the committed one) links records at or above its match threshold
+    (:func:`redwall.marts.resolution.model.match_threshold`).
 
     ``previous`` (:func:`resolution_memory`) makes it incremental: a record without an ID that it
     holds with the same ``feature_hash`` keeps its link unscored; only new or changed records go
@@ -86,7 +90,7 @@ def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.D
     unidentified = exact.filter(pl.col("identity").is_null())
     identified = exact.filter(pl.col("identity").is_not_null())
     memory = pl.DataFrame(schema=MEMORY) if previous is None else previous.select(list(MEMORY)).cast(pl.Schema(MEMORY))
-    linked = _link(identified, unidentified, memory)
+    linked = _link(identified, unidentified, memory, model)
     return (
         exact.join(linked, on="record_id", how="left", suffix="_linked")
         .with_columns(
@@ -120,7 +124,7 @@ def _blocked_by(records: pl.DataFrame) -> pl.Expr:
     )
 
 
-def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, memory: pl.DataFrame) -> pl.DataFrame:
+def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, memory: pl.DataFrame, model: Path) -> pl.DataFrame:
     """``record_id``, ``person_key``, ``match_rule``, ``match_probability``, ``feature_hash`` and
     ``scored`` of the unidentified records (:func:`resolve`; ``memory``: :data:`MEMORY`)."""
     records = unidentified.unique("record_id").select(
@@ -131,7 +135,7 @@ def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, memory: pl.DataF
     kept = records.join(memory.filter(pl.col("match_rule") != EXACT_ID), on=["record_id", "feature_hash"])
     kept = kept.with_columns(node=pl.concat_str(pl.lit("person:"), "person_key"))
     fresh = records.join(kept, on="record_id", how="anti").with_columns(node="record_id")
-    to_persons, within, kept_offers = _score(identified, fresh, kept, memory)
+    to_persons, within, kept_offers = _score(identified, fresh, kept, memory, model)
     members = pl.concat(
         [frame.select("record_id", "observed_on", "feature_hash", "node", "visit") for frame in (fresh, kept)]
     )
@@ -140,7 +144,7 @@ def _link(identified: pl.DataFrame, unidentified: pl.DataFrame, memory: pl.DataF
 
 
 def _score(
-    identified: pl.DataFrame, fresh: pl.DataFrame, kept: pl.DataFrame, memory: pl.DataFrame
+    identified: pl.DataFrame, fresh: pl.DataFrame, kept: pl.DataFrame, memory: pl.DataFrame, model: Path
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The model's links (:func:`redwall.marts.resolution.model.link`) that this run needs:
     ``to_persons`` and ``within`` of the ``fresh`` records (against identified persons, each other
@@ -151,12 +155,14 @@ def _score(
         return features(frame.unique(["person_key", *COMPARED]).select("record_id", "person_key", *COMPARED))
 
     earlier = kept.filter(_blocked_by(fresh)).select("record_id", *COMPARED)
-    to_persons, within = link(persons(identified.filter(_blocked_by(fresh))), features(fresh), features(earlier))
+    to_persons, within = link(
+        persons(identified.filter(_blocked_by(fresh))), features(fresh), features(earlier), model=model
+    )
     arrived = identified.unique("record_id").join(
         memory.filter(pl.col("match_rule") == EXACT_ID), on=["record_id", "feature_hash"], how="anti"
     )
     near = kept.filter(_blocked_by(arrived)).select("record_id", *COMPARED)
-    kept_offers, _ = link(persons(arrived.filter(_blocked_by(near))), features(near), within=False)
+    kept_offers, _ = link(persons(arrived.filter(_blocked_by(near))), features(near), within=False, model=model)
     return to_persons, within, kept_offers
 
 

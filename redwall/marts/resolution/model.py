@@ -2,8 +2,10 @@
 (:data:`COMPARED`) for the records that carry no usable ID (:func:`link`).
 
 The model is data: ``person_model.json`` holds the comparisons, blocking rules and trained m/u
-probabilities, and :func:`train` rewrites it from a data home's records. Predicting never
-retrains, so a pair scores the same whatever else arrived.
+probabilities, and the match threshold (:func:`match_threshold`); :func:`train` rewrites it from a
+data home's records, and :mod:`redwall.marts.resolution.evaluate` chooses the threshold by a sweep
+against the generator's ground truth, saved beside it (``person_model_sweep.json``). Predicting
+never retrains, so a pair scores the same whatever else arrived.
 
 Names compare in levels: exact; equal once normalised (full-width folded, spaces dropped,
 traditional → simplified with OpenCC); the same toneless pinyin, a homophone typo (each
@@ -14,6 +16,7 @@ candidate pairs proportional to the records without an ID, not to the population
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import cache
 from pathlib import Path
@@ -25,7 +28,10 @@ if TYPE_CHECKING:
     from splink import SettingsCreator
 
 MODEL = Path(__file__).with_name("person_model.json")
-THRESHOLD = 0.9  # match probability from which two records are one person
+# the model file's one entry that is not Splink's: the match probability from which two records
+# are one person, chosen by a sweep against the generator's ground truth (redwall.marts.resolution.evaluate)
+THRESHOLD_KEY = "redwall_match_threshold"
+DIGITS = 10  # significant digits of a trained probability (_rounded)
 COMPARED = ["name", "birth_date", "sex", "phone", "house_code", "building_code"]  # what features() reads
 FEATURES = ["name", "name_norm", "name_pinyin", "surname", "birth_date", "sex", "phone", "house_code", "building_code"]
 
@@ -112,6 +118,7 @@ def _model_spec() -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_id",
+        linker_uid="person",  # Splink's default is random: a retrained model would differ for nothing
         comparisons=[name, exact("birth_date", "birth date"), exact("sex", "sex"), exact("phone", "phone"), place],
         blocking_rules_to_generate_predictions=[
             block_on("phone"),
@@ -135,7 +142,47 @@ def train(records: pl.DataFrame, path: Path = MODEL) -> None:
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=7)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("phone"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("house_code"))
-    linker.misc.save_model_to_json(str(path), overwrite=True)
+    settings = linker.misc.save_model_to_json(str(path), overwrite=True)
+    _write(_rounded(settings), path)
+
+
+def _rounded(settings: dict) -> dict:
+    """``settings`` with every trained probability to :data:`DIGITS` significant digits: DuckDB
+    sums in thread order, so expectation maximisation differs between runs in the last digits, and
+    a retrained model is to be the same file."""
+
+    def significant(value: float) -> float:
+        return float(f"{value:.{DIGITS}g}")
+
+    levels = [level for comparison in settings["comparisons"] for level in comparison["comparison_levels"]]
+    for level in levels:
+        for key in ("m_probability", "u_probability"):
+            if key in level:
+                level[key] = significant(level[key])
+    key = "probability_two_random_records_match"
+    return {**settings, key: significant(settings[key])}
+
+
+def _write(settings: dict, path: Path) -> None:
+    path.write_text(json.dumps(settings, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def model_settings(path: Path = MODEL) -> dict:
+    """The model file as JSON (Splink's settings and :data:`THRESHOLD_KEY`)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def match_threshold(path: Path = MODEL) -> float:
+    """The match probability from which two records are one person, as the model file holds it."""
+    settings = model_settings(path)
+    if THRESHOLD_KEY not in settings:
+        raise ValueError(f"{path} holds no {THRESHOLD_KEY}: choose it with redwall.marts.resolution.evaluate")
+    return float(settings[THRESHOLD_KEY])
+
+
+def set_match_threshold(threshold: float, path: Path = MODEL) -> None:
+    """Store ``threshold`` in the model file, beside Splink's settings."""
+    _write({**model_settings(path), THRESHOLD_KEY: threshold}, path)
 
 
 def _pairs(frame) -> pl.DataFrame:
@@ -143,9 +190,13 @@ def _pairs(frame) -> pl.DataFrame:
 
 
 def link(
-    identified: pl.DataFrame, unidentified: pl.DataFrame, resolved: pl.DataFrame | None = None, within: bool = True
+    identified: pl.DataFrame,
+    unidentified: pl.DataFrame,
+    resolved: pl.DataFrame | None = None,
+    within: bool = True,
+    model: Path = MODEL,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Scored links at or above :data:`THRESHOLD`: ``(to_persons, within)``.
+    """Scored links by ``model`` at or above its :func:`match_threshold`: ``(to_persons, within)``.
 
     ``identified`` holds :func:`features` with ``record_id`` and ``person_key``, ``unidentified``
     :func:`features` with ``record_id``: the records to score. ``resolved`` (optional,
@@ -166,17 +217,19 @@ def link(
     new = db.register(unidentified.select(columns).to_arrow(), dataset_display_name="unidentified")
     known = db.register(identified.select(columns).to_arrow(), dataset_display_name="identified")
     # Splink's own handler would print each blocking pass at INFO on the demo's terminal
-    linker = Linker(new, str(MODEL), log_level=logging.WARNING)
-    between = _pairs(linker.inference.predict_between(known, new, threshold_match_probability=THRESHOLD))
+    at = match_threshold(model)
+    settings = {key: value for key, value in model_settings(model).items() if key != THRESHOLD_KEY}
+    linker = Linker(new, settings, log_level=logging.WARNING)
+    between = _pairs(linker.inference.predict_between(known, new, threshold_match_probability=at))
     pairs = pl.DataFrame(schema=pair_schema)
     if within:
-        pairs = _pairs(linker.inference.predict_within(new, threshold_match_probability=THRESHOLD))
+        pairs = _pairs(linker.inference.predict_within(new, threshold_match_probability=at))
     if resolved is not None and not resolved.is_empty():
         earlier = db.register(resolved.select(columns).to_arrow(), dataset_display_name="resolved")
         pairs = pl.concat(
             [
                 pairs.cast(pl.Schema(pair_schema)),
-                _pairs(linker.inference.predict_between(earlier, new, threshold_match_probability=THRESHOLD)),
+                _pairs(linker.inference.predict_between(earlier, new, threshold_match_probability=at)),
             ]
         )
     to_persons = (
