@@ -28,6 +28,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import polars as pl
 
@@ -51,8 +52,19 @@ from redwall.marts.tables import current, read_silver
 from redwall.schemas import code_lists, load_contracts
 
 SWEEP = MODEL.with_name("person_model_sweep.json")
+
+
+class World(TypedDict):
+    """A generated world (:func:`redwall.generator.generate`'s arguments)."""
+
+    scale: str
+    seed: int
+    days: int
+    end_date: str  # ISO date
+
+
 # the generated street the model is trained on and its threshold chosen in (the demo's and the benchmarks')
-WORLD = {"scale": "street", "seed": 7, "days": 14, "end_date": "2026-11-20"}
+WORLD: World = {"scale": "street", "seed": 7, "days": 14, "end_date": "2026-11-20"}
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999)
 MIN_PRECISION = 0.999
 RULE = (
@@ -199,7 +211,7 @@ def generated_world(root: Path) -> Home:
 
 def fit_model(
     home: Home,
-    world: dict,
+    world: World,
     model: Path = MODEL,
     sweep_file: Path | None = None,
     thresholds: tuple[float, ...] = THRESHOLDS,

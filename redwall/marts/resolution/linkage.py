@@ -32,13 +32,15 @@ from redwall.marts.resolution.records import VISIT, identify, person_digest, rec
 
 EXACT_ID, SPLINK, SPLINK_CLUSTER, UNMATCHED = "exact_id", "splink", "splink_cluster", "unmatched"
 DOCUMENTED = (EXACT_ID, SPLINK)  # rules that give a record a person with a document
-MEMORY = {  # what an earlier run resolved each record to (resolution_memory)
-    "record_id": pl.String,
-    "feature_hash": pl.String,
-    "person_key": pl.String,
-    "match_rule": pl.String,
-    "match_probability": pl.Float64,
-}
+MEMORY = pl.Schema(  # what an earlier run resolved each record to (resolution_memory)
+    {
+        "record_id": pl.String,
+        "feature_hash": pl.String,
+        "person_key": pl.String,
+        "match_rule": pl.String,
+        "match_probability": pl.Float64,
+    }
+)
 
 
 def _feature_text() -> pl.Expr:
@@ -89,7 +91,7 @@ def resolve(records: pl.DataFrame, previous: pl.DataFrame | None = None, model: 
     exact = exact.with_columns(feature_digest(exact))
     unidentified = exact.filter(pl.col("identity").is_null())
     identified = exact.filter(pl.col("identity").is_not_null())
-    memory = pl.DataFrame(schema=MEMORY) if previous is None else previous.select(list(MEMORY)).cast(pl.Schema(MEMORY))
+    memory = pl.DataFrame(schema=MEMORY) if previous is None else previous.select(list(MEMORY)).cast(MEMORY)
     linked = _link(identified, unidentified, memory, model)
     return (
         exact.join(linked, on="record_id", how="left", suffix="_linked")

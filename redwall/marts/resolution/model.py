@@ -208,8 +208,8 @@ def link(
     (``record_id_l``, ``record_id_r``, ``match_probability``), none unless ``within``."""
     from splink import DuckDBAPI, Linker
 
-    schema = {"record_id": pl.String, "person_key": pl.String, "match_probability": pl.Float64}
-    pair_schema = {"record_id_l": pl.String, "record_id_r": pl.String, "match_probability": pl.Float64}
+    schema = pl.Schema({"record_id": pl.String, "person_key": pl.String, "match_probability": pl.Float64})
+    pair_schema = pl.Schema({"record_id_l": pl.String, "record_id_r": pl.String, "match_probability": pl.Float64})
     if unidentified.is_empty():
         return pl.DataFrame(schema=schema), pl.DataFrame(schema=pair_schema)
     db = DuckDBAPI()
@@ -228,7 +228,7 @@ def link(
         earlier = db.register(resolved.select(columns).to_arrow(), dataset_display_name="resolved")
         pairs = pl.concat(
             [
-                pairs.cast(pl.Schema(pair_schema)),
+                pairs.cast(pair_schema),
                 _pairs(linker.inference.predict_between(earlier, new, threshold_match_probability=at)),
             ]
         )
@@ -237,4 +237,4 @@ def link(
         .group_by(record_id="record_id_r", person_key="person_key")
         .agg(pl.col("match_probability").max())
     )
-    return to_persons.cast(pl.Schema(schema)), pairs.cast(pl.Schema(pair_schema))
+    return to_persons.cast(schema), pairs.cast(pair_schema)
