@@ -9,6 +9,10 @@ checks (tests/test_generated.py).
 - ``graph``: ``tests/snapshots/asset_graph.json``, the Dagster asset graph a reviewer reads;
 - ``docs``: ``docs/warehouse.md``, described from a published warehouse: that of a small demo home
   (:data:`DOCS_DEMO`) built for the purpose in a temporary folder, a minute or two.
+- ``model``: the person model ``redwall/marts/resolution/person_model.json`` and its threshold
+  sweep beside it, trained on a generated street (:mod:`redwall.marts.resolution.evaluate`);
+  checked without retraining: the sweep records the digest of the model it measured, and the
+  threshold it chose must be the model's. Retrained only when that check fails, or when named.
 
 Part of the command line: it reads the Dagster definitions (for the graph) and builds the demo
 home with ``redwall demo`` (for the docs).
@@ -150,10 +154,32 @@ def _docs(workshop: Workshop) -> dict[str, str]:
     return {_relative(DOCS): describe(workshop.warehouse())}
 
 
+def _model_problems(root: Path) -> list[str]:
+    from redwall.marts.resolution.evaluate import SWEEP, check_model
+    from redwall.marts.resolution.model import MODEL
+
+    model = root / _relative(MODEL)
+    if not model.exists():
+        return [f"{_relative(MODEL)}: missing"]
+    return check_model(model, root / _relative(SWEEP))
+
+
+def _retrain(root: Path) -> list[Path]:
+    from redwall.marts.resolution.evaluate import SWEEP, regenerate_model
+    from redwall.marts.resolution.model import MODEL
+
+    return regenerate_model(root / _relative(MODEL), root / _relative(SWEEP))
+
+
 SUITES = Generated("suites", "expectation suites, from the contracts", render=_suites, stray=_stray_suites)
 TEMPLATES = Generated(
     "templates", "ledger template versions, fingerprints and headers", recorded=(_template_problems, _record_templates)
 )
 GRAPH = Generated("graph", "the Dagster asset graph snapshot", render=_graph)
 DOCS = Generated("docs", "docs/warehouse.md, from a small demo home's warehouse", render=_docs)
-ALL = {g.name: g for g in (SUITES, TEMPLATES, GRAPH, DOCS)}
+MODEL = Generated(
+    "model",
+    "the person model and its threshold sweep, trained on a generated street (minutes)",
+    recorded=(_model_problems, _retrain),
+)
+ALL = {g.name: g for g in (SUITES, TEMPLATES, GRAPH, DOCS, MODEL)}

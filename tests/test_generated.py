@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from redwall.generated import ALL, DOCS, GRAPH, PROJECT_ROOT, SUITES, TEMPLATES
+from redwall.generated import ALL, DOCS, GRAPH, MODEL, PROJECT_ROOT, SUITES, TEMPLATES
+from redwall.marts.resolution.evaluate import SWEEP
+from redwall.marts.resolution.model import MODEL as MODEL_FILE
 from redwall.quality.suites import SUITES as SUITE_FOLDER
 from redwall.templates import VERSIONS_FILE
 
 WITHOUT_A_WAREHOUSE = [g for g in ALL.values() if g is not DOCS]
+QUICK = [SUITES, TEMPLATES, GRAPH]  # regenerated in a test; the model trains for minutes
 SNAPSHOT = "tests/snapshots/asset_graph.json"
 
 
@@ -27,7 +30,13 @@ def test_the_committed_files_are_fresh(generated):
 def _copy(root: Path) -> dict[str, Path]:
     """The generated files, copied to their places under ``root``."""
     copies = {}
-    for name, path in (("suites", SUITE_FOLDER), ("templates", VERSIONS_FILE), ("graph", PROJECT_ROOT / SNAPSHOT)):
+    for name, path in (
+        ("suites", SUITE_FOLDER),
+        ("templates", VERSIONS_FILE),
+        ("graph", PROJECT_ROOT / SNAPSHOT),
+        ("model", MODEL_FILE),
+        ("sweep", SWEEP),
+    ):
         copies[name] = root / path.relative_to(PROJECT_ROOT)
         copies[name].parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, copies[name])
@@ -65,7 +74,14 @@ def test_stale_and_missing_files_fail_the_check_until_regenerated(tmp_path):
     copies["graph"].unlink()
     assert GRAPH.problems(tmp_path) == [f"{SNAPSHOT}: missing"]  # a missing snapshot fails, never written quietly
 
-    for generated in WITHOUT_A_WAREHOUSE:
+    sweep = json.loads(copies["sweep"].read_text(encoding="utf-8"))
+    sweep["thresholds"] = sweep["thresholds"][1:]  # a threshold fewer swept than the model's sweep must have
+    copies["sweep"].write_text(json.dumps(sweep, indent=2) + "\n", encoding="utf-8")
+    assert any("thresholds swept differ" in problem for problem in MODEL.problems(tmp_path))
+    copies["model"].unlink()
+    assert MODEL.problems(tmp_path) == [f"{MODEL_FILE.relative_to(PROJECT_ROOT)}: missing"]
+
+    for generated in QUICK:
         generated.regenerate(tmp_path)
         assert not generated.problems(tmp_path), generated.name
     assert ledger in json.loads(copies["templates"].read_text(encoding="utf-8"))
