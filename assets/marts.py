@@ -14,6 +14,7 @@ from redwall.assets.automation import follows_deliveries
 from redwall.assets.mart_checks import mart_check_results, mart_check_specs
 from redwall.assets.metadata import centre_owners, description, freshness, owners, spec_metadata
 from redwall.assets.resources import PseudonymKey, RedwallHome
+from redwall.assets.streets import register_streets
 from redwall.marts import STATE, build_marts
 from redwall.marts.resolution.linkage import EXACT_ID
 from redwall.marts.tables import read_silver
@@ -108,6 +109,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         scored = int(state["scored"].sum())
         resolution = {"resolution/records_scored": scored, "resolution/records_kept": by_model - scored}
         context.log.info(f"person resolution: {scored} of {by_model} records without an ID scored by the model")
+        if new := register_streets(context.instance, home):  # each street of the register is a partition
+            context.log.info(f"streets now partitions: {', '.join(new)}")
         # Dagster wants a mart after the marts it depends on: build_marts counts in that order.
         for name, rows in counts.items():
             yield dg.MaterializeResult(

@@ -11,16 +11,24 @@ from redwall.assets.directory import directory_assets
 from redwall.assets.ingest import all_ingest_assets
 from redwall.assets.marts import mart_assets
 from redwall.assets.quality import quality_assets
+from redwall.assets.streets import street_assets
 from redwall.pipelines.automation import follow_deliveries
 from redwall.pipelines.executors import executor_for_environment
-from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery, release_layout
+from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery, release_layout, share_upward
 from redwall.pipelines.recovery import recover_dead_runs
 from redwall.pipelines.resources import resources_for_environment
 from redwall.pipelines.sensors import inbox_sensors
 
 defs = dg.Definitions(
-    assets=[*all_ingest_assets(), *mart_assets(), *quality_assets(), *directory_assets(), *dashboard_assets()],
-    jobs=[*ingest_jobs(), build_all, release_delivery, release_layout],
+    assets=[
+        *all_ingest_assets(),
+        *mart_assets(),
+        *quality_assets(),
+        *directory_assets(),
+        *dashboard_assets(),
+        *street_assets(),
+    ],
+    jobs=[*ingest_jobs(), build_all, share_upward, release_delivery, release_layout],
     sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs],
     resources=resources_for_environment(),
     executor=executor_for_environment(),

@@ -1,7 +1,8 @@
 """Jobs: one ingestion job per source (what its inbox sensor starts), ``build_all``, which
 rebuilds everything downstream of the lake — marts, quality loop, data directory, warehouse —
-from silver as it stands, ``release_delivery``, an analyst's decision on a held delivery, and
-``release_layout``, an analyst's release of a table blocked by a delivery refused for its layout.
+from silver as it stands, ``share_upward``, a street's package for the district (one partition per
+street), ``release_delivery``, an analyst's decision on a held delivery, and ``release_layout``, an
+analyst's release of a table blocked by a delivery refused for its layout.
 
 Deliveries reach the warehouse by themselves (``pipelines.automation``); these jobs are for an
 analyst who wants to rerun by hand (after a model change, say), and for ``redwall build``. The
@@ -46,6 +47,14 @@ build_all = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*DOWNSTREAM_GROUPS),
     description="由数据湖现状重建下游全部资产：主题库 → 质量闭环 → 资源目录 → 共享数据仓库和驾驶舱。"
     "文件报送后这些资产会自动跟进；需要手动重建时运行本作业。",
+)
+
+
+share_upward = dg.define_asset_job(
+    "share_upward",
+    selection=dg.AssetSelection.assets(keys.STREET_PACKAGE),
+    description="导出街道共享数据包（每个街道一个分区）到 outbox/district/<街道编码>/，供区级平台接收；"
+    "可选一个街道重建，或对全部街道补做。",
 )
 
 

@@ -38,6 +38,7 @@ from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.address import locate
 from redwall.marts.place import ADDRESSED
 from redwall.marts.resolution.records import person_digest
+from redwall.marts.tables import only_street
 from redwall.quality.docs import build_data_docs
 from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
 from redwall.quality.suites import RULES_ZH, suite_tables, validate
@@ -66,6 +67,7 @@ FINDING = [
         "waived_by",
         "waived_at",
         "community_code",
+        "street_code",
     )
 ]
 KEYED = "_record_key"  # a current silver row's record_key, computed once per run
@@ -325,14 +327,17 @@ def _empty_findings() -> pl.DataFrame:
 
 # -- route -----------------------------------------------------------------------------------------
 def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
-    """Grid and community of each finding: its own grid code, else the person's residence, else the
-    grid its address resolves to (a row kept out, whose person is unknown), else (a ledger naming
-    its community) the community alone."""
+    """Grid, community and street of each finding: its own grid code, else the person's residence,
+    else the grid its address resolves to (a row kept out, whose person is unknown), else (a ledger
+    naming its community) the community alone; the street is the community's, and in a street
+    centre's home (a register of one street) what nothing places is still that street's."""
     grids = lake.read(home, "silver", "district_grid", where=pl.col("_valid_to").is_null())
     grids = (
-        grids.select("grid_code", "community_code", "community_name")
+        grids.select("grid_code", "community_code", "community_name", "street_code")
         if grids.height
-        else pl.DataFrame(schema={"grid_code": pl.String, "community_code": pl.String, "community_name": pl.String})
+        else pl.DataFrame(
+            schema=dict.fromkeys(("grid_code", "community_code", "community_name", "street_code"), pl.String)
+        )
     )
     persons = lake.read(home, "mart", "person", columns=["person_key", "grid_code"])
     if not persons.height:
@@ -364,6 +369,8 @@ def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
         .join(grids.select("grid_code", "community_code"), on="grid_code", how="left")
         .join(named.rename({"community_code": "named_community"}), on="community_name", how="left")
         .with_columns(pl.coalesce("community_code", "named_community").alias("community_code"))
+        .join(grids.select("community_code", "street_code").unique("community_code"), on="community_code", how="left")
+        .with_columns(pl.col("street_code").fill_null(pl.lit(only_street(grids), pl.String)))
     )
 
 
@@ -419,7 +426,7 @@ def _merge(previous: pl.DataFrame, seen: pl.DataFrame, now: dt.datetime) -> pl.D
     newer = pl.col("last_seen_new").is_not_null() & (
         pl.col("last_seen").is_null() | (pl.col("last_seen_new") > pl.col("last_seen"))
     )
-    derived = ("grid_code", "community_code", "record_hint")
+    derived = ("grid_code", "community_code", "street_code", "record_hint")
     updates = [
         pl.when(newer).then(pl.col(f"{c}_new")).otherwise(pl.col(c)).alias(c)
         for c in fresh.columns

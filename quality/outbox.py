@@ -76,6 +76,7 @@ def _listed(issues: pl.DataFrame) -> pl.DataFrame:
             _severity_zh(),
             pl.col("first_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
             pl.col("last_seen").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M"),
+            "street_code",
             "community_code",
             "grid_code",
         )

@@ -104,9 +104,11 @@ def empty_inbox(home: Home, source: str | None = None) -> str:
 
 def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:  # noqa: F821
     """Take in every inbox — one ingestion run per source, as the inbox sensors start them — then
-    run ``build_all``; or run only the job named. An ingestion run that failed (a blocking check
-    included) keeps ``build_all`` from running, as it keeps the automation from building past it.
-    Returns the runs made, in order (see :func:`run_job`)."""
+    run ``build_all``, then ``share_upward`` once per street (its package for the district); or run
+    only the job named. An ingestion run that failed (a blocking check included) keeps ``build_all``
+    from running, as it keeps the automation from building past it, and a failed ``build_all`` keeps
+    the packages as they were. Returns the runs made, in order (see :func:`run_job`)."""
+    from redwall.package import streets
     from redwall.pipelines.jobs import ingest_job_name
     from redwall.schemas import load_contracts
 
@@ -115,12 +117,16 @@ def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessRe
     results = [run_job(home, ingest_job_name(source)) for source in load_contracts().sources]
     if all(r.success for r in results):
         results.append(run_job(home, "build_all"))
+        if results[-1].success:
+            results += [run_job(home, "share_upward", partition_key=street) for street in streets(home)]
     return results
 
 
-def run_job(home: Home, job_name: str, config: dict | None = None) -> dg.ExecuteInProcessResult:  # noqa: F821
-    """Run a job in this process (with ``config``, the run config of its ops), recorded in the home's
-    Dagster instance (so the UI shows it).
+def run_job(
+    home: Home, job_name: str, config: dict | None = None, partition_key: str | None = None
+) -> dg.ExecuteInProcessResult:  # noqa: F821
+    """Run a job in this process (with ``config``, the run config of its ops; ``partition_key`` for
+    a partitioned job: a street), recorded in the home's Dagster instance (so the UI shows it).
 
     Runs that an earlier build or run worker left behind when it was killed are closed first and
     their pool slots freed (:mod:`pipelines.recovery`), each with a line saying so; then the build
@@ -147,7 +153,12 @@ def run_job(home: Home, job_name: str, config: dict | None = None) -> dg.Execute
             quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} | (config or {})
             try:
                 outcome["result"] = job.execute_in_process(
-                    run_config=quiet, instance=instance, raise_on_error=False, run_id=run_id, tags=process_tags()
+                    run_config=quiet,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags=process_tags(),
+                    partition_key=partition_key,
                 )
             except dg.DagsterInvalidConfigError as error:  # e.g. a secret its resources read is not set
                 outcome["error"] = Mistake(
@@ -213,7 +224,7 @@ def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:  # no
 def explain_build(results: list, home: Home) -> str | None:
     """None when every run of :func:`build` succeeded, else what stopped it, run by run."""
     failed = [explain_failure(r, home) for r in results if not r.success]
-    if failed and len(results) > 1 and results[-1].job_def.name != "build_all":
+    if failed and len(results) > 1 and "build_all" not in {r.job_def.name for r in results}:
         failed.append(
             "build_all not run: the marts, quality loop and warehouse wait until the failed "
             "load above is fixed; the warehouse still holds the last good publish."

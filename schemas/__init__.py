@@ -10,6 +10,7 @@ templates, the catalogue, the warehouse's comments and the masking rules. Use
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cache
@@ -86,6 +87,9 @@ LOADS = ("snapshot", "increment", "append")
 HOLD_DEFAULTS = {"closing": 0.5, "refused": 0.5, "at_least": 10}
 # Code lists whose values arrive with the district feed, not from committed reference data.
 DYNAMIC_CODES = ("community", "grid")
+# The only sharing type that lets a mart leave its street (street_package ``shares``): a condition
+# (有条件共享) binds the data to the street's own use.
+SHARED_UPWARD = "无条件共享"
 
 
 class ContractError(ValueError):
@@ -173,6 +177,10 @@ class Table:
     anonymity: dict[str, Any] | None = None
     hold: Hold | None = None  # a delivered snapshot table's limits; None: never held
     query: str | None = None  # a view's SQL over the published marts
+    # A snapshot several senders deliver, each the truth for its own part: the columns naming the
+    # part (a street's package closes nothing of another street).
+    scope: tuple[str, ...] = ()
+    shares: str | None = None  # the mart whose shareable columns this feed table carries upward
 
     @property
     def key(self) -> str:
@@ -329,6 +337,9 @@ def _table(
     keys = tuple(raw.get("keys", ()))
     if missing := set(keys) - set(names):
         raise ContractError(f"{where}:{name}: keys {sorted(missing)} are not columns")
+    scope = tuple(raw.get("scope", ()))
+    if set(scope) - set(names) or (scope and raw.get("load", "snapshot") != "snapshot"):
+        raise ContractError(f"{where}:{name}: scope must name columns of a snapshot table")
     load = raw.get("load", "snapshot")
     if load not in LOADS:
         raise ContractError(f"{where}:{name}: load must be one of {LOADS}")
@@ -362,6 +373,8 @@ def _table(
         anonymity=raw.get("anonymity"),
         hold=hold,
         query=raw.get("query"),
+        scope=scope,
+        shares=raw.get("shares"),
     )
 
 
@@ -383,11 +396,15 @@ def _hold(raw: dict[str, Any], load: str, kind: str, where: str) -> Hold | None:
 @cache
 def load_contracts(root: Path = HERE) -> Contracts:
     tables: dict[str, Table] = {}
+    sharing: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []  # feed tables made of a mart's columns
     for path in sorted((root / "feeds").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         source = doc["source"]
         envelope = tuple(_column(c, path.name) for c in doc.get("envelope", ()))
         for name, raw in doc["tables"].items():
+            if "shares" in raw:
+                sharing.append((path.name, name, raw, doc))
+                continue
             t = _table(
                 raw, source=source, name=name, kind="feed", where=path.name, provider=doc["provider"], envelope=envelope
             )
@@ -412,6 +429,10 @@ def load_contracts(root: Path = HERE) -> Contracts:
         tables[t.key] = t
     for path in sorted((root / "system").glob("*.yaml")):
         tables |= {t.key: t for t in _system_tables(path).values()}
+    for where, name, raw, doc in sharing:
+        raw = {**raw, "columns": _shared_upward(tables, raw["shares"], f"{where}:{name}")}
+        t = _table(raw, source=doc["source"], name=name, kind="feed", where=where, provider=doc["provider"])
+        tables[t.key] = t
     for t in tables.values():
         if unknown := set(t.related) - set(tables):
             raise ContractError(f"{t.key}: related tables {sorted(unknown)} have no contract")
@@ -429,6 +450,16 @@ def _system_tables(path: Path) -> dict[str, Table]:
         )
         for name, raw in doc["tables"].items()
     }
+
+
+def _shared_upward(tables: dict[str, Table], mart: str, where: str) -> list[dict[str, Any]]:
+    """The columns of ``mart`` a street shares upward: all public columns that are no free text,
+    as its contract declares them; only a mart shared without condition goes up."""
+    if mart not in tables or tables[mart].kind != "mart":
+        raise ContractError(f"{where}: shares {mart!r}, which is no mart")
+    if (sharing := tables[mart].catalogue["sharing"]) != SHARED_UPWARD:
+        raise ContractError(f"{where}: {mart} is {sharing}; only a mart of {SHARED_UPWARD} leaves its street")
+    return [dataclasses.asdict(c) for c in tables[mart].all_columns if c.sensitivity == "public" and not c.free_text]
 
 
 def _spelling_key(text: str) -> str:

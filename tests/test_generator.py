@@ -16,6 +16,7 @@ import pytest
 from redwall import identifiers as ids
 from redwall.generator import SCALES, generate
 from redwall.home import Home
+from redwall.package import SOURCE as PACKAGE_SOURCE
 from redwall.schemas import load_contracts, reference
 
 SCALE = "small"
@@ -59,7 +60,8 @@ def _column_index(ws, header_row: int, header: str) -> int:
 
 # -- files exist, parse and match the contracts ---------------------------------------------------
 def test_every_source_delivers_files(home):
-    for source in load_contracts().sources:
+    # every source of a street centre: street packages are what a street sends its district
+    for source in set(load_contracts().sources) - {PACKAGE_SOURCE}:
         assert any(home.inbox(source).rglob("*.*")), source
     assert (home.truth / "persons.parquet").exists()
     assert not list(home.root.joinpath("inbox").rglob("persons.parquet")), "truth must stay out of the inbox"

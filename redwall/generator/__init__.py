@@ -8,7 +8,9 @@ and inspections over the ``days`` ending on ``end_date``), writes every feed of 
 
 Scales (:data:`SCALES`): ``small`` ~2,000 persons in 3 communities/12 grids of 西长安街 (tests);
 ``street`` ~50,000 persons, 西长安街's 11 communities and 71 grids; ``district`` ~1.1 million
-persons in the 15 streets of 西城区 (other streets get invented communities, ~6 grids each).
+persons in the 15 streets of 西城区 (other streets get invented communities, ~6 grids each). A
+one-street scale may be placed in another street (``street``): as many communities and grids, with
+invented community names.
 
 Feeds (file names; row numbers as an ingester counts them)
 ------------------------------------------------------------
@@ -90,9 +92,15 @@ WRITERS = {
 
 
 def generate(
-    home: Home, scale: str = "street", seed: int = 7, days: int = 14, end_date: dt.date = dt.date(2026, 11, 20)
+    home: Home,
+    scale: str = "street",
+    seed: int = 7,
+    days: int = 14,
+    end_date: dt.date = dt.date(2026, 11, 20),
+    street: str | None = None,
 ) -> dict:
-    """Write every feed into the inbox and the ground truth beside it; returns a summary."""
+    """Write every feed into the inbox and the ground truth beside it; returns a summary. ``street``
+    (a street code, for the one-street scales) places the world in another street than 西长安街."""
     started = time.perf_counter()
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
@@ -100,7 +108,7 @@ def generate(
         raise ValueError("days must be at least 2: a newer police snapshot has to follow an older one")
     dice = Dice(seed)
     period = Period(end_date - dt.timedelta(days=days - 1), end_date)
-    world = build_world(SCALES[scale], period, dice)
+    world = build_world(SCALES[scale], period, dice, street)
     ctx = Context(home=home, world=world, dice=dice, truth=Truth(), contracts=load_contracts())
     clock = activity.period_clock(world)
     events, steps = activity.build_events(world, clock, dice)

@@ -141,13 +141,22 @@ def _roads(rng: np.random.Generator, street: str, n: int) -> list[str]:
     return roads
 
 
-def build_geography(scale: Scale, dice: Dice) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def build_geography(
+    scale: Scale, dice: Dice, street: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The world's streets, communities and grids: the scale's first streets of reference/street.csv,
+    or the one ``street`` (a single-street scale only), which then takes the home street's sizes."""
     rng = dice("geography")
-    streets = (
-        reference("street")
-        .head(scale.streets)
-        .select(pl.col("code").alias("street_code"), pl.col("name").alias("street_name"))
-    )
+    streets = reference("street").select(pl.col("code").alias("street_code"), pl.col("name").alias("street_name"))
+    if street is None:
+        streets = streets.head(scale.streets)
+    elif scale.streets != 1 or street not in streets["street_code"]:
+        raise ValueError(
+            f"a world of one chosen street needs a one-street scale and a street code of street.csv: {street}"
+        )
+    else:
+        streets = streets.filter(pl.col("street_code") == street)
+    centre = streets["street_code"][0]  # the street with the scale's home sizes
     # Streets laid on a 4x4 raster over 西城区 (116.30–116.40 E, 39.86–39.96 N); 西长安街 at its real spot.
     k = np.arange(streets.height)
     lon = np.where(k == 0, 116.372, 116.305 + (k % 4) * 0.025)
@@ -155,7 +164,7 @@ def build_geography(scale: Scale, dice: Dice) -> tuple[pl.DataFrame, pl.DataFram
     streets = streets.with_columns(lon=pl.Series(lon), lat=pl.Series(lat))
     communities, grids = [], []
     for street, s_lon, s_lat in streets.select("street_code", "lon", "lat").iter_rows():
-        home = street == vocab.HOME_STREET
+        home = street == centre
         n_comm = scale.home_communities if home else int(rng.integers(*scale.communities_per_street, endpoint=True))
         if home:
             per = np.full(n_comm, scale.home_grids // n_comm)
@@ -180,7 +189,7 @@ def build_geography(scale: Scale, dice: Dice) -> tuple[pl.DataFrame, pl.DataFram
         communities, orient="row", schema=["community_code", "community_name", "street_code", "lon", "lat"]
     )
     grids = pl.DataFrame(grids, orient="row", schema=["grid_code", "community_code", "street_code", "lon", "lat"])
-    area = np.where(grids["street_code"].to_numpy() == vocab.HOME_STREET, 4.2e6 / max(scale.home_grids, 1), 50_000.0)
+    area = np.where(grids["street_code"].to_numpy() == centre, 4.2e6 / max(scale.home_grids, 1), 50_000.0)
     grids = grids.with_columns(area_m2=pl.Series((area * rng.uniform(0.6, 1.4, grids.height)).round(1)))
     return streets, communities, grids
 
@@ -990,8 +999,8 @@ def build_components(grids: pl.DataFrame, period: Period, dice: Dice) -> pl.Data
     ).drop("serial", "street_code")
 
 
-def build_world(scale: Scale, period: Period, dice: Dice) -> World:
-    streets, communities, grids = build_geography(scale, dice)
+def build_world(scale: Scale, period: Period, dice: Dice, street: str | None = None) -> World:
+    streets, communities, grids = build_geography(scale, dice, street)
     households = build_households(scale, grids, dice)
     per_grid = households.group_by("grid_code").len()
     counts = grids.join(per_grid, on="grid_code", how="left", maintain_order="left")["len"].fill_null(0).to_numpy()

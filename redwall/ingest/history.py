@@ -86,7 +86,9 @@ def scope(table: Table, rows: pl.DataFrame) -> tuple[str, ...]:
 
 
 def _scope_columns(table: Table) -> list[str]:
-    return [c.name for c in table.columns if c.codes in SCOPE_CODES] if table.load == "snapshot" else []
+    if table.load != "snapshot":
+        return []
+    return [c.name for c in table.columns if c.codes in SCOPE_CODES or c.name in table.scope]
 
 
 def closing(table: Table, rows: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:

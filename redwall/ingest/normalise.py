@@ -148,8 +148,9 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
         values.append(pl.when(rule.is_null()).then(value).otherwise(None).cast(column.dtype).alias(column.name))
         (errors if _required(table, column) else warnings).append(rule.alias(f"_rule.{column.name}"))
     judged = frame.select(*values, *errors, *warnings, *(c for c in LINEAGE if c in frame.columns))
-    rejected = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in errors)
-    warned = pl.any_horizontal(pl.col(r.meta.output_name()).is_not_null() for r in warnings)
+    # pl.lit(False) first: a table whose columns are all required has no warning rule at all
+    rejected = pl.any_horizontal(pl.lit(False), *(pl.col(r.meta.output_name()).is_not_null() for r in errors))
+    warned = pl.any_horizontal(pl.lit(False), *(pl.col(r.meta.output_name()).is_not_null() for r in warnings))
     rows = judged.with_columns(rejected.alias("_rejected"), (warned & ~rejected).alias("_warned"))
     return Judged(
         rows.drop(pl.selectors.starts_with("_rule.")), _issues(table, judged, place, column_labels(table, labels or {}))
@@ -384,7 +385,8 @@ def _two_digit_year(text: pl.Expr) -> pl.Expr:
 
 def _datetime(text: pl.Expr) -> pl.Expr:
     """ISO 8601 with an offset (the app's +08:00, or Z), or a local time without one."""
-    iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "$1T").str.replace(r"Z$", "+00:00")
+    # "${1}T", not "$1T": that would name a group "1T" and drop the date
+    iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T").str.replace(r"Z$", "+00:00")
     with_offset = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False).dt.convert_time_zone(TIME_ZONE)
     local = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone(TIME_ZONE)
     return pl.coalesce(with_offset, local)

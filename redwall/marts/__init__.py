@@ -30,7 +30,8 @@ from redwall.marts.person import build_person, build_person_history, build_perso
 from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.resolution.linkage import documented, resolution_memory, resolve
 from redwall.marts.resolution.records import person_records, place_records
-from redwall.marts.tables import conform, current, read_silver
+from redwall.marts.street import build_street
+from redwall.marts.tables import conform, current, read_silver, with_street
 from redwall.schemas import load_contracts
 from redwall.worktime import SCHEDULE, TIME_ZONE
 
@@ -53,6 +54,9 @@ INPUTS = (
     "district.organization",
     "district.component",
     SCHEDULE,
+    "street_package.grid",
+    "street_package.event",
+    "street_package.quality",
 )
 
 
@@ -85,7 +89,7 @@ def _compute(
     state = linked.unique("record_id").select(
         "record_id", "feature_hash", "person_key", scored=pl.col("scored").fill_null(False)
     )
-    return {
+    marts = {
         "person_link": build_person_link(linked),
         "person": persons,
         "person_history": build_person_history(resolved, statuses),
@@ -100,6 +104,15 @@ def _compute(
         "organization": build_organization(current(silver["district.organization"]), buildings, houses, grids),
         "grid": build_grid(grids, persons, events),
         "care_visit": build_care_visit(persons, resolved, today),
+        "street": build_street(*(current(silver[f"street_package.{name}"]) for name in ("grid", "event", "quality"))),
+    }
+    # Streets are a dimension: every mart whose contract has the street takes it from the register.
+    declared = {t.name: t.schema() for t in load_contracts().marts}
+    return {
+        name: with_street(frame, grids)
+        if "street_code" in declared[name] and "street_code" not in frame.columns
+        else frame
+        for name, frame in marts.items()
     }, state
 
 

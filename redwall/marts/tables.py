@@ -62,3 +62,23 @@ def conform(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
 def communities(grids: pl.DataFrame) -> pl.DataFrame:
     """Community code → name, as the district grid register gives them."""
     return grids.select("community_code", "community_name").unique("community_code")
+
+
+def only_street(grids: pl.DataFrame) -> str | None:
+    """The one street of a street centre's grid register (none for a district's, or no register):
+    a row its home holds that no grid or community places is still that street's."""
+    streets = grids["street_code"].drop_nulls().unique()
+    return streets[0] if streets.len() == 1 else None
+
+
+def with_street(frame: pl.DataFrame, grids: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with each row's street (``street_code``): the street of its grid in the district
+    register, else of its community, else :func:`only_street`."""
+    streets = []
+    for column in ("grid_code", "community_code"):
+        if column in frame.columns:
+            of = grids.select(column, pl.col("street_code").alias(f"_street_of_{column}")).unique(column)
+            frame = frame.join(of, on=column, how="left", maintain_order="left")
+            streets.append(f"_street_of_{column}")
+    street = pl.coalesce(*streets, pl.lit(only_street(grids), pl.String))
+    return frame.with_columns(street.alias("street_code")).drop(streets)

@@ -1,0 +1,182 @@
+"""Streets are a dimension, and the upward leg of 市区街居: two street centres' homes (small scale,
+other seeds, other streets) each build their marts, run the quality loop and export their package;
+a district's home takes both packages in as the street_package feed and publishes mart.street."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from redwall import lake
+from redwall.assets.streets import STREETS, register_streets, street_assets
+from redwall.generator import generate
+from redwall.home import Home
+from redwall.ingest import holds, process_source, release
+from redwall.marts import build_marts
+from redwall.package import SOURCE, export_package, package_folder, streets
+from redwall.assets.resources import RedwallHome
+from redwall.quality.loop import run_loop
+from redwall.schemas import HERE as CONTRACTS
+from redwall.schemas import ContractError, load_contracts
+from redwall.warehouse import publish
+
+STREET_HOMES = {"110102001": 11, "110102003": 5}  # street code → generator seed
+DAY = dt.date(2026, 11, 21)
+
+
+@pytest.fixture(scope="module")
+def keyed():
+    saved = os.environ.get("REDWALL_PSEUDONYM_KEY")
+    os.environ["REDWALL_PSEUDONYM_KEY"] = "streets-test-key"
+    yield
+    if saved is None:
+        os.environ.pop("REDWALL_PSEUDONYM_KEY")
+    else:
+        os.environ["REDWALL_PSEUDONYM_KEY"] = saved
+
+
+@pytest.fixture(scope="module")
+def street_homes(tmp_path_factory, keyed) -> dict[str, Home]:
+    """Each street centre: generated, taken in, marts built, quality loop run, package exported."""
+    homes = {}
+    for street, seed in STREET_HOMES.items():
+        home = Home.at(tmp_path_factory.mktemp(f"street{street}")).ensure()
+        generate(home, scale="small", seed=seed, days=2, street=street)
+        for source in load_contracts().sources:
+            process_source(home, source)
+        for receipt_id in holds.pending(home)["receipt_id"]:
+            release(home, receipt_id, "analyst01", "已核对，有效行先行应用")
+        build_marts(home)
+        run_loop(home)
+        export_package(home, street, on=DAY)
+        homes[street] = home
+    return homes
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory, street_homes) -> Home:
+    """The district's home: nothing but its streets' packages, taken in, rolled up and published."""
+    home = Home.at(tmp_path_factory.mktemp("district")).ensure()
+    inbox = home.inbox(SOURCE)
+    inbox.mkdir(parents=True, exist_ok=True)
+    for street, street_home in street_homes.items():
+        for path in package_folder(street_home, street).iterdir():
+            shutil.copy(path, inbox / path.name)
+    receipts = process_source(home, SOURCE)
+    assert {r.status for r in receipts} == {"accepted"}, [r.reasons_zh for r in receipts]
+    build_marts(home)
+    run_loop(home)
+    publish(home)
+    return home
+
+
+def test_every_mart_row_and_issue_knows_its_street(street_homes):
+    for street, home in street_homes.items():
+        assert streets(home) == [street]
+        for mart in load_contracts().marts:
+            if "street_code" in mart.schema() and mart.name != "street":
+                frame = lake.read(home, "mart", mart.name, columns=["street_code"])
+                assert frame["street_code"].to_list() == [street] * frame.height, mart.key
+                assert frame.height > 0 or mart.name == "address_issue", mart.key  # two days may resolve every address
+        issues = lake.read(home, "quality", "issue")
+        # a street centre's home: what no grid places is still the street's own
+        assert issues.height > 0 and (issues["street_code"] == street).all()
+
+
+def test_a_package_is_the_exchange_form_with_only_what_may_leave_the_street(street_homes):
+    street, home = next(iter(street_homes.items()))
+    folder = package_folder(home, street)
+    names = sorted(p.name for p in folder.iterdir())
+    tables = [t.name for t in load_contracts().source_tables(SOURCE)]
+    assert names == sorted(
+        f"{t}_{street}_{DAY:%Y%m%d}{suffix}" for t in tables for suffix in (".parquet", ".dict.json")
+    )
+    event = pl.read_parquet(folder / f"event_{street}_{DAY:%Y%m%d}.parquet")
+    mart = load_contracts().table("mart.event")
+    # no address, coordinates or description: only the public columns of a mart shared without condition
+    assert set(event.columns) == {c.name for c in mart.columns if c.sensitivity == "public" and not c.free_text}
+    assert {"address", "lon", "lat", "description"}.isdisjoint(event.columns)
+    assert event.height == lake.read(home, "mart", "event").height
+    dictionary = json.loads((folder / f"grid_{street}_{DAY:%Y%m%d}.dict.json").read_text(encoding="utf-8"))
+    assert dictionary["residents"] == {"name": "现住人口", "type": "int"}
+    assert dictionary["street_code"]["codes"][street].endswith("街道")
+
+
+def test_only_a_mart_shared_without_condition_leaves_its_street(tmp_path):
+    root = tmp_path / "schemas"
+    shutil.copytree(CONTRACTS, root)
+    text = (root / "feeds" / "street_package.yaml").read_text(encoding="utf-8")
+    (root / "feeds" / "street_package.yaml").write_text(text.replace("shares: mart.event", "shares: mart.person"))
+    with pytest.raises(ContractError, match="有条件共享"):
+        load_contracts(root)
+
+
+def test_the_district_rolls_its_streets_up(street_homes, district):
+    with duckdb.connect(str(district.warehouse), read_only=True) as con:
+        rolled = con.sql("SELECT * FROM mart.street ORDER BY street_code").pl()
+    assert rolled["street_code"].to_list() == sorted(STREET_HOMES)
+    assert rolled["street_name"].to_list() == ["西长安街街道", "新街口街道"]
+    for row in rolled.iter_rows(named=True):
+        home = street_homes[row["street_code"]]
+        grids, events = lake.read(home, "mart", "grid"), lake.read(home, "mart", "event")
+        issues = lake.read(home, "quality", "issue")
+        assert (row["grids"], row["residents"], row["living_alone"], row["dibao"]) == (
+            grids.height,
+            grids["residents"].sum(),
+            grids["living_alone"].sum(),
+            grids["dibao"].sum(),
+        )
+        judged = events.filter(pl.col("on_time").is_not_null())
+        assert (row["events"], row["events_judged"], row["events_on_time"]) == (
+            events.height,
+            judged.height,
+            judged["on_time"].sum(),
+        )
+        assert row["on_time_rate"] == pytest.approx(judged["on_time"].mean())
+        assert (row["issues_open"], row["issues_closed"]) == (
+            (issues["status"] == "open").sum(),
+            (issues["status"] == "closed").sum(),
+        )
+        assert row["package_on"] == DAY
+
+
+def test_a_newer_package_is_the_truth_for_its_own_street_only(street_homes, district):
+    street, home = "110102003", street_homes["110102003"]
+    later = DAY + dt.timedelta(days=1)
+    folder = package_folder(home, street)
+    export_package(home, street, on=later)
+    grid = folder / f"grid_{street}_{later:%Y%m%d}.parquet"
+    pl.read_parquet(grid).head(3).write_parquet(grid)  # the street's register shrank to three grids
+    for path in folder.iterdir():
+        shutil.copy(path, district.inbox(SOURCE) / path.name)
+    # the events and issues did not change: the same content again is a duplicate
+    taken = {r.file_name: r.status for r in process_source(district, SOURCE)}
+    assert taken[grid.name] == "accepted" and set(taken.values()) <= {"accepted", "duplicate"}
+    build_marts(district)
+    rolled = {r["street_code"]: r for r in lake.read(district, "mart", "street").iter_rows(named=True)}
+    assert rolled[street]["grids"] == 3 and rolled[street]["package_on"] == later
+    assert rolled["110102001"]["grids"] == lake.read(street_homes["110102001"], "mart", "grid").height
+
+
+def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, tmp_path):
+    street, home = "110102003", street_homes["110102003"]
+    (asset,) = street_assets()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert register_streets(instance, home) == [street]
+        assert register_streets(instance, home) == []  # known already
+        assert instance.get_dynamic_partitions(STREETS.name) == [street]
+        shutil.rmtree(package_folder(home, street))
+        result = dg.materialize(
+            [asset], partition_key=street, instance=instance, resources={"redwall": RedwallHome(root=str(home.root))}
+        )
+        assert result.success
+        metadata = result.asset_materializations_for_node(asset.op.name)[0].metadata
+        assert metadata["rows/grid"].value == lake.read(home, "mart", "grid").height
+        assert sorted(p.suffix for p in package_folder(home, street).iterdir()) == [".json"] * 3 + [".parquet"] * 3
