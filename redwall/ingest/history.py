@@ -78,7 +78,8 @@ class Change:
 
 def scope(table: Table, rows: pl.DataFrame) -> tuple[str, ...]:
     """What a snapshot delivery is the truth for: ``("",)``, the whole table, or the communities
-    its rows name (``"府右街南"``, …) when the table is kept per community."""
+    its rows name (``"府右街南"``, …) when the table is kept per community, or the parts its
+    contract's ``scope`` columns name (a street's package: that street)."""
     columns = _scope_columns(table)
     if not columns:
         return ("",)

@@ -104,7 +104,7 @@ def _compute(
         "organization": build_organization(current(silver["district.organization"]), buildings, houses, grids),
         "grid": build_grid(grids, persons, events),
         "care_visit": build_care_visit(persons, resolved, today),
-        "street": build_street(*(current(silver[f"street_package.{name}"]) for name in ("grid", "event", "quality"))),
+        "street": build_street(*(silver[f"street_package.{name}"] for name in ("grid", "event", "quality"))),
     }
     # Streets are a dimension: every mart whose contract has the street takes it from the register.
     declared = {t.name: t.schema() for t in load_contracts().marts}

@@ -14,13 +14,21 @@ import polars as pl
 from redwall.marts.event import CLOSED
 from redwall.marts.grid import CARE_COUNTS
 from redwall.marts.person import RESIDENT_COUNTS
+from redwall.marts.tables import current
 
 ISSUE_COUNTS = ["issues_open", "issues_open_errors", "issues_closed", "issues_waived"]
 EVENT_COUNTS = ["events", "events_open", "events_overdue", "events_closed", "events_judged", "events_on_time"]
 
 
 def build_street(grids: pl.DataFrame, events: pl.DataFrame, quality: pl.DataFrame) -> pl.DataFrame:
-    """The roll-up from the current rows of the packages' ``grid``, ``event`` and ``quality`` tables."""
+    """The roll-up from the silver frames (with history) of the packages' ``grid``, ``event`` and
+    ``quality`` tables: their current rows, and when a street's package last changed any row."""
+    changed = (
+        pl.concat([frame.select("street_code", "_valid_from", "_valid_to") for frame in (grids, events, quality)])
+        .group_by("street_code")
+        .agg(package_on=pl.max_horizontal(pl.col("_valid_from").max(), pl.col("_valid_to").max()))
+    )
+    grids, events, quality = (current(frame) for frame in (grids, events, quality))
     people = grids.group_by("street_code").agg(
         pl.col([*RESIDENT_COUNTS, *CARE_COUNTS]).sum(),
         communities=pl.col("community_code").n_unique(),
@@ -37,14 +45,9 @@ def build_street(grids: pl.DataFrame, events: pl.DataFrame, quality: pl.DataFram
         handling_minutes_median=pl.col("handling_minutes").filter(answered).median(),
     )
     issues = quality.group_by("street_code").agg(pl.col(ISSUE_COUNTS).sum())
-    delivered = (
-        pl.concat([frame.select("street_code", "_valid_from") for frame in (grids, events, quality)])
-        .group_by("street_code")
-        .agg(package_on=pl.col("_valid_from").max())
-    )
     counts = [*RESIDENT_COUNTS, *CARE_COUNTS, "communities", "grids", *EVENT_COUNTS, *ISSUE_COUNTS]
     return (
-        delivered.join(people, on="street_code", how="left")
+        changed.join(people, on="street_code", how="left")
         .join(work, on="street_code", how="left")
         .join(issues, on="street_code", how="left")
         .with_columns(pl.col(counts).fill_null(0).cast(pl.Int64))
