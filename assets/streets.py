@@ -11,18 +11,19 @@ import dagster as dg
 
 from redwall.assets import keys
 from redwall.assets.metadata import centre_owners
-from redwall.package import SOURCE, export_package, package_folder, streets
 from redwall.assets.resources import RedwallHome
+from redwall.package import SOURCE, export_package, package_folder, streets
 
-STREETS = dg.DynamicPartitionsDefinition(name="street")
+STREET = "street"  # the partitioning's name
+STREETS = dg.DynamicPartitionsDefinition(name=STREET)
 
 
 def register_streets(instance: dg.DagsterInstance, home) -> list[str]:
     """Add the streets of the home's grid register that are not partitions yet; returns them."""
-    known = set(instance.get_dynamic_partitions(STREETS.name))
+    known = set(instance.get_dynamic_partitions(STREET))
     new = [street for street in streets(home) if street not in known]
     if new:
-        instance.add_dynamic_partitions(STREETS.name, new)
+        instance.add_dynamic_partitions(STREET, new)
     return new
 
 

@@ -57,7 +57,7 @@ def export_package(home: Home, street: str, folder: Path | None = None, on: dt.d
         old.unlink()
     written = {}
     for table in load_contracts().source_tables(SOURCE):
-        frame = (_shared(home, table, street, key) if table.shares else _quality(home, street)).select(
+        frame = (_shared(home, table.shares, street, key) if table.shares else _quality(home, street)).select(
             c.name for c in table.columns
         )
         stem = f"{table.name}_{street}_{day:%Y%m%d}"
@@ -72,8 +72,8 @@ def export_package(home: Home, street: str, folder: Path | None = None, on: dt.d
     return written
 
 
-def _shared(home: Home, table: Table, street: str, key: bytes) -> pl.DataFrame:
-    mart = load_contracts().table(table.shares)
+def _shared(home: Home, shares: str, street: str, key: bytes) -> pl.DataFrame:
+    mart = load_contracts().table(shares)
     frame = read_typed(home, "mart", mart.name, mart.schema()).filter(pl.col("street_code") == street)
     return shared_view(frame, mart, key)
 
@@ -103,7 +103,7 @@ def _dictionary(table: Table) -> dict[str, dict]:
     delivered as codes, which it lists."""
     entries = {}
     for c in table.columns:
-        entry = {"name": c.label, "type": {"code": "string", "json": "string"}.get(c.type, c.type)}
+        entry: dict[str, object] = {"name": c.label, "type": {"code": "string", "json": "string"}.get(c.type, c.type)}
         if c.codes in code_lists():
             entry |= {"encoding": "code", "codes": code_lists()[c.codes]}
         entries[c.field or c.name] = entry

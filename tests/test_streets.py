@@ -15,13 +15,13 @@ import polars as pl
 import pytest
 
 from redwall import lake
-from redwall.assets.streets import STREETS, register_streets, street_assets
+from redwall.assets.resources import RedwallHome
+from redwall.assets.streets import STREET, register_streets, street_assets
 from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import holds, process_source, release
 from redwall.marts import build_marts
 from redwall.package import SOURCE, export_package, package_folder, streets
-from redwall.assets.resources import RedwallHome
 from redwall.quality.loop import run_loop
 from redwall.schemas import HERE as CONTRACTS
 from redwall.schemas import ContractError, load_contracts
@@ -171,7 +171,7 @@ def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, t
     with dg.DagsterInstance.ephemeral() as instance:
         assert register_streets(instance, home) == [street]
         assert register_streets(instance, home) == []  # known already
-        assert instance.get_dynamic_partitions(STREETS.name) == [street]
+        assert instance.get_dynamic_partitions(STREET) == [street]
         shutil.rmtree(package_folder(home, street))
         result = dg.materialize(
             [asset], partition_key=street, instance=instance, resources={"redwall": RedwallHome(root=str(home.root))}
