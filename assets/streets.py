@@ -11,7 +11,7 @@ import dagster as dg
 
 from redwall.assets import keys
 from redwall.assets.metadata import centre_owners
-from redwall.assets.resources import RedwallHome
+from redwall.assets.resources import PseudonymKey, RedwallHome
 from redwall.package import SOURCE, export_package, package_folder, streets
 
 STREET = "street"  # the partitioning's name
@@ -42,10 +42,12 @@ def street_assets() -> list[dg.AssetsDefinition]:
             "每个街道一个分区，可单独重建或补做。"
         ),
     )
-    def street_package(context: dg.AssetExecutionContext, redwall: RedwallHome) -> dg.MaterializeResult:
+    def street_package(
+        context: dg.AssetExecutionContext, redwall: RedwallHome, pseudonym_key: PseudonymKey
+    ) -> dg.MaterializeResult:
         home = redwall.home()
         street = context.partition_key
-        rows = export_package(home, street)
+        rows = export_package(home, street, secret=pseudonym_key.secret)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(package_folder(home, street))),

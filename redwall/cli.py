@@ -1,6 +1,6 @@
 """``redwall``: the project's command line.
 
-    redwall generate [--scale S] [--seed N] [--days D]               synthetic feeds into the inbox
+    redwall generate [--scale S] [--seed N] [--days D] [--street C]  synthetic feeds into the inbox
     redwall process [--source S]                                     take in every inbox file now
     redwall build [--job J]                                          every inbox, then build_all (or one job)
     redwall demo [--scale S] [--fresh]                               generate + build, in a fresh home
@@ -57,8 +57,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     home = _home(args)
     try:
-        summary = generate(home, scale=args.scale, seed=args.seed, days=args.days)
-    except ValueError as why:  # the generator refuses only what it was asked for: a scale, a number of days
+        summary = generate(home, scale=args.scale, seed=args.seed, days=args.days, street=args.street)
+    except ValueError as why:  # the generator refuses only what it was asked for: a scale, days, a street
         raise Mistake(str(why)) from None
     print(f"generated {args.scale} feeds into {home.root / 'inbox'} (ground truth in {home.truth})")
     for key, value in summary.items():
@@ -540,7 +540,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=7, help="the same seed writes the same feeds")
         p.add_argument("--days", type=int, default=14, help="days of deliveries, ending 2026-11-20 (at least 2)")
 
-    feeds(command("generate", "write synthetic feeds into the inbox, and their ground truth", cmd_generate))
+    p = command("generate", "write synthetic feeds into the inbox, and their ground truth", cmd_generate)
+    feeds(p)
+    p.add_argument("--street", help="a one-street world in another street than 西长安街 (a code of street.csv)")
 
     p = command("process", "take in every file waiting in the inbox, now", cmd_process)
     p.add_argument("--source", choices=_Names(_sources), help="one source only (default: every source)")

@@ -46,10 +46,13 @@ def package_folder(home: Home, street: str) -> Path:
     return home.outbox / "district" / street
 
 
-def export_package(home: Home, street: str, folder: Path | None = None, on: dt.date | None = None) -> dict[str, int]:
-    """Write ``street``'s package into ``folder`` (default :func:`package_folder`, emptied first);
+def export_package(
+    home: Home, street: str, folder: Path | None = None, on: dt.date | None = None, secret: str | None = None
+) -> dict[str, int]:
+    """Write ``street``'s package into ``folder`` (default :func:`package_folder`, emptied first),
+    pseudonymised as the shared warehouse is (``secret``: see :func:`redwall.privacy.pseudonym_key`);
     returns rows per table. Raises :class:`redwall.privacy.MissingKeyError` without a pseudonym key."""
-    key = pseudonym_key(home)
+    key = pseudonym_key(home, secret)
     day = on or dt.datetime.now(ZoneInfo(TIME_ZONE)).date()
     folder = folder or package_folder(home, street)
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from redwall import lake
-from redwall.assets.resources import RedwallHome
+from redwall.assets.resources import PseudonymKey, RedwallHome
 from redwall.assets.streets import STREET, register_streets, street_assets
 from redwall.generator import generate
 from redwall.home import Home
@@ -174,7 +174,10 @@ def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, t
         assert instance.get_dynamic_partitions(STREET) == [street]
         shutil.rmtree(package_folder(home, street))
         result = dg.materialize(
-            [asset], partition_key=street, instance=instance, resources={"redwall": RedwallHome(root=str(home.root))}
+            [asset],
+            partition_key=street,
+            instance=instance,
+            resources={"redwall": RedwallHome(root=str(home.root)), "pseudonym_key": PseudonymKey()},
         )
         assert result.success
         metadata = result.asset_materializations_for_node(asset.op.name)[0].metadata
