@@ -299,6 +299,7 @@ PERSON_QI = {
     "grid_code": "G1",
     "community_code": "C1",
     "community_name": "府右街南",
+    "street_code": "110102001",
 }
 
 
