@@ -139,7 +139,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
                 asset=keys.WAREHOUSE,
                 blocking=True,
                 description="共享库每张人员表的 k-匿名度（同一组准标识符取值的最少人数）不低于其共享类型的要求："
-                "有条件共享至少5人，无条件共享至少10人；不达标的库不会发布",
+                "有条件共享至少5人，无条件共享至少10人；人员表之间按人员假名关联后同样计算（join/person_key）；"
+                "网格、房屋表公布的人数（1至k-1的小数已置空）最小值同样不低于k；不达标的库不会发布",
             )
         ],
         automation_condition=follows_deliveries(),

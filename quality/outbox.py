@@ -27,7 +27,7 @@ from redwall.ingest.formats import Unreadable, read_file
 from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
-from redwall.privacy import scrub_free_text
+from redwall.privacy import known_names, scrub_free_text
 from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall.schemas import Contracts, Table, load_contracts
 from redwall.templates import (
@@ -137,6 +137,7 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
     rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
     marks = _marks(home, ledger, rows)
     dynamic = dynamic_code_values(home, contracts)
+    names = known_names(home)
     written: set[Path] = set()
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
@@ -149,7 +150,8 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
         )
         book = Workbook()
         layouts = _layouts(home, path, [table for table, _ in parts])
-        _issue_sheet(book, _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path), layouts, dynamic))
+        marked = _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path), layouts, dynamic, names)
+        _issue_sheet(book, marked)
         target = root / department / f"{Path(path).stem}_错误标注.xlsx"
         if target in written:  # 台账.xlsx and 台账.csv of one department
             target = target.with_name(f"{Path(path).name}_错误标注.xlsx")
@@ -236,6 +238,7 @@ def _mark_sheets(
     marks: pl.DataFrame,
     layouts: dict,
     dynamic: dict[str, list[str]],
+    names: list[str],
 ) -> pl.DataFrame:
     """One sheet per table and delivered sheet of the file: its rows (:func:`_write_rows`), each
     marked cell filled and commented (a mark without a column of the sheet, on the row's first
@@ -257,7 +260,7 @@ def _mark_sheets(
         sheet.title = (
             (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
         )
-        columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic)
+        columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic, names)
         mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(frame["_row_number"].implode()))
         for number, column, message in mine.select("row_number", "column", "message_zh").iter_rows():
             cell = sheet.cell(row=number, column=columns.index(column) + 1 if column in columns else 1)
@@ -282,6 +285,7 @@ def _write_rows(
     layout: tuple[dict, tuple] | None,
     lists: Worksheet,
     dynamic: dict[str, list[str]],
+    names: list[str],
 ) -> list[str]:
     """The clerk's rows where they were in the file, so that 第N行 of every message is row N here:
     the header above the first row, under a line saying what the workbook is; the clerk's columns
@@ -299,9 +303,9 @@ def _write_rows(
     ]
     columns = [c for c in order if c in present] + [c for c in present if c not in order]
     contract = {c.name: c for c in table.columns}
-    # an ID or phone typed into a note goes no further than the lake, nor into a column the clerk added
+    # an ID, phone or name typed into a note goes no further than the lake, nor into a column the clerk added
     frame = frame.with_columns(
-        scrub_free_text(pl.col(c))
+        scrub_free_text(pl.col(c), names)
         for c in [*(c.name for c in table.columns if c.free_text), *(c for c in columns if c not in contract)]
     )
     kinds = {c.name: "text" if c.format else c.type for c in table.columns}

@@ -83,8 +83,8 @@ def key_figures(con: duckdb.DuckDBPyConnection) -> list[Figure]:
         """
         SELECT sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered,
                sum(floating_residents)::BIGINT AS floating, sum(foreign_residents)::BIGINT AS foreign_,
-               sum(living_alone)::BIGINT AS living_alone, sum(very_old)::BIGINT AS very_old,
-               sum(disabled)::BIGINT AS disabled, sum(dibao)::BIGINT AS dibao,
+               coalesce(sum(living_alone), 0)::BIGINT AS living_alone, coalesce(sum(very_old), 0)::BIGINT AS very_old,
+               coalesce(sum(disabled), 0)::BIGINT AS disabled, coalesce(sum(dibao), 0)::BIGINT AS dibao,
                count(DISTINCT community_code)::BIGINT AS communities, count(*)::BIGINT AS grids
         FROM mart.grid""",
     )
@@ -309,7 +309,7 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
     grids = _rows(
         con,
         """
-        SELECT community_name, grid_code, residents, floating_residents, living_alone + very_old + disabled + dibao AS care,
+        SELECT community_name, grid_code, residents, floating_residents, coalesce(living_alone, 0) + coalesce(very_old, 0) + coalesce(disabled, 0) + coalesce(dibao, 0) AS care,
                events_open, events_overdue, events_judged, events_on_time,
                round(events_on_time / nullif(events_judged, 0) * 100, 1) AS on_time_pct
         FROM mart.grid ORDER BY community_code, grid_code""",
@@ -324,7 +324,8 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
     }
     for c in communities:
         c["on_time_pct"] = None if c["on_time_rate"] is None else round(c["on_time_rate"] * 100, 1)
-        c["care"] = c["living_alone"] + c["very_old"] + c["disabled"] + c["dibao"]
+        # a grid's small care counts are not shared (null): the community's sum counts those shared
+        c["care"] = sum(c[k] or 0 for k in ("living_alone", "very_old", "disabled", "dibao"))
         c["care_overdue"] = care.get(c["community_code"], {}).get("care_overdue", 0)
     buildings = _rows(
         con,

@@ -7,7 +7,9 @@ Per ``pii`` kind, in the shared view:
   secret ``REDWALL_PSEUDONYM_KEY``, the first 16 hex digits) that keeps records linkable. No
   display mask beside it: ``110102********123X`` plus the age leaves a few dozen candidate IDs,
   and whoever holds the key finds the one whose pseudonym matches.
-- ``person_key``: replaced by its keyed pseudonym (the lake's key is an unkeyed digest of the ID).
+- ``person_key``: replaced by its keyed pseudonym (the lake's key is an unkeyed digest of the ID),
+  under a key of the table's own in every person table but ``mart.person``
+  (:func:`person_pseudonym_key`): no two shared person tables join on the person.
 - ``address``: cut after the building (``府右街12号院3号楼``); null when no building can be told.
 - ``age``: ``age_band``, as wide as the sharing type requires (:data:`AGE_BAND_YEARS`).
 - ``date`` (the day a person moved in or out): the first day of its month.
@@ -17,10 +19,12 @@ Per ``pii`` kind, in the shared view:
 - ``name``, ``house`` (a house holds a handful of persons: with it no one is k-anonymous),
   ``birth_date`` and any other kind (e.g. a JSON list of persons): left out.
 
-A table whose rows are persons is then made k-anonymous (:func:`k_anonymous`).
+A table whose rows are persons is then made k-anonymous (:func:`k_anonymous`); a table of places
+shares its counts of persons only from k up (:func:`without_small_counts`).
 
 Every ``free_text`` column is scrubbed first (:func:`scrub_free_text`): an ID, passport or phone
-number typed anywhere in a description, note or address is replaced by a tag.
+number typed anywhere in a description, note or address is replaced by a tag, and so is a person's
+name the lake knows or a person cue (居民、老人、住户…) introduces.
 
 Columns of ``sensitivity: sensitive`` are left out unless the table's ``catalogue.share_sensitive``
 names them (for a table shared on a condition that needs them). Everything else is kept as is.
@@ -35,7 +39,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -45,7 +49,7 @@ from redwall.home import Home
 from redwall.ingest.inbox import inbox_files
 from redwall.ingest.receipts import OPS, RECEIPTS
 from redwall.marts.address import building_part
-from redwall.schemas import Table, load_contracts
+from redwall.schemas import Table, load_contracts, reference
 
 KEY_ENV = "REDWALL_PSEUDONYM_KEY"
 DEMO_KEY = b"REDWALL-DEMO-KEY--SYNTHETIC-DATA-ONLY--NEVER-FOR-REAL-PERSONS"
@@ -153,15 +157,76 @@ _TYPED_NUMBERS = (
 )
 
 
-def scrub_free_text(col: pl.Expr) -> pl.Expr:
-    """``col`` with every ID, passport/permit and phone number in it replaced by a tag saying what
-    was there (``居民王小明（身份证[证件号已隐去]，电话[电话已隐去]）``)."""
+# Names are found two ways, each only where it is reliable. A name the lake knows (any name column
+# of a register or ledger, :func:`known_names`) is masked wherever it stands — except one that is
+# also part of a place's name in the district's registers (a person called 钟声 beside 钟声胡同):
+# there it cannot be told from the place. A name it does not know is masked where the text says a
+# person follows (居民、老人、住户…) and it reads as one: a common surname, one or two more
+# characters, then no more characters of a name (punctuation, the end, or what follows a name:
+# 反映/称/家/行动…).
+_NAME = "[姓名已隐去]"
+_PERSON_CUES = ("独居老人", "居民", "老人", "住户", "户主", "业主", "租户", "房主", "村民", "群众", "家属")
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔"
+    "向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌"
+    "毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦"
+    "麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩"
+    "明佘池查麻苑迟邝"
+)
+_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "司徒", "夏侯")
+_AFTER_NAME = (
+    *("反映", "报称", "来电", "投诉", "表示", "要求", "称", "说", "家", "户", "在", "于", "的", "等", "与", "和", "及"),
+    *("行动", "身体", "一人", "今年", "年", "已", "现", "患", "因", "无", "有"),
+)
+_CUED_NAME = (
+    f"({'|'.join(_PERSON_CUES)})(?:{'|'.join(_COMPOUND_SURNAMES)}|[{_SURNAMES}])\\p{{Han}}{{1,2}}?"
+    f"([^\\p{{Han}}]|$|{'|'.join(_AFTER_NAME)})"
+)
+_NAME_SHAPE = r"^[\p{Han}·]{2,8}$"
+
+
+def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
+    """``col`` with every ID, passport/permit and phone number in it, every one of the known
+    ``names`` (:func:`known_names`) and every name a person cue introduces replaced by a tag saying
+    what was there (``居民[姓名已隐去]（身份证[证件号已隐去]，电话[电话已隐去]）``)."""
     for tag, number in _TYPED_NUMBERS:
         # The regex engine has no look-around, so a number's edges are matched and put back; two
         # numbers sharing one separator need a second pass for the second.
         for _ in range(2):
             col = col.str.replace_all(f"(^|{_EDGE})(?:{number})({_EDGE}|$)", "${1}" + tag + "${2}")
-    return col
+    if names:  # the longest first: 王秀英 is masked whole, not as 王秀 and a stray 英
+        col = col.str.replace_many(sorted(names, key=len, reverse=True), [_NAME], leftmost=True)
+    return col.str.replace_all(_CUED_NAME, "${1}" + _NAME + "${2}")
+
+
+def known_names(home: Home) -> list[str]:
+    """Every person's name the lake holds (each version of every ``pii: name`` column in silver, the
+    persons a household visit saw), spaces removed, less those that are part of a place's name in
+    the district's registers or the reference data. Never logged, never in metadata."""
+    contracts = load_contracts()
+    found: list[pl.Series] = []
+    places: list[pl.Series] = [reference("street")["name"], reference("admin_division")["name"]]
+    for t in [*contracts.feeds, *contracts.ledgers]:
+        if not lake.exists(home, "silver", t.bronze_name):
+            continue
+        named = [c.name for c in t.all_columns if c.pii == "name"]
+        visits = [c.name for c in t.all_columns if c.pii == "persons"]
+        texts = [c.name for c in t.all_columns if c.type == "string"] if t.source == "district" else []
+        frame = lake.read(home, "silver", t.bronze_name, columns=[*named, *visits, *texts])
+        found += [frame[c] for c in named]
+        found += [
+            frame[c].str.json_decode(pl.List(pl.Struct({"name": pl.String}))).explode().struct.field("name")
+            for c in visits
+        ]
+        places += [frame[c] for c in texts]
+    if not found:
+        return []
+    names = pl.concat([s.cast(pl.String).alias("name") for s in found]).str.replace_all(r"\s", "").drop_nulls().unique()
+    names = names.filter(names.str.contains(_NAME_SHAPE))
+    in_places = pl.concat([s.cast(pl.String).alias("place") for s in places]).drop_nulls().unique()
+    shared_with_places = set(in_places.str.extract_many(names.to_list(), overlapping=True).explode().drop_nulls())
+    return sorted(set(names) - shared_with_places)
 
 
 @dataclass(frozen=True)
@@ -213,8 +278,20 @@ def age_band(age: pl.Expr, years: int) -> pl.Expr:
 
 
 Treatment = Callable[[pl.Expr, bytes, Table], pl.Expr]
+JOINABLE = "person"  # the one shared table whose person pseudonym others (quality.issue) may join
+
+
+def person_pseudonym_key(key: bytes, table: Table) -> bytes:
+    """The key of a shared table's person pseudonyms: the pseudonym key for ``mart.person``, one of
+    its own for every other person table. Joined on one pseudonym, the person tables would
+    combine their quasi-identifiers (a person's building, age band, every period of residence and
+    every care visit) far past k; each stays linkable within itself (a person's periods, a
+    person's visits), and whole in the restricted warehouse."""
+    return key if table.name == JOINABLE else hashlib.sha256(key + b"|" + table.key.encode()).digest()
+
+
 TREATMENTS: dict[str, tuple[tuple[str, str, Treatment], ...]] = {
-    "person_key": (("{}", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
+    "person_key": (("{}", "{}（假名）", lambda c, key, t: _pseudonym(c, person_pseudonym_key(key, t))),),
     "id_number": (("{}_key", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
     "phone": (("{}_key", "{}（假名）", lambda c, key, _: _pseudonym(c, key)),),
     "address": (("{}", "{}（至楼栋）", lambda c, _, __: building_part(c)),),
@@ -243,14 +320,15 @@ def shared_columns(table: Table) -> list[SharedColumn]:
     return shared
 
 
-def shared_view(frame: pl.DataFrame, table: Table, key: bytes) -> pl.DataFrame:
-    """``frame`` (a table of ``table``'s contract) as the shared warehouse may hold it."""
-    frame = frame.with_columns(scrub_free_text(pl.col(c.name)) for c in table.all_columns if c.free_text)
+def shared_view(frame: pl.DataFrame, table: Table, key: bytes, names: Sequence[str] = ()) -> pl.DataFrame:
+    """``frame`` (a table of ``table``'s contract) as the shared warehouse may hold it; ``names``:
+    the persons' names to mask in free text (:func:`known_names`)."""
+    frame = frame.with_columns(scrub_free_text(pl.col(c.name), names) for c in table.all_columns if c.free_text)
     for c in table.all_columns:
         if c.pii == "source":
             frame = frame.filter(~pl.col(c.name).is_in(sensitive_listings()))
     shared = frame.select(c.value(pl.col(c.source), key, table).alias(c.name) for c in shared_columns(table))
-    return k_anonymous(shared, table)
+    return without_small_counts(k_anonymous(shared, table), table)
 
 
 def person_rows(table: Table) -> bool:
@@ -275,8 +353,8 @@ def anonymity(table: Table) -> Anonymity | None:
     """The contract's ``anonymity`` of a person table (none for other tables), checked against
     what the shared view holds: every shared column made from a quasi-identifier is named."""
     if not person_rows(table):
-        if table.anonymity:
-            raise ValueError(f"{table.key}: anonymity is declared, but its rows are no persons")
+        if set(table.anonymity or {}) - {"small_counts"}:
+            raise ValueError(f"{table.key}: anonymity of persons is declared, but its rows are no persons")
         return None
     raw = table.anonymity or {}
     suppress = tuple((s,) if isinstance(s, str) else tuple(s) for s in raw.get("suppress", ()))
@@ -292,6 +370,44 @@ def anonymity(table: Table) -> Anonymity | None:
     if missing := quasi - set(spec.quasi_identifiers):
         raise ValueError(f"{table.key}: anonymity must name every shared quasi-identifier: {sorted(missing)} missing")
     return spec
+
+
+@dataclass(frozen=True)
+class SmallCounts:
+    """Counts of persons a table of places shares (a grid's persons living alone, a house's
+    foreign residents): a count from 1 to k-1 singles a few persons out, so it is shared as null
+    (fewer than k, not published). A group of counts that add up to one still shared (a house's
+    registered, floating and foreign residents, whose sum is its residents) is blanked together,
+    else the one blanked could be worked out from the others."""
+
+    groups: tuple[tuple[str, ...], ...]
+    k: int
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for group in self.groups for c in group]
+
+
+def small_counts(table: Table) -> SmallCounts | None:
+    """The contract's ``anonymity.small_counts`` of a table of places (none when it shares no counts)."""
+    raw = (table.anonymity or {}).get("small_counts")
+    if not raw:
+        return None
+    spec = SmallCounts(tuple((g,) if isinstance(g, str) else tuple(g) for g in raw), MIN_K[table.catalogue["sharing"]])
+    if unknown := set(spec.columns) - {c.name for c in shared_columns(table) if table.column(c.source).type == "int"}:
+        raise ValueError(f"{table.key}: small_counts names no shared count column: {sorted(unknown)}")
+    return spec
+
+
+def without_small_counts(shared: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """``shared`` with every group of counts that holds one from 1 to k-1 blanked (see :class:`SmallCounts`)."""
+    spec = small_counts(table)
+    if spec is None:
+        return shared
+    for group in spec.groups:
+        small = pl.any_horizontal(pl.col(c).is_between(1, spec.k - 1) for c in group)
+        shared = shared.with_columns(pl.when(small).then(None).otherwise(pl.col(c)).alias(c) for c in group)
+    return shared
 
 
 def _group_sizes(columns: list[str]) -> pl.Expr:

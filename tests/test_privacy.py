@@ -1,6 +1,7 @@
-"""Privacy on a real run: generated feeds with ID, phone and passport numbers planted in every
-free-text column of every feed, taken in and built by the real ``build_all`` from a permissive
-umask. Nothing planted reaches the shared warehouse, the outbox or the catalogue, every file the
+"""Privacy on a real run: generated feeds with ID, phone and passport numbers and persons' names (one
+a person cue introduces, one of a person the registers know) planted in every free-text column of
+every feed, taken in and built by the real ``build_all`` from a permissive
+umask. Nothing planted reaches the shared warehouse, the outbox, the catalogue or the Dagster logs, every file the
 run created under the home's private folders is owner-only, and the warehouse's check reports k
 for every shared person table. Then k-anonymity itself, on hand-made rows."""
 
@@ -41,15 +42,45 @@ def planted_numbers(n: int) -> tuple[str, str, str, str]:
     return (f"11010219{52 + n % 40:02d}1223{n:03d}{n % 10}", f"139{n:08d}", f"010-6{n:07d}", f"E{n:08d}")
 
 
+# A name no register holds, introduced as a person (居民…); and, planted per column, the name of a
+# person the police register lists (REGISTERED, filled in from the generated snapshot), with no cue.
+CUED_NAME = "司马小明"
+REGISTERED: list[str] = []
+
+
+def registered_name(n: int) -> str:
+    return REGISTERED[n % len(REGISTERED)]
+
+
 def planted_text(n: int) -> str:
     citizen, mobile, landline, passport = planted_numbers(n)
-    return f"居民王小明（身份证{citizen}，电话{mobile}，座机{landline}，护照{passport}）"
+    return (
+        f"居民{CUED_NAME}（身份证{citizen}，电话{mobile}，座机{landline}，护照{passport}），"
+        f"邻居{registered_name(n)}说明情况"
+    )
 
 
 def secrets_of(n: int) -> set[str]:
-    """The strings that must not reach a shared output: the numbers, the landline's digits too."""
+    """The strings that must not reach a shared output: the numbers, the landline's digits too, and
+    the names."""
     citizen, mobile, landline, passport = planted_numbers(n)
-    return {citizen, mobile, landline, landline.split("-")[1], passport}
+    return {citizen, mobile, landline, landline.split("-")[1], passport, CUED_NAME, registered_name(n)}
+
+
+def registered_names(home: Home, how_many: int) -> list[str]:
+    """Three-character names, each of one person only, of persons the first police snapshot lists
+    with none of the generator's planted flaws (a refused row never reaches silver)."""
+    first = sorted(home.inbox("police").glob("*.csv"))[0]
+    listed = pl.read_csv(io.StringIO(first.read_bytes().decode("gb18030")), infer_schema=False)["公民身份号码"]
+    persons = pl.read_parquet(home.truth / "persons.parquet")
+    flawed = pl.read_parquet(home.truth / "defects.parquet")["person_id"].drop_nulls()
+    clean = persons.filter(
+        pl.col("id_number").is_in(listed.implode())
+        & ~pl.col("person_id").is_in(flawed.implode())
+        & pl.col("name").str.contains(r"^\p{Han}{3}$")
+        & pl.col("name").is_unique()
+    )
+    return clean.sort("person_id")["name"].head(how_many).to_list()
 
 
 def free_text_columns() -> list[tuple[Table, Column]]:
@@ -144,6 +175,7 @@ def planted(tmp_path_factory):
         home = Home.at(root)
         os.umask(0o022)  # generating ran under redwall's umask; planting and the build start loose again
         numbers = {(t.key, c.name): n for n, (t, c) in enumerate(free_text_columns(), start=1)}
+        REGISTERED[:] = registered_names(home, len(numbers))
         cells = {}
         for t in {t.key: t for t, _ in free_text_columns()}.values():
             mine = {c: n for (key, c), n in numbers.items() if key == t.key}
@@ -208,6 +240,39 @@ def test_planted_numbers_reach_no_shared_output(planted):
     assert leaks == set()
 
 
+def test_planted_names_are_masked_and_reach_no_log(planted):
+    home, numbers = planted
+    assert set(REGISTERED) <= set(privacy.known_names(home))  # the premise: the registers know them
+    shared = texts_in_warehouse(home.warehouse)
+    assert any("居民[姓名已隐去]（" in v and "邻居[姓名已隐去]说明情况" in v for v in shared)
+    # what the runs logged and recorded as metadata: the Dagster instance's storage and logs
+    logged = [p for p in home.dagster_home.rglob("*") if p.is_file()]
+    assert logged
+    secrets = set().union(*map(secrets_of, numbers.values()))
+    leaks = {(p.name, s) for p in logged for s in secrets if s.encode() in p.read_bytes()}
+    assert leaks == set()
+
+
+def test_free_text_scrub_masks_known_names_and_names_a_person_cue_introduces():
+    texts = pl.Series(
+        [
+            "居民王小明（身份证110102195212236565）反映楼道堆物",
+            "住户张三在家，独居老人欧阳秀英行动不便",
+            "居民反映楼道灯不亮，老人高龄独居",  # a cue, but no name after it
+            "刘建国家门口积水，钟声胡同5号",  # a known name without a cue; 钟声 is a place here
+            "业主李明称漏水",
+        ]
+    )
+    scrubbed = pl.select(scrub_free_text(pl.lit(texts), ["刘建国", "王秀"])).to_series().to_list()
+    assert scrubbed == [
+        "居民[姓名已隐去]（身份证[证件号已隐去]）反映楼道堆物",
+        "住户[姓名已隐去]在家，独居老人[姓名已隐去]行动不便",
+        "居民反映楼道灯不亮，老人高龄独居",
+        "[姓名已隐去]家门口积水，钟声胡同5号",
+        "业主[姓名已隐去]称漏水",
+    ]
+
+
 def test_free_text_scrub_masks_ids_passports_and_phones_whole():
     texts = pl.Series(
         [
@@ -220,7 +285,7 @@ def test_free_text_scrub_masks_ids_passports_and_phones_whole():
         ]
     )
     assert pl.select(scrub_free_text(pl.lit(texts))).to_series().to_list() == [
-        "居民王小明（身份证[证件号已隐去]，电话[电话已隐去]）",
+        "居民[姓名已隐去]（身份证[证件号已隐去]，电话[电话已隐去]）",
         "老证[证件号已隐去]，港澳通行证[证件号已隐去]；手机[电话已隐去]、[电话已隐去]；座机[电话已隐去]",
         "[证件号已隐去] [电话已隐去]",
         "[电话已隐去],[电话已隐去],[电话已隐去]",

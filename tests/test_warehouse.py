@@ -41,7 +41,7 @@ from redwall.privacy import DEMO_KEY, KEY_ENV, MissingKeyError, mark_demo, pseud
 from redwall.quality.loop import ISSUE_SCHEMA, ISSUES, loop_metrics
 from redwall.quality.loop import LAYER as QUALITY
 from redwall.schemas import load_contracts
-from redwall.warehouse import publish, restricted_path
+from redwall.warehouse import k_anonymity, publish, restricted_path, too_rare
 
 NUMBER = re.compile(r"\d+[Xx]?")  # a whole run: a 20-digit house code holds no 18-digit ID
 SECRET = "test-secret-not-the-demo-key"
@@ -179,6 +179,39 @@ def test_shared_marts_do_not_join_back_to_what_they_leave_out(home):
             ).fetchone()[0]
             > 0
         )
+
+
+def test_shared_person_tables_join_on_no_pseudonym_and_small_counts_go_out_as_null(home):
+    publish(home)
+    tables = ["person_history", "care_visit", "person_link"]
+    with duckdb.connect(str(restricted_path(home)), read_only=True) as con:
+        joined = {
+            t: con.execute(f"SELECT count(*) FROM mart.person JOIN mart.{t} USING (person_key)").fetchone()[0]
+            for t in tables
+        }
+        grid = con.execute("SELECT * FROM mart.grid ORDER BY grid_code").pl()
+    assert all(joined.values()), joined  # in the restricted warehouse every one joins its persons
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        for (
+            t
+        ) in tables:  # shared, each keeps a pseudonym of its own: joined, they would combine their quasi-identifiers
+            assert con.execute(f"SELECT count(*) FROM mart.person JOIN mart.{t} USING (person_key)").fetchone() == (0,)
+        shared_grid = con.execute("SELECT * FROM mart.grid ORDER BY grid_code").pl()
+        place = con.execute("SELECT registered_residents, floating_residents, foreign_residents FROM mart.place").pl()
+    counts = ["living_alone", "very_old", "disabled", "dibao"]
+    assert grid.select(pl.any_horizontal(pl.col(c).is_between(1, 9) for c in counts)).to_series().any()  # can fail
+    for c in counts:  # 无条件共享: a count from 1 to 9 is shared as null, the others as they are
+        small = grid[c].is_between(1, 9)
+        assert shared_grid.filter(small)[c].is_null().all() and shared_grid.filter(~small)[c].equals(
+            grid.filter(~small)[c]
+        )
+    assert shared_grid["residents"].equals(grid["residents"])
+    # a house's residents by type go out together or not at all, never one from 1 to 4
+    assert not place.select(pl.any_horizontal(pl.all().is_between(1, 4))).to_series().any()
+    figures = k_anonymity(home.warehouse)
+    assert figures["join/person_key"]["rows"] == 0  # no person found in two shared tables
+    assert figures["mart.grid"]["min_k"] == 10 and figures["mart.place"]["min_k"] == 5
+    assert not any(map(too_rare, figures.values()))
 
 
 def test_shared_issues_keep_no_enumerable_digest_and_no_sensitive_listing():
