@@ -184,6 +184,7 @@ _CUED_NAME = (
     f"([^\\p{{Han}}]|$|{'|'.join(_AFTER_NAME)})"
 )
 _NAME_SHAPE = r"^[\p{Han}·]{2,8}$"
+PLACE_ROWS = 20  # rows of the district registers a word of a place's name stands in, at least
 
 
 def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
@@ -202,11 +203,13 @@ def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
 
 def known_names(home: Home) -> list[str]:
     """Every person's name the lake holds (each version of every ``pii: name`` column in silver, the
-    persons a household visit saw), spaces removed, less those that are part of a place's name in
-    the district's registers or the reference data. Never logged, never in metadata."""
+    persons a household visit saw), spaces removed, less those that are part of a place's name: in
+    the reference data, or in :data:`PLACE_ROWS` rows of the district's registers or more. Never
+    logged, never in metadata."""
     contracts = load_contracts()
     found: list[pl.Series] = []
-    places: list[pl.Series] = [reference("street")["name"], reference("admin_division")["name"]]
+    official = [reference("street")["name"], reference("admin_division")["name"]]
+    places: list[pl.Series] = []
     for t in [*contracts.feeds, *contracts.ledgers]:
         if not lake.exists(home, "silver", t.bronze_name):
             continue
@@ -223,10 +226,14 @@ def known_names(home: Home) -> list[str]:
     if not found:
         return []
     names = pl.concat([s.cast(pl.String).alias("name") for s in found]).str.replace_all(r"\s", "").drop_nulls().unique()
-    names = names.filter(names.str.contains(_NAME_SHAPE))
-    in_places = pl.concat([s.cast(pl.String).alias("place") for s in places]).drop_nulls().unique()
-    shared_with_places = set(in_places.str.extract_many(names.to_list(), overlapping=True).explode().drop_nulls())
-    return sorted(set(names) - shared_with_places)
+    names = names.filter(names.str.contains(_NAME_SHAPE)).to_list()
+    # A word of the street's places stands in many of the register's rows (a road in every building
+    # on it, a community in all of its own); a person's name typed into an address, in a few.
+    in_places = pl.concat([s.cast(pl.String).alias("place") for s in places]).drop_nulls()
+    counted = in_places.str.extract_many(names, overlapping=True).list.unique().explode().drop_nulls().value_counts()
+    place_words = set(counted.filter(pl.col("count") >= PLACE_ROWS)["place"])
+    place_words |= set(pl.concat(official).str.extract_many(names, overlapping=True).explode().drop_nulls())
+    return sorted(set(names) - place_words)
 
 
 @dataclass(frozen=True)
