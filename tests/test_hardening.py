@@ -5,6 +5,7 @@ files. Every attack must leave the home consistent, answer every file and lose n
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -422,6 +423,43 @@ def test_poison_names_are_answered_and_kept_and_harm_no_other_file(tmp_path):
         assert kept.with_name(kept.name + ".receipt.json").exists()
         assert len(os.fsencode(kept.name + ".receipt.json")) <= 255
     assert lake.read(home, receipts.OPS, receipts.RECEIPTS).height == 5
+
+
+def test_a_poison_name_with_a_bad_row_and_a_copy_of_it_harm_no_later_file(tmp_path):
+    """The rejected row of a GBK-named file, and the duplicate that names it, carry its name as
+    written in receipts (``\\xNN``): text that cannot be stored must never stop the source."""
+    home = Home.at(tmp_path / "home").ensure()
+    inbox = home.inbox("grid_app")
+    inbox.mkdir(parents=True)
+    payload = {
+        "event_id": "SJ1101020012026112000001",
+        "source": "热线",
+        "major_code": "01",
+        "minor_code": "02",
+        "address": "府右街12号院3号楼",
+        "description": "暴露垃圾",
+        "photo_count": 1,
+    }
+    record = {
+        "record_id": "r1",
+        "type": "event",
+        "recorded_at": "2026-11-20T09:00:00+08:00",
+        "worker_id": "ZX11010200101",
+        "grid_code": "110102001008001",
+        "payload": payload,
+    }
+    content = (json.dumps(record, ensure_ascii=False) + '\n{"record_id": "r2", broken\n').encode()
+    with open(os.path.join(os.fsencode(inbox), "网格_坏名.jsonl".encode("gbk")), "wb") as gbk:  # a GBK name
+        gbk.write(content)
+    (first,) = process_source(home, "grid_app")  # its bad row is recorded under the name as written
+    assert first.status == "partially_accepted" and "\\x" in first.file_name
+    problems = lake.read(home, receipts.OPS, receipts.REJECTIONS)
+    assert problems.height == 1 and problems["file_name"][0] == first.file_name
+    (inbox / "grid_app_2026112010.jsonl").write_bytes(content)  # the same content under a good name
+    (inbox / "grid_app_2026112011.jsonl").write_bytes(content.replace(b"r1", b"r3").replace(b"00001", b"00002"))
+    copy, later = process_source(home, "grid_app")  # the copy's receipt names the first file
+    assert copy.status == "duplicate" and first.file_name in copy.reasons_zh
+    assert later.status == "partially_accepted" and not any(inbox.iterdir())
 
 
 def test_a_quoted_delimiter_without_a_final_newline_is_complete(tmp_path):

@@ -176,7 +176,7 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
             known[file.sha256] = {
                 "receipt_id": delivery.receipt_id,
                 "loaded_at": delivery.received_at,
-                "file_name": file.name,
+                "file_name": file.display_name,
                 "department": file.department,
             }
         kind = _kind(contracts, delivery)
@@ -577,7 +577,7 @@ class Delivery:
                 pl.lit(self.receipt_id).alias("receipt_id"),
                 pl.lit(self.load_id).alias("load_id"),
                 pl.lit(self.file.source).alias("source"),
-                pl.lit(self.file.name).alias("file_name"),
+                pl.lit(self.file.display_name).alias("file_name"),
                 pl.lit(self.received_at, dtype=pl.Datetime("us", "UTC")).alias("recorded_at"),
             )
             .select(receipts.REJECTION_SCHEMA.keys())
