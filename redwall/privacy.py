@@ -196,9 +196,11 @@ def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
         # numbers sharing one separator need a second pass for the second.
         for _ in range(2):
             col = col.str.replace_all(f"(^|{_EDGE})(?:{number})({_EDGE}|$)", "${1}" + tag + "${2}")
+    # a cued name first, whole (居民司马小明, even when 马小明 is a known name too)
+    col = col.str.replace_all(_CUED_NAME, "${1}" + _NAME + "${2}")
     if names:  # the longest first: 王秀英 is masked whole, not as 王秀 and a stray 英
         col = col.str.replace_many(sorted(names, key=len, reverse=True), [_NAME], leftmost=True)
-    return col.str.replace_all(_CUED_NAME, "${1}" + _NAME + "${2}")
+    return col
 
 
 def known_names(home: Home) -> list[str]:

@@ -263,7 +263,7 @@ def test_free_text_scrub_masks_known_names_and_names_a_person_cue_introduces():
             "业主李明称漏水",
         ]
     )
-    scrubbed = pl.select(scrub_free_text(pl.lit(texts), ["刘建国", "王秀"])).to_series().to_list()
+    scrubbed = pl.select(scrub_free_text(pl.lit(texts), ["刘建国", "王秀", "阳秀英"])).to_series().to_list()
     assert scrubbed == [
         "居民[姓名已隐去]（身份证[证件号已隐去]）反映楼道堆物",
         "住户[姓名已隐去]在家，独居老人[姓名已隐去]行动不便",
