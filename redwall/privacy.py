@@ -227,8 +227,10 @@ def known_names(home: Home) -> list[str]:
         places += [frame[c] for c in texts]
     if not found:
         return []
-    names = pl.concat([s.cast(pl.String).alias("name") for s in found]).str.replace_all(r"\s", "").drop_nulls().unique()
-    names = names.filter(names.str.contains(_NAME_SHAPE)).to_list()
+    written = (
+        pl.concat([s.cast(pl.String).alias("name") for s in found]).str.replace_all(r"\s", "").drop_nulls().unique()
+    )
+    names = written.filter(written.str.contains(_NAME_SHAPE)).to_list()
     # A word of the street's places stands in many of the register's rows (a road in every building
     # on it, a community in all of its own); a person's name typed into an address, in a few.
     in_places = pl.concat([s.cast(pl.String).alias("place") for s in places]).drop_nulls()
