@@ -581,7 +581,11 @@ def parser() -> argparse.ArgumentParser:
 
     for name, what, func in (
         ("check", "list the generated files of this checkout that are stale or missing (exit 1 if any)", cmd_check),
-        ("regenerate", "rewrite the generated files of this checkout that are stale or missing", cmd_regenerate),
+        (
+            "regenerate",
+            "rewrite the generated files of this checkout that are stale or missing (those named: whatever their state)",
+            cmd_regenerate,
+        ),
     ):
         p = sub.add_parser(name, help=what, description=f"{what}; see redwall/generated.py", formatter_class=_Help)
         p.add_argument("names", nargs="*", choices=_Names(_generated), metavar="NAME", help="only these: %(choices)s")
