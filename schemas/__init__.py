@@ -459,7 +459,17 @@ def _shared_upward(tables: dict[str, Table], mart: str, where: str) -> list[dict
         raise ContractError(f"{where}: shares {mart!r}, which is no mart")
     if (sharing := tables[mart].catalogue["sharing"]) != SHARED_UPWARD:
         raise ContractError(f"{where}: {mart} is {sharing}; only a mart of {SHARED_UPWARD} leaves its street")
-    return [dataclasses.asdict(c) for c in tables[mart].all_columns if c.sensitivity == "public" and not c.free_text]
+    # a count the shared warehouse withholds when small (anonymity.small_counts) may arrive empty
+    withheld = {
+        c
+        for group in (tables[mart].anonymity or {}).get("small_counts", ())
+        for c in ([group] if isinstance(group, str) else group)
+    }
+    return [
+        dataclasses.asdict(c) | ({"required": False} if c.name in withheld else {})
+        for c in tables[mart].all_columns
+        if c.sensitivity == "public" and not c.free_text
+    ]
 
 
 def _spelling_key(text: str) -> str:

@@ -127,11 +127,16 @@ def test_the_district_rolls_its_streets_up(street_homes, district):
         home = street_homes[row["street_code"]]
         grids, events = lake.read(home, "mart", "grid"), lake.read(home, "mart", "event")
         issues = lake.read(home, "quality", "issue")
+        # care-group counts too small to share are withheld in the package: the roll-up sums what was shared
+        shared = pl.read_parquet(
+            package_folder(home, row["street_code"]) / f"grid_{row['street_code']}_{DAY:%Y%m%d}.parquet"
+        )
+        assert not shared.select(pl.any_horizontal(pl.col("living_alone", "dibao").is_between(1, 9)).any()).item()
         assert (row["grids"], row["residents"], row["living_alone"], row["dibao"]) == (
             grids.height,
             grids["residents"].sum(),
-            grids["living_alone"].sum(),
-            grids["dibao"].sum(),
+            shared["living_alone"].sum(),
+            shared["dibao"].sum(),
         )
         judged = events.filter(pl.col("on_time").is_not_null())
         assert (row["events"], row["events_judged"], row["events_on_time"]) == (
