@@ -57,6 +57,15 @@ class MartsConfig(dg.Config):
         description="对所有无证件号码的记录重新匹配打分，而不只是新增或变化的记录"
         "（更换匹配模型后，或起桥接作用的记录已消失时）",
     )
+    full_rebuild: bool = Field(
+        default=False, description="全量重建：每个主题库都重新写入，即使内容未变（结果与增量构建相同）"
+    )
+
+
+class PublishConfig(dg.Config):
+    full_rebuild: bool = Field(
+        default=False, description="全量发布：每张表都重新生成写入，而不只是自上次发布以来有变化的表（结果相同）"
+    )
 
 
 def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]:
@@ -102,7 +111,8 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     )
     def _marts(context: dg.AssetExecutionContext, config: MartsConfig, redwall: RedwallHome):
         home = redwall.home()
-        counts = build_marts(home, full=config.full_resolution)
+        written: dict[str, bool] = {}
+        counts = build_marts(home, full=config.full_resolution or config.full_rebuild, written=written)
         # How incremental the resolution was: records without an ID the model scored this run.
         state = lake.read(home, *STATE)
         by_model = lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height
@@ -115,7 +125,12 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         for name, rows in counts.items():
             yield dg.MaterializeResult(
                 asset_key=keys.mart(contracts.table(f"mart.{name}")),
-                metadata={"dagster/row_count": rows, **(resolution if name == "person_link" else {})},
+                metadata={
+                    "dagster/row_count": rows,
+                    # a mart the delivery left as it was is not written again: the publish keeps it too
+                    "rows_written": rows if written[name] else 0,
+                    **(resolution if name == "person_link" else {}),
+                },
             )
         schedule = read_silver(home, (SCHEDULE,))[SCHEDULE]
         yield calendar_check(event, dt.datetime.now(ZoneInfo(TIME_ZONE)).date(), schedule)
@@ -146,17 +161,21 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
         automation_condition=follows_deliveries(),
     )
     def warehouse(
-        context: dg.AssetExecutionContext, redwall: RedwallHome, pseudonym_key: PseudonymKey
+        context: dg.AssetExecutionContext, config: PublishConfig, redwall: RedwallHome, pseudonym_key: PseudonymKey
     ) -> dg.MaterializeResult:
         home = redwall.home()
-        counts = publish(
-            home, pseudonym_key.secret
-        )  # refuses to switch in a warehouse whose person tables are too rare
+        cost: dict[str, tuple[int, int]] = {}
+        # refuses to switch in a warehouse whose person tables are too rare
+        counts = publish(home, pseudonym_key.secret, full=config.full_rebuild, cost=cost)
         figures = k_anonymity(home.warehouse)
+        made = sum(done for done, _ in cost.values())
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(home.warehouse)),
                 "tables": len(counts),
+                # what this publish cost: tables made again against tables kept from the last version
+                "tables_made": made,
+                "tables_kept": len(cost) - made,
                 **{f"rows/{table}": rows for table, rows in counts.items()},
             },
             check_results=[

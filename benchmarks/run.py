@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,7 +47,9 @@ elif stage == "marts":
     from redwall import lake
     from redwall.marts import STATE, build_marts
     from redwall.marts.resolution.linkage import EXACT_ID
-    facts = {"rows": sum(build_marts(home).values()),
+    written = {}
+    facts = {"rows": sum(build_marts(home, written=written).values()),
+             "processed": sum(written.values()), "held": len(written),
              "scored": int(lake.read(home, *STATE)["scored"].sum()),
              "without_id": lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height}
 elif stage == "resolution":
@@ -55,16 +58,18 @@ elif stage == "resolution":
 elif stage == "quality":
     from redwall.quality.loop import run_loop
     from redwall.quality.outbox import write_outbox
-    issues = run_loop(home)
+    cost = {}
+    issues = run_loop(home, cost=cost)
     write_outbox(home, issues)
-    facts = {"rows": issues.height}
+    facts = {"rows": issues.height, "processed": sum(d for d, _ in cost.values()), "held": sum(r for _, r in cost.values())}
 elif stage == "directory":
     from redwall.catalog import publish_catalog
     from redwall.templates import publish_templates
     facts = {"rows": publish_catalog(home)["resources"] + len(publish_templates(home))}
 elif stage == "publish":
     from redwall.warehouse import publish
-    facts = {"tables": len(publish(home))}
+    cost = {}
+    facts = {"tables": len(publish(home, cost=cost)), "processed": sum(d for d, _ in cost.values()), "held": len(cost)}
 elif stage == "dagster":
     import os
     os.environ["REDWALL_HOME"] = sys.argv[1]
@@ -90,9 +95,10 @@ def run_stage(home: Path, stage: str, arg: str) -> dict:
     return facts
 
 
-def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]]]:
-    """Move every inbox file named with the last date any file carries aside; returns that date and
-    (held, original) path pairs."""
+def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]], tuple[Path, Path]]:
+    """Move every inbox file named with the last date any file carries aside; returns that date,
+    (held, original) path pairs, and the pair of the day's last hourly grid-app file (held apart:
+    it is delivered alone after the day)."""
     inbox = home / "inbox"
     dated = [
         (m.group(1), p) for p in inbox.rglob("*") if p.is_file() and (m := re.search(r"_(\d{8})(?:\d{2})?\.", p.name))
@@ -105,16 +111,27 @@ def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]]]:
             held.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, held)
             moved.append((held, path))
-    return last, moved
+    hour = max((pair for pair in moved if pair[1].parent.name == "grid_app"), key=lambda pair: pair[1].name)
+    moved.remove(hour)
+    return last, moved, hour
 
 
 def print_stages(rows: list[tuple[str, dict]]) -> None:
-    print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}")
+    """One line per stage; ``done`` is what the stage processed of what the lake holds: marts
+    written of marts, silver rows and rejections judged by the quality loop of those held, tables
+    made by the publish of tables published."""
+    print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}{'done':>20}")
     for name, f in rows:
         rate = f"{f['rows'] / f['seconds']:,.0f}" if f.get("rows") else ""
+        done = f"{f['processed']:,} of {f['held']:,}" if "processed" in f else ""
         print(
-            f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}{f.get('rows', ''):>11}{rate:>11}"
+            f"{name:<20}{f['wall']:>9.1f}{f['seconds']:>9.1f}{f['peak_rss_mb']:>9.0f}{f.get('rows', ''):>11}"
+            f"{rate:>11}{done:>20}"
         )
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -138,13 +155,14 @@ def main() -> None:
     from redwall.schemas import load_contracts
 
     home = Path(args.home or tempfile.mkdtemp(prefix=f"redwall-bench-{args.scale}-"))
-    print(f"benchmark {args.scale} (seed {args.seed}, {args.days} days) in {home}")
+    print(f"benchmark {args.scale} (seed {args.seed}, {args.days} days) in {home}; load average {load_average()}")
     rows, pipeline, increment = [], [], []
     held: list[tuple[Path, Path]] = []
     sources = load_contracts().sources
+    hourly = []
     if args.start == "generate":
         rows.append(("generate", run_stage(home, "generate", f"{args.scale}:{args.seed}:{args.days}")))
-        last_day, held = hold_back_last_day(home)
+        last_day, held, hour = hold_back_last_day(home)
         for source in sources:
             pipeline.append((f"ingest {source}", run_stage(home, "ingest", source)))
     for stage in ("marts", "quality", "directory", "publish"):
@@ -158,6 +176,11 @@ def main() -> None:
             increment.append((f"ingest {source}", run_stage(home, "ingest", source)))
         for stage in ("marts", "quality", "publish"):
             increment.append((stage, run_stage(home, stage, "-")))
+        # then the day's last hourly grid-app file, alone: what one file costs to reach the warehouse
+        shutil.move(*hour)
+        hourly.append(("ingest grid_app", run_stage(home, "ingest", "grid_app")))
+        for stage in ("marts", "quality", "publish"):
+            hourly.append((stage, run_stage(home, stage, "-")))
 
     print_stages(rows)
     total = sum(f["wall"] for _, f in pipeline)
@@ -171,11 +194,20 @@ def main() -> None:
         print(f"\na day's increment: the {len(held)} files dated {last_day}, taken in after the build above")
         print_stages(increment)
         marts = dict(increment)["marts"]
+        day = sum(f["wall"] for _, f in increment)
         print(
-            f"increment end to end: {sum(f['wall'] for _, f in increment):.1f} s wall; marts "
+            f"increment end to end: {day:.1f} s wall, {day / total:.1%} of the full build above; marts "
             f"{marts['wall']:.1f} s against {dict(pipeline)['marts']['wall']:.1f} s for the first build, "
             f"{marts['scored']:,} of {marts['without_id']:,} records without an ID scored again"
         )
+        print(f"\none hourly grid-app file ({hour[1].name}) after the day, to the warehouse")
+        print_stages(hourly)
+        one = sum(f["seconds"] for _, f in hourly)
+        print(
+            f"hourly file: {sum(f['wall'] for _, f in hourly):.1f} s wall, {one:.1f} s of pipeline time "
+            f"(work, without interpreter starts), {one / total:.1%} of the full build"
+        )
+    print(f"load average at the end (1, 5, 15 min): {load_average()}")
 
     if args.dagster:
         copy = Path(tempfile.mkdtemp(prefix="redwall-bench-dagster-"))

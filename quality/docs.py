@@ -16,6 +16,7 @@ sibling folder and swapped into place, so it shows exactly the latest validation
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -48,6 +49,9 @@ td.pass,td.fail{white-space:nowrap}
 a{color:#8b1a1a}
 """
 )
+
+
+FIGURES = "tables.json"  # each page's counts, for the index when only some tables were validated
 
 
 def docs_folder(home: Home) -> Path:
@@ -108,22 +112,31 @@ def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[st
     return page(f"数据质量：{titles.get(name, name)}", body, STYLE)
 
 
-def _index_page(validations: list[tuple], titles: dict[str, str], built_at: dt.datetime) -> str:
+def _figures(suite, result) -> dict:
+    """What the index shows of one table's validation: counts only."""
+    return {
+        "table": _table_name(suite),
+        "checked": max((r.result.get("element_count") or 0 for r in result.results), default=0),
+        "expectations": len(result.results),
+        "failed": sum(not r.success for r in result.results),
+    }
+
+
+def _index_page(figures: list[dict], titles: dict[str, str], built_at: dt.datetime) -> str:
     rows = []
-    for suite, result in sorted(validations, key=lambda v: v[0].name):
-        name = _table_name(suite)
-        failed = sum(not r.success for r in result.results)
-        checked = max((r.result.get("element_count") or 0 for r in result.results), default=0)
+    for f in sorted(figures, key=lambda f: f["table"]):
+        name = f["table"]
         rows.append(
             f'<tr><td><a href="validations/{escape(name)}.html">{escape(titles.get(name, name))}</a><br>'
-            f'<small>{escape(name)}</small></td><td class="num">{checked:,}</td>'
-            f'<td class="num">{len(result.results)}</td>'
-            f'<td class="num {"fail" if failed else "pass"}">{failed}</td></tr>'
+            f'<small>{escape(name)}</small></td><td class="num">{f["checked"]:,}</td>'
+            f'<td class="num">{f["expectations"]}</td>'
+            f'<td class="num {"fail" if f["failed"] else "pass"}">{f["failed"]}</td></tr>'
         )
     local = built_at.astimezone(ZoneInfo(TIME_ZONE))
     body = (
         "<h1>数据质量校验（规则集）</h1>"
-        f"<p>各接入数据表现行记录的最近一次规则集校验，生成于 {local:%Y-%m-%d %H:%M}（北京时间）。"
+        f"<p>各接入数据表最近一次规则集校验，生成于 {local:%Y-%m-%d %H:%M}（北京时间）。"
+        "日常运行只校验新增或变化的记录（检查行数即本次校验的行数），未变化的数据表保留上次的校验结果。"
         "未通过的记录进入整改问题（quality.issue），复核通过后自动关闭。</p>"
         '<table><thead><tr><th>数据表</th><th class="num">检查行数</th><th class="num">期望数</th>'
         f'<th class="num">未通过</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -131,9 +144,12 @@ def _index_page(validations: list[tuple], titles: dict[str, str], built_at: dt.d
     return page("数据质量校验", body, STYLE)
 
 
-def build_data_docs(home: Home, validations: list[tuple], built_at: dt.datetime | None = None) -> Path:
+def build_data_docs(
+    home: Home, validations: list[tuple], built_at: dt.datetime | None = None, keep_others: bool = False
+) -> Path:
     """Write the data docs for ``validations`` (``(suite, summarised result)`` per table, as
-    :func:`redwall.quality.suites.validate` keeps them); returns the path of ``index.html``."""
+    :func:`redwall.quality.suites.validate` keeps them); returns the path of ``index.html``. With
+    ``keep_others``, the tables not validated now keep the page of their last validation."""
     contracts = load_contracts()
     tables = contracts.feeds + contracts.ledgers
     titles = {t.bronze_name: t.title for t in tables}
@@ -141,16 +157,29 @@ def build_data_docs(home: Home, validations: list[tuple], built_at: dt.datetime 
     target = docs_folder(home)
     building = target.with_name(target.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
+    figures = {}
+    if keep_others and (target / FIGURES).is_file():
+        for f in json.loads((target / FIGURES).read_text(encoding="utf-8")):
+            page_ = target / "validations" / f"{f['table']}.html"
+            if page_.is_file():
+                write_atomically(
+                    building / "validations" / page_.name, page_.read_text(encoding="utf-8"), shared_from=home.published
+                )
+                figures[f["table"]] = f
     for suite, result in validations:
         write_atomically(
             building / "validations" / f"{_table_name(suite)}.html",
             _table_page(suite, result, titles, labels),
             shared_from=home.published,
         )
+        figures[_table_name(suite)] = _figures(suite, result)
     write_atomically(
         building / "index.html",
-        _index_page(validations, titles, built_at or dt.datetime.now(dt.UTC)),
+        _index_page(list(figures.values()), titles, built_at or dt.datetime.now(dt.UTC)),
         shared_from=home.published,
+    )
+    write_atomically(
+        building / FIGURES, json.dumps(sorted(figures.values(), key=lambda f: f["table"])), shared_from=home.published
     )
     shutil.rmtree(target, ignore_errors=True)
     building.rename(target)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 
 import polars as pl
@@ -41,7 +42,7 @@ from redwall.marts.resolution.records import person_digest
 from redwall.marts.tables import only_street
 from redwall.quality.docs import build_data_docs
 from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
-from redwall.quality.suites import RULES_ZH, suite_tables, validate
+from redwall.quality.suites import FAILURE_SCHEMA, RULES_ZH, load_suite, suite_tables, validate
 from redwall.schemas import Table, load_contracts
 
 LAYER = "quality"
@@ -136,11 +137,43 @@ def _routing(table: Table) -> list[pl.Expr]:
 
 
 # -- detect ----------------------------------------------------------------------------------------
-def rejection_findings(home: Home) -> pl.DataFrame:
-    """Every row problem ingestion recorded, with the record's key recovered from bronze."""
+REJECTION_STATE = ("state", "quality_rejections")  # rejection_findings per receipt, with its rows' digest
+DIGEST = "_rejections"
+
+
+def rejection_findings(home: Home, full: bool = True, cost: dict | None = None) -> pl.DataFrame:
+    """Every row problem ingestion recorded, with the record's key recovered from bronze. Unless
+    ``full``, only receipts whose rejections are new or were written again are read from bronze;
+    the others keep their findings of last run (``state/quality_rejections``): bronze never
+    changes under a receipt."""
     problems = lake.read(home, OPS, REJECTIONS)
+    total = problems.height
+    digests = (
+        problems.with_columns(pl.Series(DIGEST, problems.hash_rows(seed=0)))
+        .group_by("receipt_id")
+        .agg(pl.col(DIGEST).sort())
+        .select("receipt_id", pl.col(DIGEST).hash(seed=0).reinterpret(signed=True))
+        if problems.height
+        else pl.DataFrame(schema={"receipt_id": pl.String, DIGEST: pl.Int64})
+    )
+    memo = _memo({})
+    known = pl.DataFrame()
+    if not full and lake.commit_metadata(home, *REJECTION_STATE, MEMO)[:1] == [memo]:  # else other rules
+        known = lake.read(home, *REJECTION_STATE)
+    if known.height:
+        known = known.join(digests, on=["receipt_id", DIGEST], how="semi")
+        problems = problems.join(known.select("receipt_id").unique(), on="receipt_id", how="anti")
+    found = _rejection_findings(home, problems).join(digests, on="receipt_id", how="left")
+    found = pl.concat([known, found], how="diagonal_relaxed") if known.height else found
+    lake.write(home, *REJECTION_STATE, found, metadata={MEMO: memo})
+    if cost is not None:
+        cost["ops.rejection"] = (problems.height, total)
+    return found.drop("receipt_id", DIGEST)
+
+
+def _rejection_findings(home: Home, problems: pl.DataFrame) -> pl.DataFrame:
     if not problems.height:
-        return _empty_findings()
+        return _empty_findings().with_columns(receipt_id=pl.lit(None, pl.String))
     receipts = lake.read(home, OPS, RECEIPTS, columns=["receipt_id", "file_path", "department"])
     problems = problems.join(receipts, on="receipt_id", how="left")
     contracts = load_contracts()
@@ -196,6 +229,7 @@ def rejection_findings(home: Home) -> pl.DataFrame:
                 "department",
                 pl.col("recorded_at").alias("last_seen"),
                 *ROUTING,
+                "receipt_id",
             )
         )
     return pl.concat(found, how="diagonal_relaxed")
@@ -261,24 +295,51 @@ def current_silver(home: Home, table: Table) -> pl.DataFrame:
     )
 
 
-def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def silver_findings(
+    home: Home, keep: list | None = None, full: bool = True, cost: dict | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Suite and cross-source findings on current silver, and every record they judged
     (``origin, table, record_key``): a judged record without a finding passed. With ``keep``, the
-    summarised suite validations are appended to it (for the data docs)."""
+    summarised suite validations are appended to it (for the data docs: only the tables validated
+    this run). Unless ``full``, the suites run only on the rows :func:`_to_validate` picks; the
+    others keep what they failed last time (``state/quality_suites``). ``cost`` receives, per
+    table, the rows validated and the current rows."""
     contracts = load_contracts()
     # each current row keyed once (a digest where the key is personal), for every rule that judges it
     current = {
         t.key: (rows := current_silver(home, t)).with_columns(record_key(t, rows).alias(KEYED)) for t in suite_tables()
     }
     params = parameters(current["district.grid"])
-    found, judged = [], []
+    memory = None if full else _suite_memory(home, params)
+    found, judged, remembered = [], [], []
     for table in suite_tables():
         rows = current[table.key]
         if not rows.height:
             continue
-        failing = validate(table, rows.select(table.schema().keys()), params, keep)
+        rows = rows.with_columns(_row_version(table, rows))
+        picked = _to_validate(table, rows, memory)
+        subset = rows.filter(picked)
+        fresh = (
+            validate(table, subset.select(table.schema().keys()), params, keep)
+            if subset.height
+            else pl.DataFrame(schema=FAILURE_SCHEMA)
+        )
+        failed = _remember(table, subset, fresh)
+        if memory is not None and not picked.all():  # the rows not validated keep last run's failures
+            kept = memory.filter(pl.col("table") == table.key).join(subset.select(VERSION), on=VERSION, how="anti")
+            failed = pl.concat([kept.join(rows.select(VERSION), on=VERSION, how="semi"), failed])
+        remembered.append(failed)
+        failing = _positions(rows, failed)
         found.append(_silver_findings(table, rows, failing, SUITE, _label_text(table)))
         judged.append(_judged(table, rows, SUITE))
+        if cost is not None:
+            cost[table.key] = (subset.height, rows.height)
+    lake.write(
+        home,
+        *SUITE_STATE,
+        pl.concat(remembered) if remembered else pl.DataFrame(schema=SUITE_STATE_SCHEMA),
+        metadata={MEMO: _memo(params)},
+    )
     for rule, rows in cross_checks(current).items():
         subject, column, severity, text = CROSS_RULES[rule]
         table = contracts.table(subject)
@@ -313,6 +374,96 @@ def silver_findings(home: Home, keep: list | None = None) -> tuple[pl.DataFrame,
         found.append(_silver_findings(table, rows, failing, ADDRESS, pl.col("rule").replace_strict(texts)))
         judged.append(_judged(table, rows, ADDRESS))
     return pl.concat(found, how="diagonal_relaxed"), pl.concat(judged).unique()
+
+
+# -- what the suites need to see again -------------------------------------------------------------
+SUITE_STATE = ("state", "quality_suites")  # per current silver row version: the suite rules it failed
+VERSION = "_version"  # a silver row version: digest of its contract values and lineage
+MEMO = "redwall.suite_memo"  # commit metadata: what the remembered failures were judged against
+SUITE_STATE_SCHEMA = {
+    "table": pl.String,
+    VERSION: pl.Int64,
+    KEYED: pl.String,
+    "rule": pl.String,  # null: the row passed every expectation
+    "column": pl.String,
+    "severity": pl.String,
+}
+
+
+def _row_version(table: Table, rows: pl.DataFrame) -> pl.Series:
+    """Identifies a current row by what the suites judge (its contract values) and where it came
+    from: a row that changed in any way, or was delivered again, is another version."""
+    columns = [*table.schema(), "_source_file", "_row_number", "_loaded_at"]
+    return rows.select(columns).hash_rows(seed=0).reinterpret(signed=True).alias(VERSION)  # Delta has no u64
+
+
+STATE_FORMAT = 1  # bump when the loop finds otherwise on the same lake and contracts
+
+
+def _memo(params: dict[str, list[str]]) -> str:
+    """What a remembered finding depends on beyond its own row: the loop's rules, the suites
+    (committed JSON, derived from the contracts), the district's grids and communities they take as
+    parameters, and the row hashing of this polars."""
+    suites = {t.key: load_suite(t)["meta"]["fingerprint"] for t in suite_tables()}
+    body = {
+        "format": STATE_FORMAT,
+        "suites": suites,
+        "parameters": {k: sorted(v) for k, v in params.items()},
+        "polars": pl.__version__,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _suite_memory(home: Home, params: dict[str, list[str]]) -> pl.DataFrame | None:
+    """Last run's failures per row version, if they were judged against what holds now."""
+    memos = lake.commit_metadata(home, *SUITE_STATE, MEMO)
+    if not memos or memos[0] != _memo(params):
+        return None
+    return lake.read(home, *SUITE_STATE).select(SUITE_STATE_SCHEMA.keys()).cast(SUITE_STATE_SCHEMA)
+
+
+def _to_validate(table: Table, rows: pl.DataFrame, memory: pl.DataFrame | None) -> pl.Series:
+    """The current rows whose suite results may differ from last run's: versions not judged then,
+    and every row sharing a business key with a version that appeared or went away (uniqueness is
+    judged across rows), and rows missing a key part (they cannot be told apart by key). All rows
+    without a memory, or where two rows are one version (the memory could not tell them apart)."""
+    before = memory.filter(pl.col("table") == table.key).select(VERSION, KEYED).unique() if memory is not None else None
+    if before is None or not before.height or rows[VERSION].is_duplicated().any():
+        return pl.Series("picked", [True] * rows.height)
+    new = rows.select(VERSION, KEYED).join(before, on=VERSION, how="anti")
+    gone = before.join(rows.select(VERSION), on=VERSION, how="anti")
+    touched = pl.concat([new[KEYED], gone[KEYED]]).drop_nulls().unique()
+    return rows.select(
+        (
+            ~pl.col(VERSION).is_in(before[VERSION].implode())
+            | pl.col(KEYED).is_in(touched.implode())
+            | pl.col(KEYED).is_null()
+        ).alias("picked")
+    ).to_series()
+
+
+def _remember(table: Table, subset: pl.DataFrame, failing: pl.DataFrame) -> pl.DataFrame:
+    """The suite state of the rows just validated: one row per failure, one with no rule for a row
+    that passed everything."""
+    return (
+        subset.select(VERSION, KEYED)
+        .with_row_index("index")
+        .with_columns(pl.col("index").cast(pl.Int64))
+        .join(failing, on="index", how="left")
+        .select(pl.lit(table.key).alias("table"), *[c for c in SUITE_STATE_SCHEMA if c != "table"])
+        .cast(SUITE_STATE_SCHEMA)
+    )
+
+
+def _positions(rows: pl.DataFrame, failed: pl.DataFrame) -> pl.DataFrame:
+    """The failures in ``failed`` (suite state) at their rows' positions in ``rows``, as
+    :func:`redwall.quality.suites.validate` reports them."""
+    return (
+        rows.select(VERSION)
+        .with_row_index("index")
+        .join(failed.filter(pl.col("rule").is_not_null()), on=VERSION)
+        .select(pl.col("index").cast(pl.Int64), "rule", "column", "severity")
+    )
 
 
 def _judged(table: Table, rows: pl.DataFrame, origin: str) -> pl.DataFrame:
@@ -386,15 +537,28 @@ def issue_id(frame: pl.DataFrame) -> pl.Series:
     return pl.Series("issue_id", [hashlib.sha256(v.encode()).hexdigest()[:16] for v in text], dtype=pl.String)
 
 
-def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = None) -> pl.DataFrame:
+def run_loop(
+    home: Home,
+    waivers: list[Waiver] = (),
+    now: dt.datetime | None = None,
+    full: bool = False,
+    cost: dict | None = None,
+) -> pl.DataFrame:
     """Detect, route, re-check, close and waive; writes ``quality/issue`` and returns it. Also
     rebuilds the Great Expectations data docs of this run's suite validations
-    (``published/quality/data_docs/index.html``, :mod:`redwall.quality.docs`)."""
+    (``published/quality/data_docs/index.html``, :mod:`redwall.quality.docs`).
+
+    Incremental unless ``full``: the suites validate only the silver rows that changed since the
+    last run (and the rows sharing their keys), and rejections are recovered from bronze only for
+    new receipts; every other finding is the one remembered, so the issues are exactly those of a
+    full run. ``cost`` receives rows re-judged and rows held per table (``(processed, in_lake)``)."""
     now = now or dt.datetime.now(dt.UTC)
     validations = []
-    found, judged = silver_findings(home, validations)
-    findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
-    findings = findings.with_columns(issue_id(findings)).sort("last_seen")
+    found, judged = silver_findings(home, validations, full=full, cost=cost)
+    findings = route(pl.concat([rejection_findings(home, full, cost), found], how="diagonal_relaxed"), home)
+    # in one order whatever order the findings were gathered in: the latest evidence wins, ties alike
+    findings = findings.with_columns(issue_id(findings))
+    findings = findings.sort("last_seen", *(c for c in findings.columns if c != "last_seen"), maintain_order=True)
     # one issue per id: the latest evidence describes it, the earliest says since when
     seen = findings.group_by("issue_id").agg(
         pl.col("last_seen").min().alias("first_seen"), pl.all().exclude("first_seen").last()
@@ -411,8 +575,11 @@ def run_loop(home: Home, waivers: list[Waiver] = (), now: dt.datetime | None = N
     issues = _close_returned(issues, findings, home)
     issues = _close_silver(issues, seen, judged, now)
     issues = _waive(issues, waivers, now).select(ISSUE_SCHEMA.keys()).cast(ISSUE_SCHEMA).sort("issue_id")
-    lake.write(home, LAYER, ISSUES, issues)
-    build_data_docs(home, validations)
+    if full:
+        lake.write(home, LAYER, ISSUES, issues)
+    else:
+        lake.write_changed(home, LAYER, ISSUES, issues)  # unchanged issues: nothing new to publish
+    build_data_docs(home, validations, keep_others=not full)
     return issues
 
 
@@ -448,9 +615,13 @@ def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
     same person (:func:`record_hint`) in any file."""
     open_ = issues.filter((pl.col("origin") == INGEST) & (pl.col("status") == OPEN))
     hinted = set(open_.filter(pl.col("key_broken") & pl.col("record_hint").is_not_null())["table"])
+    # only a version loaded after an issue's last failure closes it: older versions are not read
+    since = dict(open_.group_by("table").agg(pl.col("last_seen").min()).iter_rows())
     versions = []
     for table in suite_tables():
-        rows = lake.read(home, "silver", table.bronze_name)
+        if since.get(table.key) is None:
+            continue
+        rows = lake.read(home, "silver", table.bronze_name, where=pl.col("_loaded_at") > since[table.key])
         if rows.height:
             hint = record_hint(table, rows) if table.key in hinted else pl.lit(None, pl.String).alias("record_hint")
             versions.append(

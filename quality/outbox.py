@@ -1,7 +1,8 @@
 """What goes back to people: rectification lists (整改清单) per grid and per department, and for
 each ledger file with open issues an error workbook (错误标注表) of its own rows as the clerk typed
-them, bad cells highlighted and commented. Regenerated whole each run from ``quality/issue``, the
-ledgers' bronze rows and ``ops/rejection``.
+them, bad cells highlighted and commented. Derived each run from ``quality/issue``, the ledgers'
+bronze rows and ``ops/rejection``; a file is written again only where what it is made from changed
+(``outbox/.written.json`` keeps what each was made from), and a file no longer due is removed.
 
 Personal values go into one place only: a ledger file's own rows, in the workbook going back to the
 department that sent it — and there not in free text (an ID or phone typed into a note is masked). Lists and the workbooks' issue sheets carry rows, columns and messages."""
@@ -9,8 +10,9 @@ department that sent it — and there not in free text (an ID or phone typed int
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -96,13 +98,13 @@ def _severity_zh() -> pl.Expr:
     )
 
 
-def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
+def write_outbox(home: Home, issues: pl.DataFrame, full: bool = False) -> dict[str, int]:
     """Rectification lists of open issues, per grid (``网格_<code>.xlsx``), per ledger department
     (``部门_<code>.xlsx``), and issues no grid could be found for, per source system
     (``未定位_<source>.xlsx``); then the ledgers' error workbooks. Returns files written per kind."""
     folder = home.outbox / "rectification"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    before, after = {} if full else _written(home), {}
     open_ = issues.filter(pl.col("status") == "open")
     written = {"grid": 0, "department": 0, "unlocated": 0, "ledger_workbooks": 0}
     lists = [
@@ -112,32 +114,80 @@ def write_outbox(home: Home, issues: pl.DataFrame) -> dict[str, int]:
     ]
     for kind, prefix, part, by in lists:
         for (who,), rows in part.group_by(by):
-            _listed(rows).write_excel(folder / f"{prefix}_{who}.xlsx", worksheet="整改清单", autofit=True)
+            listed, target = _listed(rows), folder / f"{prefix}_{who}.xlsx"
+            if _changed(home, target, _fingerprint(listed), before, after):
+                listed.write_excel(target, worksheet="整改清单", autofit=True)
             written[kind] += 1
-    written["ledger_workbooks"] = write_error_workbooks(home, open_)
+    _remove_others(home, folder, after)
+    written["ledger_workbooks"] = write_error_workbooks(home, open_, before, after)
+    (home.outbox / WRITTEN).write_text(json.dumps(after, sort_keys=True), encoding="utf-8")
     return written
 
 
-def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
+WRITTEN = ".written.json"  # in the outbox: what each file was last written from
+
+
+def _written(home: Home) -> dict[str, str]:
+    path = home.outbox / WRITTEN
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _fingerprint(*frames: pl.DataFrame, extra: object = None) -> str:
+    """What a file is written from: its frames' rows (as this polars hashes them) and ``extra``."""
+    digest = hashlib.sha256(json.dumps([pl.__version__, extra], default=str, sort_keys=True).encode())
+    for frame in frames:
+        digest.update(json.dumps(frame.columns).encode())
+        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _changed(home: Home, target: Path, fingerprint: str, before: dict, after: dict) -> bool:
+    """Whether ``target`` must be written: it is missing, or was written from something else. A file
+    whose issues did not change since it was written is not written again (the rest of the outbox
+    neither: only what a delivery changed costs time)."""
+    name = str(target.relative_to(home.outbox))
+    after[name] = fingerprint
+    return before.get(name) != fingerprint or not target.is_file()
+
+
+def _remove_others(home: Home, folder: Path, after: dict) -> None:
+    """Remove the files under ``folder`` this run did not list (their issues closed), and folders
+    left empty."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and str(path.relative_to(home.outbox)) not in after:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def write_error_workbooks(
+    home: Home, open_issues: pl.DataFrame, before: dict | None = None, after: dict | None = None
+) -> int:
     """For each ledger file with open issues, whichever step found them (ingestion, the suites, the
     cross-source rules, the address check): its rows as the clerk typed them, each bad cell filled
     red with a comment saying what is wrong, and a sheet listing every issue of the file, under
     ``outbox/ledgers/<department>/<file>_错误标注.xlsx``. Regenerated whole: the workbook of a file
-    whose issues are all closed or waived is gone. Returns the workbooks written."""
+    whose issues are all closed or waived is gone. A workbook is made again only when what it is made
+    from changed since ``before`` (fingerprints by outbox path; ``after`` receives this run's).
+    Returns the workbooks the outbox holds."""
     root = home.outbox / "ledgers"
-    shutil.rmtree(root, ignore_errors=True)
+    before, after = before or {}, {} if after is None else after
     ledger = open_issues.filter(
         pl.col("source").is_in(list(load_contracts().departmental)),
         pl.col("status") == OPEN,
         pl.col("file_path").is_not_null(),
     )
     if not ledger.height:
+        _remove_others(home, root, after)
         return 0
     contracts = load_contracts()
     rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
     marks = _marks(home, ledger, rows)
     dynamic = dynamic_code_values(home, contracts)
     names = known_names(home)
+    masked_by = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()  # free text masks these
     written: set[Path] = set()
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
@@ -148,16 +198,25 @@ def write_error_workbooks(home: Home, open_issues: pl.DataFrame) -> int:
                 iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name
             )
         )
-        book = Workbook()
-        layouts = _layouts(home, path, [table for table, _ in parts])
-        marked = _mark_sheets(book, parts, marks.filter(pl.col("file_path") == path), layouts, dynamic, names)
-        _issue_sheet(book, marked)
         target = root / department / f"{Path(path).stem}_错误标注.xlsx"
         if target in written:  # 台账.xlsx and 台账.csv of one department
             target = target.with_name(f"{Path(path).name}_错误标注.xlsx")
+        written.add(target)
+        marked = marks.filter(pl.col("file_path") == path)
+        made_from = _fingerprint(
+            marked.drop("mark"),
+            ledger.filter(pl.col("file_path") == path).sort("issue_id"),
+            *(rows for _, rows in parts),
+            extra=(dynamic, masked_by),
+        )
+        if not _changed(home, target, made_from, before, after):
+            continue
+        book = Workbook()
+        layouts = _layouts(home, path, [table for table, _ in parts])
+        _issue_sheet(book, _mark_sheets(book, parts, marked, layouts, dynamic, names))
         target.parent.mkdir(parents=True, exist_ok=True)
         book.save(target)
-        written.add(target)
+    _remove_others(home, root, after)
     return len(written)
 
 

@@ -575,9 +575,9 @@ def publish_catalog(home: Home, contracts: Contracts | None = None) -> dict[str,
     departments = department_view(home, entries, contracts)
     items = [item for e in entries for item in e["items"]]
 
-    lake.write(home, CATALOG, "resource", _frame(entries, RESOURCE_FIELDS))
-    lake.write(home, CATALOG, "item", _frame(items, ITEM_FIELDS))
-    lake.write(home, CATALOG, "department", _frame(departments, DEPARTMENT_FIELDS))
+    lake.write_changed(home, CATALOG, "resource", _frame(entries, RESOURCE_FIELDS))
+    lake.write_changed(home, CATALOG, "item", _frame(items, ITEM_FIELDS))
+    lake.write_changed(home, CATALOG, "department", _frame(departments, DEPARTMENT_FIELDS))
     write_shared(folder / WORKBOOK, _workbook(entries, departments).save, home.published)
     write_shared(
         folder / DCAT,

@@ -84,6 +84,27 @@ def write(
         return DeltaTable(uri, storage_options=home.storage_options()).version()
 
 
+def write_changed(home: Home, layer: str, name: str, frame: pl.DataFrame) -> bool:
+    """Overwrite the table with ``frame`` unless it already holds exactly that (same columns, types
+    and rows in the same order); returns whether it wrote. An unchanged table keeps its version, so
+    whatever follows it (the warehouse publish) knows there is nothing new to take."""
+    if exists(home, layer, name):
+        held = read(home, layer, name)
+        if held.schema == frame.schema and held.equals(frame):
+            return False
+    write(home, layer, name, frame)
+    return True
+
+
+def version(home: Home, layer: str, name: str) -> str | None:
+    """What identifies the table's current state: its version and when that was committed (a table
+    dropped and made anew starts again at version 0). None for a table never written."""
+    if not exists(home, layer, name):
+        return None
+    table = open_table(home, layer, name)
+    return f"{table.version()}@{table.history(1)[0]['timestamp']}"
+
+
 def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) -> bool:
     """Replace the rows matching the SQL predicate ``where`` by ``frame`` in one commit (new
     columns are added). Writing the same rows again is idempotent: the way to re-run a write, and

@@ -44,13 +44,16 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -72,7 +75,7 @@ from redwall.privacy import (
 )
 from redwall.quality.loop import ISSUES
 from redwall.quality.loop import LAYER as QUALITY
-from redwall.schemas import Table, code_lists, load_contracts, reference
+from redwall.schemas import REFERENCE, Table, code_lists, load_contracts, reference
 
 log = logging.getLogger(__name__)
 SHARED_MODE, SHARED_DIR_MODE, RESTRICTED_MODE, RESTRICTED_DIR_MODE = 0o644, 0o755, 0o600, 0o700
@@ -155,60 +158,146 @@ def _current(home: Home) -> str | None:
     return Path(os.readlink(link)).name if link.is_symlink() else None
 
 
-def publish(home: Home, secret: str | None = None) -> dict[str, int]:
+PUBLISH_FORMAT = 1  # bump when a table is published otherwise from the same lake table
+MANIFEST = "manifest.json"  # in each version: what each table was built from, and its rows
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A table a publish puts in a warehouse file: what it is made from (``source``), and how."""
+
+    schema: str
+    name: str
+    source: str
+    make: Callable[[], Published]
+
+    @property
+    def key(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def _plan(home: Home, key: bytes) -> tuple[list[Planned], list[Planned]]:
+    """The restricted and the shared warehouse's tables. A table's ``source`` names the lake
+    table version (or reference file) it is made from and everything else it depends on: the
+    contracts, the code lists, the pseudonym key (by digest) and this module's format."""
+    contracts = load_contracts()
+    common = hashlib.sha256(
+        json.dumps(
+            [
+                PUBLISH_FORMAT,
+                hashlib.sha256(key).hexdigest(),
+                [repr(t) for t in (*contracts.marts, *contracts.views)],
+                [repr(t) for layer in (OPS, QUALITY, CATALOG, REF) for t in contracts.layer(layer)],
+                [path.read_bytes().hex() for path in sorted(REFERENCE.glob("*.csv"))],
+            ]
+        ).encode()
+    ).hexdigest()
+
+    def source(*parts) -> str:
+        return hashlib.sha256(json.dumps([common, *parts]).encode()).hexdigest()
+
+    # the names the registers hold are masked in a shared mart's free text: a new name makes it again
+    names = known_names(home)
+    masked = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()
+
+    def mart(t, shared: bool) -> Published:
+        frame = read_typed(home, "mart", t.name, t.schema())
+        comment = f"{t.title}：{t.abstract}"
+        if not shared:
+            return readable(
+                Published("mart", t.name, frame, comment, _column_comments(t, t.all_columns)), _contract_codes(t)
+            )
+        return readable(
+            Published(
+                "mart", t.name, shared_view(frame, t, key, names), comment, _column_comments(t, shared_columns(t))
+            ),
+            _contract_codes(t),
+        )
+
+    def system(t: Table) -> Published:
+        frame = reference(t.name) if t.source == REF else lake.read(home, t.source, t.name)
+        # Operational and quality tables hold reasons, counts and digests, never personal values; an
+        # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
+        return _system(t, shared_issues(frame, key) if t.key == f"{QUALITY}.{ISSUES}" else frame)
+
+    restricted, shared = [], []
+    for t in contracts.marts:
+        version = lake.version(home, "mart", t.name)
+        restricted.append(Planned("mart", t.name, source("mart", t.name, version), partial(mart, t, False)))
+        shared.append(
+            Planned("mart", t.name, source("mart", t.name, version, "shared", masked), partial(mart, t, True))
+        )
+    shared += [
+        Planned(layer, t.name, source(layer, t.name, lake.version(home, layer, t.name)), partial(system, t))
+        for layer in (OPS, QUALITY, CATALOG)
+        for t in sorted(contracts.layer(layer), key=lambda t: t.name)
+        if lake.exists(home, layer, t.name)
+    ]
+    shared += [
+        Planned(REF, t.name, source(REF, t.name), partial(system, t))
+        for t in sorted(contracts.layer(REF), key=lambda t: t.name)
+    ]
+    return restricted, shared
+
+
+def publish(home: Home, secret: str | None = None, full: bool = False, cost: dict | None = None) -> dict[str, int]:
     """Publish the marts, ops and reference tables; returns rows per ``schema.table`` of the
     shared warehouse (the restricted one holds the same marts). The pseudonym key is ``secret``,
     else ``REDWALL_PSEUDONYM_KEY`` (:func:`redwall.privacy.pseudonym_key`). Raises
     :class:`redwall.privacy.MissingKeyError` before any work when there is none (and the home's
-    data is not all generated by ``redwall demo``)."""
+    data is not all generated by ``redwall demo``).
+
+    Each publish is a new version; unless ``full``, it starts as a copy of the current one and only
+    the tables whose lake table changed since are made again (masked, checked, written), the others
+    kept as they are. ``cost`` receives, per ``schema.table`` of either file, whether it was made
+    again (``(1, 1)``) or kept (``(0, 1)``)."""
     key = pseudonym_key(home, secret)
-    names = known_names(home)
-    restricted, shared = [], []
-    for t in load_contracts().marts:
-        frame = read_typed(home, "mart", t.name, t.schema())
-        comment = f"{t.title}：{t.abstract}"
-        restricted.append(
-            readable(Published("mart", t.name, frame, comment, _column_comments(t, t.all_columns)), _contract_codes(t))
-        )
-        shared.append(
-            readable(
-                Published(
-                    "mart", t.name, shared_view(frame, t, key, names), comment, _column_comments(t, shared_columns(t))
-                ),
-                _contract_codes(t),
-            )
-        )
-    # Operational and quality tables hold reasons, counts and digests, never personal values; an
-    # issue's record key is a digest that could be enumerated, so it goes out keyed or not at all.
-    contracts = load_contracts()
-    shared += [
-        _system(t, shared_issues(frame, key) if t.key == f"{QUALITY}.{ISSUES}" else frame)
-        for layer in (OPS, QUALITY, CATALOG)
-        for t in sorted(contracts.layer(layer), key=lambda t: t.name)
-        if lake.exists(home, layer, t.name)
-        for frame in [lake.read(home, layer, t.name)]
-    ]
-    shared += [_system(t, reference(t.name)) for t in sorted(contracts.layer(REF), key=lambda t: t.name)]
+    restricted, shared = _plan(home, key)
 
     with _publish_lock(home):
+        previous = _current(home)
+        before = _manifest(home, previous) if previous and not full else {}
         version = _versions(home) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         for folder in (home.warehouse.parent, _versions(home), version):  # dashboards may be other users
             folder.mkdir(mode=SHARED_DIR_MODE, exist_ok=True)
             folder.chmod(SHARED_DIR_MODE)  # whatever the umask
-        _build(version / SHARED_NAME, shared, SHARED_MODE)
+        old = _versions(home) / previous if previous else None
+        manifest = {
+            SHARED_NAME: _build(
+                version / SHARED_NAME, shared, SHARED_MODE, old and old / SHARED_NAME, before.get(SHARED_NAME, {})
+            )
+        }
         # measured on the file itself, before anyone can open it: a table too identifying is never switched in
         if rare := {t: f for t, f in k_anonymity(version / SHARED_NAME).items() if too_rare(f)}:
             raise ReidentificationError(f"not published: persons too rare to share in {rare}")
         (version / RESTRICTED).mkdir(mode=RESTRICTED_DIR_MODE)
         (version / RESTRICTED).chmod(RESTRICTED_DIR_MODE)  # whatever the umask
-        _build(version / RESTRICTED / RESTRICTED_NAME, restricted, RESTRICTED_MODE)
+        manifest[RESTRICTED] = _build(
+            version / RESTRICTED / RESTRICTED_NAME,
+            restricted,
+            RESTRICTED_MODE,
+            old and old / RESTRICTED / RESTRICTED_NAME,
+            before.get(RESTRICTED, {}),
+        )
+        (version / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
+        (version / MANIFEST).chmod(SHARED_MODE)
         _fsync_dir(version / RESTRICTED)
         _fsync_dir(version)
-        previous = _current(home)
         _switch(home, version)
         if removed := _clean(home, previous):
             log.info("warehouse %s published; removed versions no reader holds: %s", version.name, ", ".join(removed))
-    return {p.key: p.frame.height for p in shared}
+    if cost is not None:
+        for part, tables in manifest.items():
+            for name, entry in tables.items():
+                cost[f"{part}:{name}"] = (int(entry["made"]), 1)
+    return {name: entry["rows"] for name, entry in manifest[SHARED_NAME].items()}
+
+
+def _manifest(home: Home, version: str) -> dict:
+    """What the tables of ``version`` were made from (empty for a version published before
+    manifests: then everything is made again)."""
+    path = _versions(home) / version / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 class ReidentificationError(RuntimeError):
@@ -282,13 +371,37 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _build(path: Path, tables: list[Published], mode: int) -> None:
-    """Write ``tables`` to the new file ``path`` of a version no reader knows yet."""
+def _build(path: Path, tables: list[Planned], mode: int, old: Path | None, before: dict) -> dict:
+    """Write ``tables`` to the new file ``path`` of a version no reader knows yet; returns its
+    manifest (per table: ``source``, ``rows``, whether it was ``made`` now). A table whose source
+    is the one ``before`` names is kept from the file ``old`` (copied whole first; no reader ever
+    writes it), every other table made and written anew."""
+    kept = (
+        {t.key for t in tables if before.get(t.key, {}).get("source") == t.source} if old and old.is_file() else set()
+    )
+    if kept:
+        shutil.copyfile(old, path)
+    manifest = {}
     with duckdb.connect(str(path)) as con:
         con.execute("SET enable_progress_bar = false")  # a pipeline step, not a terminal session
+        present = {
+            name
+            for (name,) in con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        for view in load_contracts().views:
+            con.execute(f'DROP VIEW IF EXISTS "{view.source}"."{view.name}"')
+        for name in present - kept:
+            schema, table = name.split(".", 1)
+            con.execute(f'DROP TABLE "{schema}"."{table}"')
         for schema in dict.fromkeys(t.schema for t in tables):
-            con.execute(f'CREATE SCHEMA "{schema}"')
-        for t in tables:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        for planned in tables:
+            if planned.key in kept:
+                manifest[planned.key] = {**before[planned.key], "made": False}
+                continue
+            t = planned.make()
             con.register("incoming", t.frame.to_arrow())
             con.execute(f'CREATE TABLE "{t.schema}"."{t.name}" AS SELECT * FROM incoming')
             con.unregister("incoming")
@@ -303,6 +416,7 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
                 con.execute(
                     f'COMMENT ON COLUMN "{t.schema}"."{t.name}"."{column}" IS {_quote(t.column_comments[column])}'
                 )
+            manifest[planned.key] = {"source": planned.source, "rows": t.frame.height, "made": True}
         for view in load_contracts().views:  # documented like the tables, from their contracts
             con.execute(f'CREATE VIEW "{view.source}"."{view.name}" AS {view.query}')
             con.execute(f'COMMENT ON VIEW "{view.source}"."{view.name}" IS {_quote(f"{view.title}：{view.abstract}")}')
@@ -312,6 +426,7 @@ def _build(path: Path, tables: list[Published], mode: int) -> None:
     path.chmod(mode)
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+    return manifest
 
 
 def _fsync_dir(path: Path) -> None:

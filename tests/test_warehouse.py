@@ -493,8 +493,8 @@ def test_a_killed_publish_leaves_both_warehouses_in_step_and_its_leftovers_are_c
 
     built = warehouse._build
 
-    def killed_after_shared(path, tables, mode):
-        built(path, tables, mode)
+    def killed_after_shared(path, tables, mode, *kept_from):
+        built(path, tables, mode, *kept_from)
         if path.name == "redwall.duckdb":
             raise KeyboardInterrupt  # no cleanup runs after a kill, nor after this
 

@@ -116,10 +116,14 @@ def _compute(
     }, state
 
 
-def build_marts(home: Home, as_of: dt.datetime | None = None, full: bool = False) -> dict[str, int]:
+def build_marts(
+    home: Home, as_of: dt.datetime | None = None, full: bool = False, written: dict | None = None
+) -> dict[str, int]:
     """Build every mart from the home's silver tables; returns rows per mart, in dependency order
     (each mart after the marts its contract names as related). Person resolution starts from the
-    previous build's links unless ``full``."""
+    previous build's links unless ``full``. A mart the build left as it was is not written again
+    (unless ``full``), so its version says it did not change; ``written`` receives, per mart,
+    whether it was."""
     previous = None if full else resolution_memory(lake.read(home, "mart", "person_link"), lake.read(home, *STATE))
     marts, state = _compute(read_silver(home, INPUTS), as_of or dt.datetime.now(ZoneInfo(TIME_ZONE)), previous)
     contracts = {t.name: t for t in load_contracts().marts}
@@ -127,6 +131,12 @@ def build_marts(home: Home, as_of: dt.datetime | None = None, full: bool = False
         raise ValueError(f"marts built {sorted(marts)} differ from the mart contracts {sorted(contracts)}")
     checked = {name: conform(frame, contracts[name]) for name, frame in marts.items()}
     for name, frame in checked.items():
-        lake.write(home, "mart", name, frame)
+        changed = True
+        if full:
+            lake.write(home, "mart", name, frame)
+        else:
+            changed = lake.write_changed(home, "mart", name, frame)
+        if written is not None:
+            written[name] = changed
     lake.write(home, *STATE, state)  # after person_link: resolution_memory keeps only where both agree
     return {name: frame.height for name, frame in checked.items()}
