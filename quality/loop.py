@@ -137,43 +137,11 @@ def _routing(table: Table) -> list[pl.Expr]:
 
 
 # -- detect ----------------------------------------------------------------------------------------
-REJECTION_STATE = ("state", "quality_rejections")  # rejection_findings per receipt, with its rows' digest
-DIGEST = "_rejections"
-
-
-def rejection_findings(home: Home, full: bool = True, cost: dict | None = None) -> pl.DataFrame:
-    """Every row problem ingestion recorded, with the record's key recovered from bronze. Unless
-    ``full``, only receipts whose rejections are new or were written again are read from bronze;
-    the others keep their findings of last run (``state/quality_rejections``): bronze never
-    changes under a receipt."""
+def rejection_findings(home: Home) -> pl.DataFrame:
+    """Every row problem ingestion recorded, with the record's key recovered from bronze."""
     problems = lake.read(home, OPS, REJECTIONS)
-    total = problems.height
-    digests = (
-        problems.with_columns(pl.Series(DIGEST, problems.hash_rows(seed=0)))
-        .group_by("receipt_id")
-        .agg(pl.col(DIGEST).sort())
-        .select("receipt_id", pl.col(DIGEST).hash(seed=0).reinterpret(signed=True))
-        if problems.height
-        else pl.DataFrame(schema={"receipt_id": pl.String, DIGEST: pl.Int64})
-    )
-    memo = _memo({})
-    known = pl.DataFrame()
-    if not full and lake.commit_metadata(home, *REJECTION_STATE, MEMO)[:1] == [memo]:  # else other rules
-        known = lake.read(home, *REJECTION_STATE)
-    if known.height:
-        known = known.join(digests, on=["receipt_id", DIGEST], how="semi")
-        problems = problems.join(known.select("receipt_id").unique(), on="receipt_id", how="anti")
-    found = _rejection_findings(home, problems).join(digests, on="receipt_id", how="left")
-    found = pl.concat([known, found], how="diagonal_relaxed") if known.height else found
-    lake.write(home, *REJECTION_STATE, found, metadata={MEMO: memo})
-    if cost is not None:
-        cost["ops.rejection"] = (problems.height, total)
-    return found.drop("receipt_id", DIGEST)
-
-
-def _rejection_findings(home: Home, problems: pl.DataFrame) -> pl.DataFrame:
     if not problems.height:
-        return _empty_findings().with_columns(receipt_id=pl.lit(None, pl.String))
+        return _empty_findings()
     receipts = lake.read(home, OPS, RECEIPTS, columns=["receipt_id", "file_path", "department"])
     problems = problems.join(receipts, on="receipt_id", how="left")
     contracts = load_contracts()
@@ -229,7 +197,6 @@ def _rejection_findings(home: Home, problems: pl.DataFrame) -> pl.DataFrame:
                 "department",
                 pl.col("recorded_at").alias("last_seen"),
                 *ROUTING,
-                "receipt_id",
             )
         )
     return pl.concat(found, how="diagonal_relaxed")
@@ -337,7 +304,9 @@ def silver_findings(
     lake.write(
         home,
         *SUITE_STATE,
-        pl.concat(remembered) if remembered else pl.DataFrame(schema=SUITE_STATE_SCHEMA),
+        (pl.concat(remembered) if remembered else pl.DataFrame(schema=SUITE_STATE_SCHEMA)).rename(
+            {KEYED: "record_key", VERSION: "row_version"}
+        ),
         metadata={MEMO: _memo(params)},
     )
     for rule, rows in cross_checks(current).items():
@@ -380,7 +349,7 @@ def silver_findings(
 SUITE_STATE = ("state", "quality_suites")  # per current silver row version: the suite rules it failed
 VERSION = "_version"  # a silver row version: digest of its contract values and lineage
 MEMO = "redwall.suite_memo"  # commit metadata: what the remembered failures were judged against
-SUITE_STATE_SCHEMA = {
+SUITE_STATE_SCHEMA = {  # as held in memory; in the lake KEYED is "record_key" (schemas/system/state.yaml)
     "table": pl.String,
     VERSION: pl.Int64,
     KEYED: pl.String,
@@ -419,7 +388,8 @@ def _suite_memory(home: Home, params: dict[str, list[str]]) -> pl.DataFrame | No
     memos = lake.commit_metadata(home, *SUITE_STATE, MEMO)
     if not memos or memos[0] != _memo(params):
         return None
-    return lake.read(home, *SUITE_STATE).select(SUITE_STATE_SCHEMA.keys()).cast(SUITE_STATE_SCHEMA)
+    held = lake.read(home, *SUITE_STATE).rename({"record_key": KEYED, "row_version": VERSION})
+    return held.select(SUITE_STATE_SCHEMA.keys()).cast(SUITE_STATE_SCHEMA)
 
 
 def _to_validate(table: Table, rows: pl.DataFrame, memory: pl.DataFrame | None) -> pl.Series:
@@ -549,13 +519,13 @@ def run_loop(
     (``published/quality/data_docs/index.html``, :mod:`redwall.quality.docs`).
 
     Incremental unless ``full``: the suites validate only the silver rows that changed since the
-    last run (and the rows sharing their keys), and rejections are recovered from bronze only for
-    new receipts; every other finding is the one remembered, so the issues are exactly those of a
-    full run. ``cost`` receives rows re-judged and rows held per table (``(processed, in_lake)``)."""
+    last run (and the rows sharing their keys); every other row keeps the failures remembered, so
+    the issues are exactly those of a full run. ``cost`` receives, per silver table, rows validated
+    and current rows (``(processed, in_lake)``)."""
     now = now or dt.datetime.now(dt.UTC)
     validations = []
     found, judged = silver_findings(home, validations, full=full, cost=cost)
-    findings = route(pl.concat([rejection_findings(home, full, cost), found], how="diagonal_relaxed"), home)
+    findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
     # in one order whatever order the findings were gathered in: the latest evidence wins, ties alike
     findings = findings.with_columns(issue_id(findings))
     findings = findings.sort("last_seen", *(c for c in findings.columns if c != "last_seen"), maintain_order=True)
