@@ -42,7 +42,12 @@ def follows_deliveries(step_inputs: Iterable[dg.AssetKey] = ()) -> dg.Automation
             "no blocking check of an input failed"
         )
     # A delivery landing while the rebuild runs is followed by the next one: the marts read silver
-    # as its last commits left it.
+    # as its last commits left it. So only a request settles a delivery, not the rebuild's end
+    # (Dagster's ``since_last_handled`` also resets when the asset is materialised, and drops a
+    # delivery that landed on the tick the rebuild ended, after the rebuild had read silver).
+    requested = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()).with_label(
+        "requested"
+    )
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress() & gate
+        dg.AutomationCondition.any_deps_updated().since(requested) & ~dg.AutomationCondition.in_progress() & gate
     ).with_label("follows_deliveries")

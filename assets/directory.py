@@ -19,8 +19,9 @@ def directory_assets() -> list[dg.AssetsDefinition]:
     district_grid = keys.silver(contracts.table("district.grid"))
     # The catalogue shows each resource's live facts, so it follows every table it describes.
     described = [keys.silver(t) for t in contracts.feeds + contracts.ledgers] + [keys.mart(t) for t in contracts.marts]
-    # its department view counts each ledger's open rectification issues
-    described.append(keys.QUALITY_ISSUE)
+    # its department view counts each ledger's open rectification issues, and refused rows and the
+    # last delivery from the receipts, a refused file's included
+    described += [keys.QUALITY_ISSUE, *(keys.receipts(source) for source in contracts.sources)]
 
     @dg.asset(
         key=keys.CATALOG,

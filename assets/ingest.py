@@ -7,7 +7,10 @@ events, status steps, visits and inspections) and its receipt must account for a
 A run materialises only the tables its deliveries touched: bronze where a file's rows landed,
 silver where a delivery was accepted. A duplicate, an empty or a refused file materialises
 nothing, so a table's last materialisation is its last delivery — what its freshness policy and
-the automation downstream (``pipelines.automation``) go by. The checks run on every table each
+the automation downstream (``pipelines.automation``) go by. Every file answered, whatever its
+answer (a duplicate, a refusal, a hold), materialises the source's receipts
+(``lake/ops/file_receipt/<source>``), so the quality loop, the catalogue and the warehouse publish
+that answer soon after, without waiting for a real delivery. The checks run on every table each
 time: they judge the table as it stands.
 """
 
@@ -21,7 +24,7 @@ from pydantic import Field
 from redwall import lake
 from redwall.assets import keys
 from redwall.assets.holds import held_check, held_check_spec
-from redwall.assets.metadata import CheckFacts, description, freshness, owners, spec_metadata
+from redwall.assets.metadata import CheckFacts, centre_owners, description, freshness, owners, spec_metadata
 from redwall.assets.resources import RedwallHome
 from redwall.ingest import compact, layouts, process_files, process_source
 from redwall.ingest.layouts import LAYOUT_REFUSALS
@@ -159,7 +162,18 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
         for t in tables
     ]
     check_specs += [held_check_spec(t) for t in tables if t.hold]
-    specs = []
+    specs = [
+        dg.AssetSpec(
+            keys.receipts(source),
+            group_name=source,
+            kinds={"delta", "polars"},
+            description=f"{source} 每个报送文件的回执（ops.file_receipt 中本来源的行，及其列出的拒收行 ops.rejection）："
+            "接收、部分接收、整体拒收、待确认和重复文件都有回执，每次接收后更新，随后发布到共享数据仓库。",
+            tags={"layer": "ops"},
+            owners=centre_owners(),
+            skippable=True,
+        )
+    ]
     for t in tables:
         specs.append(
             dg.AssetSpec(
@@ -211,6 +225,8 @@ def ingest_assets(source: str, contracts: Contracts) -> dg.AssetsDefinition:
             "rows_rejected": sum(r.rows_rejected for r in receipts),
         }
         landed, applied = touched(receipts)
+        if receipts:
+            yield dg.MaterializeResult(asset_key=keys.receipts(source), metadata=run_facts)
         for t in tables:
             if t.key in landed:
                 yield dg.MaterializeResult(

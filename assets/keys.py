@@ -19,6 +19,11 @@ def mart(table: Table) -> dg.AssetKey:
     return dg.AssetKey(["lake", "mart", table.name])
 
 
+def receipts(source: str) -> dg.AssetKey:
+    """A source's receipts: its rows of ``ops/file_receipt`` (with the rejections they list)."""
+    return dg.AssetKey(["lake", "ops", "file_receipt", source])
+
+
 WAREHOUSE = dg.AssetKey(["warehouse", "redwall"])
 DASHBOARD = dg.AssetKey(["published", "dashboard"])
 CATALOG = dg.AssetKey(["catalog", "resource_directory"])

@@ -139,7 +139,15 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     @dg.asset(
         # Quality comes first: its blocking checks keep a bad load out of the shared warehouse.
         key=keys.WAREHOUSE,
-        deps=[*(keys.mart(t) for t in marts), keys.CATALOG, keys.QUALITY_ISSUE, keys.QUALITY_METRICS],
+        # every source's receipts too: a refused or duplicate file's answer is published without waiting
+        # for a real delivery (the marts then go out as they stand)
+        deps=[
+            *(keys.mart(t) for t in marts),
+            keys.CATALOG,
+            keys.QUALITY_ISSUE,
+            keys.QUALITY_METRICS,
+            *(keys.receipts(source) for source in contracts.sources),
+        ],
         group_name="publish",
         kinds={"duckdb"},
         owners=centre_owners(),

@@ -62,11 +62,13 @@ def quality_assets() -> list:
     contracts = load_contracts()
     silver = [keys.silver(t) for t in contracts.feeds + contracts.ledgers]
     marts = [keys.mart(contracts.table(name)) for name in ("mart.person", "mart.address_issue")]
+    # the rows a receipt refused are issues too, a wholly refused file's included
+    receipts = [keys.receipts(source) for source in contracts.sources]
 
     # Automated like the marts: the blocking checks below only guard what they run before.
     @dg.asset(
         key=ISSUE_KEY,
-        deps=[*silver, *marts],
+        deps=[*silver, *marts, *receipts],
         group_name="quality",
         kinds={"delta", "polars"},
         automation_condition=follows_deliveries(),

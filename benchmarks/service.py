@@ -4,6 +4,7 @@ dashboard polls the warehouse; then prints what an operator would ask.
 
     python benchmarks/service.py                      # street scale, 14 days, a day per minute
     python benchmarks/service.py --day-seconds 30     # faster
+    python benchmarks/service.py --days 3             # street scale, a quick rerun (about 10 minutes)
     python benchmarks/service.py --scale small --days 3 --day-seconds 20   # a quick try
 
 Deliveries keep the generator's calendar: a file named with a date (``_YYYYMMDD``, grid-app hour
@@ -14,13 +15,17 @@ when its ``.ready`` marker is written (after the file, as the feeds do); a clerk
 without a marker, when it has been copied — the inbox sensor then waits for it to stop changing.
 
 The planted destructive delivery: a police snapshot holding 30 % of the register, dated between
-the first two real snapshots (a half-written export). It must be held, not applied.
+the first two real snapshots (a half-written export). It must be held, not applied. The generator
+plants its own too: whole-list ledgers (独居老人) whose IDs a spreadsheet turned into numbers, which
+must be held as well; the holds are listed by file.
 
 Printed: files delivered and answered; median and worst time from a file being complete to the
 warehouse reflecting it (its receipt in the published ``ops.file_receipt``, which is published with
 the marts built from it); runs failed; rows lost (every row read is accepted or rejected, and
-every row read is in bronze); deliveries held; and whether the dashboards' tables were readable on
-every poll.
+every row read is in bronze); deliveries held; whether the dashboards' tables were readable on
+every poll; the machine's load average meanwhile (the figures are wall clock: on a shared machine
+they grow with the load); and where the time from complete to warehouse went, phase by phase, read
+from the Dagster instance's own run records and events (see :func:`phases`).
 """
 
 from __future__ import annotations
@@ -64,10 +69,18 @@ class Delivery:
     reflected: float | None = None  # wall clock when first seen in the published warehouse
 
 
+PORTS = range(3300, 3400)  # the webserver's port: this benchmark's own range on a shared machine
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 def generate(home: Path, scale: str, seed: int, days: int) -> None:
@@ -188,15 +201,135 @@ def lost_rows(home: Path) -> tuple[int, int]:
     return unbalanced + sum(m for m in missing if m > 0), sum(1 for m in missing if m > 0)
 
 
-def run_figures(home: Path) -> dict[str, int]:
+def run_figures(home: Path) -> tuple[dict[str, int], list[str]]:
+    """Runs by status, and for each failed run its job and the first line of what failed."""
     import dagster as dg
 
+    by_status: dict[str, int] = {}
+    failures = []
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-        runs = instance.get_run_records()
-        by_status: dict[str, int] = {}
-        for record in runs:
-            by_status[record.dagster_run.status.value] = by_status.get(record.dagster_run.status.value, 0) + 1
-    return by_status
+        for record in instance.get_run_records():
+            run = record.dagster_run
+            by_status[run.status.value] = by_status.get(run.status.value, 0) + 1
+            if run.status == dg.DagsterRunStatus.FAILURE:
+                errors = [
+                    e.dagster_event.event_specific_data.error.message.splitlines()[0][:160]
+                    for e in instance.all_logs(
+                        run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+                    )
+                    if getattr(e.dagster_event.event_specific_data, "error", None)
+                ]
+                failures.append(f"{run.job_name} {run.run_id[:8]}: {errors[0] if errors else 'no error recorded'}")
+    return by_status, failures
+
+
+ACTIVE = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
+IDLE_TIMEOUT_SECONDS = 300
+
+
+def wait_idle(home: Path, timeout: float = IDLE_TIMEOUT_SECONDS) -> int:
+    """Wait until no run is queued or running (so stopping the service kills none); return how many
+    still were at the timeout."""
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in ACTIVE]
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        while (active := instance.get_runs_count(dg.RunsFilter(statuses=statuses))) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+    return active
+
+
+PHASES = {
+    "detect": "complete → load requested (inbox sensor tick)",
+    "load_queue": "load requested → launched (run queue)",
+    "load_startup": "load launched → running (run-worker process start-up, imports)",
+    "load": "load running → ended (taking the file in)",
+    "follow": "load ended → rebuild requested (automation tick)",
+    "rebuild_queue": "rebuild requested → launched (run queue: the rebuild before it)",
+    "rebuild_startup": "rebuild launched → running (run-worker process start-up, imports)",
+    "rebuild": "rebuild running → published (marts, quality, directory, warehouse)",
+    "seen": "published → seen by the dashboard (its poll)",
+}
+
+
+def phases(home: Path, deliveries: list[Delivery]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Where each reflected delivery's time went, from the instance's records: the load that took
+    the file (the inbox sensor names its files in the run config), and the rebuild whose publish
+    the dashboard first saw it in (the last warehouse materialization before that poll). Also the
+    rebuild runs' step durations. A delivery taken by a load that named no files is left out."""
+    import dagster as dg
+
+    kinds = {
+        dg.DagsterEventType.RUN_DEQUEUED,
+        dg.DagsterEventType.RUN_STARTING,
+        dg.DagsterEventType.RUN_START,
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
+    out: dict[str, list[float]] = {name: [] for name in PHASES}
+    steps: dict[str, list[float]] = {}
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = {r.dagster_run.run_id: r for r in instance.get_run_records()}
+        events: dict[str, dict[str, float]] = {}
+        step_times: dict[str, dict[str, list[float]]] = {}
+
+        def moments(run_id: str) -> dict[str, float]:
+            if run_id not in events:
+                seen: dict[str, float] = {}
+                for entry in instance.all_logs(run_id, of_type=kinds):
+                    kind = entry.dagster_event.event_type_value
+                    if kind.startswith("STEP_"):
+                        step_times.setdefault(run_id, {}).setdefault(entry.step_key, []).append(entry.timestamp)
+                    else:
+                        seen.setdefault(kind, entry.timestamp)
+                events[run_id] = seen
+            return events[run_id]
+
+        loads: dict[str, str] = {}  # inbox-relative file → the run that took it (the first)
+        for run_id, record in sorted(runs.items(), key=lambda item: item[1].create_timestamp):
+            config = record.dagster_run.run_config or {}
+            for op in (config.get("ops") or {}).values():
+                for path in (op.get("config") or {}).get("files", []):
+                    loads.setdefault(path.removeprefix("inbox/"), run_id)
+        published = sorted(
+            (r.timestamp, r.run_id)
+            for r in instance.fetch_materializations(dg.AssetKey(["warehouse", "redwall"]), limit=10_000).records
+        )
+        rebuilds = set()
+        for d in deliveries:
+            if d.reflected is None or d.relative not in loads:
+                continue
+            load = runs[loads[d.relative]]
+            before = [p for p in published if p[0] <= d.reflected]
+            if not before or load.end_time is None:
+                continue
+            publish_at, rebuild_id = before[-1]
+            rebuild = runs[rebuild_id]
+            rebuilds.add(rebuild_id)
+            lm, rm = moments(load.dagster_run.run_id), moments(rebuild_id)
+            load_created, rebuild_created = load.create_timestamp.timestamp(), rebuild.create_timestamp.timestamp()
+            load_launched = lm.get("PIPELINE_DEQUEUED", lm.get("PIPELINE_STARTING", load_created))
+            rebuild_launched = rm.get("PIPELINE_DEQUEUED", rm.get("PIPELINE_STARTING", rebuild_created))
+            load_running, rebuild_running = lm.get("PIPELINE_START", load_launched), rm.get("PIPELINE_START")
+            for name, value in (
+                ("detect", load_created - d.completed),
+                ("load_queue", load_launched - load_created),
+                ("load_startup", load_running - load_launched),
+                ("load", load.end_time - load_running),
+                ("follow", rebuild_created - load.end_time),
+                ("rebuild_queue", rebuild_launched - rebuild_created),
+                ("rebuild_startup", (rebuild_running or rebuild_launched) - rebuild_launched),
+                ("rebuild", publish_at - (rebuild_running or rebuild_launched)),
+                ("seen", d.reflected - publish_at),
+            ):
+                out[name].append(value)
+        for run_id in rebuilds:
+            for step, (start, *ends) in step_times.get(run_id, {}).items():
+                if ends:
+                    steps.setdefault(step, []).append(ends[-1] - start)
+    return out, steps
 
 
 def main() -> None:
@@ -249,8 +382,10 @@ def main() -> None:
         feed_start = time.time()
         pending = list(deliveries)
         last_delivery = feed_start + deliveries[-1].at
+        load: list[float] = []
         while True:
             now = time.time()
+            load.append(os.getloadavg()[0])
             while pending and feed_start + pending[0].at <= now:
                 deliver(pending.pop(0), home / "inbox")
             published = dashboard.poll()
@@ -267,6 +402,7 @@ def main() -> None:
                 break
             time.sleep(POLL_SECONDS)
         feed_seconds = time.time() - feed_start
+        still_active = wait_idle(home)
     finally:
         if service.poll() is None:
             service.send_signal(signal.SIGTERM)
@@ -285,7 +421,8 @@ def main() -> None:
     answered = set(receipts["file_path"])
     latencies = sorted(d.reflected - d.completed for d in deliveries if d.reflected)
     lost, files_short = lost_rows(home)
-    runs = run_figures(home)
+    runs, failures = run_figures(home)
+    spent, steps = phases(home, deliveries)
     held = receipts.filter(pl.col("status") == "held")
     statuses = dict(receipts.group_by("status").len().iter_rows())
     figures = {
@@ -300,12 +437,23 @@ def main() -> None:
         "rows_lost": lost,
         "files_not_wholly_in_bronze": files_short,
         "held_deliveries": held.height,
+        # besides the planted one, the generator's own: whole-list ledgers whose IDs a spreadsheet wrecked
+        "held_files": sorted(held["file_name"]),
         "planted_delivery_status": receipts.filter(pl.col("file_name") == planted.name)["status"].to_list()
         if planted
         else None,
         "dashboard_polls": dashboard.polls,
         "dashboard_polls_unreadable": dashboard.unreadable,
         "feed_seconds": round(feed_seconds),
+        "runs_active_at_stop": still_active,
+        "load_average_1min": {
+            "median": round(statistics.median(load), 1),
+            "min": round(min(load), 1),
+            "max": round(max(load), 1),
+        },
+        "cores": os.cpu_count(),
+        "phases_median_seconds": {k: round(statistics.median(v), 1) for k, v in spent.items() if v},
+        "rebuild_steps_median_seconds": {k: round(statistics.median(v), 1) for k, v in sorted(steps.items())},
         "service_exit_status": stopped,
     }
     print("\nRESULT " + json.dumps(figures, ensure_ascii=False))
@@ -315,11 +463,26 @@ reflected in the warehouse          {figures["reflected_in_warehouse"]} of {figu
 complete → warehouse, median/worst  {figures["median_seconds_complete_to_warehouse"]} s / {figures["worst_seconds_complete_to_warehouse"]} s
 runs failed                         {figures["runs_failed"]} (all runs: {runs})
 rows lost                           {lost} ({files_short} files not wholly in bronze)
-deliveries held                     {held.height} (planted {planted.name if planted else "none"}: {figures["planted_delivery_status"]})
+deliveries held                     {held.height} (planted {planted.name if planted else "none"}: {figures["planted_delivery_status"]}; all held: {", ".join(figures["held_files"])})
 dashboard tables readable           {"on every poll" if not dashboard.unreadable else "NOT on every poll"} ({dashboard.polls} polls, {dashboard.unreadable} failed)
 service stopped with status         {stopped}""")
+    print(
+        f"load average (1 min) meanwhile      median {figures['load_average_1min']['median']}, "
+        f"{figures['load_average_1min']['min']}–{figures['load_average_1min']['max']} on {os.cpu_count()} cores"
+    )
     for error in dashboard.errors[:5]:
         print(f"  unreadable: {error}")
+    for failure in failures:
+        print(f"  failed run: {failure}")
+    measured = len(next(iter(spent.values()), []))
+    print(f"\nwhere the time went ({measured} deliveries traced; median, 90th percentile, seconds)")
+    for name, label in PHASES.items():
+        if spent[name]:
+            values = sorted(spent[name])
+            print(f"  {label:<72} {statistics.median(values):7.1f} {values[int(0.9 * (len(values) - 1))]:7.1f}")
+    print("rebuild steps (median seconds over the rebuilds that published a traced delivery)")
+    for step, values in sorted(steps.items()):
+        print(f"  {step:<72} {statistics.median(values):7.1f}")
 
 
 if __name__ == "__main__":

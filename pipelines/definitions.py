@@ -17,8 +17,10 @@ from redwall.pipelines.executors import executor_for_environment
 from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery, release_layout, share_upward
 from redwall.pipelines.recovery import recover_dead_runs
 from redwall.pipelines.resources import resources_for_environment
+from redwall.pipelines.retries import retry_failed_runs
 from redwall.pipelines.sensors import inbox_sensors
 
+loads = ingest_jobs()
 defs = dg.Definitions(
     assets=[
         *all_ingest_assets(),
@@ -28,8 +30,8 @@ defs = dg.Definitions(
         *dashboard_assets(),
         *street_assets(),
     ],
-    jobs=[*ingest_jobs(), build_all, share_upward, release_delivery, release_layout],
-    sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs],
+    jobs=[*loads, build_all, share_upward, release_delivery, release_layout],
+    sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs, retry_failed_runs([build_all, *loads])],
     resources=resources_for_environment(),
     executor=executor_for_environment(),
 )

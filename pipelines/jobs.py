@@ -72,7 +72,8 @@ class DecisionConfig(dg.Config):
 @dg.op
 def decide_held_delivery(context: dg.OpExecutionContext, config: DecisionConfig, redwall: RedwallHome) -> None:
     """Carry the decision out, then record what it changed: a new materialization of the silver
-    table it applied to (none when a newer snapshot superseded it), and the table's held check."""
+    table it applied to (none when a newer snapshot superseded it), of the source's receipts, and
+    the table's held check."""
     home = redwall.home()
     contracts = load_contracts()
     entry = holds.waiting(home, config.receipt_id)
@@ -88,6 +89,8 @@ def decide_held_delivery(context: dg.OpExecutionContext, config: DecisionConfig,
                 metadata={"released_receipt": receipt.receipt_id, "rows_accepted": receipt.rows_accepted},
             )
         )
+    # the receipt changed (released or discarded): the warehouse publishes it
+    context.log_event(dg.AssetMaterialization(keys.receipts(table.source), metadata={"receipt_id": receipt.receipt_id}))
     context.log_event(held_check_evaluation(home, table))  # type: ignore[arg-type]  # log_event takes check evaluations; its annotation omits them
 
 

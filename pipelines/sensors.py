@@ -17,7 +17,7 @@ from redwall.ingest.inbox import inbox_files, ready_files
 from redwall.pipelines.jobs import ingest_job_name
 from redwall.schemas import load_contracts
 
-TICK_SECONDS = 30
+TICK_SECONDS = 10  # a delivery with its .ready marker waits this long at most to be taken
 WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]  # requested, not yet started
 
 
