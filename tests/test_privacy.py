@@ -244,7 +244,7 @@ def test_planted_names_are_masked_and_reach_no_log(planted):
     home, numbers = planted
     assert set(REGISTERED) <= set(privacy.known_names(home))  # the premise: the registers know them
     shared = texts_in_warehouse(home.warehouse)
-    assert any("居民[姓名已隐去]（" in v and "邻居[姓名已隐去]说明情况" in v for v in shared)
+    assert any("居民[姓名已隐去]" in v and "邻居[姓名已隐去]说明情况" in v for v in shared)  # silver folds （ to (
     # what the runs logged and recorded as metadata: the Dagster instance's storage and logs
     logged = [p for p in home.dagster_home.rglob("*") if p.is_file()]
     assert logged
