@@ -489,6 +489,8 @@ class _Names(list):
             self.extend(self._find())
 
     def __contains__(self, name: object) -> bool:
+        if name == []:  # no names given: Python 3.11's argparse checks the empty list of `nargs="*"` too
+            return True
         self._found()
         return super().__contains__(name)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from redwall.cli import parser
 from redwall.generator import SCALES
 from redwall.privacy import KEY_ENV
 from redwall.schemas import load_contracts
@@ -72,6 +73,15 @@ def test_unknown_names_are_refused_plainly(tmp_path):
     refused(redwall("process", "--home", home, "--source", "polize"), "invalid choice: 'polize'", "police")
     refused(redwall("build", "--home", home, "--job", "ingest_polize_job"), "invalid choice", "build_all")
     refused(redwall("generate", "--home", home, "--days", "1"), "days must be at least 2")
+
+
+def test_check_and_regenerate_take_names_or_none():
+    named = redwall("check", "suites", "templates", "graph")
+    assert named.returncode == 0 and named.stdout.startswith("fresh: suites, templates, graph"), named.stderr
+    refused(redwall("check", "suitez"), "invalid choice: 'suitez'", "suites")
+    # no names means every kind (the docs build a demo home for minutes: parsing is what is asked here)
+    for command in ("check", "regenerate"):
+        assert parser().parse_args([command]).names == []
 
 
 def test_a_home_that_cannot_be_one_is_refused_plainly(tmp_path):
