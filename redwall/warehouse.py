@@ -360,13 +360,6 @@ def _joined_k(con: duckdb.DuckDBPyConnection, tables: list) -> dict[str, int]:
     return {"k": k, "min_k": least, "rows": rows}
 
 
-def _layer_tables(home: Home, layer: str) -> list[str]:
-    if not home.is_local:
-        raise NotImplementedError(f"listing the {layer} tables of a lake in an object store")
-    root = Path(home.table_uri(layer, ""))
-    return sorted(p.name for p in root.iterdir() if lake.exists(home, layer, p.name)) if root.is_dir() else []
-
-
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -379,7 +372,7 @@ def _build(path: Path, tables: list[Planned], mode: int, old: Path | None, befor
     kept = (
         {t.key for t in tables if before.get(t.key, {}).get("source") == t.source} if old and old.is_file() else set()
     )
-    if kept:
+    if kept and old is not None:
         shutil.copyfile(old, path)
     manifest = {}
     with duckdb.connect(str(path)) as con:
