@@ -62,9 +62,17 @@ def _taken_in(root: Path) -> Home:
     return home
 
 
+# An event still running is timed to the moment its mart is built (working minutes, on time, overdue):
+# two builds a minute apart in working hours differ there, and only there.
+RUNNING_CLOCKS = ("handling_minutes", "working_minutes", "on_time", "overdue", "extended")
+
+
 def _results(home: Home) -> dict[str, pl.DataFrame]:
     tables = {f"mart.{t.name}": lake.read(home, "mart", t.name) for t in load_contracts().marts}
     tables["quality.issue"] = lake.read(home, "quality", "issue").drop(RUN_STAMPS)
+    events = tables.pop("mart.event")
+    tables["mart.event (ended)"] = events.filter(pl.col("closed_at").is_not_null())
+    tables["mart.event (running)"] = events.filter(pl.col("closed_at").is_null()).drop(RUNNING_CLOCKS)
     return {name: frame.sort(frame.columns) for name, frame in tables.items()}
 
 
@@ -164,8 +172,8 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
 
     one, two = _results(single), _results(spread)
     assert one.keys() == two.keys()
+    assert one["mart.person"].height > 0 and one["mart.event (running)"].height > 0  # mart.street: a district's
     for name in one:
-        assert one[name].height > 0 or name == "mart.address_issue", name
         assert one[name].equals(two[name]), f"{name} differs between one process and two Celery workers"
 
 
