@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -195,6 +196,23 @@ class Table:
         return self.hold
 
     @property
+    def department_code(self) -> str:
+        """The code of the department sending a ledger (its inbox and template folder); asked of a
+        table no department sends, an error."""
+        return self._department["code"]
+
+    @property
+    def department_name(self) -> str:
+        """The name of the department sending a ledger; asked of any other table, an error."""
+        return self._department["name"]
+
+    @property
+    def _department(self) -> dict[str, str]:
+        if self.department is None:
+            raise ValueError(f"{self.key} is no ledger: no department sends it")
+        return self.department
+
+    @property
     def bronze_name(self) -> str:
         return f"{self.source}_{self.name}"
 
@@ -278,7 +296,7 @@ class Contracts:
 
     @property
     def departments(self) -> dict[str, str]:
-        return {t.department["code"]: t.department["name"] for t in self.ledgers}
+        return {t.department_code: t.department_name for t in self.ledgers}
 
 
 def _column(raw: dict[str, Any], where: str) -> Column:
@@ -318,7 +336,7 @@ def _table(
     where: str,
     provider: dict[str, str],
     envelope: tuple[Column, ...] = (),
-    department=None,
+    department: dict[str, str] | None = None,
 ) -> Table:
     columns = tuple(_column(c, f"{where}:{name}") for c in raw["columns"])
     if kind != "system" and (kept := [c.name for c in columns if c.type in SYSTEM_TYPES]):
@@ -478,7 +496,11 @@ def _spelling_key(text: str) -> str:
 
 # -- reference data ------------------------------------------------------------------------------
 # How a reference CSV's text becomes a column of each type its contract may give.
-READ_AS = {"string": pl.col, "date": lambda c: pl.col(c).str.to_date(), "bool": lambda c: pl.col(c) == "1"}
+READ_AS: dict[str, Callable[[str], pl.Expr]] = {
+    "string": pl.col,
+    "date": lambda c: pl.col(c).str.to_date(),
+    "bool": lambda c: pl.col(c) == "1",
+}
 
 
 @cache
