@@ -213,6 +213,23 @@ class Table:
         return self.department
 
     @property
+    def template_version(self) -> int:
+        """The version of the centre's template a ledger is sent on; asked of a table sent on no
+        template, an error."""
+        return self._template["version"]
+
+    @property
+    def template_sheet(self) -> str:
+        """The name of the data sheet of a ledger's template; asked of any other table, an error."""
+        return self._template["sheet"]
+
+    @property
+    def _template(self) -> dict[str, Any]:
+        if self.template is None:
+            raise ValueError(f"{self.key} is sent on no template of the centre's")
+        return self.template
+
+    @property
     def bronze_name(self) -> str:
         return f"{self.source}_{self.name}"
 
