@@ -26,9 +26,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redwall.home import Home
 from redwall.report import program, redwall_command
+
+if TYPE_CHECKING:  # imported where used: a command that runs no job never waits for Dagster to load
+    import dagster as dg
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +106,7 @@ def empty_inbox(home: Home, source: str | None = None) -> str:
     return f"{where}, or write synthetic feeds with `{redwall_command(home, 'generate')}`"
 
 
-def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:  # noqa: F821
+def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:
     """Take in every inbox — one ingestion run per source, as the inbox sensors start them — then
     run ``build_all``, then ``share_upward`` once per street (its package for the district); or run
     only the job named. An ingestion run that failed (a blocking check included) keeps ``build_all``
@@ -124,7 +128,7 @@ def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessRe
 
 def run_job(
     home: Home, job_name: str, config: dict | None = None, partition_key: str | None = None
-) -> dg.ExecuteInProcessResult:  # noqa: F821
+) -> dg.ExecuteInProcessResult:
     """Run a job in this process (with ``config``, the run config of its ops; ``partition_key`` for
     a partitioned job: a street), recorded in the home's Dagster instance (so the UI shows it).
 
@@ -145,14 +149,15 @@ def run_job(
         for line in recover(instance):
             print(line, flush=True)
         pools = sorted({pool for node in job.graph.node_defs if (pool := getattr(node, "pool", None))})
-        outcome: dict[str, object] = {}
+        # what the worker thread ended with: the run's result, or the error to raise here
+        outcome: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
 
         def execute() -> None:
             # The run's events go to the instance (the UI shows them with every stack trace); the
             # terminal gets what stopped the run from :func:`explain_failure`, in a few lines.
             quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} | (config or {})
             try:
-                outcome["result"] = job.execute_in_process(
+                outcome["ended"] = job.execute_in_process(
                     run_config=quiet,
                     instance=instance,
                     raise_on_error=False,
@@ -161,11 +166,11 @@ def run_job(
                     partition_key=partition_key,
                 )
             except dg.DagsterInvalidConfigError as error:  # e.g. a secret its resources read is not set
-                outcome["error"] = Mistake(
+                outcome["ended"] = Mistake(
                     f"{job_name} not started: " + "; ".join(e.message.strip().splitlines()[0] for e in error.errors)
                 )
             except BaseException as error:  # handed to the main thread
-                outcome["error"] = error
+                outcome["ended"] = error
 
         def stop(signum: int, _frame) -> None:
             name = signal.Signals(signum).name
@@ -190,12 +195,13 @@ def run_job(
         finally:
             for s, handler in handlers.items():
                 signal.signal(s, handler)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    ended = outcome["ended"]
+    if isinstance(ended, BaseException):
+        raise ended
+    return ended
 
 
-def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:  # noqa: F821
+def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:
     """What stopped a build, for the terminal: failed checks (a blocking one keeps the shared
     warehouse as last published), failed steps with their error's first line, skipped steps."""
     lines = [f"{result.job_def.name} FAILED (run {result.run_id}); the warehouse still holds the last good publish."]
@@ -215,13 +221,14 @@ def explain_failure(result: dg.ExecuteInProcessResult, home: Home) -> str:  # no
         if error is not None and error.cls_name and raised.endswith(error.cls_name) and said:
             first = said  # the message, without the exception's module path
         lines.append(f"  step failed: {event.step_key}: {first}")
-    if skipped := [e.step_key for e in result.get_step_skipped_events()]:
+    # a step's event always names its step (step_key is None only on a run's own events)
+    if skipped := [e.step_key for e in result.get_step_skipped_events() if e.step_key is not None]:
         lines.append(f"  skipped: {', '.join(skipped)}")
     lines.append(f"  details: {redwall_command(home, 'ui')}  → Runs → {result.run_id}")
     return "\n".join(lines)
 
 
-def explain_build(results: list, home: Home) -> str | None:
+def explain_build(results: list[dg.ExecuteInProcessResult], home: Home) -> str | None:
     """None when every run of :func:`build` succeeded, else what stopped it, run by run."""
     failed = [explain_failure(r, home) for r in results if not r.success]
     if failed and len(results) > 1 and "build_all" not in {r.job_def.name for r in results}:
