@@ -181,7 +181,7 @@ def _lake_facts(home: Home, table: Table, receipts: pl.DataFrame) -> dict[str, A
         facts["last_updated_at"] = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, LOCAL_TZ)
     carried = _carrying(receipts, table)
     if carried.height and (read := carried["rows_read"].sum()):
-        facts["quality_pass_rate"] = round(carried["rows_accepted"].sum() / read, 4)
+        facts["quality_pass_rate"] = round(int(carried["rows_accepted"].sum()) / int(read), 4)
     return facts
 
 
@@ -197,7 +197,7 @@ def _format(table: Table) -> str:
     if table.encoding:
         details.append(f"{table.encoding.upper()}编码")
     if table.kind == "ledger":
-        details.append(f"中心下发模板第{table.template['version']}版")
+        details.append(f"中心下发模板第{table.template_version}版")
     return f"{kind}（{'，'.join(details)}）"
 
 
@@ -356,7 +356,7 @@ def department_view(
     open_issues = _open_issues(home)
     rows = []
     for code, name in contracts.departments.items():
-        ledgers = [t for t in contracts.ledgers if t.department["code"] == code]
+        ledgers = [t for t in contracts.ledgers if t.department_code == code]
         for table in ledgers:
             delivered = _carrying(receipts, table)
             delivered = delivered.filter(pl.col("department") == code) if delivered.height else delivered
@@ -462,7 +462,9 @@ def _sheet(workbook: openpyxl.Workbook, title: str, fields: tuple[Column, ...], 
 
 def _workbook(entries: list[dict[str, Any]], departments: list[dict[str, Any]]) -> openpyxl.Workbook:
     workbook = openpyxl.Workbook()
-    workbook.remove(workbook.active)
+    blank = workbook.active
+    assert blank is not None  # a new workbook is made with one sheet, active
+    workbook.remove(blank)
     _sheet(workbook, "信息资源", RESOURCE_FIELDS, entries)
     _sheet(workbook, "信息项", ITEM_FIELDS, [item for e in entries for item in e["items"]])
     _sheet(workbook, "部门视图", DEPARTMENT_FIELDS, departments)
