@@ -34,8 +34,8 @@ def calendar_check(asset_key: dg.AssetKey, today: dt.date, schedule: pl.DataFram
     table = load_contracts().table(SCHEDULE)
     left = calendar_reach(today, schedule)
     ends = today + dt.timedelta(days=left)
-    template = f"published/templates/{table.department['code']}/{template_file_name(table)}"
-    inbox = f"inbox/ledgers/{table.department['code']}/"
+    template = f"published/templates/{table.department_code}/{template_file_name(table)}"
+    inbox = f"inbox/ledgers/{table.department_code}/"
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=CALENDAR_CHECK,
