@@ -37,7 +37,6 @@ from redwall.ingest.layout import RETURNED_ROW
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.address import locate
-from redwall.marts.place import ADDRESSED
 from redwall.marts.resolution.records import person_digest
 from redwall.marts.tables import only_street
 from redwall.quality.docs import build_data_docs
@@ -126,7 +125,7 @@ def _routing(table: Table) -> list[pl.Expr]:
     names = {c.name for c in table.all_columns}
     grid = next((c.name for c in table.all_columns if c.format == "grid_code" or c.codes == "grid"), None)
     community = next((c.name for c in table.all_columns if c.codes == "community"), None)
-    address = ADDRESSED.get(table.key, "address" if "address" in names else None)
+    address = table.address or ("address" if "address" in names else None)
     return [
         (pl.col(grid) if grid in names else pl.lit(None, dtype=pl.String)).alias("grid_code"),
         _person_key(table).alias("person_key"),
@@ -327,7 +326,7 @@ def silver_findings(
     addresses = lake.read(home, "mart", "address_issue")  # none before the first mart build: not judged yet
     for source, rows in (address_checks(current, addresses, KEYED) if addresses.width else {}).items():
         table = contracts.table(source)
-        column = ADDRESSED[source]
+        column = contracts.addressed[source]
         texts = {rule: text.format(label=table.column(column).label) for rule, text in ADDRESS_RULES.values()}
         failing = (
             rows.with_row_index("index")

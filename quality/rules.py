@@ -7,7 +7,6 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE
-from redwall.marts.place import ADDRESSED
 from redwall.marts.resolution.records import person_digest
 from redwall.schemas import code_lists, load_contracts
 
@@ -71,13 +70,13 @@ def address_checks(
 ) -> dict[str, pl.DataFrame]:
     """Source table → its current rows with ``_fails`` where ``mart.address_issue`` found the
     address resolving to no place or to several, its ``_rule`` and ``_grid`` (the grid of the
-    building it did match, else the record's own). ``silver`` holds current rows of
-    :data:`~redwall.marts.place.ADDRESSED` tables with their record key in column ``keyed``: the
-    mart's digest where the key is personal, else digested here (small tables)."""
+    building it did match, else the record's own). ``silver`` holds current rows of the tables
+    whose contract declares an ``address`` (``Contracts.addressed``), with their record key in
+    column ``keyed``: the mart's digest where the key is personal, else digested here (small tables)."""
     rules = {reason: rule for reason, (rule, _) in ADDRESS_RULES.items()}
     contracts = load_contracts()
     checked = {}
-    for source in ADDRESSED:
+    for source in contracts.addressed:
         rows = silver[source]
         found = address_issues.filter(pl.col("source") == source).select(
             _digest="record_key", _rule=pl.col("reason").replace_strict(rules), _grid="grid_code"

@@ -182,6 +182,14 @@ class Table:
     # part (a street's package closes nothing of another street).
     scope: tuple[str, ...] = ()
     shares: str | None = None  # the mart whose shareable columns this feed table carries upward
+    # How far person resolution trusts the source's records, 0 most (survivorship: which record's
+    # value a person keeps, redwall.marts.resolution.survivorship); a property of the source, the
+    # same on all its tables (a feed file declares it once, each ledger file again).
+    trust: int | None = None
+    # The column holding the address text resolved to a place of the district's registers
+    # (redwall.marts.address): where it resolves to no place or several, an address issue
+    # (mart.address_issue, the quality loop's address rules). None: the table's addresses are not resolved.
+    address: str | None = None
 
     @property
     def key(self) -> str:
@@ -305,6 +313,18 @@ class Contracts:
         return list(dict.fromkeys(t.source for t in self.tables.values() if t.kind in DELIVERED))
 
     @property
+    def trust(self) -> dict[str, int]:
+        """Each trusted source's rank for survivorship (``trust``, 0 most trusted), most trusted first."""
+        ranks = {t.source: t.trust for t in self.tables.values() if t.trust is not None}
+        return dict(sorted(ranks.items(), key=lambda item: item[1]))
+
+    @property
+    def addressed(self) -> dict[str, str]:
+        """``source.table`` → the column whose addresses are resolved (``address``), for every
+        table that declares one, in the order the contracts load."""
+        return {t.key: t.address for t in self.tables.values() if t.address is not None}
+
+    @property
     def departmental(self) -> tuple[str, ...]:
         """The sources whose files department clerks send from the centre's templates (the ledgers'):
         each department drops into its own inbox folder, reads a Chinese receipt and gets its rows
@@ -344,6 +364,17 @@ def _column(raw: dict[str, Any], where: str) -> Column:
         raise ContractError(f"{where}: {exc}") from None
 
 
+# Every key a table's contract may have (a ledger file's and a system file's own keys included):
+# any other is a typo, refused rather than silently ignored.
+TABLE_KEYS = frozenset(
+    (
+        *("source", "table", "title", "abstract", "columns", "keys", "load", "catalogue", "provider"),
+        *("files", "format", "encoding", "record_type", "title_row", "department", "template", "related"),
+        *("sensitive_listing", "anonymity", "hold", "query", "scope", "shares", "trust", "address"),
+    )
+)
+
+
 def _table(
     raw: dict[str, Any],
     *,
@@ -355,6 +386,8 @@ def _table(
     envelope: tuple[Column, ...] = (),
     department: dict[str, str] | None = None,
 ) -> Table:
+    if unknown := sorted(set(raw) - TABLE_KEYS):
+        raise ContractError(f"{where}:{name}: unknown keys {unknown}; a table's contract knows {sorted(TABLE_KEYS)}")
     columns = tuple(_column(c, f"{where}:{name}") for c in raw["columns"])
     if kind != "system" and (kept := [c.name for c in columns if c.type in SYSTEM_TYPES]):
         raise ContractError(f"{where}:{name}: columns {kept} have a type only system tables have")
@@ -379,6 +412,12 @@ def _table(
     if load not in LOADS:
         raise ContractError(f"{where}:{name}: load must be one of {LOADS}")
     hold = _hold(raw, load, kind, f"{where}:{name}")
+    address = raw.get("address")
+    if address is not None and address not in {c.name for c in envelope + columns if c.type == "string"}:
+        raise ContractError(f"{where}:{name}: address must name a text column, not {address!r}")
+    trust = raw.get("trust")
+    if trust is not None and (kind not in DELIVERED or type(trust) is not int or trust < 0):
+        raise ContractError(f"{where}:{name}: trust must be a rank (0, 1, …) of a delivered source, not {trust!r}")
     catalogue = dict(raw.get("catalogue", {}))
     if catalogue.get("sharing") not in SHARING_TYPES:
         raise ContractError(f"{where}:{name}: catalogue.sharing must be one of {SHARING_TYPES}")
@@ -410,6 +449,8 @@ def _table(
         query=raw.get("query"),
         scope=scope,
         shares=raw.get("shares"),
+        trust=trust,
+        address=address,
     )
 
 
@@ -437,6 +478,12 @@ def load_contracts(root: Path = HERE) -> Contracts:
         source = doc["source"]
         envelope = tuple(_column(c, path.name) for c in doc.get("envelope", ()))
         for name, raw in doc["tables"].items():
+            if "trust" in doc:
+                if "trust" in raw:
+                    raise ContractError(
+                        f"{path.name}:{name}: trust is the source's, declared once at the top of its file"
+                    )
+                raw = {**raw, "trust": doc["trust"]}
             if "shares" in raw:
                 sharing.append((path.name, name, raw, doc))
                 continue
@@ -471,7 +518,22 @@ def load_contracts(root: Path = HERE) -> Contracts:
     for t in tables.values():
         if unknown := set(t.related) - set(tables):
             raise ContractError(f"{t.key}: related tables {sorted(unknown)} have no contract")
+    _check_trust(tables)
     return Contracts(tables)
+
+
+def _check_trust(tables: dict[str, Table]) -> None:
+    """Trust is a source's: all its tables declare the same rank, or none does; no two sources
+    share a rank (survivorship would have no order between them)."""
+    ranks: dict[str, set[int | None]] = {}
+    for t in tables.values():
+        if t.kind in DELIVERED:
+            ranks.setdefault(t.source, set()).add(t.trust)
+    if uneven := sorted(source for source, given in ranks.items() if len(given) > 1):
+        raise ContractError(f"sources {uneven}: every table of a source declares the same trust, or none does")
+    trusted = [given.pop() for given in ranks.values() if given != {None}]
+    if len(set(trusted)) != len(trusted):
+        raise ContractError(f"two sources declare the same trust: ranks {sorted(trusted)}")
 
 
 def _system_tables(path: Path) -> dict[str, Table]:

@@ -93,6 +93,12 @@ def _broken_copy(tmp_path, text_from: str, text_to: str):
         ("hold: {closing: 0.2}", "hold: {closing: 20}", "hold shares must lie in"),
         ("hold: {closing: 0.2}", "hold: {closes: 0.2}", "hold has unknown limits"),
         ("load: snapshot", "load: increment", "only a delivered snapshot table can be held"),
+        ("address: residence_address", "address: residence", "address must name a text column"),
+        ("address: residence_address", "address: birth_date", "address must name a text column"),
+        ("address: residence_address", "adress: residence_address", "unknown keys \\['adress'\\]"),
+        ("trust: 0", "trust: first", "trust must be a rank"),
+        ("trust: 0", "trust: 1", "two sources declare the same trust"),
+        ("    keys: [id_number]", "    trust: 0\n    keys: [id_number]", "declared once at the top of its file"),
     ],
 )
 def test_inconsistent_contract_is_refused_at_load(tmp_path, text_from, text_to, message):
@@ -237,3 +243,28 @@ def test_no_system_table_label_is_restated_in_code():
             if len(found := [p for p in pairs if re.search(p, text)]) > 1 or f'"{t.title}：' in text:
                 restated.append(f"{path.relative_to(HERE.parent)}: {t.key} {found}")
     assert not restated, restated
+
+
+def test_trust_and_addresses_are_the_contracts():
+    """Survivorship's source order and the tables whose addresses are resolved are declared in the
+    contracts, not named in code; a ledger type declares the ledgers' trust like the others."""
+    contracts = load_contracts()
+    assert contracts.trust == {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}
+    assert {t.trust for t in contracts.ledgers} == {3}
+    assert contracts.addressed == {
+        "district.organization": "address",
+        "floating.registration": "residence_address",
+        "grid_app.event": "address",
+        "police.population": "residence_address",
+        "ledgers.elderly_alone": "address",
+    }
+    for key, column in contracts.addressed.items():
+        assert contracts.table(key).column(column).free_text, key
+
+
+def test_a_ledger_whose_trust_differs_from_the_other_ledgers_is_a_contract_error(tmp_path):
+    root = _broken_copy(tmp_path, "title: 公安实有人口", "title: 公安实有人口")
+    ledger = root / "ledgers" / "fire_hazard.yaml"
+    ledger.write_text(ledger.read_text(encoding="utf-8").replace("trust: 3", "trust: 5", 1), encoding="utf-8")
+    with pytest.raises(ContractError, match=r"sources \['ledgers'\]: every table of a source declares the same trust"):
+        load_contracts(root)

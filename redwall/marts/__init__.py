@@ -94,9 +94,7 @@ def _compute(
         "person": persons,
         "person_history": build_person_history(resolved, statuses),
         "place": build_place(buildings, houses, grids, persons),
-        "address_issue": build_address_issue(
-            placed, current(silver["district.organization"]), silver["grid_app.event"], buildings, houses, grids
-        ),
+        "address_issue": build_address_issue(placed, silver, buildings, houses, grids),
         "event": events,
         "object": build_object(
             current(silver["district.component"]), silver["grid_app.inspection"], events, grids, today

@@ -15,8 +15,9 @@ import polars as pl
 
 from redwall.marts.address import building_part, locate
 from redwall.marts.person import RESIDENT_COUNTS, residents_by
-from redwall.marts.resolution.records import FLOATING, POLICE, person_digest, record_key
-from redwall.marts.tables import communities
+from redwall.marts.resolution.records import SOURCES, person_digest, record_key
+from redwall.marts.tables import communities, current
+from redwall.schemas import load_contracts
 
 
 def build_place(
@@ -42,14 +43,9 @@ def build_place(
     )
 
 
-# Every source table whose addresses are resolved, with the column its address is written in.
-ADDRESSED = {
-    POLICE: "residence_address",
-    FLOATING: "residence_address",
-    "ledgers.elderly_alone": "address",
-    "district.organization": "address",
-    "grid_app.event": "address",
-}
+# Every source table whose addresses are resolved, with the column its address is written in: its
+# contract's ``address``.
+ADDRESSED = load_contracts().addressed
 
 
 def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
@@ -69,21 +65,28 @@ def _issues(source: str, frame: pl.DataFrame, address: str) -> pl.DataFrame:
 
 def build_address_issue(
     placed: pl.DataFrame,
-    organizations: pl.DataFrame,
-    events: pl.DataFrame,
+    silver: dict[str, pl.DataFrame],
     buildings: pl.DataFrame,
     houses: pl.DataFrame,
     grids: pl.DataFrame,
 ) -> pl.DataFrame:
     """Place references that resolve to no place, or to several, as quality issues for the grid
     to settle: per source record, the reason (未匹配到楼栋 / 未匹配到房屋 / 多个候选), the address
-    down to its building, and the best-known grid (the record's own, else its building's)."""
+    down to its building, and the best-known grid (the record's own, else its building's). Every
+    :data:`ADDRESSED` table is read: a person-bearing one's current records from ``placed`` (they
+    carry their address as residence_address, located when placed), any other from ``silver`` (a
+    snapshot as it stands now, an append-only table whole)."""
     building_grid = buildings.select("building_code", _building_grid="grid_code")
-    others = {"district.organization": organizations, "grid_app.event": events}
-    located = [  # person records carry their address as residence_address, located when placed
+    contracts = load_contracts()
+
+    def rows(source: str) -> pl.DataFrame:
+        frame = silver[source]
+        return current(frame) if contracts.table(source).load == "snapshot" else frame
+
+    located = [
         (source, placed.filter((pl.col("source") == source) & pl.col("_valid_to").is_null()), "residence_address")
-        if source not in others
-        else (source, locate(others[source], column, buildings, houses), column)
+        if source in SOURCES
+        else (source, locate(rows(source), column, buildings, houses), column)
         for source, column in ADDRESSED.items()
     ]
     issues = pl.concat([_issues(source, frame, column) for source, frame, column in located], how="diagonal_relaxed")

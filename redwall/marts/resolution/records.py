@@ -74,7 +74,7 @@ def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFram
     each with its :func:`record_key`."""
     return frame.select(
         source=pl.lit(source),
-        priority=pl.lit(PRIORITY[source.split(".")[0]]),
+        priority=pl.lit(PRIORITY[load_contracts().table(source).source]),
         record_key=record_key(source),
         **columns,
     )

@@ -2,8 +2,9 @@
 put the person's records together.
 
 - Identity attributes (:data:`IDENTITY`: ID, name, sex, birth date, ethnicity, phone, hukou
-  address): the first non-null value by source priority (:data:`PRIORITY`: police, floating,
-  municipal, ledgers, grid app) and the most recent record first within a source. Birth date and
+  address): the first non-null value by source priority (:data:`PRIORITY`: the ``trust`` each
+  source's contract declares, 0 first: police, floating, municipal, ledgers, grid app) and the most
+  recent record first within a source. Birth date and
   sex fall back to what a citizen ID encodes (:func:`with_values_from_id`).
 - Residence (:data:`RESIDENCE`: address, house, building, grid, community, person type, 人户一致):
   all from one record, so they never contradict each other: the person's current registration of
@@ -16,8 +17,9 @@ from __future__ import annotations
 import polars as pl
 
 from redwall.identifiers import CITIZEN_NUMBERED, id_birth_date_expr
+from redwall.schemas import load_contracts
 
-PRIORITY = {"police": 0, "floating": 1, "municipal": 2, "ledgers": 3, "grid_app": 4}  # by source system
+PRIORITY = load_contracts().trust  # source system → its rank, from its contract's ``trust``
 IDENTITY = ["id_number", "doc_type", "name", "sex", "birth_date", "ethnicity", "phone", "hukou_address"]
 RESIDENCE = [
     "residence_address",
@@ -44,7 +46,7 @@ def surviving_values() -> list[pl.Expr]:
     days = 100_000  # more than any date's days since 1970
     rank = pl.col("priority").cast(pl.Int64) * days - pl.col("observed_on").cast(pl.Int64).fill_null(-days)
     # a current registration of residence before any other record, in the same order
-    residence_rank = rank + (~pl.col("registered_now")).cast(pl.Int64) * len(PRIORITY) * 2 * days
+    residence_rank = rank + (~pl.col("registered_now")).cast(pl.Int64) * (max(PRIORITY.values()) + 1) * 2 * days
     has_place = pl.col("residence_address").is_not_null() | pl.col("house_code").is_not_null()
     return [
         *(_first(pl.col(c), rank, pl.col(c).is_not_null()).alias(c) for c in IDENTITY),
