@@ -531,7 +531,7 @@ def _check_trust(tables: dict[str, Table]) -> None:
             ranks.setdefault(t.source, set()).add(t.trust)
     if uneven := sorted(source for source, given in ranks.items() if len(given) > 1):
         raise ContractError(f"sources {uneven}: every table of a source declares the same trust, or none does")
-    trusted = [given.pop() for given in ranks.values() if given != {None}]
+    trusted = [rank for given in ranks.values() for rank in given if rank is not None]
     if len(set(trusted)) != len(trusted):
         raise ContractError(f"two sources declare the same trust: ranks {sorted(trusted)}")
 
