@@ -9,6 +9,7 @@
     redwall held [--all]                                             deliveries held, layouts refused
     redwall release|discard RECEIPT --why TEXT [--by NAME]           decide on one of them
     redwall check|regenerate [NAME ...]                              generated files: stale? rewrite them
+    redwall evaluate                                                 resolution and address figures vs the truth
 
 Every command works on the data home ``--home`` (default ``$REDWALL_HOME``, else ``./.redwall``),
 given before or after the command; ``redwall COMMAND --help`` shows its options and their defaults.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -433,6 +435,23 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     return 0
 
 
+TRUTH = ("persons.parquet", "records.parquet", "addresses.parquet")  # what the generator writes beside the inbox
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from redwall.marts.evaluate import measure_addresses
+    from redwall.marts.resolution.evaluate import measure
+
+    home = _home(args)
+    if missing := [name for name in TRUTH if not (home.truth / name).exists()]:
+        raise Mistake(
+            f"{home.truth} has no ground truth ({', '.join(missing)} missing): evaluate a home that "
+            f"{program('redwall')} generate or demo wrote, once its feeds are taken in"
+        )
+    print(json.dumps({"resolution": measure(home), "addresses": measure_addresses(home)}, indent=2))
+    return 0
+
+
 def _code_location() -> list[str]:
     # From a checkout, the workspace file; from an installed package, the module itself.
     workspace = PROJECT_ROOT / "workspace.yaml"
@@ -587,6 +606,13 @@ def parser() -> argparse.ArgumentParser:
     p = command("serve", "the production service on this home: dagster-webserver and dagster-daemon", cmd_serve)
     p.add_argument("--port", type=int, default=3000, help="port of the webserver")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 serves the centre's network")
+
+    command(
+        "evaluate",
+        "measure person resolution (pairwise precision, recall, F1) and address matching of a generated home "
+        "against its ground truth, as JSON figures (no values)",
+        cmd_evaluate,
+    )
 
     for name, what, func in (
         ("check", "list the generated files of this checkout that are stale or missing (exit 1 if any)", cmd_check),

@@ -3,6 +3,7 @@ homes. A user's mistake is answered in a line or two and a non-zero exit, never 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from redwall.privacy import KEY_ENV
 from redwall.schemas import load_contracts
 
 REDWALL = str(Path(sys.executable).parent / "redwall")
-COMMANDS = ["generate", "process", "build", "demo", "held", "release", "discard", "ui", "serve"]
+COMMANDS = ["generate", "process", "build", "demo", "held", "release", "discard", "ui", "serve", "evaluate"]
 
 
 def redwall(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -102,6 +103,19 @@ def test_building_an_empty_home_says_what_to_do(tmp_path):
     home = tmp_path / "home"
     said = refused(redwall("build", "--home", str(home)), "nothing to build", "generate", str(home / "inbox"))
     assert KEY_ENV not in said  # not a word about a pseudonym key: the home has nothing to publish
+
+
+def test_evaluate_measures_a_generated_home_against_its_truth(tmp_path):
+    """The one command for the resolution and address figures (no ``python -m`` of a module)."""
+    refused(redwall("evaluate", "--home", str(tmp_path / "no_truth")), "has no ground truth", "generate")
+    home = str(tmp_path / "home")
+    for args in (["generate", "--scale", "small", "--days", "2"], ["process"]):
+        assert (out := redwall(*args, "--home", home)).returncode == 0, out.stderr
+    out = redwall("evaluate", "--home", home)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)
+    assert figures["resolution"]["records"] > 0 and figures["addresses"]["all_texts"] > 0
+    assert figures["resolution"]["all_precision"] > 0.99 and figures["addresses"]["all_right"] > 0.9
 
 
 @pytest.fixture(scope="module")

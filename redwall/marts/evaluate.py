@@ -1,6 +1,5 @@
-"""Address matching measured on the generator's ground truth.
-
-    python -m redwall.marts.evaluate HOME    # address match rates
+"""Address matching measured on the generator's ground truth (``redwall evaluate`` prints it, with
+person resolution's figures).
 
 Address matching is measured on ``truth/addresses.parquet`` (every delivered address text with the
 place it means): the share of texts resolved to the right place at the level written (house or
@@ -10,8 +9,6 @@ place, or to none. Person resolution is measured by :mod:`redwall.marts.resoluti
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import cast
 
@@ -61,13 +58,3 @@ def measure_addresses(home: Home) -> dict[str, float | int]:
         for outcome in ADDRESS_OUTCOMES:
             figures[f"{level}_{outcome}"] = round(cast(float | None, (texts["outcome"] == outcome).mean()) or 0.0, 4)
     return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("home")
-    print(json.dumps(measure_addresses(Home.at(parser.parse_args().home))))
-
-
-if __name__ == "__main__":
-    main()

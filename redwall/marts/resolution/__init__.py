@@ -13,7 +13,7 @@ change.
 - :mod:`~redwall.marts.resolution.survivorship`: which record's value a person keeps for each
   attribute;
 - :mod:`~redwall.marts.resolution.evaluate`: pairwise precision and recall on the generator's
-  ground truth, and the model's training.
+  ground truth (``redwall evaluate``), and the model's training (``redwall regenerate model``).
 
 The person marts built from it are :mod:`redwall.marts.person`.
 """

@@ -1,9 +1,9 @@
 """Person resolution measured on the generator's ground truth, and the person model trained and its
 match threshold chosen on it.
 
-    python -m redwall.marts.resolution.evaluate HOME           # pairwise precision and recall
-    python -m redwall.marts.resolution.evaluate --regenerate   # retrain the model, sweep, choose
-    python -m redwall.marts.resolution.evaluate --check        # is the model in step with its sweep?
+    redwall evaluate [--home HOME]   # pairwise precision and recall (and address matching) of a home
+    redwall regenerate model         # retrain the model, sweep, choose (redwall.generated)
+    redwall check model              # is the model in step with its sweep?
 
 A record's true person comes from ``truth/records.parquet`` for the records without an ID (a
 visit's record id and item) and from ``truth/persons.parquet`` by document for the others.
@@ -21,7 +21,6 @@ leaves a sighting of a known person apart, still counted for its house.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -237,7 +236,7 @@ def fit_model(
 
 def regenerate_model(model: Path = MODEL, sweep_file: Path | None = None) -> list[Path]:
     """:func:`fit_model` on a newly generated :data:`WORLD`: the committed model and its sweep
-    (``python -m redwall.marts.resolution.evaluate --regenerate``)."""
+    (``redwall regenerate model``)."""
     with tempfile.TemporaryDirectory() as root:
         return fit_model(generated_world(Path(root)), WORLD, model, sweep_file)
 
@@ -249,7 +248,7 @@ def check_model(model: Path = MODEL, sweep_file: Path | None = None) -> list[str
     :func:`regenerate_model` reproduces both files byte for byte is for a full regeneration to tell)."""
     sweep_file = sweep_file or model.with_name(f"{model.stem}_sweep.json")
     if not sweep_file.exists():
-        return [f"{sweep_file} is missing: regenerate it with regenerate_model()"]
+        return [f"{sweep_file} is missing: regenerate it (redwall regenerate model)"]
     record = json.loads(sweep_file.read_text(encoding="utf-8"))
     expected = {
         "world": WORLD,
@@ -268,26 +267,3 @@ def check_model(model: Path = MODEL, sweep_file: Path | None = None) -> list[str
     if stored != record["chosen"]:
         problems.append(f"{model}: match threshold {stored} is not the sweep's {record['chosen']}")
     return problems
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("home", nargs="?", help="the data home to measure")
-    parser.add_argument("--regenerate", action="store_true", help="retrain the model and choose its threshold")
-    parser.add_argument("--check", action="store_true", help="check that the model and its sweep are in step")
-    args = parser.parse_args()
-    if args.regenerate:
-        for path in regenerate_model():
-            print(f"wrote {path}")
-    if args.check:
-        problems = check_model()
-        print("\n".join(problems) or "person model and sweep in step")
-        raise SystemExit(1 if problems else 0)
-    if args.home:
-        print(json.dumps(measure(Home.at(args.home))))
-    elif not args.regenerate:
-        parser.error("name a data home to measure, or --regenerate or --check")
-
-
-if __name__ == "__main__":
-    main()

@@ -176,7 +176,7 @@ def match_threshold(path: Path = MODEL) -> float:
     """The match probability from which two records are one person, as the model file holds it."""
     settings = model_settings(path)
     if THRESHOLD_KEY not in settings:
-        raise ValueError(f"{path} holds no {THRESHOLD_KEY}: choose it with redwall.marts.resolution.evaluate")
+        raise ValueError(f"{path} holds no {THRESHOLD_KEY}: choose it with `redwall regenerate model`")
     return float(settings[THRESHOLD_KEY])
 
 
