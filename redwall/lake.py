@@ -112,14 +112,11 @@ def replace(home: Home, layer: str, name: str, frame: pl.DataFrame, where: str) 
     earlier attempt had written some)."""
     with _writing(home, layer, name):
         present = exists(home, layer, name)  # a first write appends: never a whole-table overwrite
-        write_deltalake(
-            home.table_uri(layer, name),
-            frame.to_arrow(),
-            mode="overwrite" if present else "append",
-            predicate=where if present else None,
-            schema_mode="merge",
-            storage_options=home.storage_options() or None,
-        )
+        uri, data, options = home.table_uri(layer, name), frame.to_arrow(), home.storage_options() or None
+        if present:  # deltalake takes a predicate with mode="overwrite" only
+            write_deltalake(uri, data, mode="overwrite", predicate=where, schema_mode="merge", storage_options=options)
+        else:
+            write_deltalake(uri, data, mode="append", schema_mode="merge", storage_options=options)
         # the newest commit is this one: nobody else writes the table while the lock is held
         return present and open_table(home, layer, name).history(1)[0]["operationMetrics"]["num_removed_files"] > 0
 

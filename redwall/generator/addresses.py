@@ -7,10 +7,15 @@ variant each delivered text is and which house or building it means.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
 
 from redwall.generator.text import FULLWIDTH, chinese_numbers
+
+if TYPE_CHECKING:  # the types of a when/then chain (polars does not export them at the top)
+    from polars.expr.whenthen import ChainedThen, Then
 
 DISTRICT = "西城区"
 CITY = "北京市"
@@ -118,7 +123,7 @@ def with_variants(
     p = np.array(list(variants.values()))
     chosen = pl.Series("address_variant", np.array(names)[rng.choice(len(names), frame.height, p=p / p.sum())])
     frame = frame.with_columns(chosen)
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    expr: Then | ChainedThen = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
     for name in names:
         expr = expr.when(pl.col("address_variant") == name).then(address_expr(name, level))
     return frame.with_columns(expr.alias(column))

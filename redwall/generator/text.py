@@ -214,7 +214,7 @@ def plant(
         new = functions[names[k]](v, rng)
         if new is None or (encodable and not _encodes(new, encodable)):
             continue
-        rows.append(i)
+        rows.append(int(i))
         new_values.append(new)
         new_kinds.append(names[k])
     out = values.cast(pl.String).clone()

@@ -354,7 +354,7 @@ EVENT_DESCRIPTIONS = {
     ("05", "07"): ["楼道堆物", "门前乱堆物料"],
 }
 COMPONENT_PROBLEMS = ["破损", "缺失", "移位", "松动", "倾斜", "污损", "不亮"]
-INSPECTION_NOTES = {
+INSPECTION_NOTES: dict[str, list[str | None]] = {
     "完好": [None],
     "破损": ["盖板破裂", "表面破损", "灯罩破损", "立杆锈蚀"],
     "丢失": ["井盖丢失", "标志牌缺失"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,8 +87,8 @@ class World:
 
 
 # -- names ------------------------------------------------------------------------------------
-def pick(rng: np.random.Generator, options: dict[str, float] | list, n: int) -> np.ndarray:
-    if isinstance(options, dict):
+def pick(rng: np.random.Generator, options: Mapping[str, float] | list, n: int) -> np.ndarray:
+    if isinstance(options, Mapping):
         p = np.array(list(options.values()), float)
         return np.array(list(options))[rng.choice(len(p), n, p=p / p.sum())]
     return np.array(options)[rng.integers(0, len(options), n)]
@@ -162,7 +163,7 @@ def build_geography(
     lon = np.where(k == 0, 116.372, 116.305 + (k % 4) * 0.025)
     lat = np.where(k == 0, 39.905, 39.955 - (k // 4) * 0.025)
     streets = streets.with_columns(lon=pl.Series(lon), lat=pl.Series(lat))
-    communities, grids = [], []
+    community_rows, grid_rows = [], []
     for street, s_lon, s_lat in streets.select("street_code", "lon", "lat").iter_rows():
         home = street == centre
         n_comm = scale.home_communities if home else int(rng.integers(*scale.communities_per_street, endpoint=True))
@@ -174,9 +175,9 @@ def build_geography(
         for i, (name, n_grid) in enumerate(zip(_community_names(rng, street, n_comm), per, strict=True)):
             code = f"{street}{i + 1:03d}"
             c_lon, c_lat = s_lon + rng.uniform(-0.009, 0.009), s_lat + rng.uniform(-0.009, 0.009)
-            communities.append((code, name + "社区", street, c_lon, c_lat))
+            community_rows.append((code, name + "社区", street, c_lon, c_lat))
             for g in range(n_grid):  # numbered west→east, north→south
-                grids.append(
+                grid_rows.append(
                     (
                         f"{code}{g + 1:03d}",
                         code,
@@ -186,9 +187,9 @@ def build_geography(
                     )
                 )
     communities = pl.DataFrame(
-        communities, orient="row", schema=["community_code", "community_name", "street_code", "lon", "lat"]
+        community_rows, orient="row", schema=["community_code", "community_name", "street_code", "lon", "lat"]
     )
-    grids = pl.DataFrame(grids, orient="row", schema=["grid_code", "community_code", "street_code", "lon", "lat"])
+    grids = pl.DataFrame(grid_rows, orient="row", schema=["grid_code", "community_code", "street_code", "lon", "lat"])
     area = np.where(grids["street_code"].to_numpy() == centre, 4.2e6 / max(scale.home_grids, 1), 50_000.0)
     grids = grids.with_columns(area_m2=pl.Series((area * rng.uniform(0.6, 1.4, grids.height)).round(1)))
     return streets, communities, grids
@@ -287,11 +288,11 @@ def build_places(grids: pl.DataFrame, households_per_grid: np.ndarray, dice: Dic
 
 def _building_addresses(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """Roads per grid, door numbers along each road, compounds (X号院) of numbered apartment blocks."""
-    roads = []
+    road_rows = []
     for street in frame["street_code"].unique(maintain_order=True).to_list():
         grids = frame.filter(pl.col("street_code") == street)["grid_code"].n_unique()
-        roads += [(street, i, r) for i, r in enumerate(_roads(rng, street, max(8, grids // 2 + 6)))]
-    roads = pl.DataFrame(roads, orient="row", schema=["street_code", "road_idx", "road"])
+        road_rows += [(street, i, r) for i, r in enumerate(_roads(rng, street, max(8, grids // 2 + 6)))]
+    roads = pl.DataFrame(road_rows, orient="row", schema=["street_code", "road_idx", "road"])
     n_roads = roads.group_by("street_code").agg(n_roads=pl.len())
     # Each grid lies along three neighbouring roads of its street.
     frame = (
@@ -588,7 +589,7 @@ def house_households(households: pl.DataFrame, houses: pl.DataFrame, dice: Dice)
     homes = (
         houses.filter("residential")
         .select("house_code", "grid_code")
-        .with_columns(key=pl.Series(rng.random(houses["residential"].sum())))
+        .with_columns(key=pl.Series(rng.random(int(houses["residential"].sum()))))
         .with_columns(rank=pl.col("key").rank("ordinal").over("grid_code").cast(pl.Int64) - 1)
         .drop("key")
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -152,9 +153,9 @@ def _spellings(grid: Grid, names: list[str | None]) -> list[tuple[str, ...]]:
 
 
 def _locate(grid: Grid, candidates: list[Table]) -> tuple[int | None, Match] | None:
-    rows: list[tuple[int | None, list[str]]]
+    rows: list[tuple[int | None, Sequence[object]]]  # a header row read from the cells holds any value
     if grid.header is not None:
-        rows = [(None, list(grid.header))]
+        rows = [(None, grid.header)]
     else:
         head = grid.cells.drop("_row_number").head(HEADER_SCAN_ROWS)
         rows = list(enumerate(head.rows()))
@@ -179,6 +180,7 @@ def _block(grid: Grid, m: Match, header_row: int | None) -> Block:
             if c.format == "person_id"
         )
     if header_row is None:
+        assert grid.header is not None  # no header row located: the grid came with its names
         headers = list(grid.header)
     else:
         headers = [(v or "").strip() for v in cells.select(data_columns).row(header_row)]
@@ -277,5 +279,6 @@ def _records(grid: Grid, candidates: list[Table]) -> Block:
             pl.lit(None, dtype=pl.String).alias("_sheet"),
         )
         return Block(None, grid, raw, rule="record_unreadable" if grid.broken else "record_type_unknown")
+    assert grid.header is not None  # a grid with a known record type was read with its keys
     m = match(_spellings(grid, list(grid.header)), table)
     return _block(grid, Match(table, m.columns, ()), None)

@@ -140,7 +140,9 @@ def judge(table: Table, bronze: pl.DataFrame, place: str, labels: dict[str, str]
         .with_columns(_prepare(c).alias(c.name) for c in columns)
     )
     frame = frame.with_columns(_parse(c).alias(f"{c.name}.value") for c in columns)
-    values, errors, warnings = [], [], []
+    values: list[pl.Expr] = []
+    errors: list[pl.Expr] = []
+    warnings: list[pl.Expr] = []
     for column in columns:
         value, rule = _check(table, column)
         if _required(table, column):
@@ -340,6 +342,7 @@ def _is_code(column: Column) -> bool:
 def _to_code(column: Column, value: pl.Expr) -> pl.Expr:
     """A value given as code or as name (男 → 1, 汉族 → 01, 立案 → 02); codes that Excel turned into
     numbers (1 for 01) are recognised too."""
+    assert column.codes is not None  # asked only for a code column (_is_code)
     spellings: dict[str, str] = {}
     for code, name in code_lists()[column.codes].items():
         if code.isdigit():

@@ -49,7 +49,7 @@ LISTED_ISSUES = 500  # rows listed in a receipt file; ops/rejection has them all
 
 # their columns and types: the contracts (schemas/system/ops.yaml)
 RECEIPT_SCHEMA, REJECTION_SCHEMA, REGISTRY_SCHEMA = (
-    load_contracts().table(f"{OPS}.{name}").schema() for name in (RECEIPTS, REJECTIONS, REGISTRY)
+    pl.Schema(load_contracts().table(f"{OPS}.{name}").schema()) for name in (RECEIPTS, REJECTIONS, REGISTRY)
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -17,6 +18,9 @@ from redwall.generator.truth import DETAIL, FLAW, Truth
 from redwall.generator.world import Dice, World
 from redwall.home import Home
 from redwall.schemas import Contracts, code_lists
+
+if TYPE_CHECKING:  # the types of a when/then chain (polars does not export them at the top)
+    from polars.expr.whenthen import ChainedThen, Then
 
 TYPE = "#type"
 NAME_VARIANT_MIX = {"homophone": 0.5, "traditional": 0.3, "inner_space": 0.2}
@@ -58,7 +62,7 @@ def names_of(frame: pl.DataFrame, column: str, code_list: str) -> pl.Expr:
 def merge_flaws(frame: pl.DataFrame, column: str, kinds: pl.Series, details: pl.Series | None = None) -> pl.DataFrame:
     """Record flaw kinds of a column, keeping flaws planted earlier where no new one lands."""
     flaw, detail = column + FLAW, column + DETAIL
-    new = {flaw: kinds.rename(flaw)}
+    new: dict[str, pl.Series | pl.Expr] = {flaw: kinds.rename(flaw)}
     if flaw in frame.columns:
         new[flaw] = pl.coalesce(kinds.rename(flaw), frame[flaw])
     if details is not None:
@@ -89,7 +93,7 @@ def name_variants(
     frame: pl.DataFrame, column: str, share: float, rng: np.random.Generator, encodable: str | None = None
 ) -> pl.DataFrame:
     """Plant name variants (kind ``name_variant``, the variant in the detail)."""
-    values, kinds = text.plant(
+    values, detail = text.plant(
         frame[column],
         {k: share * p for k, p in NAME_VARIANT_MIX.items()},
         rng,
@@ -97,7 +101,6 @@ def name_variants(
         _unflawed(frame, column),
         encodable,
     )
-    detail = kinds
     kinds = pl.when(detail.is_not_null()).then(pl.lit("name_variant"))
     return merge_flaws(frame.with_columns(values.rename(column)), column, frame.select(kinds.alias("k"))["k"], detail)
 
@@ -148,7 +151,7 @@ def date_cells(
     style = pl.Series(np.array(names)[rng.choice(len(names), frame.height, p=p / p.sum())])
     d = pl.col(source)
     serial = (d - pl.lit(text.EXCEL_EPOCH)).dt.total_days().cast(pl.String)
-    expr = pl.when(d.is_null()).then(None)
+    expr: Then | ChainedThen = pl.when(d.is_null()).then(None)
     for name in names:
         written = {"excel": d.dt.strftime("%Y-%m-%d"), "serial": serial}.get(name)
         expr = expr.when(style == name).then(written if written is not None else text.date_text(d, name))

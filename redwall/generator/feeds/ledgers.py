@@ -457,7 +457,8 @@ def render(ctx: Context, ledger: Ledger, rng: np.random.Generator) -> None:
         }
     )
     labels = [headers[c] for c in order]
-    merged = _merged(frame, labels, headers.get("community")) if "merged_cells" in ledger.habits else []
+    # the habit is drawn only for a ledger with a community column
+    merged = _merged(frame, labels, headers["community"]) if "merged_cells" in ledger.habits else []
     sheet = sheet_of(frame, labels, title=ledger.title, notes=notes, name=sheet_name, merged=merged)
     path = ctx.inbox("ledgers", ledger.department) / f"{ledger.name}{extension}"
     if csv:
@@ -540,7 +541,7 @@ def _half_filled(frame: pl.DataFrame, columns: list[str], rng: np.random.Generat
     return frame.with_columns(pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in blank), half.tolist()
 
 
-def _merged(frame: pl.DataFrame, labels: list[str], column: str | None) -> list[tuple[int, int, int]]:
+def _merged(frame: pl.DataFrame, labels: list[str], column: str) -> list[tuple[int, int, int]]:
     """Runs of equal community cells, merged the way clerks tidy a printed ledger."""
     values = frame[column].to_list()
     runs, start = [], 0

@@ -102,7 +102,7 @@ def write(ctx: Context) -> None:
             file = f"{stem}.{fmt}"
             # a CSV's rows as Excel shows them, under the header line; Parquet counts records
             frame = numbered(frame.sort("id_number", maintain_order=True), file, 2 if fmt == "csv" else 1)
-            fields = {c.name: c.field for c in table.columns}
+            fields = {c.name: c.field or c.name for c in table.columns}  # a column without a code: its name
             frame = frame.rename(fields)
             frame = flaw_column(frame, fields["id_number"], {"lowercase_x": 0.03}, rng)
             frame = name_variants(frame, fields["name"], 0.005, rng)
@@ -111,15 +111,18 @@ def write(ctx: Context) -> None:
                 out.write_parquet(folder / file)
             else:
                 out.write_csv(folder / file, date_format="%Y-%m-%d")
-            dictionary = {}
+            dictionary: dict[str, dict[str, object]] = {}
             for c in table.columns:
-                entry = {"name": c.label, "type": {"code": "string", "json": "string"}.get(c.type, c.type)}
+                entry: dict[str, object] = {
+                    "name": c.label,
+                    "type": {"code": "string", "json": "string"}.get(c.type, c.type),
+                }
                 if c.codes:
                     encoding = DELIVERED_AS.get((name, c.name), "code")
                     entry["encoding"] = encoding
                     if encoding == "code":
                         entry["codes"] = code_names(c.codes)
-                dictionary[c.field] = entry
+                dictionary[fields[c.name]] = entry
             (folder / f"{stem}.dict.json").write_text(
                 json.dumps(dictionary, ensure_ascii=False, indent=1), encoding="utf-8"
             )
