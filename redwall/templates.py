@@ -34,7 +34,9 @@ import os
 import unicodedata
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import openpyxl
 import polars as pl
@@ -94,7 +96,7 @@ def template_fingerprint(table: Table) -> str:
     type, required flag, code list and format. Examples and descriptions only feed the
     instructions, so they are left out: editing them needs no new version."""
     layout = [
-        table.template["sheet"],
+        table.template_sheet,
         [[c.name, c.label, c.type, c.required, c.codes, c.format] for c in table.columns],
     ]
     return hashlib.sha256(json.dumps(layout, ensure_ascii=False).encode()).hexdigest()[:16]
@@ -106,7 +108,7 @@ def recorded_versions(path: Path = VERSIONS_FILE) -> dict[str, dict[str, dict]]:
 
 
 def _bump_message(table: Table) -> str:
-    version = table.template["version"]
+    version = table.template_version
     return (
         f"{table.key}: the template's columns changed since version {version} was recorded. Bump "
         f"template.version of table {table.name} in schemas/ledgers/ to {version + 1}, then run "
@@ -120,10 +122,10 @@ def template_version_problems(contracts: Contracts | None = None, path: Path = V
     recorded = recorded_versions(path)
     problems = []
     for table in (contracts or load_contracts()).ledgers:
-        known = recorded.get(table.key, {}).get(str(table.template["version"]))
+        known = recorded.get(table.key, {}).get(str(table.template_version))
         if known is None:
             problems.append(
-                f"{table.key}: template version {table.template['version']} is not recorded; "
+                f"{table.key}: template version {table.template_version} is not recorded; "
                 f"run `redwall regenerate templates` and commit {VERSIONS_FILE.name}."
             )
         elif known["fingerprint"] != template_fingerprint(table):
@@ -137,7 +139,7 @@ def record_template_versions(contracts: Contracts | None = None, path: Path = VE
     recorded = recorded_versions(path)
     for table in (contracts or load_contracts()).ledgers:
         entry = {"fingerprint": template_fingerprint(table), "headers": {c.name: c.label for c in table.columns}}
-        known = recorded.setdefault(table.key, {}).setdefault(str(table.template["version"]), entry)
+        known = recorded.setdefault(table.key, {}).setdefault(str(table.template_version), entry)
         if known["fingerprint"] != entry["fingerprint"]:
             raise ValueError(_bump_message(table))
     path.write_text(json.dumps(recorded, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -152,9 +154,9 @@ def template_compatibility(table: Table, version: int) -> str:
     - ``newer``: a version after the current one (made by a newer release than this one);
     - ``outdated``: anything else, including an older version this release never recorded.
     """
-    if version == table.template["version"]:
+    if version == table.template_version:
         return "current"
-    if version > table.template["version"]:
+    if version > table.template_version:
         return "newer"
     recorded = recorded_versions().get(table.key, {}).get(str(version))
     if recorded is None:
@@ -177,23 +179,25 @@ def template_identity(path: str | Path) -> tuple[str, int] | None:
             marked = TABLE_PROPERTY in identity or IDENTITY_SHEET in _sheet_names(z)
         if not marked:
             return None
-        if TABLE_PROPERTY not in identity:
-            identity = _identity_sheet(Path(path))
-        return str(identity[TABLE_PROPERTY]), int(identity[VERSION_PROPERTY])
+        found: Mapping[str, object] = identity if TABLE_PROPERTY in identity else _identity_sheet(Path(path))
+        version = found[VERSION_PROPERTY]
+        if not isinstance(version, int | float | str):  # emptied, or a date typed over it: not ours
+            return None
+        return str(found[TABLE_PROPERTY]), int(version)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError, ET.ParseError):
         return None
 
 
-def _custom_properties(z: zipfile.ZipFile) -> dict[str, str]:
+def _custom_properties(z: zipfile.ZipFile) -> dict[str, str | None]:
     if "docProps/custom.xml" not in z.namelist():
         return {}
     root = ET.fromstring(z.read("docProps/custom.xml"))
-    return {p.get("name"): p[0].text for p in root if len(p)}
+    return {name: p[0].text for p in root if len(p) and (name := p.get("name")) is not None}
 
 
 def _sheet_names(z: zipfile.ZipFile) -> set[str]:
     root = ET.fromstring(z.read("xl/workbook.xml"))
-    return {sheet.get("name") for sheet in root.iter(f"{{{SPREADSHEET_NS}}}sheet")}
+    return {name for sheet in root.iter(f"{{{SPREADSHEET_NS}}}sheet") if (name := sheet.get("name")) is not None}
 
 
 def _identity_sheet(path: Path) -> dict[str, object]:
@@ -201,7 +205,8 @@ def _identity_sheet(path: Path) -> dict[str, object]:
     with path.open("rb") as f:
         workbook = openpyxl.load_workbook(f, read_only=True)
         try:
-            return dict(workbook[IDENTITY_SHEET].iter_rows(min_row=1, max_row=2, max_col=2, values_only=True))
+            rows = workbook[IDENTITY_SHEET].iter_rows(min_row=1, max_row=2, max_col=2, values_only=True)
+            return {str(name): value for name, value in rows}
         finally:
             workbook.close()
 
@@ -238,7 +243,7 @@ def code_values(column: Column, dynamic: dict[str, list[str]]) -> list[str]:
 
 # -- the workbook --------------------------------------------------------------------------------
 def template_file_name(table: Table) -> str:
-    return f"{table.title}_v{table.template['version']}.xlsx"
+    return f"{table.title}_v{table.template_version}.xlsx"
 
 
 def build_template(table: Table, dynamic: dict[str, list[str]]) -> openpyxl.Workbook:
@@ -246,7 +251,8 @@ def build_template(table: Table, dynamic: dict[str, list[str]]) -> openpyxl.Work
     (:func:`dynamic_code_values`), a list missing there gets no drop-down."""
     workbook = openpyxl.Workbook()
     data = workbook.active
-    data.title = table.template["sheet"]
+    assert isinstance(data, Worksheet)  # a new workbook is made with one sheet, active
+    data.title = table.template_sheet
     lists = workbook.create_sheet(IDENTITY_SHEET)
     stamp_identity(workbook, lists, table)
     _data_sheet(data, table, dynamic, lists)
@@ -257,9 +263,10 @@ def build_template(table: Table, dynamic: dict[str, list[str]]) -> openpyxl.Work
 
 
 def stamp_identity(workbook: openpyxl.Workbook, sheet: Worksheet, table: Table) -> None:
-    version = table.template["version"]
-    workbook.custom_doc_props.append(StringProperty(name=TABLE_PROPERTY, value=table.key))
-    workbook.custom_doc_props.append(IntProperty(name=VERSION_PROPERTY, value=version))
+    version = table.template_version
+    # openpyxl's stubs lack the workbook's custom document properties (openpyxl 3.1 has them)
+    workbook.custom_doc_props.append(StringProperty(name=TABLE_PROPERTY, value=table.key))  # type: ignore[attr-defined]
+    workbook.custom_doc_props.append(IntProperty(name=VERSION_PROPERTY, value=version))  # type: ignore[attr-defined]
     sheet.append([TABLE_PROPERTY, table.key])
     sheet.append([VERSION_PROPERTY, version])
     sheet.protection.sheet = True
@@ -306,9 +313,9 @@ def _number_format(column: Column) -> str | None:
 def _data_sheet(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]], lists: Worksheet) -> None:
     columns = table.columns
     last = get_column_letter(len(columns))
-    department = table.department["name"]
+    department = table.department_name
     sheet.merge_cells(f"A{TITLE_ROW}:{last}{TITLE_ROW}")
-    title = sheet.cell(TITLE_ROW, 1, f"{table.title}　（填报单位：{department}　模板第{table.template['version']}版）")
+    title = sheet.cell(TITLE_ROW, 1, f"{table.title}　（填报单位：{department}　模板第{table.template_version}版）")
     title.font, title.alignment = TITLE_FONT, CENTRE
     sheet.row_dimensions[TITLE_ROW].height = 30
     sheet.row_dimensions[HEADER_ROW].height = 32
@@ -346,11 +353,22 @@ def code_list_range(lists: Worksheet, column: Column, values: list[str]) -> str 
     return f"'{IDENTITY_SHEET}'!${letter}$2:${letter}${len(values) + 1}"
 
 
+class _Hint(TypedDict):
+    """What every column's validation says: the hint on selecting a cell, the title of its error."""
+
+    allow_blank: bool
+    showInputMessage: bool
+    promptTitle: str
+    prompt: str | None
+    showErrorMessage: bool
+    errorTitle: str
+
+
 def column_validation(column: Column, values: list[str], list_range: str | None) -> DataValidation:
     """One validation per column (Excel allows one per cell): a drop-down for code columns, a date
     check for dates, else just the hint shown when a cell is selected."""
     required = "（必填）" if column.required else ""
-    common = {
+    common: _Hint = {
         "allow_blank": True,
         "showInputMessage": True,
         "promptTitle": f"{column.label}{required}"[:32],
@@ -360,7 +378,7 @@ def column_validation(column: Column, values: list[str], list_range: str | None)
     }
     if list_range:
         # District lists may lag behind a new grid: warn, do not forbid. Static code lists are closed.
-        style = "warning" if column.codes in DYNAMIC_VALUES else "stop"
+        style: Literal["warning", "stop"] = "warning" if column.codes in DYNAMIC_VALUES else "stop"
         return DataValidation(type="list", formula1=list_range, errorStyle=style, error="请从下拉列表中选择", **common)
     if column.type == "date":
         low, high = ((day - EXCEL_EPOCH).days for day in DATE_RANGE)
@@ -376,9 +394,9 @@ def column_validation(column: Column, values: list[str], list_range: str | None)
 
 
 def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]]) -> None:
-    data_sheet = table.template["sheet"]
+    data_sheet = table.template_sheet
     notes = [
-        f"{table.title} 填写说明（模板第{table.template['version']}版）",
+        f"{table.title} 填写说明（模板第{table.template_version}版）",
         f"用途：{table.abstract}",
         f"1. 请在「{data_sheet}」工作表第{FIRST_DATA_ROW}行起逐行填写，一行一条记录；标题行和表头不要修改、不要删除。",
         "2. 表头带 * 、红底的列为必填项，必填项为空的行会被退回。",
@@ -400,7 +418,7 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
         _style_header(sheet.cell(header_row, index, header), None)
     for offset, column in enumerate(table.columns, start=1):
         values = code_values(column, dynamic)
-        row = [
+        described = [
             get_column_letter(offset),
             column.label,
             "必填" if column.required else "选填",
@@ -408,7 +426,7 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
             _allowed(column, values),
             column.example,
         ]
-        for index, value in enumerate(row, start=1):
+        for index, value in enumerate(described, start=1):
             cell = sheet.cell(header_row + offset, index, value)
             cell.alignment, cell.border = WRAP, BOX
             if index == 6:
@@ -428,7 +446,7 @@ def _instructions(sheet: Worksheet, table: Table, dynamic: dict[str, list[str]])
     # Widths suit the column table above and the example row below alike.
     widths = (22, 18, 10, 44, 36, 24)
     for index in range(1, max(len(widths), len(table.columns)) + 1):
-        fitting = [widths[index - 1]] if index <= len(widths) else []
+        fitting: list[float] = [widths[index - 1]] if index <= len(widths) else []
         fitting += [_width(table.columns[index - 1])] if index <= len(table.columns) else []
         sheet.column_dimensions[get_column_letter(index)].width = max(fitting)
     sheet.protection.sheet = True
@@ -451,7 +469,7 @@ def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[st
     dynamic = dynamic_code_values(home, contracts)
     published = {}
     for table in contracts.ledgers:
-        folder = home.published / "templates" / table.department["code"]
+        folder = home.published / "templates" / table.department_code
         path = folder / template_file_name(table)
         write_shared(path, build_template(table, dynamic).save, home.published)
         for older in folder.glob(f"{table.title}_v*.xlsx"):
@@ -460,8 +478,8 @@ def publish_templates(home: Home, contracts: Contracts | None = None) -> dict[st
                 (folder / RETIRED).chmod(FOLDER_MODE)
                 os.replace(older, folder / RETIRED / older.name)
         published[table.key] = {
-            "version": table.template["version"],
-            "department": table.department["code"],
+            "version": table.template_version,
+            "department": table.department_code,
             "path": str(path.relative_to(home.root)),
             "without_dropdown": [c.label for c in table.columns if c.codes and not code_values(c, dynamic)],
         }

@@ -169,7 +169,9 @@ def _read_delimited(text: str, encoding: str, glossary: dict[str, str]) -> Grid:
     delimiter = max(DELIMITERS, key=lambda d: max(line.count(d) for line in lines))
     all_lines = pl.Series(text.split("\n"))
     # A width no line exceeds: title rows and ragged lines then read without loss.
-    width = all_lines.str.count_matches(delimiter, literal=True).max() + 1
+    most = all_lines.str.count_matches(delimiter, literal=True).max()
+    assert isinstance(most, int)  # a count over the text's lines, of which there is always one
+    width = most + 1
     _too_wide(width, limits())
     # Fields, not delimiters: a delimiter inside quotes ("府右街12号,3号楼") separates nothing.
     fields = all_lines.str.replace_all(QUOTED, "").str.count_matches(delimiter, literal=True)
@@ -258,6 +260,7 @@ def _read_parquet(path: Path, beside: Path) -> Grid:
         raise
     except Exception:  # pyarrow raises ArrowInvalid/OSError for truncated or damaged files
         raise Unreadable("corrupt", "Parquet文件已损坏或未传输完整，无法读取，请重新报送") from None
+    assert isinstance(frame, pl.DataFrame)  # from an Arrow table, not an array
     cells = frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
     return Grid("parquet", _numbered(cells), header=tuple(frame.columns), glossary=_glossary(beside))
 
@@ -309,7 +312,7 @@ def _read_workbook(path: Path, fmt: str) -> list[Grid]:
             cells = cells.rename(dict(zip(cells.columns, (f"c{i}" for i in range(cells.width)), strict=True)))
             cells = cells.with_columns(_typed_number(pl.col(c)).alias(c) for c in cells.columns)
             if fmt == "xlsx":
-                cells = _fill_merged(cells, merges.get(name, ()), letters)
+                cells = _fill_merged(cells, merges.get(name, []), letters)
             grids.append(
                 Grid(
                     fmt,
@@ -380,16 +383,18 @@ def _sheet_members(z: zipfile.ZipFile) -> dict[str, str]:
         "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
         "p": "http://schemas.openxmlformats.org/package/2006/relationships",
     }
+    # a relationship without a target, or a sheet without a name (a damaged workbook): no member
     rels = {
-        r.get("Id"): r.get("Target")
+        r.get("Id"): target
         for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")).findall("p:Relationship", ns)
+        if (target := r.get("Target")) is not None
     }
     members = {}
     for sheet in ET.fromstring(z.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
         target = rels.get(sheet.get(f"{{{ns['r']}}}id"), "")
         member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-        if member in z.namelist():
-            members[sheet.get("name")] = member
+        if (name := sheet.get("name")) is not None and member in z.namelist():
+            members[name] = member
     return members
 
 
@@ -436,7 +441,9 @@ def _fill_merged(cells: pl.DataFrame, ranges: list[bytes], letters: tuple[str, .
     position = {_column_index(letter): i for i, letter in enumerate(letters)}
     fills: dict[int, tuple[list[int], list[str | None]]] = {}
     for ref in ranges:
-        (c0, r0), (c1, r1) = (re.match(r"([A-Z]+)(\d+)", part).groups() for part in ref.decode().split(":"))
+        cell_range = re.fullmatch(r"([A-Z]+)(\d+):([A-Z]+)(\d+)", ref.decode())
+        assert cell_range is not None  # MERGE_REF takes no other refs
+        c0, r0, c1, r1 = cell_range.groups()
         top, bottom = int(r0) - 1, min(int(r1) - 1, cells.height - 1)
         if bottom <= top:
             continue

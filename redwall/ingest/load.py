@@ -145,7 +145,7 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
         with contextlib.suppress(FileNotFoundError):  # filed away by a run that held the lock before
             listed.append(inbox_file(home, source, Path(p)))
     # each read from a copy taken now; one that changed meanwhile is read by a later run
-    files = in_data_order(taken for f in listed if (taken := take(home, f)) is not None)
+    files = in_data_order(copy for f in listed if (copy := take(home, f)) is not None)
     known = receipts.registered(home, (f.sha256 for f in files))  # contents loaded, by hash
     known |= {
         h["file_hash"]: h | {"loaded_at": h["held_at"]}  # contents waiting for a decision
@@ -188,7 +188,7 @@ def _process(home: Home, source: str, paths: Iterable[str | Path], contracts: Co
             _load(home, contracts, batch)
             batch = []
     _load(home, contracts, batch)
-    return [d.receipt for d in taken]
+    return [d.answered_receipt for d in taken]
 
 
 def _kind(contracts: Contracts, delivery: Delivery) -> object:
@@ -211,7 +211,7 @@ def candidates(contracts: Contracts, file: InboxFile) -> list[Table]:
     contract's file-name pattern when the name follows it."""
     tables = contracts.source_tables(file.source)
     if file.department in contracts.departments:  # only a departmental source's files have one
-        tables = [t for t in tables if t.department["code"] == file.department]
+        tables = [t for t in tables if t.department_code == file.department]
     named = [t for t in tables if t.files and fnmatch(file.name, t.files)]
     return named or tables
 
@@ -288,10 +288,10 @@ def _load_batch(home: Home, contracts: Contracts, batch: list[Delivery]) -> None
     crash_point("silver")
     for delivery in loading:
         delivery.conclude()
-    receipts.record(home, [d.receipt for d in batch], pl.concat([d.issues for d in batch]))
-    holds.record(home, [(d.receipt, d.verdict) for d in loading if d.verdict])
+    receipts.record(home, [d.answered_receipt for d in batch], pl.concat([d.issues for d in batch]))
+    holds.record(home, [(d.answered_receipt, d.verdict) for d in loading if d.verdict])
     crash_point("receipts")
-    if applied := [(d.receipt, d.scopes) for d in loading if not d.verdict]:
+    if applied := [(d.answered_receipt, d.scopes) for d in loading if not d.verdict]:
         receipts.register(home, applied)
     crash_point("registry")
     for delivery in batch:
@@ -330,7 +330,7 @@ def _hold_destructive(home: Home, contracts: Contracts, loading: list[Delivery])
             if key not in current:
                 current[key] = history.current_versions(home, table)
             verdict = holds.judge(table, judged.rows, current[key])
-            if verdict.held and delivery.verdict is None:
+            if verdict is not None and verdict.held and delivery.verdict is None:
                 delivery.verdict = verdict
     return current
 
@@ -449,6 +449,14 @@ class Delivery:
         self.verdict: holds.Verdict | None = None  # held: what applying it would have done
         self.decision: holds.Decision | None = None  # an analyst released it (see :func:`release`)
 
+    @property
+    def answered_receipt(self) -> Receipt:
+        """The receipt of a delivery answered (refused or duplicate, or its batch loaded); asked
+        before, an error."""
+        if self.receipt is None:
+            raise RuntimeError(f"{self.file.relative} (receipt {self.receipt_id}) is not answered yet")
+        return self.receipt
+
     @classmethod
     def kept(cls, home: Home, receipt: Receipt, contracts: Contracts) -> Delivery:
         """A delivery filed away already, read again from its kept copy with the identity (receipt,
@@ -520,13 +528,13 @@ class Delivery:
         table = self.contracts.tables.get(key)
         if table is None or table.kind != "ledger":
             raise Unreadable("foreign_template", "这是本中心已停用或未知的模板，请到模板目录下载当前模板重新填写")
-        if self.file.department and table.department["code"] != self.file.department:
+        if self.file.department and table.department_code != self.file.department:
             raise Unreadable(
                 "foreign_template",
-                f"这是{table.department['name']}的「{table.title}」模板，"
+                f"这是{table.department_name}的「{table.title}」模板，"
                 "不是本部门的台账，请放入对应部门的文件夹或改用本部门模板",
             )
-        current = table.template["version"]
+        current = table.template_version
         match template_compatibility(table, version):
             case "outdated":
                 raise Unreadable(
@@ -639,10 +647,11 @@ class Delivery:
     def file_away(self) -> None:
         """Write the sender's receipt beside the kept copy, then move the file (and its ``.ready``
         marker and data dictionary) out of the inbox, unless it was kept already. Nothing is deleted."""
-        _write_receipt(self.home, self.contracts, self.receipt, self.issues)
+        receipt = self.answered_receipt
+        _write_receipt(self.home, self.contracts, receipt, self.issues)
         if self.file.kept:
             return
-        target = self.home.root / self.receipt.stored_as
+        target = self.home.root / receipt.stored_as
         if self.file.marker.exists():
             _keep_private(self.file.marker, target.with_name(target.name + self.file.marker.suffix), shutil.move)
         if not self.file.link and (dictionary := dictionary_of(self.file.path)) is not None:
@@ -698,11 +707,11 @@ def release(home: Home, receipt_id: str, by: str, reason: str, contracts: Contra
         if not delivery.read():
             raise holds.CannotDecide(
                 f"receipt {receipt_id}: the kept copy can no longer be read as it was "
-                f"({delivery.receipt.reasons_zh}); discard it and ask for the file again"
+                f"({delivery.answered_receipt.reasons_zh}); discard it and ask for the file again"
             )
         _load(home, contracts, [delivery])
         holds.decide(home, receipt_id, delivery.decision)
-    return delivery.receipt
+    return delivery.answered_receipt
 
 
 def discard(home: Home, receipt_id: str, by: str, reason: str, contracts: Contracts | None = None) -> Receipt:
@@ -726,8 +735,10 @@ def _held(home: Home, receipt_id: str) -> tuple[Receipt, pl.DataFrame]:
 
 def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataFrame:
     """Each record that belongs to no table is rejected, with why."""
-    return pl.concat(
-        [
+    issues = []
+    for b in group:
+        assert b.rule is not None  # a block of no table always says why (layout._records)
+        issues.append(
             b.rows.select(
                 pl.lit(file_hash).alias("_file_hash"),
                 "_row_number",
@@ -738,9 +749,8 @@ def _unrouted_issues(group: list[Block], place: str, file_hash: str) -> pl.DataF
                 pl.lit("error").alias("severity"),
                 at_row(place, pl.lit(UNROUTED_RULES[b.rule][1])).alias("message_zh"),
             )
-            for b in group
-        ]
-    )
+        )
+    return pl.concat(issues)
 
 
 # -- receipt text --------------------------------------------------------------------------------
