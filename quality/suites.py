@@ -268,11 +268,13 @@ def validate(
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"}, expectation_parameters=parameters)
     failures = []
     for r in result.results:
+        expectation = r.expectation_config
+        assert expectation is not None  # a suite's validation reports each result with the expectation run
         if r.exception_info and r.exception_info.get("raised_exception"):
             raise RuntimeError(
-                f"{config['name']}: {r.expectation_config.type} errored: {r.exception_info.get('exception_message')}"
+                f"{config['name']}: {expectation.type} errored: {r.exception_info.get('exception_message')}"
             )
-        meta = r.expectation_config.meta
+        meta = expectation.meta
         for index in r.result.get("unexpected_index_list") or []:
             failures.append((int(index), meta["rule"], meta["column"], meta["severity"]))  # numpy → int
     if keep is not None:
