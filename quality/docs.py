@@ -89,13 +89,14 @@ def _table_page(suite, result, titles: dict[str, str], labels: dict[str, dict[st
         meta = r.expectation_config.meta or {}
         column = meta.get("column") or r.expectation_config.kwargs.get("column") or ""
         label = labels.get(name, {}).get(column, column)
+        rule, severity = meta.get("rule") or "", meta.get("severity") or ""
         counts = {k: r.result.get(k) for k in SUMMARY_KEYS}  # nothing but the summary, whatever was kept
         rows.append(
             f'<tr><td class="{"pass" if r.success else "fail"}">{"通过" if r.success else "未通过"}</td>'
             f"<td>{escape(label)}<br><small>{escape(column)}</small></td>"
-            f"<td>{escape(RULES_ZH.get(meta.get('rule'), meta.get('rule', '')).format(label=label))}<br>"
+            f"<td>{escape(RULES_ZH.get(rule, rule).format(label=label))}<br>"
             f"<small>{escape(r.expectation_config.type)}</small></td>"
-            f"<td>{escape(severities.get(meta.get('severity'), meta.get('severity', '')))}</td>"
+            f"<td>{escape(severities.get(severity, severity))}</td>"
             f'<td class="num">{escape(counts["element_count"] if counts["element_count"] is not None else "")}</td>'
             f'<td class="num">{escape(counts["unexpected_count"] if counts["unexpected_count"] is not None else "")}</td>'
             f'<td class="num">{_percent(counts["unexpected_percent"])}</td>'
