@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -52,7 +53,7 @@ INGEST, SUITE, CROSS, ADDRESS = "ingest", "suite", "cross", "address"
 UTC = pl.Datetime("us", "UTC")
 
 # the issue table's columns, types and labels: its contract (schemas/system/quality.yaml)
-ISSUE_SCHEMA = load_contracts().table(f"{LAYER}.{ISSUES}").schema()
+ISSUE_SCHEMA = pl.Schema(load_contracts().table(f"{LAYER}.{ISSUES}").schema())
 ISSUE_LABELS = {c.name: c.label for c in load_contracts().table(f"{LAYER}.{ISSUES}").columns}
 FINDING = [
     c
@@ -348,14 +349,16 @@ def silver_findings(
 SUITE_STATE = ("state", "quality_suites")  # per current silver row version: the suite rules it failed
 VERSION = "_version"  # a silver row version: digest of its contract values and lineage
 MEMO = "redwall.suite_memo"  # commit metadata: what the remembered failures were judged against
-SUITE_STATE_SCHEMA = {  # as held in memory; in the lake KEYED is "record_key" (schemas/system/state.yaml)
-    "table": pl.String,
-    VERSION: pl.Int64,
-    KEYED: pl.String,
-    "rule": pl.String,  # null: the row passed every expectation
-    "column": pl.String,
-    "severity": pl.String,
-}
+SUITE_STATE_SCHEMA = pl.Schema(
+    {  # as held in memory; in the lake KEYED is "record_key" (schemas/system/state.yaml)
+        "table": pl.String,
+        VERSION: pl.Int64,
+        KEYED: pl.String,
+        "rule": pl.String,  # null: the row passed every expectation
+        "column": pl.String,
+        "severity": pl.String,
+    }
+)
 
 
 def _row_version(table: Table, rows: pl.DataFrame) -> pl.Series:
@@ -508,7 +511,7 @@ def issue_id(frame: pl.DataFrame) -> pl.Series:
 
 def run_loop(
     home: Home,
-    waivers: list[Waiver] = (),
+    waivers: Sequence[Waiver] = (),
     now: dt.datetime | None = None,
     full: bool = False,
     cost: dict | None = None,
@@ -522,7 +525,7 @@ def run_loop(
     the issues are exactly those of a full run. ``cost`` receives, per silver table, rows validated
     and current rows (``(processed, in_lake)``)."""
     now = now or dt.datetime.now(dt.UTC)
-    validations = []
+    validations: list[tuple] = []
     found, judged = silver_findings(home, validations, full=full, cost=cost)
     findings = route(pl.concat([rejection_findings(home), found], how="diagonal_relaxed"), home)
     # in one order whatever order the findings were gathered in: the latest evidence wins, ties alike
@@ -586,7 +589,7 @@ def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
     hinted = set(open_.filter(pl.col("key_broken") & pl.col("record_hint").is_not_null())["table"])
     # only a version loaded after an issue's last failure closes it: older versions are not read
     since = dict(open_.group_by("table").agg(pl.col("last_seen").min()).iter_rows())
-    versions = []
+    versions: list[pl.DataFrame] = []
     for table in suite_tables():
         if since.get(table.key) is None:
             continue
@@ -605,15 +608,15 @@ def _close_ingest(issues: pl.DataFrame, home: Home) -> pl.DataFrame:
             )
     if not versions:
         return issues
-    versions = pl.concat(versions)
+    loaded = pl.concat(versions)
     by_key = open_.filter(~pl.col("key_broken")).join(
-        versions.select("table", "record_key", "at"), on=["table", "record_key"]
+        loaded.select("table", "record_key", "at"), on=["table", "record_key"]
     )
     broken = open_.filter(pl.col("key_broken"))
     by_place = broken.join(
-        versions.select("table", "file_path", "row_number", "at"), on=["table", "file_path", "row_number"]
+        loaded.select("table", "file_path", "row_number", "at"), on=["table", "file_path", "row_number"]
     )
-    by_hint = broken.join(versions.select("table", "record_hint", "at"), on=["table", "record_hint"])
+    by_hint = broken.join(loaded.select("table", "record_hint", "at"), on=["table", "record_hint"])
     fixed = (
         pl.concat([found.select("issue_id", "last_seen", "at") for found in (by_key, by_place, by_hint)])
         .filter(pl.col("at") > pl.col("last_seen"))
@@ -745,7 +748,7 @@ def _closed(issues: pl.DataFrame, fixed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _waive(issues: pl.DataFrame, waivers: list[Waiver], now: dt.datetime) -> pl.DataFrame:
+def _waive(issues: pl.DataFrame, waivers: Sequence[Waiver], now: dt.datetime) -> pl.DataFrame:
     """Waivers by an authorised analyst: recorded with reason, author and time; never undone here."""
     if not waivers:
         return issues
@@ -771,7 +774,7 @@ def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.Data
     """Per source, grid and rule on ``run_date``: open, fixed and waived issues, the median hours an
     issue took to fix, and the failure rate (open issues per record the source holds now: current
     silver rows plus rows kept out). Replaces that run date's rows in ``quality/loop_metrics``."""
-    held = {}
+    held: dict[str, int] = {}
     for table in suite_tables():
         if lake.exists(home, "silver", table.bronze_name):
             rows = lake.scan(home, "silver", table.bronze_name).filter(pl.col("_valid_to").is_null())
@@ -811,7 +814,9 @@ def loop_metrics(home: Home, issues: pl.DataFrame, run_date: dt.date) -> pl.Data
             "median_hours_to_fix",
         )
         .sort("source", "grid_code", "rule")
-        .cast(load_contracts().table(f"{LAYER}.{METRICS}").schema())  # counts as the contract's int, not UInt32
+        .cast(
+            pl.Schema(load_contracts().table(f"{LAYER}.{METRICS}").schema())
+        )  # counts as the contract's int, not UInt32
     )
     lake.replace(home, LAYER, METRICS, metrics, where=f"run_date = '{run_date}'")
     return metrics
