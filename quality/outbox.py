@@ -104,7 +104,8 @@ def write_outbox(home: Home, issues: pl.DataFrame, full: bool = False) -> dict[s
     (``未定位_<source>.xlsx``); then the ledgers' error workbooks. Returns files written per kind."""
     folder = home.outbox / "rectification"
     folder.mkdir(parents=True, exist_ok=True)
-    before, after = {} if full else _written(home), {}
+    before: dict[str, str] = {} if full else _written(home)
+    after: dict[str, str] = {}
     open_ = issues.filter(pl.col("status") == "open")
     written = {"grid": 0, "department": 0, "unlocated": 0, "ledger_workbooks": 0}
     lists = [
@@ -192,7 +193,7 @@ def write_error_workbooks(
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
         department = (
-            parts[0][0].department["code"]
+            parts[0][0].department_code
             if parts
             else next(
                 iter(ledger.filter(pl.col("file_path") == path)["department"].drop_nulls()), Path(path).parent.name
@@ -316,6 +317,7 @@ def _mark_sheets(
     shown = []
     for i, (table, sheet_name, frame) in enumerate(sheets):
         sheet = book.active if i == 0 else book.create_sheet(index=i)
+        assert isinstance(sheet, Worksheet)  # the new workbook's own sheet, or a worksheet made here
         sheet.title = (
             (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
         )
@@ -328,7 +330,9 @@ def _mark_sheets(
             cell.comment = Comment(text, AUTHOR, width=320, height=60 + 40 * text.count("\n"))
         shown.append(mine.select("mark", sheet=pl.lit(sheet.title)))
     if not sheets:
-        book.active.title = "错误标注"
+        blank = book.active
+        assert blank is not None  # the new workbook's own sheet
+        blank.title = "错误标注"
     on = (
         pl.concat(shown).group_by("mark").agg(pl.col("sheet").str.join("、"))
         if shown
@@ -374,6 +378,7 @@ def _write_rows(
         if kinds[c] in FORMATS
     )
     first, last = frame["_row_number"].min(), frame["_row_number"].max()
+    assert isinstance(first, int) and isinstance(last, int)  # a sheet's rows, one at least, are numbered
     header = max(first - 1, 1)
     if header > 1:
         sheet.cell(1, 1, TITLE.format(file=table.title)).font = BOLD
@@ -409,7 +414,7 @@ def _write_rows(
             validation.add(f"{letter}{header + 1}:{letter}{last + VALIDATED_ROWS}")
             sheet.add_data_validation(validation)
     sheet.column_dimensions[get_column_letter(len(columns) + 1)].hidden = True
-    sheet.freeze_panes = sheet.cell(header + 1, 1)
+    sheet.freeze_panes = sheet.cell(header + 1, 1).coordinate
     return columns
 
 
