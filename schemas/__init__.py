@@ -93,6 +93,25 @@ DYNAMIC_CODES = ("community", "grid")
 SHARED_UPWARD = "无条件共享"
 
 
+# What a table whose rows name persons gives person resolution (``person``; the extraction is
+# redwall.marts.resolution.records). Its kind says how a record names its person and what it tells:
+# ``listed``, a list naming people by citizen ID (its rows as the latest snapshot stands, or all of an
+# append-only list); ``residents``, the register of who lives here (every version: the backbone of
+# the residence history; its latest snapshot says who still does; a number of someone from outside
+# the mainland given without its type); ``registrations``, residence registrations of people from
+# elsewhere, with their document type (every version); ``visits``, households seen on a visit, the
+# persons each lists as JSON.
+PERSON_KINDS = ("listed", "residents", "registrations", "visits")
+# The attributes a person record may take from a column (``takes``; the column of that name unless
+# ``from`` names another). The residence address is the table's ``address``.
+PERSON_ATTRIBUTES = (
+    *("id_number", "name", "sex", "birth_date", "ethnicity", "phone", "hukou_address", "person_type"),
+    *("hukou_match", "registered_on", "deregistered_on", "died_on", "visited_on"),
+)
+PERSON_KEYS = frozenset(("kind", "takes", "from", "care", "person_type", "catch_up_days"))
+CARE_KEYS = frozenset(("type", "from", "until", "when"))
+
+
 class ContractError(ValueError):
     """A contract file is inconsistent; raised at load time, never later in a run."""
 
@@ -140,6 +159,34 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Care:
+    """The care a listed person's record tells (``person.care``): ``type`` (a care_type code) where
+    ``start`` (``from``) is on or before the build date, ``until`` is empty or not before it, and
+    each column of ``when`` holds its code; no condition: every record."""
+
+    type: str
+    start: str | None = None
+    until: str | None = None
+    when: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PersonRecords:
+    """What a table's rows give person resolution (see PERSON_KINDS)."""
+
+    kind: str
+    takes: tuple[str, ...]  # attributes taken as they are (PERSON_ATTRIBUTES)
+    columns: tuple[tuple[str, str], ...] = ()  # attribute → the column it is in, where not its own name
+    care: Care | None = None
+    person_type: str | None = None  # registrations: the person_type of someone registered by citizen ID
+    catch_up_days: int | None = None  # residents: how long the register takes to list a newcomer
+
+    def column(self, attribute: str) -> str:
+        """The table's column the record's ``attribute`` comes from."""
+        return dict(self.columns).get(attribute, attribute)
+
+
+@dataclass(frozen=True)
 class Hold:
     """How destructive a snapshot delivery may be before it waits for an analyst (see HOLD_DEFAULTS)."""
 
@@ -168,7 +215,9 @@ class Table:
     department: dict[str, str] | None = None
     template: dict[str, Any] | None = None
     envelope: tuple[Column, ...] = field(default=())
-    related: tuple[str, ...] = ()  # keys of the tables this one is derived from (marts)
+    # keys of the tables this one is derived from (marts); in a contract, ``persons`` stands for every
+    # table naming persons (``person``), ``addressed`` for every one whose address is resolved
+    related: tuple[str, ...] = ()
     # Being listed here is itself sensitive (a disability, social assistance, living alone): the
     # shared warehouse never says a person is in this table.
     sensitive_listing: bool = False
@@ -190,6 +239,7 @@ class Table:
     # (redwall.marts.address): where it resolves to no place or several, an address issue
     # (mart.address_issue, the quality loop's address rules). None: the table's addresses are not resolved.
     address: str | None = None
+    person: PersonRecords | None = None  # what its rows give person resolution; None: they name nobody
 
     @property
     def key(self) -> str:
@@ -321,8 +371,21 @@ class Contracts:
     @property
     def addressed(self) -> dict[str, str]:
         """``source.table`` → the column whose addresses are resolved (``address``), for every
-        table that declares one, in the order the contracts load."""
-        return {t.key: t.address for t in self.tables.values() if t.address is not None}
+        table that declares one: the person tables first, in :attr:`persons` order, then the others
+        in the order the contracts load."""
+        tables = [*self.persons, *(t for t in self.tables.values() if t.person is None)]
+        return {t.key: t.address for t in tables if t.address is not None}
+
+    @property
+    def persons(self) -> list[Table]:
+        """The tables whose rows name persons (``person``), most trusted source first (a source's
+        tables in the order its contract lists them): the order person resolution reads them in."""
+        tables = [t for t in self.tables.values() if t.person is not None]
+        return sorted(tables, key=lambda t: self.trust[t.source])
+
+    def person_kind(self, kind: str) -> list[str]:
+        """The keys of the person tables of one kind (PERSON_KINDS), most trusted first."""
+        return [t.key for t in self.persons if t.person is not None and t.person.kind == kind]
 
     @property
     def departmental(self) -> tuple[str, ...]:
@@ -370,7 +433,7 @@ TABLE_KEYS = frozenset(
     (
         *("source", "table", "title", "abstract", "columns", "keys", "load", "catalogue", "provider"),
         *("files", "format", "encoding", "record_type", "title_row", "department", "template", "related"),
-        *("sensitive_listing", "anonymity", "hold", "query", "scope", "shares", "trust", "address"),
+        *("sensitive_listing", "anonymity", "hold", "query", "scope", "shares", "trust", "address", "person"),
     )
 )
 
@@ -451,6 +514,63 @@ def _table(
         shares=raw.get("shares"),
         trust=trust,
         address=address,
+        person=_person(raw["person"], {c.name: c for c in envelope + columns}, kind, f"{where}:{name}")
+        if "person" in raw
+        else None,
+    )
+
+
+def _person(raw: dict[str, Any], columns: dict[str, Column], kind: str, where: str) -> PersonRecords:
+    """A table's ``person``, checked: known keys, kind, attributes and the columns they come from,
+    care and person type codes."""
+    if kind not in DELIVERED or not isinstance(raw, dict):
+        raise ContractError(f"{where}: person must be a mapping, of a delivered table")
+    if unknown := sorted(set(raw) - PERSON_KEYS):
+        raise ContractError(f"{where}: person has unknown keys {unknown}; known: {sorted(PERSON_KEYS)}")
+    person_kind = raw.get("kind", "listed")
+    if person_kind not in PERSON_KINDS:
+        raise ContractError(f"{where}: person kind {person_kind!r} is none of {PERSON_KINDS}")
+    takes = tuple(raw.get("takes", ("id_number", "name") if person_kind == "listed" else ()))
+    if unknown := sorted(set(takes) - set(PERSON_ATTRIBUTES)):
+        raise ContractError(f"{where}: person takes unknown attributes {unknown}; known: {PERSON_ATTRIBUTES}")
+    renamed = dict(raw.get("from", {}))
+    if stray := sorted(set(renamed) - set(takes)):
+        raise ContractError(f"{where}: person from names attributes {stray} it does not take")
+    if missing := sorted({renamed.get(a, a) for a in takes} - set(columns)):
+        raise ContractError(f"{where}: person takes attributes from columns {missing} the table does not have")
+    care = None
+    if "care" in raw:
+        given = dict(raw["care"])
+        if unknown := sorted(set(given) - CARE_KEYS):
+            raise ContractError(f"{where}: person care has unknown keys {unknown}; known: {sorted(CARE_KEYS)}")
+        if str(given.get("type")) not in code_lists()["care_type"]:
+            raise ContractError(f"{where}: person care type {given.get('type')!r} is no care_type code")
+        for bound in ("from", "until"):
+            if bound in given and getattr(columns.get(given[bound]), "type", None) != "date":
+                raise ContractError(f"{where}: person care {bound} must name a date column, not {given[bound]!r}")
+        when = tuple((column, str(code)) for column, code in dict(given.get("when", {})).items())
+        for column, code in when:
+            listed = columns[column].codes if column in columns else None
+            if listed is None or (listed in code_lists() and code not in code_lists()[listed]):
+                raise ContractError(f"{where}: person care when {column}: {code!r} is no code of a coded column")
+        care = Care(str(given["type"]), given.get("from"), given.get("until"), when)
+    person_type = raw.get("person_type")
+    if (person_type is not None) != (person_kind == "registrations") or (
+        person_type is not None and str(person_type) not in code_lists()["person_type"]
+    ):
+        raise ContractError(f"{where}: person person_type, a person_type code, is a registrations table's (only)")
+    catch_up = raw.get("catch_up_days")
+    if (catch_up is not None) != (person_kind == "residents") or (
+        catch_up is not None and (type(catch_up) is not int or catch_up < 0)
+    ):
+        raise ContractError(f"{where}: person catch_up_days, a count of days, is the residents register's (only)")
+    return PersonRecords(
+        kind=person_kind,
+        takes=takes,
+        columns=tuple(renamed.items()),
+        care=care,
+        person_type=None if person_type is None else str(person_type),
+        catch_up_days=catch_up,
     )
 
 
@@ -515,10 +635,22 @@ def load_contracts(root: Path = HERE) -> Contracts:
         raw = {**raw, "columns": _shared_upward(tables, raw["shares"], f"{where}:{name}")}
         t = _table(raw, source=doc["source"], name=name, kind="feed", where=where, provider=doc["provider"])
         tables[t.key] = t
+    _check_trust(tables)
+    persons = [t for t in tables.values() if t.person is not None]
+    if untrusted := sorted(t.key for t in persons if t.trust is None):
+        raise ContractError(f"{untrusted}: a table naming persons needs its source's trust (survivorship)")
+    if len(residents := [t.key for t in persons if t.person is not None and t.person.kind == "residents"]) > 1:
+        raise ContractError(f"{residents}: there is one register of who lives here (person kind residents)")
+    groups = {"persons": [t.key for t in Contracts(tables).persons], "addressed": list(Contracts(tables).addressed)}
+    for key, t in tables.items():
+        if any("." not in r for r in t.related):
+            if stray := sorted(r for r in t.related if "." not in r and r not in groups):
+                raise ContractError(f"{key}: related names unknown groups {stray}; known: {sorted(groups)}")
+            expanded = (k for r in t.related for k in groups.get(r, [r]))
+            tables[key] = dataclasses.replace(t, related=tuple(dict.fromkeys(expanded)))
     for t in tables.values():
         if unknown := set(t.related) - set(tables):
             raise ContractError(f"{t.key}: related tables {sorted(unknown)} have no contract")
-    _check_trust(tables)
     return Contracts(tables)
 
 

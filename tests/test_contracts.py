@@ -268,3 +268,83 @@ def test_a_ledger_whose_trust_differs_from_the_other_ledgers_is_a_contract_error
     ledger.write_text(ledger.read_text(encoding="utf-8").replace("trust: 3", "trust: 5", 1), encoding="utf-8")
     with pytest.raises(ContractError, match=r"sources \['ledgers'\]: every table of a source declares the same trust"):
         load_contracts(root)
+
+
+def test_what_each_person_table_gives_resolution_is_its_contract():
+    """Person resolution reads the tables whose contracts say their rows name persons, most trusted
+    source first, each as its kind says; no table is named in code."""
+    contracts = load_contracts()
+    assert [(t.key, t.person.kind) for t in contracts.persons if t.person] == [
+        ("police.population", "residents"),
+        ("floating.registration", "registrations"),
+        ("municipal.mz_dibao", "listed"),
+        ("municipal.cl_disability", "listed"),
+        ("municipal.mz_death", "listed"),
+        ("municipal.rs_elderly_allowance", "listed"),
+        ("ledgers.elderly_alone", "listed"),
+        ("ledgers.hardship_aid", "listed"),
+        ("grid_app.visit", "visits"),
+    ]
+    hardship = contracts.table("ledgers.hardship_aid").person
+    assert hardship and hardship.column("name") == "head_name" and hardship.column("id_number") == "id_number"
+    # the person marts are derived from every one of them, and address issues from every address resolved
+    assert contracts.table("mart.person_link").related[:-2] == tuple(t.key for t in contracts.persons)
+    assert contracts.table("mart.address_issue").related[:5] == tuple(contracts.addressed)
+    care = contracts.table("ledgers.elderly_alone").person
+    assert care and care.care and care.care.type == "1" and care.care.when == (("living_situation", "1"),)
+
+
+def _edited(tmp_path, file: str, text_from: str, text_to: str):
+    root = tmp_path / "schemas"
+    shutil.copytree(HERE, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    path = root / file
+    text = path.read_text(encoding="utf-8")
+    assert text_from in text, (file, text_from)
+    path.write_text(text.replace(text_from, text_to, 1), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("file", "text_from", "text_to", "message"),
+    [
+        ("feeds/police.yaml", "kind: residents", "kind: resident", "person kind 'resident' is none of"),
+        ("feeds/police.yaml", "catch_up_days: 30", "catch_up_days: soon", "catch_up_days, a count of days"),
+        ("feeds/police.yaml", "catch_up_days: 30,", "", "catch_up_days, a count of days"),
+        (
+            "feeds/police.yaml",
+            "person: {kind: residents,",
+            "person: {kind: residents, cares: 1,",
+            r"unknown keys \['cares'\]",
+        ),
+        (
+            "feeds/police.yaml",
+            "         person_type, hukou_match",
+            "         person_kind, hukou_match",
+            "unknown attributes",
+        ),
+        (
+            "feeds/floating.yaml",
+            "from: {hukou_address: hukou_place}",
+            "from: {hukou_address: hukou}",
+            r"columns \['hukou'\]",
+        ),
+        ("feeds/floating.yaml", "from: {hukou_address: hukou_place}", "from: {phone: landlord_phone}", "does not take"),
+        ("feeds/floating.yaml", "person_type: 2", "person_type: 7", "person_type code"),
+        (
+            "feeds/floating.yaml",
+            "kind: registrations, person_type: 2",
+            "kind: residents, catch_up_days: 3",
+            "one register",
+        ),
+        ("feeds/municipal.yaml", "type: 4, from: start_on", "type: 9, from: start_on", "no care_type code"),
+        ("feeds/municipal.yaml", "until: valid_until", "until: category", "must name a date column"),
+        ("ledgers/elderly_alone.yaml", "when: {living_situation: 1}", "when: {living_situation: 7}", "no code"),
+        ("ledgers/elderly_alone.yaml", "when: {living_situation: 1}", "when: {name: 1}", "no code of a coded column"),
+        ("ledgers/elderly_alone.yaml", "care: {type: 1,", "care: {type: 1, since: last_visit_on,", "care has unknown"),
+        ("feeds/grid_app.yaml", "trust: 4\n", "", "needs its source's trust"),
+        ("marts/person.yaml", "related: [persons,", "related: [people,", r"unknown groups \['people'\]"),
+    ],
+)
+def test_a_person_declaration_that_does_not_hold_is_a_contract_error(tmp_path, file, text_from, text_to, message):
+    with pytest.raises(ContractError, match=message):
+        load_contracts(_edited(tmp_path, file, text_from, text_to))

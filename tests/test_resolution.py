@@ -28,12 +28,14 @@ from redwall.marts.resolution.evaluate import (
 )
 from redwall.marts.resolution.linkage import EXACT_ID, SPLINK, UNMATCHED, resolve
 from redwall.marts.resolution.model import MODEL, match_threshold, set_match_threshold, with_name_forms
-from redwall.marts.resolution.records import VISIT, person_digest, person_records, place_records
+from redwall.marts.resolution.records import VISITS, person_digest, person_records, place_records
 from redwall.marts.tables import current, read_silver
 from redwall.schemas import load_contracts
 
 TODAY = dt.date(2026, 11, 20)
 AS_OF = dt.datetime(2026, 11, 20, 18, tzinfo=dt.UTC)
+
+(VISIT,) = VISITS  # the household visits (grid_app.visit)
 
 
 @pytest.fixture(scope="module")

@@ -35,28 +35,10 @@ from redwall.marts.tables import conform, current, read_silver, with_street
 from redwall.schemas import load_contracts
 from redwall.worktime import SCHEDULE, TIME_ZONE
 
-INPUTS = (
-    "police.population",
-    "floating.registration",
-    "municipal.mz_dibao",
-    "municipal.cl_disability",
-    "municipal.mz_death",
-    "municipal.rs_elderly_allowance",
-    "ledgers.elderly_alone",
-    "ledgers.hardship_aid",
-    "grid_app.event",
-    "grid_app.event_status",
-    "grid_app.visit",
-    "grid_app.inspection",
-    "district.grid",
-    "district.building",
-    "district.house",
-    "district.organization",
-    "district.component",
-    SCHEDULE,
-    "street_package.grid",
-    "street_package.event",
-    "street_package.quality",
+# The silver tables the marts read: those their contracts name as related (a table naming persons,
+# or one whose address is resolved, through the ``persons`` and ``addressed`` groups).
+INPUTS = tuple(
+    dict.fromkeys(key for mart in load_contracts().marts for key in mart.related if not key.startswith("mart."))
 )
 
 

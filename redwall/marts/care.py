@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from redwall.marts.person import ACTIVE, CARE_FLAGS
-from redwall.marts.resolution.records import VISIT
+from redwall.marts.resolution.records import VISITS
 from redwall.schemas import code_lists
 
 CLOSE_CARE, ROUTINE_CARE = 30, 90  # days between visits
@@ -31,7 +31,7 @@ def build_care_visit(persons: pl.DataFrame, resolved: pl.DataFrame, today: dt.da
     )
     house_visits = (
         resolved.filter(
-            (pl.col("source") == VISIT) & pl.col("person_key").is_null() & pl.col("house_code").is_not_null()
+            pl.col("source").is_in(VISITS) & pl.col("person_key").is_null() & pl.col("house_code").is_not_null()
         )
         .group_by("house_code")
         .agg(house_visited_on=pl.col("visited_on").max())

@@ -29,19 +29,23 @@ import datetime as dt
 import polars as pl
 
 from redwall.marts.resolution.records import (
-    DIBAO_CARE,
-    DISABLED_CARE,
-    FLOATING,
     FLOATING_TYPE,
     FOREIGN,
-    LIVING_ALONE_CARE,
-    POLICE,
     REGISTERED,
+    REGISTRATIONS,
+    RESIDENTS,
     SOURCES,
-    VERY_OLD_CARE,
 )
 from redwall.marts.resolution.survivorship import surviving_values, with_values_from_id
 from redwall.marts.tables import communities
+from redwall.schemas import load_contracts
+
+# The register of who lives here (police) and the registrations of people from elsewhere (floating),
+# as the contracts name them (``person: {kind: residents}``, ``registrations``); the rules below are
+# about what such registers say, so they stay code.
+POLICE, FLOATING = RESIDENTS, list(REGISTRATIONS)
+# care_type codes (codes.csv) a record carries
+LIVING_ALONE_CARE, VERY_OLD_CARE, DISABLED_CARE, DIBAO_CARE = "1", "2", "3", "4"
 
 ACTIVE, MOVED_OUT, DECEASED = "1", "2", "3"
 CARE_FLAGS = {  # the person flag each care_type sets
@@ -51,7 +55,16 @@ CARE_FLAGS = {  # the person flag each care_type sets
     DIBAO_CARE: "is_dibao",
 }
 VERY_OLD_AGE = 80
-POLICE_LAG = dt.timedelta(days=30)  # documented choice: a newcomer reaches the police register within it
+
+
+def _catch_up() -> dt.timedelta:
+    """How long the police register takes to list a newcomer: its contract's ``catch_up_days``."""
+    person = load_contracts().table(POLICE).person
+    assert person is not None and person.catch_up_days is not None  # the contract loader requires it
+    return dt.timedelta(days=person.catch_up_days)
+
+
+POLICE_LAG = _catch_up()  # documented choice: a newcomer reaches the police register within it
 PERSON_TYPES = (REGISTERED, FLOATING_TYPE, FOREIGN)
 RESIDENT_COUNTS = ["residents", "registered_residents", "floating_residents", "foreign_residents"]
 
@@ -94,10 +107,10 @@ def person_status(resolved: pl.DataFrame) -> pl.DataFrame:
         resolved.filter(pl.col("person_key").is_not_null())
         .group_by("person_key")
         .agg(
-            registered=source.is_in([POLICE, FLOATING]).any(),
+            registered=source.is_in([POLICE, *FLOATING]).any(),
             living_per_police=((source == POLICE) & pl.col("registered_now")).any(),
             left_police_on=pl.col("left_on").filter(source == POLICE).max(),
-            floating_since=pl.col("registered_on").filter((source == FLOATING) & pl.col("registered_now")).max(),
+            floating_since=pl.col("registered_on").filter(source.is_in(FLOATING) & pl.col("registered_now")).max(),
             died_on=pl.col("died_on").min(),
             died=pl.col("died_on").is_not_null().any(),
         )
@@ -165,7 +178,7 @@ def build_person_history(resolved: pl.DataFrame, statuses: pl.DataFrame) -> pl.D
     key, source = pl.col("person_key"), pl.col("source")
     place = ["grid_code", "community_code", "house_code"]
     stays = (
-        resolved.filter(key.is_not_null() & source.is_in([POLICE, FLOATING]))
+        resolved.filter(key.is_not_null() & source.is_in([POLICE, *FLOATING]))
         .select(
             "person_key", "source", "priority", *place, "_valid_from", "_valid_to", "registered_on", "deregistered_on"
         )

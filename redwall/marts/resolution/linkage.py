@@ -28,7 +28,7 @@ import polars as pl
 
 from redwall.marts.resolution.clustering import choose_persons, cluster_labels
 from redwall.marts.resolution.model import COMPARED, MODEL, features, link
-from redwall.marts.resolution.records import VISIT, identify, person_digest, record_id
+from redwall.marts.resolution.records import VISITS, identify, person_digest, record_id
 
 EXACT_ID, SPLINK, SPLINK_CLUSTER, UNMATCHED = "exact_id", "splink", "splink_cluster", "unmatched"
 DOCUMENTED = (EXACT_ID, SPLINK)  # rules that give a record a person with a document
@@ -114,8 +114,8 @@ def documented(resolved: pl.DataFrame) -> pl.DataFrame:
 
 def _visit() -> pl.Expr:
     """The household visit a record comes from (null for any other source's record): the persons
-    one visit lists are different persons."""
-    return pl.when(pl.col("source") == VISIT).then(pl.col("record_key"))
+    one visit lists are different persons. (By its key alone: one table of visits has them.)"""
+    return pl.when(pl.col("source").is_in(VISITS)).then(pl.col("record_key"))
 
 
 def _blocked_by(records: pl.DataFrame) -> pl.Expr:

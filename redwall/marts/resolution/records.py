@@ -2,6 +2,13 @@
 identity its document gives (:func:`person_records`) and the place its address or visit gives
 (:func:`place_records`), before any linkage.
 
+Which tables name persons, and what each gives, is their contracts' ``person`` (kind, the attributes
+taken and the columns they are in, a care tag and when it holds; see ``redwall.schemas.PERSON_KINDS``)
+with the table's ``address`` as the residence address and its source's ``trust`` as its priority;
+a new list of people by citizen ID is a contract alone. The code here is what each *kind* of table
+tells: the police register's rules for who lives here, left or died, a registration's person type,
+the persons a visit lists.
+
 A record names a person by a valid citizen ID (GB 11643), or, for foreigners and 港澳台 residents,
 by document type and number (``414:E12345678``): :func:`redwall.identifiers.person_identity_expr`,
 the same for every source, so that one document is one person wherever it was written. A record's
@@ -13,6 +20,8 @@ SHA-256 of it (:func:`person_digest`): stable across runs and machines, with no 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 
 import duckdb
 import polars as pl
@@ -32,29 +41,21 @@ from redwall.identifiers import (
 from redwall.marts.address import locate
 from redwall.marts.resolution.survivorship import PRIORITY
 from redwall.marts.tables import current
-from redwall.schemas import load_contracts
+from redwall.schemas import Care, PersonRecords, Table, load_contracts
 
-POLICE, FLOATING, VISIT = "police.population", "floating.registration", "grid_app.visit"
-SOURCES = (
-    POLICE,
-    FLOATING,
-    "municipal.mz_dibao",
-    "municipal.cl_disability",
-    "municipal.mz_death",
-    "municipal.rs_elderly_allowance",
-    "ledgers.elderly_alone",
-    "ledgers.hardship_aid",
-    VISIT,
-)
+# The tables whose rows name persons, as their contracts declare them (``person``), most trusted first:
+# the order their records are read in. What a kind of table tells (redwall.schemas.PERSON_KINDS) is
+# the code below; which tables are of each kind, and what each contributes, is the contracts'.
+SOURCES = tuple(t.key for t in load_contracts().persons)
+(RESIDENTS,) = load_contracts().person_kind("residents")  # the register of who lives here (the police's)
+REGISTRATIONS = tuple(load_contracts().person_kind("registrations"))  # of people from elsewhere (floating)
+VISITS = tuple(load_contracts().person_kind("visits"))
 CITIZEN_ID = CITIZEN_ID_DOC
 # documents a visit's ID field is taken as: the forms no typo or phone number takes by chance
 # (a Taiwan permit's 8 digits and a passport's letters and digits could be anything)
 VISIT_DOCUMENTS = (*CITIZEN_NUMBERED, PERMANENT_RESIDENCE, HK_MACAO_PERMIT)
 REGISTERED, FLOATING_TYPE, FOREIGN = "1", "2", "3"  # person_type codes
-DIED = "1"  # police deregistration reason 死亡
-ALONE = "1"  # ledger living situation 独居
-# care_type codes (codes.csv) a record carries
-LIVING_ALONE_CARE, VERY_OLD_CARE, DISABLED_CARE, DIBAO_CARE = "1", "2", "3", "4"
+DIED = "1"  # deregistration_reason 死亡
 VISIT_PERSONS = pl.List(pl.Struct({"name": pl.String, "id_number": pl.String, "phone": pl.String}))
 
 
@@ -80,128 +81,88 @@ def _record(source: str, frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFram
     )
 
 
-def _citizen(frame: pl.DataFrame, source: str, name: str = "name", **columns: pl.Expr) -> pl.DataFrame:
-    """Records of a source that names people by citizen ID only."""
+def _taken(table: Table, person: PersonRecords) -> dict[str, pl.Expr]:
+    """The attributes the table's contract says its records take as they are, and its ``address``
+    as the residence address."""
+    taken = {a: pl.col(person.column(a)) for a in person.takes}
+    return taken | ({"residence_address": pl.col(table.address)} if table.address else {})
+
+
+def _care(care: Care | None, today: dt.date) -> dict[str, pl.Expr]:
+    """``care_type`` of a listed record, where its contract's ``care`` holds on ``today``."""
+    if care is None:
+        return {}
+    holds = [
+        *([pl.col(care.start) <= today] if care.start else []),
+        *([pl.col(care.until).is_null() | (pl.col(care.until) >= today)] if care.until else []),
+        *(pl.col(column) == code for column, code in care.when),
+    ]
+    code = pl.lit(care.type)
+    return {"care_type": pl.when(functools.reduce(operator.and_, holds)).then(code) if holds else code}
+
+
+def _listed(table: Table, person: PersonRecords, frame: pl.DataFrame, today: dt.date) -> pl.DataFrame:
+    """Records of a list that names people by citizen ID only: as its latest snapshot stands, or
+    all of an append-only list."""
     return _record(
-        source,
-        frame,
-        identity=_identity(pl.lit(CITIZEN_ID)),
-        id_number=pl.col("id_number"),
+        table.key,
+        current(frame) if table.load == "snapshot" else frame,
+        identity=_identity(pl.lit(CITIZEN_ID), pl.col(person.column("id_number"))),
         doc_type=pl.lit(CITIZEN_ID),
-        name=pl.col(name),
         registered_now=pl.lit(False),
         observed_on=pl.col("_valid_from"),
-        **columns,
+        **_taken(table, person),
+        **_care(person.care, today),
     )
 
 
-def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFrame:
-    """Every record of every source that names a person, in one shape, before resolution: the
-    police and floating registers with their whole history (for status and residence history),
-    the other snapshot sources as their latest snapshot stands, the append-only ones whole."""
-    # the police register gives the document number of people from outside the mainland (境外人员)
-    # without its type: the number's form tells it
-    police_document = (
-        pl.when(pl.col("person_type") == FOREIGN)
-        .then(document_kind_expr(pl.col("id_number")))
+def _residents(table: Table, person: PersonRecords, frame: pl.DataFrame, today: dt.date) -> pl.DataFrame:
+    """The register of who lives here, every version: living here now while its version is open
+    and not deregistered; left when deregistered or absent from a later snapshot; died when
+    deregistered for death. It gives the document number of people from outside the mainland
+    (境外人员) without its type: the number's form tells it."""
+    number = pl.col(person.column("id_number"))
+    document = (
+        pl.when(pl.col(person.column("person_type")) == FOREIGN)
+        .then(document_kind_expr(number))
         .otherwise(pl.lit(CITIZEN_ID))
     )
-    police = _record(
-        POLICE,
-        silver[POLICE].with_columns(document=police_document),
-        identity=_identity(pl.col("document")),
+    deregistered = pl.col(person.column("deregistered_on"))
+    return _record(
+        table.key,
+        frame.with_columns(document=document),
+        identity=_identity(pl.col("document"), number),
         doc_type=pl.col("document"),
-        registered_now=pl.col("_valid_to").is_null() & pl.col("deregistered_on").is_null(),
+        registered_now=pl.col("_valid_to").is_null() & deregistered.is_null(),
         observed_on=pl.col("_valid_from"),
-        left_on=pl.coalesce("deregistered_on", "_valid_to"),
-        died_on=pl.when(pl.col("deregistration_reason") == DIED).then(pl.coalesce("deregistered_on", "_valid_from")),
-        **{
-            c: pl.col(c)
-            for c in (
-                "id_number",
-                "name",
-                "sex",
-                "birth_date",
-                "ethnicity",
-                "phone",
-                "hukou_address",
-                "residence_address",
-                "person_type",
-                "hukou_match",
-                "registered_on",
-                "deregistered_on",
-                "_valid_from",
-                "_valid_to",
-            )
-        },
+        left_on=pl.coalesce(deregistered, "_valid_to"),
+        died_on=pl.when(pl.col("deregistration_reason") == DIED).then(pl.coalesce(deregistered, "_valid_from")),
+        **_taken(table, person),
+        _valid_from=pl.col("_valid_from"),
+        _valid_to=pl.col("_valid_to"),
     )
-    # a 公民身份号码 (of a citizen or a residence permit's holder from outside the mainland)
-    floating_document = pl.col("doc_type").fill_null(CITIZEN_ID)
-    by_citizen_id = floating_document == CITIZEN_ID
-    floating = _record(
-        FLOATING,
-        silver[FLOATING],
-        identity=_identity(floating_document),
-        doc_type=floating_document,
-        person_type=pl.when(by_citizen_id).then(pl.lit(FLOATING_TYPE)).otherwise(pl.lit(FOREIGN)),
-        hukou_address=pl.col("hukou_place"),
+
+
+def _registrations(table: Table, person: PersonRecords, frame: pl.DataFrame, today: dt.date) -> pl.DataFrame:
+    """Residence registrations of people from elsewhere, every version, current while open: by a
+    公民身份号码 (of a citizen or a residence permit's holder from outside the mainland, the
+    contract's ``person_type``) or by another document (境外人员)."""
+    document = pl.col("doc_type").fill_null(CITIZEN_ID)
+    return _record(
+        table.key,
+        frame,
+        identity=_identity(document, pl.col(person.column("id_number"))),
+        doc_type=document,
+        person_type=pl.when(document == CITIZEN_ID).then(pl.lit(person.person_type)).otherwise(pl.lit(FOREIGN)),
         registered_now=pl.col("_valid_to").is_null(),
-        observed_on=pl.col("registered_on"),
-        **{
-            c: pl.col(c)
-            for c in (
-                "id_number",
-                "name",
-                "sex",
-                "birth_date",
-                "residence_address",
-                "registered_on",
-                "_valid_from",
-                "_valid_to",
-            )
-        },
+        observed_on=pl.col(person.column("registered_on")),
+        **_taken(table, person),
+        _valid_from=pl.col("_valid_from"),
+        _valid_to=pl.col("_valid_to"),
     )
-    dibao = current(silver["municipal.mz_dibao"])
-    disability = current(silver["municipal.cl_disability"])
-    ledger = current(silver["ledgers.elderly_alone"])
-    records = [
-        police,
-        floating,
-        _citizen(
-            dibao,
-            "municipal.mz_dibao",
-            care_type=pl.when(
-                (pl.col("start_on") <= today) & (pl.col("end_on").is_null() | (pl.col("end_on") >= today))
-            ).then(pl.lit(DIBAO_CARE)),
-        ),
-        _citizen(
-            disability,
-            "municipal.cl_disability",
-            care_type=pl.when(pl.col("valid_until").is_null() | (pl.col("valid_until") >= today)).then(
-                pl.lit(DISABLED_CARE)
-            ),
-        ),
-        _citizen(current(silver["municipal.mz_death"]), "municipal.mz_death", died_on=pl.col("died_on")),
-        _citizen(
-            current(silver["municipal.rs_elderly_allowance"]),
-            "municipal.rs_elderly_allowance",
-            care_type=pl.lit(VERY_OLD_CARE),
-        ),
-        _citizen(
-            ledger,
-            "ledgers.elderly_alone",
-            phone=pl.col("phone"),
-            residence_address=pl.col("address"),
-            care_type=pl.when(pl.col("living_situation") == ALONE).then(pl.lit(LIVING_ALONE_CARE)),
-            visited_on=pl.col("last_visit_on"),
-        ),
-        _citizen(silver["ledgers.hardship_aid"], "ledgers.hardship_aid", name="head_name"),
-        _visit_records(silver[VISIT]),
-    ]
-    return pl.concat(records, how="diagonal_relaxed")
 
 
-def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
+def _visits(table: Table, person: PersonRecords, visits: pl.DataFrame, today: dt.date) -> pl.DataFrame:
     """One record per person seen on a household visit; the visit places them in its house."""
     seen = (
         visits.select(
@@ -222,7 +183,7 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
         .with_columns(identity=pl.when(pl.col("document").is_in(VISIT_DOCUMENTS)).then(_identity(pl.col("document"))))
     )
     return _record(
-        VISIT,
+        table.key,
         seen,
         identity=pl.col("identity"),
         id_number=pl.when(pl.col("identity").is_not_null()).then(pl.col("id_number")),
@@ -235,6 +196,22 @@ def _visit_records(visits: pl.DataFrame) -> pl.DataFrame:
         observed_on=pl.col("visited_on"),
         registered_now=pl.lit(False),
     )
+
+
+KINDS = {"listed": _listed, "residents": _residents, "registrations": _registrations, "visits": _visits}
+
+
+def person_records(silver: dict[str, pl.DataFrame], today: dt.date) -> pl.DataFrame:
+    """Every record of every table whose contract says its rows name persons (``person``), in one
+    shape, before resolution, most trusted source first: the registers of residents and
+    registrations with their whole history (for status and residence history), the other snapshot
+    tables as their latest snapshot stands, the append-only ones whole."""
+    records = [
+        KINDS[table.person.kind](table, table.person, silver[table.key], today)
+        for table in load_contracts().persons
+        if table.person is not None
+    ]
+    return pl.concat(records, how="diagonal_relaxed")
 
 
 def place_records(records: pl.DataFrame, buildings: pl.DataFrame, houses: pl.DataFrame) -> pl.DataFrame:
