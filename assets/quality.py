@@ -74,8 +74,8 @@ def quality_assets() -> list:
         automation_condition=follows_deliveries(),
         owners=centre_owners(),
         description=description(contracts.table(f"{LAYER}.{ISSUES}"), LAYER)
-        + "；入库拒收/警告、规则集、跨源规则和地址核实发现的问题，按网格、社区和报送部门分派，"
-        "复核后自动关闭；整改清单和台账错误标注表写入 outbox。",
+        + "；入库拒收/警告、规则集、跨源规则和地址核实发现的问题，按街道、网格、社区和报送部门分派，"
+        "复核后自动关闭；各街道的整改清单写入 outbox/rectification/<街道编码>/，台账错误标注表写入 outbox/ledgers/。",
     )
     def issue(context: dg.AssetExecutionContext, config: LoopConfig, redwall: RedwallHome):
         home = redwall.home()

@@ -39,7 +39,7 @@ from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.marts.address import locate
 from redwall.marts.resolution.records import person_digest
-from redwall.marts.tables import only_street
+from redwall.marts.tables import coded_street, only_street
 from redwall.quality.docs import build_data_docs
 from redwall.quality.rules import ADDRESS_RULES, CROSS_RULES, address_checks, cross_checks
 from redwall.quality.suites import FAILURE_SCHEMA, RULES_ZH, load_suite, suite_tables, validate
@@ -73,7 +73,7 @@ FINDING = [
 ]
 KEYED = "_record_key"  # a current silver row's record_key, computed once per run
 # routing hints a finding carries until :func:`route` turns them into grid and community
-ROUTING = ("person_key", "community_name", "place_address")
+ROUTING = ("person_key", "community_name", "place_address", "street_hint")
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,14 @@ def _routing(table: Table) -> list[pl.Expr]:
     names = {c.name for c in table.all_columns}
     grid = next((c.name for c in table.all_columns if c.format == "grid_code" or c.codes == "grid"), None)
     community = next((c.name for c in table.all_columns if c.codes == "community"), None)
+    street = next((c.name for c in table.all_columns if c.codes == "street"), None)  # a street's package
     address = table.address or ("address" if "address" in names else None)
     return [
         (pl.col(grid) if grid in names else pl.lit(None, dtype=pl.String)).alias("grid_code"),
         _person_key(table).alias("person_key"),
         (pl.col(community) if community else pl.lit(None, dtype=pl.String)).alias("community_name"),
         (pl.col(address) if address else pl.lit(None, dtype=pl.String)).alias("place_address"),
+        (pl.col(street).cast(pl.String) if street else pl.lit(None, dtype=pl.String)).alias("street_hint"),
         pl.lit(table.department["code"] if table.department else None, dtype=pl.String).alias("department"),
     ]
 
@@ -157,6 +159,7 @@ def rejection_findings(home: Home) -> pl.DataFrame:
                 person_key=pl.lit(None, pl.String),
                 community_name=pl.lit(None, pl.String),
                 place_address=pl.lit(None, pl.String),
+                street_hint=pl.lit(None, pl.String),
             )
         else:
             bronze = (
@@ -452,8 +455,10 @@ def _empty_findings() -> pl.DataFrame:
 def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
     """Grid, community and street of each finding: its own grid code, else the person's residence,
     else the grid its address resolves to (a row kept out, whose person is unknown), else (a ledger
-    naming its community) the community alone; the street is the community's, and in a street
-    centre's home (a register of one street) what nothing places is still that street's."""
+    naming its community) the community alone. The street is the community's, else the one the
+    record names (a street's package), else the one its grid code names
+    (:func:`redwall.marts.tables.coded_street`); in a street centre's home (a register of one street)
+    what nothing places is still that street's."""
     grids = lake.read(home, "silver", "district_grid", where=pl.col("_valid_to").is_null())
     grids = (
         grids.select("grid_code", "community_code", "community_name", "street_code")
@@ -493,7 +498,14 @@ def route(findings: pl.DataFrame, home: Home) -> pl.DataFrame:
         .join(named.rename({"community_code": "named_community"}), on="community_name", how="left")
         .with_columns(pl.coalesce("community_code", "named_community").alias("community_code"))
         .join(grids.select("community_code", "street_code").unique("community_code"), on="community_code", how="left")
-        .with_columns(pl.col("street_code").fill_null(pl.lit(only_street(grids), pl.String)))
+        .with_columns(
+            pl.coalesce(
+                "street_code",
+                "street_hint",
+                coded_street(pl.col("grid_code"), grids),
+                pl.lit(only_street(grids), pl.String),
+            ).alias("street_code")
+        )
     )
 
 

@@ -1,8 +1,9 @@
-"""What goes back to people: rectification lists (整改清单) per grid and per department, and for
+"""What goes back to people: rectification lists (整改清单) per street, and in it per grid and per department, and for
 each ledger file with open issues an error workbook (错误标注表) of its own rows as the clerk typed
 them, bad cells highlighted and commented. Derived each run from ``quality/issue``, the ledgers'
 bronze rows and ``ops/rejection``; a file is written again only where what it is made from changed
-(``outbox/.written.json`` keeps what each was made from), and a file no longer due is removed.
+(``outbox/.written.json`` and each street folder's ``.written.json`` keep what each was made from),
+and a file no longer due is removed.
 
 Personal values go into one place only: a ledger file's own rows, in the workbook going back to the
 department that sent it — and there not in free text (an ID or phone typed into a note is masked). Lists and the workbooks' issue sheets carry rows, columns and messages."""
@@ -29,6 +30,7 @@ from redwall.ingest.formats import Unreadable, read_file
 from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
+from redwall.locks import exclusive
 from redwall.privacy import known_names, scrub_free_text
 from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall.schemas import Contracts, Table, load_contracts
@@ -98,34 +100,83 @@ def _severity_zh() -> pl.Expr:
     )
 
 
+RECTIFICATION = "rectification"  # outbox/rectification/<street code>/: one street's lists
+UNPLACED_STREET = "未定位街道"  # a district's issues no register, grid code or record places in a street
+
+
+def rectification_folder(home: Home, street: str | None) -> Path:
+    """Where a street's rectification lists are: ``outbox/rectification/<street code>/`` (a street
+    centre's home has one such folder, a district's one per street); issues no street could be
+    found for, in a district's home, under ``outbox/rectification/未定位街道/``."""
+    return home.outbox / RECTIFICATION / (street or UNPLACED_STREET)
+
+
 def write_outbox(home: Home, issues: pl.DataFrame, full: bool = False) -> dict[str, int]:
-    """Rectification lists of open issues, per grid (``网格_<code>.xlsx``), per ledger department
-    (``部门_<code>.xlsx``), and issues no grid could be found for, per source system
-    (``未定位_<source>.xlsx``); then the ledgers' error workbooks. Returns files written per kind."""
-    folder = home.outbox / "rectification"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Every street's rectification lists (:func:`write_street_lists`), a street no longer with
+    open issues emptied; then the ledgers' error workbooks. Returns files written per kind, and
+    the streets (folders) with lists."""
+    root = home.outbox / RECTIFICATION
+    root.mkdir(parents=True, exist_ok=True)
+    for stray in root.glob("*.xlsx"):  # lists an earlier release kept for all streets in one folder
+        stray.unlink()
+    open_ = issues.filter(pl.col("status") == OPEN)
+    named = sorted(open_["street_code"].drop_nulls().unique())
+    due: list[str | None] = [*named, *([None] if open_["street_code"].is_null().any() else [])]
+    held = {p.name for p in root.iterdir() if p.is_dir()} - {rectification_folder(home, s).name for s in due}
+    written = {"grid": 0, "department": 0, "unlocated": 0, "streets": 0, "ledger_workbooks": 0}
+    for street in [*due, *sorted(held)]:
+        counts = write_street_lists(home, issues, None if street == UNPLACED_STREET else street, full)
+        written["streets"] += any(counts.values())
+        for kind, n in counts.items():
+            written[kind] += n
     before: dict[str, str] = {} if full else _written(home)
     after: dict[str, str] = {}
-    open_ = issues.filter(pl.col("status") == "open")
-    written = {"grid": 0, "department": 0, "unlocated": 0, "ledger_workbooks": 0}
-    lists = [
-        ("grid", "网格", open_.filter(pl.col("grid_code").is_not_null()), "grid_code"),
-        ("department", "部门", open_.filter(pl.col("department").is_not_null()), "department"),
-        ("unlocated", "未定位", open_.filter(pl.col("grid_code").is_null() & pl.col("department").is_null()), "source"),
-    ]
-    for kind, prefix, part, by in lists:
-        for (who,), rows in part.group_by(by):
-            listed, target = _listed(rows), folder / f"{prefix}_{who}.xlsx"
-            if _changed(home, target, _fingerprint(listed), before, after):
-                listed.write_excel(target, worksheet="整改清单", autofit=True)
-            written[kind] += 1
-    _remove_others(home, folder, after)
     written["ledger_workbooks"] = write_error_workbooks(home, open_, before, after)
     (home.outbox / WRITTEN).write_text(json.dumps(after, sort_keys=True), encoding="utf-8")
     return written
 
 
-WRITTEN = ".written.json"  # in the outbox: what each file was last written from
+def write_street_lists(home: Home, issues: pl.DataFrame, street: str | None, full: bool = False) -> dict[str, int]:
+    """One street's rectification lists of open issues (``street``: a street code; none: the issues
+    no street was found for), in :func:`rectification_folder`: per grid (``网格_<code>.xlsx``), per
+    ledger department (``部门_<code>.xlsx``), and issues no grid could be found for, per source
+    system (``未定位_<source>.xlsx``). A list whose issues did not change since it was written is
+    not written again (unless ``full``); a list no longer due is removed, and the folder with the
+    last. Streets are written side by side (a lock per street). Returns files per kind."""
+    folder = rectification_folder(home, street)
+    memo = folder / WRITTEN
+    with exclusive(home.taking / "outbox" / f"{folder.name}.lock"):
+        before: dict[str, str] = {} if full or not memo.is_file() else json.loads(memo.read_text(encoding="utf-8"))
+        after: dict[str, str] = {}
+        mine = pl.col("street_code").is_null() if street is None else pl.col("street_code") == street
+        open_ = issues.filter(pl.col("status") == OPEN, mine)
+        written = {"grid": 0, "department": 0, "unlocated": 0}
+        lists = [
+            ("grid", "网格", open_.filter(pl.col("grid_code").is_not_null()), "grid_code"),
+            ("department", "部门", open_.filter(pl.col("department").is_not_null()), "department"),
+            (
+                "unlocated",
+                "未定位",
+                open_.filter(pl.col("grid_code").is_null() & pl.col("department").is_null()),
+                "source",
+            ),
+        ]
+        for kind, prefix, part, by in lists:
+            for (who,), rows in part.group_by(by):
+                listed, target = _listed(rows), folder / f"{prefix}_{who}.xlsx"
+                if _changed(home, target, _fingerprint(listed), before, after):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    listed.write_excel(target, worksheet="整改清单", autofit=True)
+                written[kind] += 1
+        _remove_others(home, folder, after)
+        if after:
+            memo.write_text(json.dumps(after, sort_keys=True), encoding="utf-8")
+        elif folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return written
+
+
+WRITTEN = ".written.json"  # in the outbox and in each street's folder: what each file was last written from
 
 
 def _written(home: Home) -> dict[str, str]:

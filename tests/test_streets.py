@@ -21,8 +21,10 @@ from redwall.generator import generate
 from redwall.home import Home
 from redwall.ingest import holds, process_source, release
 from redwall.marts import build_marts
+from redwall.marts.tables import with_street
 from redwall.package import SOURCE, export_package, package_folder, streets
-from redwall.quality.loop import run_loop
+from redwall.quality.loop import ISSUE_SCHEMA, route, run_loop
+from redwall.quality.outbox import UNPLACED_STREET, rectification_folder, write_outbox
 from redwall.schemas import HERE as CONTRACTS
 from redwall.schemas import ContractError, load_contracts
 from redwall.warehouse import publish
@@ -88,6 +90,57 @@ def test_every_mart_row_and_issue_knows_its_street(street_homes):
         issues = lake.read(home, "quality", "issue")
         # a street centre's home: what no grid places is still the street's own
         assert issues.height > 0 and (issues["street_code"] == street).all()
+
+
+def test_a_record_its_register_does_not_place_still_knows_its_street(tmp_path):
+    """Where neither grid nor community is in the register: the street the record names (a
+    street's package), else the street its grid code names, if the register (or, without one, the
+    national list) knows it; in a street centre's home, what nothing places is still its street."""
+    home = Home.at(tmp_path).ensure()
+    findings = pl.DataFrame(
+        {
+            "table": ["street_package.quality", "grid_app.event", "grid_app.event", "police.population"],
+            "grid_code": [None, "110102003004002", "110102999004002", None],
+            "street_hint": ["110102001", None, None, None],
+        }
+    ).with_columns(
+        pl.lit(None, pl.String).alias(c) for c in ("person_key", "community_name", "place_address", "department")
+    )
+    # a district home holding only its streets' packages: no register
+    assert route(findings, home)["street_code"].to_list() == ["110102001", "110102003", None, None]
+    grids = pl.DataFrame(
+        {"grid_code": ["110102001001001"], "community_code": ["110102001001"], "street_code": ["110102001"]}
+    )
+    assert with_street(findings.select("grid_code"), grids)["street_code"].to_list() == ["110102001"] * 4
+
+
+def test_rectification_lists_go_to_their_street(street_homes, tmp_path):
+    street, home = next(iter(street_homes.items()))
+    issues = lake.read(home, "quality", "issue")
+    files = write_outbox(home, issues)
+    root = home.outbox / "rectification"
+    # a street centre's home: one folder, its street's, holding every list
+    assert [p.name for p in root.iterdir()] == [street] and files["streets"] == 1
+    lists = sorted(rectification_folder(home, street).glob("*.xlsx"))
+    assert len(lists) == files["grid"] + files["department"] + files["unlocated"] > 0
+    assert all(set(pl.read_excel(p)["街道编码"]) == {street} for p in lists[:3])
+    # a district's issues: one folder per street, those no street places apart; a street whose
+    # issues all closed has its folder removed
+    other, open_ = "110102003", issues.filter(pl.col("status") == "open")
+    moved = pl.concat(
+        [
+            open_.head(5).with_columns(street_code=pl.lit(other)),
+            open_.slice(5, 2).with_columns(street_code=pl.lit(None, pl.String)),
+            open_.slice(7),
+        ]
+    ).cast(ISSUE_SCHEMA)
+    district = Home.at(tmp_path / "district").ensure()
+    write_outbox(district, moved)
+    assert sorted(p.name for p in (district.outbox / "rectification").iterdir()) == sorted(
+        [street, other, UNPLACED_STREET]
+    )
+    write_outbox(district, moved.filter(pl.col("street_code") != other))
+    assert sorted(p.name for p in (district.outbox / "rectification").iterdir()) == sorted([street])
 
 
 def test_a_package_is_the_exchange_form_with_only_what_may_leave_the_street(street_homes):
@@ -188,3 +241,4 @@ def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, t
         metadata = result.asset_materializations_for_node(asset.op.name)[0].metadata
         assert metadata["rows/grid"].value == lake.read(home, "mart", "grid").height
         assert sorted(p.suffix for p in package_folder(home, street).iterdir()) == [".json"] * 3 + [".parquet"] * 3
+

@@ -31,7 +31,7 @@ from redwall.marts.place import build_address_issue, build_place
 from redwall.marts.resolution.linkage import documented, resolution_memory, resolve
 from redwall.marts.resolution.records import person_records, place_records
 from redwall.marts.street import build_street
-from redwall.marts.tables import conform, current, read_silver, with_street
+from redwall.marts.tables import conform, current, only_street, read_silver, with_street
 from redwall.schemas import load_contracts
 from redwall.worktime import SCHEDULE, TIME_ZONE
 
@@ -88,12 +88,26 @@ def _compute(
     }
     # Streets are a dimension: every mart whose contract has the street takes it from the register.
     declared = {t.name: t.schema() for t in load_contracts().marts}
-    return {
+    marts = {
         name: with_street(frame, grids)
-        if "street_code" in declared[name] and "street_code" not in frame.columns
+        if "street_code" in declared[name] and "street_code" not in frame.columns and name != "person_link"
         else frame
         for name, frame in marts.items()
-    }, state
+    }
+    # A record's link is its person's street (resolution itself is district-wide: people move).
+    marts["person_link"] = _person_street(marts["person_link"], marts["person"], grids)
+    return marts, state
+
+
+def _person_street(links: pl.DataFrame, persons: pl.DataFrame, grids: pl.DataFrame) -> pl.DataFrame:
+    """``links`` with the street of the person each record resolved to (``mart.person``); a
+    record of no current person is its home's street in a street centre's home, else none."""
+    if "street_code" in links.columns:
+        return links
+    streets = persons.select("person_key", "street_code").unique("person_key")
+    return links.join(streets, on="person_key", how="left", maintain_order="left").with_columns(
+        pl.col("street_code").fill_null(pl.lit(only_street(grids), pl.String))
+    )
 
 
 def build_marts(

@@ -12,7 +12,7 @@ import polars as pl
 
 from redwall import lake
 from redwall.home import Home
-from redwall.schemas import Table, load_contracts
+from redwall.schemas import Table, load_contracts, reference
 
 HISTORY = {"_valid_from": pl.Date(), "_valid_to": pl.Date()}
 
@@ -71,14 +71,35 @@ def only_street(grids: pl.DataFrame) -> str | None:
     return streets[0] if streets.len() == 1 else None
 
 
+def coded_street(grid_code: pl.Expr, grids: pl.DataFrame) -> pl.Expr:
+    """The street a grid code names by its coding scheme (``reference/grid_code_scheme.csv``: district
+    6 digits, then street 3), for a grid the register does not hold: only a street of the register,
+    or, a home without one (a district's, taking its streets' packages), a street of the national
+    list; else null. A typed code naming another street than the register's is no evidence."""
+    known = grids["street_code"].drop_nulls().unique()
+    streets = known if known.len() else reference("street")["code"]
+    schemes = reference("grid_code_scheme")
+    by_length = {}
+    for length, parts in schemes.select("length", "parts").iter_rows():
+        sizes = [(part.split(":")[0], int(part.split(":")[1])) for part in parts.split("|")]
+        names = [name for name, _ in sizes]
+        by_length[int(length)] = sum(size for _, size in sizes[: names.index("street") + 1])
+    street: pl.Expr = pl.lit(None, pl.String)
+    for length, prefix in by_length.items():
+        street = pl.when(grid_code.str.len_chars() == length).then(grid_code.str.slice(0, prefix)).otherwise(street)
+    return pl.when(street.is_in(streets.implode())).then(street)
+
+
 def with_street(frame: pl.DataFrame, grids: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with each row's street (``street_code``): the street of its grid in the district
-    register, else of its community, else :func:`only_street`."""
+    register, else of its community, else the street its grid code names (:func:`coded_street`),
+    else :func:`only_street`."""
     streets = []
     for column in ("grid_code", "community_code"):
         if column in frame.columns:
             of = grids.select(column, pl.col("street_code").alias(f"_street_of_{column}")).unique(column)
             frame = frame.join(of, on=column, how="left", maintain_order="left")
             streets.append(f"_street_of_{column}")
-    street = pl.coalesce(*streets, pl.lit(only_street(grids), pl.String))
+    coded = [coded_street(pl.col("grid_code"), grids)] if "grid_code" in frame.columns else []
+    street = pl.coalesce(*streets, *coded, pl.lit(only_street(grids), pl.String))
     return frame.with_columns(street.alias("street_code")).drop(streets)
