@@ -14,7 +14,14 @@ from redwall.assets.quality import quality_assets
 from redwall.assets.streets import street_assets
 from redwall.pipelines.automation import follow_deliveries
 from redwall.pipelines.executors import executor_for_environment
-from redwall.pipelines.jobs import build_all, ingest_jobs, release_delivery, release_layout, share_upward
+from redwall.pipelines.jobs import (
+    build_all,
+    ingest_jobs,
+    rebuild_street,
+    release_delivery,
+    release_layout,
+    share_upward,
+)
 from redwall.pipelines.recovery import recover_dead_runs
 from redwall.pipelines.resources import resources_for_environment
 from redwall.pipelines.retries import retry_failed_runs
@@ -30,7 +37,7 @@ defs = dg.Definitions(
         *dashboard_assets(),
         *street_assets(),
     ],
-    jobs=[*loads, build_all, share_upward, release_delivery, release_layout],
+    jobs=[*loads, build_all, share_upward, rebuild_street, release_delivery, release_layout],
     sensors=[*inbox_sensors(), follow_deliveries, recover_dead_runs, retry_failed_runs([build_all, *loads])],
     resources=resources_for_environment(),
     executor=executor_for_environment(),

@@ -1,7 +1,8 @@
 """Jobs: one ingestion job per source (what its inbox sensor starts), ``build_all``, which
 rebuilds everything downstream of the lake — marts, quality loop, data directory, warehouse —
 from silver as it stands, ``share_upward``, a street's package for the district (one partition per
-street), ``release_delivery``, an analyst's decision on a held delivery, and ``release_layout``, an
+street), ``rebuild_street``, a street's rectification lists, warehouse extract and package (one
+partition per street), ``release_delivery``, an analyst's decision on a held delivery, and ``release_layout``, an
 analyst's release of a table blocked by a delivery refused for its layout.
 
 Deliveries reach the warehouse by themselves (``pipelines.automation``); these jobs are for an
@@ -55,6 +56,14 @@ share_upward = dg.define_asset_job(
     selection=dg.AssetSelection.assets(keys.STREET_PACKAGE),
     description="导出街道共享数据包（每个街道一个分区）到 outbox/district/<街道编码>/，供区级平台接收；"
     "可选一个街道重建，或对全部街道补做。",
+)
+
+
+rebuild_street = dg.define_asset_job(
+    "rebuild_street",
+    selection=dg.AssetSelection.assets(keys.STREET_RECTIFICATION, keys.STREET_WAREHOUSE, keys.STREET_PACKAGE),
+    description="重建一个街道（每个街道一个分区）的整改清单（outbox/rectification/<街道编码>/）、数据仓库抽取"
+    "（warehouse/streets/<街道编码>.duckdb）和共享数据包；可选一个街道，或对全部街道补做。人员归并和质量闭环仍在全区范围进行。",
 )
 
 

@@ -496,3 +496,74 @@ def _clean(home: Home, previous: str | None) -> list[str]:
             shutil.rmtree(version)
             removed.append(version.name)
     return removed
+
+
+# -- per street --------------------------------------------------------------------------------------
+STREETS = "streets"  # warehouse/streets/<street code>.duckdb: one street's part of the shared warehouse
+
+
+def street_extract_path(home: Home, street: str) -> Path:
+    return home.warehouse.parent / STREETS / f"{street}.duckdb"
+
+
+def extract_street(home: Home, street: str) -> dict[str, int]:
+    """One street's part of the shared warehouse, as its own DuckDB file
+    (:func:`street_extract_path`, readable like the shared one): every shared table with a street
+    (the marts, the rectification issues) cut to that street's rows, the reference tables whole, the
+    views and every Chinese comment as published. It is taken from the current shared warehouse
+    itself, so it is masked, pseudonymised and k-anonymous exactly as that is: every person table's
+    street is one of its quasi-identifiers, so a street's rows are whole groups (a row whose street
+    was blanked belongs to no street's extract), and the file is measured again
+    (:func:`k_anonymity`) before it replaces the last one. Returns rows per ``schema.table``.
+    Raises :class:`FileNotFoundError` before the first publish."""
+    shared = home.warehouse.resolve()  # the version current now, whatever a publish switches in meanwhile
+    if not shared.is_file():
+        raise FileNotFoundError(f"no shared warehouse to extract street {street} from: publish first")
+    target = street_extract_path(home, street)
+    target.parent.mkdir(mode=SHARED_DIR_MODE, parents=True, exist_ok=True)
+    target.parent.chmod(SHARED_DIR_MODE)
+    new = target.with_name(f".{target.name}{NEW}")
+    new.unlink(missing_ok=True)
+    rows = {}
+    with duckdb.connect(str(new)) as con:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"ATTACH {_quote(str(shared))} AS shared (READ_ONLY)")
+        tables = con.execute(
+            "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'shared' ORDER BY 1, 2"
+        ).fetchall()
+        columns: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+        for schema, table, column, comment in con.execute(
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE database_name = 'shared' ORDER BY schema_name, table_name, column_index"
+        ).fetchall():
+            columns.setdefault((schema, table), []).append((column, comment))
+        for schema, table, comment in tables:
+            names = [c for c, _ in columns[(schema, table)]]
+            if "street_code" not in names and schema != REF:
+                continue
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            where = "WHERE street_code = $street" if "street_code" in names else ""
+            con.execute(
+                f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM shared."{schema}"."{table}" {where}',
+                {"street": street} if where else None,
+            )
+            if comment:
+                con.execute(f'COMMENT ON TABLE "{schema}"."{table}" IS {_quote(comment)}')
+            for column, label in columns[(schema, table)]:
+                if label:
+                    con.execute(f'COMMENT ON COLUMN "{schema}"."{table}"."{column}" IS {_quote(label)}')
+            ((rows[f"{schema}.{table}"],),) = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchall()
+        con.execute("DETACH shared")
+        for view in load_contracts().views:  # as the shared warehouse makes them, over this street's tables
+            con.execute(f'CREATE VIEW "{view.source}"."{view.name}" AS {view.query}')
+            con.execute(f'COMMENT ON VIEW "{view.source}"."{view.name}" IS {_quote(f"{view.title}：{view.abstract}")}')
+            for column, label in _column_comments(view, view.columns).items():
+                con.execute(f'COMMENT ON COLUMN "{view.source}"."{view.name}"."{column}" IS {_quote(label)}')
+        con.execute("CHECKPOINT")
+    if rare := {t: f for t, f in k_anonymity(new).items() if too_rare(f)}:
+        new.unlink()
+        raise ReidentificationError(f"street {street} not extracted: persons too rare to share in {rare}")
+    new.chmod(SHARED_MODE)
+    os.replace(new, target)
+    _fsync_dir(target.parent)
+    return rows

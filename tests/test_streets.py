@@ -27,7 +27,7 @@ from redwall.quality.loop import ISSUE_SCHEMA, route, run_loop
 from redwall.quality.outbox import UNPLACED_STREET, rectification_folder, write_outbox
 from redwall.schemas import HERE as CONTRACTS
 from redwall.schemas import ContractError, load_contracts
-from redwall.warehouse import publish
+from redwall.warehouse import extract_street, k_anonymity, publish, street_extract_path
 
 STREET_HOMES = {"110102001": 11, "110102003": 5}  # street code → generator seed
 DAY = dt.date(2026, 11, 21)
@@ -225,7 +225,7 @@ def test_a_newer_package_is_the_truth_for_its_own_street_only(street_homes, dist
 
 def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, tmp_path):
     street, home = "110102003", street_homes["110102003"]
-    (asset,) = street_assets()
+    (asset,) = [a for a in street_assets() if a.key == dg.AssetKey(["outbox", "street_package"])]
     with dg.DagsterInstance.ephemeral() as instance:
         assert register_streets(instance, home) == [street]
         assert register_streets(instance, home) == []  # known already
@@ -242,3 +242,37 @@ def test_streets_are_partitions_and_one_street_is_packaged_alone(street_homes, t
         assert metadata["rows/grid"].value == lake.read(home, "mart", "grid").height
         assert sorted(p.suffix for p in package_folder(home, street).iterdir()) == [".json"] * 3 + [".parquet"] * 3
 
+
+def test_a_street_extract_is_its_part_of_the_shared_warehouse(street_homes, district):
+    street, home = "110102001", street_homes["110102001"]
+    with pytest.raises(FileNotFoundError):
+        extract_street(home, street)  # nothing published yet
+    publish(home)
+    assets = {a.key: a for a in street_assets()}
+    with dg.DagsterInstance.ephemeral() as instance:
+        register_streets(instance, home)
+        result = dg.materialize(
+            [assets[dg.AssetKey(["warehouse", "street"])], assets[dg.AssetKey(["outbox", "rectification"])]],
+            partition_key=street,
+            instance=instance,
+            resources={"redwall": RedwallHome(root=str(home.root))},
+        )
+        assert result.success
+    extract = street_extract_path(home, street)
+    assert extract.stat().st_mode & 0o777 == 0o644  # like the shared warehouse it comes from
+    with (
+        duckdb.connect(str(home.warehouse), read_only=True) as shared,
+        duckdb.connect(str(extract), read_only=True) as mine,
+    ):
+        for table in ("mart.person", "mart.person_link", "mart.care_visit", "quality.issue", "mart.grid"):
+            query = f"SELECT * FROM {table} WHERE street_code = '{street}' ORDER BY ALL"
+            assert mine.sql(query).pl().equals(shared.sql(query).pl()), table  # masked as shared, nothing else
+            assert mine.sql(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+        # the comments and the views came along
+        assert mine.sql("SELECT comment FROM duckdb_tables() WHERE table_name = 'person'").fetchone()[0]
+        assert mine.sql("SELECT count(*) FROM mart.community").fetchone()[0] > 0
+    assert not any(f["rows"] and f["k"] < f["min_k"] for f in k_anonymity(extract).values())
+    # a district's extract of one street: that street's roll-up row only
+    extract_street(district, "110102003")
+    with duckdb.connect(str(street_extract_path(district, "110102003")), read_only=True) as con:
+        assert con.sql("SELECT street_code FROM mart.street").fetchall() == [("110102003",)]
