@@ -84,7 +84,7 @@ where to look next:
               {warehouse_example(home)}
   notebooks   {notebook_command(home)}
   templates   {home.published / "templates"}   catalogue {home.published / "catalog"}
-  outbox      {home.outbox}  (rectification lists per grid and department, ledger error workbooks)
+  outbox      {home.outbox}  (rectification lists per street in rectification/<street code>/, ledger error workbooks)
   receipts    {home.root / "archive"}/<source>/*回执*  and ops.file_receipt in the warehouse
   rejected    {home.root / "rejected"}
   Dagster UI  {redwall_command(home, "ui")}   → http://localhost:3000
