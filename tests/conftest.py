@@ -1,6 +1,9 @@
-"""Fixtures shared by test modules."""
+"""Fixtures shared by test modules, where the test homes live, and the order files are handed to
+the workers."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,65 @@ from redwall.schemas import load_contracts
 # Tests drop files and take them in at once: no waiting for a copy to settle. The settling rule
 # itself is tested with its real interval (test_sensors, test_hardening).
 os.environ.setdefault("REDWALL_LIMIT_SETTLE_SECONDS", "0")
+
+# The test homes are scratch, deleted after the run: on a RAM disk when the machine has one with
+# room, they skip the disk syncs a durable write waits for (Dagster's SQLite instances commit
+# thousands of times in a run, each commit tens of milliseconds on a busy disk). Every component is
+# the same; TMPDIR set by the caller (or --basetemp) wins.
+RAM_DISK = Path("/dev/shm")
+RAM_DISK_ROOM = 4 * 2**30
+
+
+def _ram_disk() -> Path | None:
+    try:
+        mounted = any(
+            line.split()[1:3] == [str(RAM_DISK), "tmpfs"]
+            for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+        )
+        room = os.statvfs(RAM_DISK)
+    except OSError:
+        return None
+    if mounted and os.access(RAM_DISK, os.W_OK | os.X_OK) and room.f_bavail * room.f_frsize >= RAM_DISK_ROOM:
+        return RAM_DISK
+    return None
+
+
+# With ``--dist loadfile`` a file runs whole on one worker, and the files are handed out in the
+# order collected: the longest files go first, so that the short ones fill in at the end and both
+# workers finish together (left alone, xdist hands out the files with the most tests first, which
+# put the three longest files last, one after the other on one worker). Ordered by their time in
+# a whole-suite run (``--durations``); a file not listed runs after these, in its usual order.
+LONGEST_FIRST = (
+    "tests/test_scaleout.py",
+    "tests/test_automation.py",
+    "tests/test_incremental.py",
+    "tests/test_pipeline.py",
+    "tests/test_cli.py",
+    "tests/test_warehouse.py",
+    "tests/test_hardening.py",
+    "tests/test_service.py",
+    "tests/test_privacy.py",
+    "tests/test_streets.py",
+    "tests/test_outbox.py",
+    "tests/test_resolution.py",
+    "tests/test_ingest.py",
+    "tests/test_holds.py",
+    "tests/test_quality.py",
+    "tests/deliveries/test_deliveries.py",
+    "tests/test_truth.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = hasattr(config, "workerinput")  # xdist's workers are given the controller's basetemp
+    if not worker and "TMPDIR" not in os.environ and config.option.basetemp is None and (ram := _ram_disk()):
+        os.environ["TMPDIR"] = str(ram)  # pytest's temporary folders, and the test processes' own
+        tempfile.tempdir = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="module")
