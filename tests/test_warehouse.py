@@ -66,10 +66,10 @@ READER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch) -> Home:
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    home = Home.at(tmp_path / "home")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Home:
+    """The hand-built street's marts and a receipt, not yet published: each test copies it."""
+    home = Home.at(tmp_path_factory.mktemp("built") / "home")
     write_silver(home, street_silver())
     build_marts(home, as_of=AS_OF)
     lake.write(
@@ -87,6 +87,14 @@ def home(tmp_path, monkeypatch) -> Home:
         ),
     )
     return home
+
+
+@pytest.fixture()
+def home(built, tmp_path, monkeypatch) -> Home:
+    """A home of its own for each test (tests publish, kill publishes and plant files in it)."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    shutil.copytree(built.root, tmp_path / "home", symlinks=True)
+    return Home.at(tmp_path / "home")
 
 
 def personal_numbers(text: str) -> list[str]:
