@@ -336,7 +336,9 @@ from redwall import lake
 from redwall.home import Home
 from redwall.ingest import receipts
 
-home, source, start, rounds = Home.at(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+home, source, rounds = Home.at(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+print("ready", flush=True)  # imported: told when to start, the same moment as the others
+start = float(sys.stdin.readline())
 while time.time() < start:
     time.sleep(0.005)
 for n in range(rounds):
@@ -361,15 +363,21 @@ for n in range(rounds):
 def test_loads_of_several_sources_writing_the_ops_tables_at_once_lose_nothing(tmp_path):
     home = Home.at(tmp_path).ensure()
     sources, rounds = ("police", "floating", "grid_app", "ledgers"), 6
-    start = time.time() + 10  # every writer started and imported before the first commit
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CONCURRENT_WRITER, str(home.root), source, str(start), str(rounds)],
+            [sys.executable, "-c", CONCURRENT_WRITER, str(home.root), source, str(rounds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for source in sources
     ]
+    assert [proc.stdout.readline() for proc in procs] == ["ready\n"] * len(sources)  # every writer imported
+    start = time.time() + 0.5  # then all begin at once
+    for proc in procs:
+        proc.stdin.write(f"{start}\n")
+        proc.stdin.flush()
     logs = [proc.communicate(timeout=300)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * len(sources), "\n".join(logs)[-3000:]
     commits = [c["operation"] for c in lake.open_table(home, receipts.OPS, receipts.RECEIPTS).history()]
