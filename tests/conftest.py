@@ -1,10 +1,15 @@
 """Fixtures shared by test modules, where the test homes live, and the order files are handed to
 the workers."""
 
+import datetime as dt
+import fcntl
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from redwall.generator import generate
@@ -78,16 +83,64 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Home], None]) -> Path:
+    """The root of a home ``build`` made, once in the whole run: the first worker to ask builds it
+    while any other waits, then each copies it (:func:`copy_of`). For homes several files build
+    alike, none of which may change this one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp()
+    shared = (shared.parent if worker else shared) / "built_once"  # the workers' folders share the run's
+    shared.mkdir(exist_ok=True)
+    root = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.done").exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a build that failed left
+            build(Home.at(root).ensure())
+            (shared / f"{name}.done").touch()
+    return root
+
+
+def copy_of(root: Path, to: Path) -> Home:
+    shutil.copytree(root, to, symlinks=True, dirs_exist_ok=True)
+    return Home.at(to)
+
+
+def _take_in(home: Home) -> None:
+    for source in load_contracts().sources:
+        process_source(home, source)
+
+
+def _street_taken_in(home: Home) -> None:
+    generate(home, scale="small", seed=7, days=14, end_date=dt.date(2026, 11, 20))
+    _take_in(home)
+
+
+@pytest.fixture(scope="session")
+def street_taken_in(tmp_path_factory) -> Callable[[Path], Home]:
+    """A small generated street, 14 days to 2026-11-20 (seed 7), every source taken in, nothing
+    released, as test_address, test_resolution and test_truth begin: ``copy(folder)`` gives a copy
+    of one's own there."""
+    root = built_once(tmp_path_factory, "street_taken_in", _street_taken_in)
+    return lambda folder: copy_of(root, folder)
+
+
+def _looped(home: Home) -> None:
+    generate(home, scale="small", seed=11, days=3)
+    _take_in(home)
+    for receipt_id in holds.pending(home)["receipt_id"]:
+        release(home, receipt_id, "analyst01", "已核对，有效行先行应用")
+    build_marts(home)
+    run_loop(home).write_parquet(home.root / "issues.parquet")
+
+
 @pytest.fixture(scope="module")
 def looped(tmp_path_factory):
     """A small generated street taken in, its marts built and one round of the quality loop run:
     ``(home, issues)``. One per test module, which may change it. The generator's ledgers whose IDs
     a spreadsheet wrecked are held on arrival; an analyst lets them in, so that the loop sees them."""
-    home = Home.at(tmp_path_factory.mktemp("looped")).ensure()
-    generate(home, scale="small", seed=11, days=3)
-    for source in load_contracts().sources:
-        process_source(home, source)
-    for receipt_id in holds.pending(home)["receipt_id"]:
-        release(home, receipt_id, "analyst01", "已核对，有效行先行应用")
-    build_marts(home)
-    return home, run_loop(home)
+    home = copy_of(built_once(tmp_path_factory, "looped", _looped), tmp_path_factory.mktemp("looped")).ensure()
+    issues = home.root / "issues.parquet"
+    found = pl.read_parquet(issues)
+    issues.unlink()
+    return home, found

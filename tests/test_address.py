@@ -5,12 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from redwall import ingest
-from redwall.generator import generate
 from redwall.home import Home
 from redwall.marts.address import AMBIGUOUS, NO_BUILDING, NO_HOUSE, normalise, resolve_addresses
 from redwall.marts.evaluate import measure_addresses
-from redwall.schemas import load_contracts
 
 BUILDINGS = pl.DataFrame(
     {
@@ -70,12 +67,8 @@ def test_addresses_resolve_at_the_level_written_and_ambiguity_is_not_guessed():
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory) -> Home:
-    home = Home.at(tmp_path_factory.mktemp("small"))
-    generate(home, scale="small", seed=7, days=14)
-    for source in load_contracts().sources:
-        ingest.process_source(home, source)
-    return home
+def small(tmp_path_factory, street_taken_in) -> Home:
+    return street_taken_in(tmp_path_factory.mktemp("small"))  # seed 7, 14 days
 
 
 def test_match_rate_on_ground_truth(small):

@@ -11,9 +11,7 @@ import polars as pl
 import pytest
 
 from redwall import lake
-from redwall.generator import generate
 from redwall.home import Home
-from redwall.ingest import process_source
 from redwall.marts import INPUTS, STATE, build_marts
 from redwall.marts.person import build_person_link
 from redwall.marts.resolution.clustering import choose_persons, cluster_labels
@@ -39,12 +37,8 @@ AS_OF = dt.datetime(2026, 11, 20, 18, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Home:
-    home = Home.at(tmp_path_factory.mktemp("small")).ensure()
-    generate(home, scale="small", seed=7, days=14, end_date=TODAY)
-    for source in load_contracts().sources:
-        process_source(home, source)
-    return home
+def home(tmp_path_factory, street_taken_in) -> Home:
+    return street_taken_in(tmp_path_factory.mktemp("small")).ensure()  # seed 7, 14 days to TODAY
 
 
 def resolved_from(silver: dict[str, pl.DataFrame]) -> pl.DataFrame:

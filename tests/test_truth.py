@@ -9,11 +9,10 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from redwall import generator, ingest, lake
-from redwall.home import Home
+from redwall import lake
 from redwall.marts import build_marts
 from redwall.marts.person import ACTIVE, DECEASED, MOVED_OUT
-from redwall.schemas import code_lists, load_contracts
+from redwall.schemas import code_lists
 from redwall.worktime import TIME_ZONE, with_working_clocks, working_days
 
 DAYS, LAST_DAY = 14, dt.date(2026, 11, 20)
@@ -27,11 +26,9 @@ NAMED = pl.col("role").is_in(["subject", "seen"]) | (
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict[str, pl.DataFrame]:
-    home = Home.at(tmp_path_factory.mktemp("truth"))
-    generator.generate(home, scale="small", seed=7, days=DAYS, end_date=LAST_DAY)
-    for source in load_contracts().sources:
-        ingest.process_source(home, source)
+def built(tmp_path_factory, street_taken_in) -> dict[str, pl.DataFrame]:
+    # DAYS and LAST_DAY are the street street_taken_in generated: 14 days to 2026-11-20 (seed 7)
+    home = street_taken_in(tmp_path_factory.mktemp("truth"))
     build_marts(home, as_of=END)
     frames = {
         name: pl.read_parquet(home.truth / f"{name}.parquet") for name in ("persons", "events", "records", "defects")
