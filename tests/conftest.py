@@ -56,18 +56,17 @@ LONGEST_FIRST = (
     "tests/test_incremental.py",
     "tests/test_pipeline.py",
     "tests/test_cli.py",
-    "tests/test_warehouse.py",
     "tests/test_hardening.py",
     "tests/test_service.py",
+    "tests/test_resolution.py",  # with the street it shares with test_address and test_truth
     "tests/test_privacy.py",
+    "tests/test_outbox.py",  # with the looped street it shares with test_quality
     "tests/test_streets.py",
-    "tests/test_outbox.py",
-    "tests/test_resolution.py",
+    "tests/test_warehouse.py",
     "tests/test_ingest.py",
     "tests/test_holds.py",
-    "tests/test_quality.py",
     "tests/deliveries/test_deliveries.py",
-    "tests/test_truth.py",
+    "tests/test_quality.py",
 )
 
 
