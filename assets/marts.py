@@ -112,7 +112,10 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
     def _marts(context: dg.AssetExecutionContext, config: MartsConfig, redwall: RedwallHome):
         home = redwall.home()
         written: dict[str, bool] = {}
-        counts = build_marts(home, full=config.full_resolution or config.full_rebuild, written=written)
+        cost: dict[str, tuple[int, int]] = {}
+        counts = build_marts(home, full=config.full_resolution or config.full_rebuild, written=written, cost=cost)
+        computed = [name for name, (done, _) in cost.items() if done]
+        context.log.info(f"marts computed again: {len(computed)} of {len(cost)} ({', '.join(computed) or 'none'})")
         # How incremental the resolution was: records without an ID the model scored this run.
         state = lake.read(home, *STATE)
         by_model = lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height
@@ -127,7 +130,10 @@ def mart_assets(contracts: Contracts | None = None) -> list[dg.AssetsDefinition]
                 asset_key=keys.mart(contracts.table(f"mart.{name}")),
                 metadata={
                     "dagster/row_count": rows,
-                    # a mart the delivery left as it was is not written again: the publish keeps it too
+                    # what this run cost: a mart whose inputs and as_of-dependence did not change is
+                    # not computed at all; one computed the same as before is not written again (the
+                    # publish keeps it too)
+                    "rows_computed": cost[name][0],
                     "rows_written": rows if written[name] else 0,
                     **(resolution if name == "person_link" else {}),
                 },

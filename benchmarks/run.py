@@ -47,9 +47,10 @@ elif stage == "marts":
     from redwall import lake
     from redwall.marts import STATE, build_marts
     from redwall.marts.resolution.linkage import EXACT_ID
-    written = {}
-    facts = {"rows": sum(build_marts(home, written=written).values()),
-             "processed": sum(written.values()), "held": len(written),
+    cost = {}
+    facts = {"rows": sum(build_marts(home, cost=cost).values()),
+             "processed": sum(d for d, _ in cost.values()), "held": sum(r for _, r in cost.values()),
+             "marts": sum(1 for d, _ in cost.values() if d),
              "scored": int(lake.read(home, *STATE)["scored"].sum()),
              "without_id": lake.read(home, "mart", "person_link").filter(pl.col("match_rule") != EXACT_ID).height}
 elif stage == "resolution":
@@ -95,30 +96,37 @@ def run_stage(home: Path, stage: str, arg: str) -> dict:
     return facts
 
 
+DATED = r"_(\d{8})(?:\d{2})?\."
+
+
 def hold_back_last_day(home: Path) -> tuple[str, list[tuple[Path, Path]], tuple[Path, Path]]:
     """Move every inbox file named with the last date any file carries aside; returns that date,
     (held, original) path pairs, and the pair of the day's last hourly grid-app file (held apart:
     it is delivered alone after the day)."""
     inbox = home / "inbox"
-    dated = [
-        (m.group(1), p) for p in inbox.rglob("*") if p.is_file() and (m := re.search(r"_(\d{8})(?:\d{2})?\.", p.name))
-    ]
+    dated = [(m.group(1), p) for p in inbox.rglob("*") if p.is_file() and (m := re.search(DATED, p.name))]
     last = max(day for day, _ in dated)
-    moved = []
     for day, path in dated:
         if day == last:
             held = home / "held" / path.relative_to(inbox)
             held.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, held)
-            moved.append((held, path))
+    return held_back(home)
+
+
+def held_back(home: Path) -> tuple[str, list[tuple[Path, Path]], tuple[Path, Path]]:
+    """The files :func:`hold_back_last_day` moved aside and not yet delivered: their date, the
+    (held, original) pairs of the day, and the pair of the day's last hourly grid-app file."""
+    moved = [(p, home / "inbox" / p.relative_to(home / "held")) for p in (home / "held").rglob("*") if p.is_file()]
+    last = max(m.group(1) for p, _ in moved if (m := re.search(DATED, p.name)))
     hour = max((pair for pair in moved if pair[1].parent.name == "grid_app"), key=lambda pair: pair[1].name)
     moved.remove(hour)
     return last, moved, hour
 
 
 def print_stages(rows: list[tuple[str, dict]]) -> None:
-    """One line per stage; ``done`` is what the stage processed of what the lake holds: marts
-    written of marts, silver rows and rejections judged by the quality loop of those held, tables
+    """One line per stage; ``done`` is what the stage processed of what the lake holds: mart rows
+    computed of mart rows held, silver rows and rejections judged by the quality loop of those held, tables
     made by the publish of tables published."""
     print(f"\n{'stage':<20}{'wall s':>9}{'work s':>9}{'peak MB':>9}{'rows':>11}{'rows/s':>11}{'done':>20}")
     for name, f in rows:
@@ -146,9 +154,16 @@ def main() -> None:
     parser.add_argument(
         "--from",
         dest="start",
-        choices=("generate", "marts"),
+        choices=("generate", "marts", "increment"),
         default="generate",
-        help="marts: rerun from the marts on an already loaded --home",
+        help="marts: rerun from the marts on an already loaded --home; increment: take in only the "
+        "day's increment and the hourly file still held back in a --home built by an earlier run "
+        "(a copy of it made after its full build)",
+    )
+    parser.add_argument(
+        "--generated",
+        help="a folder holding a generated home: copied (or, if absent, generated and then kept there) "
+        "so a second run measures the same feeds without generating them again",
     )
     args = parser.parse_args()
 
@@ -161,14 +176,25 @@ def main() -> None:
     sources = load_contracts().sources
     hourly = []
     if args.start == "generate":
-        rows.append(("generate", run_stage(home, "generate", f"{args.scale}:{args.seed}:{args.days}")))
+        kept = Path(args.generated) if args.generated else None
+        if kept and kept.exists():
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.copytree(kept, home, symlinks=True)
+        else:
+            rows.append(("generate", run_stage(home, "generate", f"{args.scale}:{args.seed}:{args.days}")))
+            if kept:
+                shutil.copytree(home, kept, symlinks=True)
         last_day, held, hour = hold_back_last_day(home)
         for source in sources:
             pipeline.append((f"ingest {source}", run_stage(home, "ingest", source)))
-    for stage in ("marts", "quality", "directory", "publish"):
-        pipeline.append((stage, run_stage(home, stage, "-")))
-    rows += pipeline
-    resolution = run_stage(home, "resolution", "-")["resolution"]
+    if args.start == "increment":
+        last_day, held, hour = held_back(home)
+        resolution = {}
+    else:
+        for stage in ("marts", "quality", "directory", "publish"):
+            pipeline.append((stage, run_stage(home, stage, "-")))
+        rows += pipeline
+        resolution = run_stage(home, "resolution", "-")["resolution"]
     if held:
         for held_path, original in held:
             shutil.move(held_path, original)
@@ -182,22 +208,26 @@ def main() -> None:
         for stage in ("marts", "quality", "publish"):
             hourly.append((stage, run_stage(home, stage, "-")))
 
-    print_stages(rows)
-    total = sum(f["wall"] for _, f in pipeline)
-    peak = max(f["peak_rss_mb"] for _, f in pipeline)
-    print(f"\nend to end ({pipeline[0][0]} → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
-    print(
-        "person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
-        + ", ".join(f"{k} {v}" for k, v in resolution.items())
-    )
+    total = float("nan")
+    if pipeline:
+        print_stages(rows)
+        total = sum(f["wall"] for _, f in pipeline)
+        peak = max(f["peak_rss_mb"] for _, f in pipeline)
+        print(f"\nend to end ({pipeline[0][0]} → publish): {total:.1f} s wall, peak {peak:.0f} MB in one stage")
+        print(
+            "person resolution on ground truth (pairwise; model = pairs with a record without an ID): "
+            + ", ".join(f"{k} {v}" for k, v in resolution.items())
+        )
     if increment:
         print(f"\na day's increment: the {len(held)} files dated {last_day}, taken in after the build above")
         print_stages(increment)
         marts = dict(increment)["marts"]
         day = sum(f["wall"] for _, f in increment)
+        first = dict(pipeline)["marts"]["wall"] if pipeline else float("nan")
         print(
             f"increment end to end: {day:.1f} s wall, {day / total:.1%} of the full build above; marts "
-            f"{marts['wall']:.1f} s against {dict(pipeline)['marts']['wall']:.1f} s for the first build, "
+            f"{marts['wall']:.1f} s against {first:.1f} s for the first build ({marts['marts']} of "
+            f"{len(load_contracts().marts)} marts computed), "
             f"{marts['scored']:,} of {marts['without_id']:,} records without an ID scored again"
         )
         print(f"\none hourly grid-app file ({hour[1].name}) after the day, to the warehouse")

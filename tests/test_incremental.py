@@ -62,15 +62,21 @@ def _share_ingested(source: Home, target: Home) -> None:
         shutil.copytree(Path(source.table_uri(layer, "")), Path(target.table_uri(layer, "")), symlinks=True)
 
 
-def _build(home: Home, at: dt.datetime, full: bool) -> tuple[dict, dict]:
-    """Marts, quality loop, outbox and publish; returns what the loop and the publish processed."""
+def _build(home: Home, at: dt.datetime, full: bool) -> tuple[dict, dict, dict]:
+    """Marts, quality loop, outbox and publish; returns what the loop, the publish and the marts
+    processed."""
     cost: dict = {}
-    build_marts(home, as_of=at, full=full)
+    computed: dict = {}
+    build_marts(home, as_of=at, full=full, cost=computed)
     issues = run_loop(home, now=at, full=full, cost=cost)
     write_outbox(home, issues, full=full)
     published: dict = {}
     publish(home, full=full, cost=published)
-    return cost, published
+    return cost, published, computed
+
+
+def _equal(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    return a.columns == b.columns and a.sort(a.columns, nulls_last=True).equals(b.sort(b.columns, nulls_last=True))
 
 
 def _same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
@@ -96,26 +102,36 @@ def built_both_ways(tmp_path_factory):
     mark_demo(incremental)
     batches = _batches(incremental)
     shutil.copy(incremental.demo_record, full.demo_record)
-    steps = []
-    for step, batch in enumerate([[], *batches]):
+    steps, differing = [], []
+    # START is a Saturday: the last batch comes on the Monday after, in working hours (the day
+    # moved: ages, care tags by date, days since a visit; and the moment: open events' working
+    # time, overdue counts), then a build that takes in nothing an hour later: only the moment
+    # moved, so the marts judged at it follow while the person marts stand
+    monday = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
+    ats = [START + dt.timedelta(hours=step) for step in range(len(batches))] + [monday, monday + dt.timedelta(hours=1)]
+    for step, (batch, at) in enumerate(zip([[], *batches, []], ats, strict=True)):
         for held, original in batch:
             shutil.move(held, original)
         _ingest(incremental)
         _share_ingested(incremental, full)
-        at = START + dt.timedelta(hours=step)
         steps.append((_build(incremental, at, full=False), _build(full, at, full=True)))
-    return incremental, full, steps
+        differing += [
+            (step, t.name)
+            for t in load_contracts().marts
+            if not _equal(lake.read(incremental, "mart", t.name), lake.read(full, "mart", t.name))
+        ]
+    return incremental, full, steps, differing
 
 
 def test_every_mart_and_the_issue_table_match_a_full_rebuild(built_both_ways):
-    incremental, full, _ = built_both_ways
+    incremental, full, *_ = built_both_ways
     for table in load_contracts().marts:
         _same(lake.read(incremental, "mart", table.name), lake.read(full, "mart", table.name), table.key)
     _same(lake.read(incremental, "quality", "issue"), lake.read(full, "quality", "issue"), "quality.issue")
 
 
 def test_the_outbox_matches_a_full_rebuild(built_both_ways):
-    incremental, full, _ = built_both_ways
+    incremental, full, *_ = built_both_ways
     files = {
         home: sorted(p.relative_to(home.outbox) for p in home.outbox.rglob("*.xlsx")) for home in (incremental, full)
     }
@@ -126,7 +142,7 @@ def test_the_outbox_matches_a_full_rebuild(built_both_ways):
 
 
 def test_the_published_warehouse_matches_a_full_rebuild(built_both_ways):
-    incremental, full, _ = built_both_ways
+    incremental, full, *_ = built_both_ways
     mine, theirs = _warehouse(incremental), _warehouse(full)
     assert mine.keys() == theirs.keys()
     for name in mine:
@@ -134,8 +150,8 @@ def test_the_published_warehouse_matches_a_full_rebuild(built_both_ways):
 
 
 def test_an_increment_judges_only_what_changed_and_keeps_unchanged_tables(built_both_ways):
-    _, _, steps = built_both_ways
-    for (judged, published), (judged_full, published_full) in steps[1:]:
+    _, _, steps, _ = built_both_ways
+    for (judged, published, _), (judged_full, published_full, _) in steps[1:]:
         processed = sum(done for done, _ in judged.values())
         held = sum(rows for _, rows in judged.values())
         assert sum(rows for _, rows in judged_full.values()) == held
@@ -143,3 +159,23 @@ def test_an_increment_judges_only_what_changed_and_keeps_unchanged_tables(built_
         assert processed < held / 2, f"an increment re-judged {processed} of {held} rows"
         assert all(made for made, _ in published_full.values())
         assert 0 < sum(made for made, _ in published.values()) < len(published)  # some tables kept as they were
+
+
+def test_every_mart_matches_a_full_rebuild_after_every_build(built_both_ways):
+    *_, differing = built_both_ways
+    assert not differing, f"(build, mart) differing from a full rebuild: {differing}"
+
+
+def test_an_increment_computes_only_the_marts_whose_inputs_or_moment_changed(built_both_ways):
+    _, _, steps, _ = built_both_ways
+    for (_, _, computed), (_, _, computed_full) in steps[1:]:
+        assert all(done == rows for done, rows in computed_full.values())  # a full build computes every mart
+        assert {name for name, (done, rows) in computed.items() if rows and not done}, "every mart computed again"
+    (_, _, grid_app), _ = steps[1]  # the hourly grid-app files: visits are person records, events move
+    assert grid_app["person"][0] and grid_app["event"][0] and not grid_app["organization"][0]
+    (_, _, next_day), _ = steps[-2]  # days later: every mart judged by the day
+    assert all(next_day[name][0] for name in ("person", "care_visit", "event", "object", "grid"))
+    (_, _, next_hour), _ = steps[-1]  # nothing delivered, an hour later
+    kept = {name for name, (done, _) in next_hour.items() if not done}
+    assert {"person", "person_link", "care_visit", "object", "organization"} <= kept
+    assert next_hour["event"][0] and next_hour["grid"][0]  # judged at the new moment
