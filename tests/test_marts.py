@@ -18,7 +18,7 @@ import pytest
 from redwall import lake
 from redwall.home import Home
 from redwall.identifiers import id_check_char, uscc_check_char
-from redwall.marts import INPUTS, build_marts, compute_marts
+from redwall.marts import DEPENDS, INPUTS, build_marts, compute_marts
 from redwall.marts.address import building_part, split
 from redwall.marts.tables import HISTORY
 from redwall.schemas import load_contracts, reference
@@ -405,6 +405,20 @@ def test_contracts_name_every_silver_table_the_marts_read_and_marts_come_in_depe
         for key in contracts.table(f"mart.{name}").related:
             if key.startswith("mart."):
                 assert order.index(key.removeprefix("mart.")) < order.index(name), (key, name)
+
+
+def test_what_decides_a_mart_is_computed_again_covers_every_table_its_contract_names():
+    """An incremental build keeps a mart whose DEPENDS did not change: they must hold every silver
+    table its contract names as related, through the marts it is computed from."""
+    contracts = load_contracts()
+
+    def reached(name: str) -> set[str]:
+        related = contracts.table(f"mart.{name}").related
+        marts = {key.removeprefix("mart.") for key in related if key.startswith("mart.")}
+        return {key for key in related if not key.startswith("mart.")}.union(*map(reached, marts))
+
+    for t in contracts.marts:
+        assert reached(t.name) <= set(DEPENDS[t.name][0]), t.name
 
 
 # -- addresses --------------------------------------------------------------------------------------

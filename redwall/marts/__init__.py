@@ -163,7 +163,8 @@ def _compute(
         for name, frame in marts.items()
     }
     # A record's link is its person's street (resolution itself is district-wide: people move).
-    marts["person_link"] = _person_street(marts["person_link"], marts["person"], grids)
+    if "person_link" in marts:
+        marts["person_link"] = _person_street(marts["person_link"], marts["person"], grids)
     return marts, state
 
 
@@ -179,13 +180,19 @@ def _person_street(links: pl.DataFrame, persons: pl.DataFrame, grids: pl.DataFra
 
 
 def _code_digest() -> str:
-    """What the marts' results depend on besides the lake: the code (and its model) and the
-    contracts with their reference data. A new release computes every mart again."""
-    root = Path(__file__).resolve().parents[1]
+    """What the marts' results depend on besides the lake: the library's code (and its model) and
+    the contracts with their reference data. A new release computes every mart again."""
+    import redwall
+    import redwall.schemas
+
+    folders = {Path(module.__file__).resolve().parent for module in (redwall, redwall.schemas) if module.__file__}
+    files = {
+        p.resolve() for folder in folders for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
     digest = hashlib.sha256()
-    for path in sorted([*root.rglob("*.py"), *root.rglob("*.json"), *(root.parent / "schemas").rglob("*")]):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(files):
+        if path.suffix in (".py", ".json", ".yaml", ".csv"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
