@@ -4,7 +4,10 @@
   run is a handful of steps that each use every core they get; a process per step would cost
   seconds of imports for nothing.
 - ``multiprocess``: one process per step on this machine, as many at once as it has cores: the
-  marts, the quality loop and the directory of one rebuild side by side.
+  marts, the quality loop and the directory of one rebuild side by side. Each step process is
+  forked from a forkserver that imported the definitions once (Dagster's ``start_method:
+  forkserver``): spawned, every step imported Dagster and the project again, 20–30 s a step
+  under load.
 - ``celery``: each step is a task on a Celery queue (broker ``REDWALL_CELERY_BROKER``, RabbitMQ or
   Redis; results over ``REDWALL_CELERY_BACKEND``, default ``rpc://``), taken by ``dagster-celery``
   workers on any machine that shares the instance database (``REDWALL_INSTANCE_DB``) and the lake
@@ -36,7 +39,7 @@ def executor_for_environment() -> dg.ExecutorDefinition:
     if kind == "in_process":
         return dg.in_process_executor
     if kind == "multiprocess":
-        return dg.multiprocess_executor
+        return dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}, name="multiprocess")
     if kind == "celery":
         from dagster_celery import celery_executor
 
