@@ -1,6 +1,7 @@
-"""Beyond one machine, on real servers: the Dagster instance on PostgreSQL, a rebuild's steps on two
-Celery workers behind RabbitMQ giving exactly what one process gives, and the whole pipeline with
-its lake on an S3 server."""
+"""Beyond one machine, on real servers: the Dagster instance on PostgreSQL, a rebuild's steps and
+its streets' partitions on two Celery workers behind RabbitMQ and a rebuild's steps on the
+multiprocess executor, each giving exactly what one process gives, and the whole pipeline with its
+lake on an S3 server."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import time
 from pathlib import Path
 
 import polars as pl
+import psutil
 import pytest
 
 from redwall import lake
-from redwall.generator import generate
+from redwall.generator import SCALES, Scale, generate
 from redwall.home import DAGSTER_YAML, INSTANCE_DB_ENV, Home, dagster_yaml
 from redwall.ingest import process_source
+from redwall.package import package_folder, streets
 from redwall.schemas import load_contracts
 from tests.servers import postgres_database, rabbitmq_broker, s3_server
 
@@ -26,6 +29,17 @@ BIN = Path(sys.executable).parent
 KEY = "5ca1e0u7" * 4  # a test's pseudonym key: the homes here are not demo homes
 # Run-time stamps of the quality loop (when a problem was first and last seen): all else must match.
 RUN_STAMPS = ("first_seen", "last_seen", "closed_at")
+# A small district: the small street's people in 西长安街 and two more streets of two grids each, so
+# that there are several streets' partitions to spread.
+SMALL_DISTRICT = Scale(
+    "small-district",
+    persons=2_000,
+    streets=3,
+    home_communities=3,
+    home_grids=12,
+    communities_per_street=(1, 1),
+    grids_per_community=(2, 2),
+)
 
 
 def _environment(home: Home, **extra: str) -> dict[str, str]:
@@ -41,25 +55,64 @@ def _environment(home: Home, **extra: str) -> dict[str, str]:
     }
 
 
-def _build_all(env: dict[str, str], timeout: int = 900) -> None:
-    """Launch build_all as an operator would, through the Dagster CLI on the real definitions (so
-    the definitions' executor runs it)."""
-    done = subprocess.run(
-        [BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", "build_all"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def _execute(job: str, env: dict[str, str], partition: str | None = None) -> subprocess.Popen:
+    """Launch a job as an operator would, through the Dagster CLI on the real definitions (so the
+    definitions' executor runs it); ``partition``: a street, for ``share_upward``."""
+    tags = ["--tags", json.dumps({"dagster/partition": partition})] if partition else []
+    command = [BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", job, *tags]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _succeeded(*runs: subprocess.Popen, timeout: int = 900) -> None:
+    for run in runs:
+        output, _ = run.communicate(timeout=timeout)
+        assert run.returncode == 0, output[-6000:]
+
+
+def _build_all(env: dict[str, str]) -> None:
+    _succeeded(_execute("build_all", env))
 
 
 def _taken_in(root: Path) -> Home:
     home = Home.at(root).ensure()
-    generate(home, scale="small", seed=7, days=7)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SCALES, SMALL_DISTRICT.name, SMALL_DISTRICT)
+        generate(home, scale=SMALL_DISTRICT.name, seed=7, days=7)
     for source in load_contracts().sources:
         process_source(home, source)
     return home
+
+
+# What each run of a home's instance did: its job, partition and status, the pid of the process
+# that ran the run, and the pid of the process that ran each of its steps.
+RUNS = """
+import json, dagster as dg
+with dg.DagsterInstance.get() as instance:
+    def pids(run, kind):
+        return {e.dagster_event.step_key: e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=kind)}
+    print(json.dumps([
+        {"job": run.job_name, "partition": run.tags.get("dagster/partition"), "status": run.status.value,
+         "storage": type(instance.run_storage).__name__, "coordinator": type(instance.run_coordinator).__name__,
+         "pid": pids(run, dg.DagsterEventType.RUN_START)[None], "steps": pids(run, dg.DagsterEventType.STEP_START)}
+        for run in instance.get_runs()
+    ]))
+"""
+
+
+def _runs(env: dict[str, str]) -> list[dict]:
+    probe = subprocess.run([BIN / "python", "-c", RUNS], env=env, capture_output=True, text=True, check=True)
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+# The baseline every executor is held to: build_all, then each street's package, in one process.
+ONE_PROCESS = """
+from redwall.cli import run_job
+from redwall.home import Home
+from redwall.package import streets
+home = Home.from_env().ensure()
+for job, street in [("build_all", None), *(("share_upward", street) for street in streets(home))]:
+    assert run_job(home, job, partition_key=street).success, (job, street)
+"""
 
 
 # An event still running is timed to the moment its mart is built (working minutes, on time, overdue):
@@ -76,10 +129,43 @@ def _results(home: Home) -> dict[str, pl.DataFrame]:
     return {name: frame.sort(frame.columns) for name, frame in tables.items()}
 
 
+def _packages(home: Home) -> dict[str, pl.DataFrame]:
+    """Each street's package for the district, table by table (events split as in :func:`_results`)."""
+    tables = {}
+    for street in streets(home):
+        for path in sorted(package_folder(home, street).glob("*.parquet")):
+            frame = pl.read_parquet(path)
+            if path.name.startswith("event_"):
+                tables[f"{path.name} (running)"] = frame.filter(pl.col("closed_at").is_null()).drop(RUNNING_CLOCKS)
+                frame = frame.filter(pl.col("closed_at").is_not_null())
+            tables[path.name] = frame.sort(frame.columns)
+    return tables
+
+
+def _assert_equal(one: dict[str, pl.DataFrame], two: dict[str, pl.DataFrame], what: str) -> None:
+    assert one.keys() == two.keys()
+    for name in one:
+        assert one[name].equals(two[name]), f"{name} differs between one process and {what}"
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory) -> Home:
-    """A small street taken in, not yet built: each test copies it."""
+    """A small district of three streets taken in, not yet built: each test copies it."""
     return _taken_in(tmp_path_factory.mktemp("ingested") / "home")
+
+
+@pytest.fixture(scope="module")
+def one_process(ingested, tmp_path_factory) -> dict[str, pl.DataFrame]:
+    """What one process builds of ``ingested``: its marts, issues and each street's package."""
+    home = _copy(ingested, tmp_path_factory.mktemp("one") / "home")
+    done = subprocess.run(
+        [BIN / "python", "-c", ONE_PROCESS], env=_environment(home), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    built = {**_results(home), **_packages(home)}
+    assert built["mart.person"].height > 0 and built["mart.event (running)"].height > 0  # mart.street: a district's
+    assert len(streets(home)) == 3 and sum(name.startswith("grid_") for name in built) == 3
+    return built
 
 
 def _copy(home: Home, root: Path) -> Home:
@@ -99,11 +185,23 @@ def test_a_postgres_instance_is_named_by_variable_and_keeps_the_run_queue(monkey
     assert written.startswith(DAGSTER_YAML)  # the queue, its limits and run monitoring stay as they are
 
 
-def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds(ingested, tmp_path):
-    broker = rabbitmq_broker()
-    single = _copy(ingested, tmp_path / "single")
-    _build_all(_environment(single))
+def test_the_multiprocess_executor_builds_what_one_process_builds(ingested, one_process, tmp_path):
+    home = _copy(ingested, tmp_path / "multiprocess")
+    env = _environment(home, REDWALL_EXECUTOR="multiprocess")
+    _build_all(env)
+    (run,) = _runs(env)
+    assert run["job"] == "build_all" and run["status"] == "SUCCESS"
+    # every step in a process of its own, none in the run's
+    assert len(set(run["steps"].values())) == len(run["steps"]) > 1 and run["pid"] not in run["steps"].values()
+    built = _results(home)
+    _assert_equal({name: one_process[name] for name in built}, built, "the multiprocess executor")
 
+
+def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds(ingested, one_process, tmp_path):
+    """A rebuild, then every street's package as partitions of share_upward launched at once, their
+    steps taken by two dagster-celery workers: both take steps of each, and what they build equals
+    one process's, row for row."""
+    broker = rabbitmq_broker()
     with postgres_database() as instance_db:
         spread = _copy(ingested, tmp_path / "spread")
         queue = f"redwall-test-{os.getpid()}-{time.time_ns()}"  # nobody else's workers take these steps
@@ -144,37 +242,30 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
         ]
         try:
             _build_all(env)
+            # the streets the rebuild registered as partitions, each launched as its own run at once
+            _succeeded(*[_execute("share_upward", env, street) for street in streets(spread)])
+            # the processes each worker runs its tasks in (its pool's children)
+            processes = [{p.pid for p in psutil.Process(w.pid).children(recursive=True)} for w in workers]
         finally:
             for worker in workers:
                 os.killpg(worker.pid, 15)
             for worker in workers:
                 worker.wait(60)
-        # both workers took steps of the run
-        assert all("succeeded" in log.read_text(encoding="utf-8", errors="replace") for log in logs)
-        env_instance = {INSTANCE_DB_ENV: instance_db, "DAGSTER_HOME": str(spread.dagster_home)}
-        probe = subprocess.run(
-            [
-                BIN / "python",
-                "-c",
-                "import json, dagster as dg\n"
-                "with dg.DagsterInstance.get() as i:\n"
-                "    runs = i.get_runs()\n"
-                "    print(json.dumps({'storage': type(i.run_storage).__name__, 'runs': "
-                "[r.status.value for r in runs], 'coordinator': type(i.run_coordinator).__name__}))",
-            ],
-            env={**_environment(spread), **env_instance},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        seen = json.loads(probe.stdout.strip().splitlines()[-1])
-        assert seen == {"storage": "PostgresRunStorage", "runs": ["SUCCESS"], "coordinator": "QueuedRunCoordinator"}
+        runs = _runs(env)
 
-    one, two = _results(single), _results(spread)
-    assert one.keys() == two.keys()
-    assert one["mart.person"].height > 0 and one["mart.event (running)"].height > 0  # mart.street: a district's
-    for name in one:
-        assert one[name].equals(two[name]), f"{name} differs between one process and two Celery workers"
+    assert {r["storage"] for r in runs} == {"PostgresRunStorage"}
+    assert {r["coordinator"] for r in runs} == {"QueuedRunCoordinator"}
+    assert {r["status"] for r in runs} == {"SUCCESS"}
+    assert sorted((r["job"], r["partition"]) for r in runs) == [
+        ("build_all", None),
+        *(("share_upward", street) for street in streets(spread)),
+    ]
+    for job in ("build_all", "share_upward"):
+        pids = [pid for r in runs if r["job"] == job for pid in r["steps"].values()]
+        # every step ran on a worker, and both workers took steps of the job
+        assert all(any(pid in worker for worker in processes) for pid in pids), job
+        assert all(worker & set(pids) for worker in processes), f"{job}: a worker took none of its steps"
+    _assert_equal(one_process, {**_results(spread), **_packages(spread)}, "two Celery workers")
 
 
 def test_the_pipeline_runs_with_its_lake_on_an_s3_server(tmp_path):
