@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,21 +43,59 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
-def timed(command: list, env: dict[str, str]) -> float:
+class Load:
+    """The machine's 1-minute load average, sampled every 10 s while the benchmark runs: on a shared
+    machine every figure is inflated by what else runs, so each phase says what it ran beside."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), os.getloadavg()[0]))
+            self._stop.wait(10)
+
+    def between(self, start: float, end: float) -> str:
+        seen = [load for at, load in self.samples if start <= at <= end] or [os.getloadavg()[0]]
+        return f"{min(seen):.1f}–{max(seen):.1f} (mean {sum(seen) / len(seen):.1f})"
+
+
+LOAD = Load()
+PHASES: dict[str, tuple[float, float]] = {}  # "desk intake" → (start, end), for the load during each
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] load {os.getloadavg()[0]:.1f}: {message}", flush=True)
+
+
+def timed(command: list, env: dict[str, str], phase: str = "") -> float:
+    progress(f"{phase or command[0]} …")
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
+    ended = time.perf_counter()
+    PHASES[phase] = (started, ended)
+    progress(f"{phase or command[0]}: {ended - started:.1f} s")
+    return ended - started
 
 
-def build(home: Path, generated: Path, env: dict[str, str]) -> dict:
+def build(name: str, home: Path, generated: Path, env: dict[str, str]) -> dict:
     shutil.copytree(generated, home)
     env = {**env, "REDWALL_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
-    intake = timed([BIN / "redwall", "--home", str(home), "process"], env)
-    rebuild = timed([BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", "build_all"], env)
+    intake = timed([BIN / "redwall", "--home", str(home), "process"], env, f"{name} intake")
+    rebuild = timed(
+        [BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", "build_all"],
+        env,
+        f"{name} rebuild",
+    )
     steps = subprocess.run([BIN / "python", "-c", STEP_TIMES], env=env, capture_output=True, text=True, check=True)
-    return {"intake": intake, "rebuild": rebuild, "steps": json.loads(steps.stdout.strip().splitlines()[-1])}
+    measured = {"intake": intake, "rebuild": rebuild, "steps": json.loads(steps.stdout.strip().splitlines()[-1])}
+    progress(f"{name}: {json.dumps(measured)}")
+    return measured
 
 
 def main() -> None:
@@ -74,8 +113,9 @@ def main() -> None:
         timed(
             [BIN / "redwall", "--home", str(generated), "generate", "--scale", args.scale, "--days", str(args.days)],
             base,
+            "generate",
         )
-        desk = build(scratch / "desk", generated, base)
+        desk = build("desk", scratch / "desk", generated, base)
 
         broker = rabbitmq_broker()
         with s3_server(scratch / "s3") as storage, postgres_database() as instance_db:
@@ -94,33 +134,46 @@ def main() -> None:
                 }
             )
             worker_config = ROOT / "deploy" / "celery-worker.yaml"
+            logs = [scratch / f"worker{n}.log" for n in range(1, args.workers + 1)]
             workers = [
                 subprocess.Popen(
                     [BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", worker_config,
                      "-q", queue, "-n", f"{queue}-{n}@%h"],
-                    env=spread_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                    env=spread_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
                 )
-                for n in range(1, args.workers + 1)
+                for n, log in enumerate(logs, start=1)
             ]  # fmt: skip
             try:
-                spread = build(scratch / "spread", generated, spread_env)
+                spread = build("spread", scratch / "spread", generated, spread_env)
             finally:
                 for worker in workers:
                     os.killpg(worker.pid, 15)
                 for worker in workers:
                     worker.wait(60)
+            taken = [log.read_text(encoding="utf-8", errors="replace").count(" succeeded in ") for log in logs]
 
-    load = os.getloadavg()
-    print(f"\nredwall scale-out benchmark — {args.scale} scale, {args.days} days, load average {load[0]:.1f}\n")
+    print(f"\nredwall scale-out benchmark — {args.scale} scale, {args.days} days, {os.cpu_count()} cores")
+    generated_in = PHASES["generate"][1] - PHASES["generate"][0]
+    print(f"generate: {generated_in:.1f} s, load {LOAD.between(*PHASES['generate'])}\n")
     print(
         f"| phase | desk (local files, SQLite, 1 process) | spread (S3, PostgreSQL, {args.workers} Celery workers) | ratio |"
+        " load average (1 min) desk / spread |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for phase in ("intake", "rebuild"):
-        print(f"| {phase} | {desk[phase]:.1f} s | {spread[phase]:.1f} s | {spread[phase] / desk[phase]:.2f} |")
+        loads = f"{LOAD.between(*PHASES[f'desk {phase}'])} / {LOAD.between(*PHASES[f'spread {phase}'])}"
+        print(
+            f"| {phase} | {desk[phase]:.1f} s | {spread[phase]:.1f} s | {spread[phase] / desk[phase]:.2f} | {loads} |"
+        )
+    beyond = {name: m["rebuild"] - sum(m["steps"].values()) for name, m in (("desk", desk), ("spread", spread))}
+    print(
+        f"| rebuild beyond its steps' own time (launch, hand-offs) | {beyond['desk']:.1f} s | {beyond['spread']:.1f} s "
+        f"| {beyond['spread'] / beyond['desk']:.2f} | |"
+    )
     for step in sorted(desk["steps"]):
         one, two = desk["steps"][step], spread["steps"].get(step, float("nan"))
-        print(f"| step {step} | {one:.1f} s | {two:.1f} s | {two / one:.2f} |")
+        print(f"| step {step} | {one:.1f} s | {two:.1f} s | {two / one:.2f} | |")
+    print(f"\nsteps each Celery worker ran: {taken}")
 
 
 if __name__ == "__main__":
