@@ -22,7 +22,9 @@ from redwall.generator import SCALES, Scale, generate
 from redwall.home import DAGSTER_YAML, INSTANCE_DB_ENV, Home, dagster_yaml
 from redwall.ingest import process_source
 from redwall.package import package_folder, streets
+from redwall.quality.outbox import rectification_folder
 from redwall.schemas import load_contracts
+from redwall.warehouse import street_extract_path
 from tests.servers import postgres_database, rabbitmq_broker, s3_server
 
 BIN = Path(sys.executable).parent
@@ -57,7 +59,7 @@ def _environment(home: Home, **extra: str) -> dict[str, str]:
 
 def _execute(job: str, env: dict[str, str], partition: str | None = None) -> subprocess.Popen:
     """Launch a job as an operator would, through the Dagster CLI on the real definitions (so the
-    definitions' executor runs it); ``partition``: a street, for ``share_upward``."""
+    definitions' executor runs it); ``partition``: a street, for ``rebuild_street``."""
     tags = ["--tags", json.dumps({"dagster/partition": partition})] if partition else []
     command = [BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", job, *tags]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -104,13 +106,14 @@ def _runs(env: dict[str, str]) -> list[dict]:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
-# The baseline every executor is held to: build_all, then each street's package, in one process.
+# The baseline every executor is held to: build_all, then each street's own outputs (rebuild_street:
+# its rectification lists, warehouse extract and package), in one process.
 ONE_PROCESS = """
 from redwall.cli import run_job
 from redwall.home import Home
 from redwall.package import streets
 home = Home.from_env().ensure()
-for job, street in [("build_all", None), *(("share_upward", street) for street in streets(home))]:
+for job, street in [("build_all", None), *(("rebuild_street", street) for street in streets(home))]:
     assert run_job(home, job, partition_key=street).success, (job, street)
 """
 
@@ -130,9 +133,21 @@ def _results(home: Home) -> dict[str, pl.DataFrame]:
 
 
 def _packages(home: Home) -> dict[str, pl.DataFrame]:
-    """Each street's package for the district, table by table (events split as in :func:`_results`)."""
+    """Each street's package for the district, table by table (events split as in :func:`_results`),
+    and its warehouse extract's rows per table and its rectification lists' names."""
+    import duckdb
+
     tables = {}
     for street in streets(home):
+        with duckdb.connect(str(street_extract_path(home, street)), read_only=True) as con:
+            names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
+            counts = [(f"{s}.{t}", con.execute(f'SELECT count(*) FROM "{s}"."{t}"').fetchone()[0]) for s, t in names]
+        tables[f"extract {street}"] = pl.DataFrame(counts, schema=["table", "rows"], orient="row")
+        lists = sorted(
+            p.relative_to(rectification_folder(home, street)).as_posix()
+            for p in rectification_folder(home, street).rglob("*.xlsx")
+        )
+        tables[f"rectification {street}"] = pl.DataFrame({"file": lists}, schema={"file": pl.String})
         for path in sorted(package_folder(home, street).glob("*.parquet")):
             frame = pl.read_parquet(path)
             if path.name.startswith("event_"):
@@ -165,6 +180,7 @@ def one_process(ingested, tmp_path_factory) -> dict[str, pl.DataFrame]:
     built = {**_results(home), **_packages(home)}
     assert built["mart.person"].height > 0 and built["mart.event (running)"].height > 0  # mart.street: a district's
     assert len(streets(home)) == 3 and sum(name.startswith("grid_") for name in built) == 3
+    assert all(built[f"extract {street}"].height > 0 for street in streets(home))
     return built
 
 
@@ -198,9 +214,9 @@ def test_the_multiprocess_executor_builds_what_one_process_builds(ingested, one_
 
 
 def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds(ingested, one_process, tmp_path):
-    """A rebuild, then every street's package as partitions of share_upward launched at once, their
-    steps taken by two dagster-celery workers: both take steps of each, and what they build equals
-    one process's, row for row."""
+    """A rebuild, then every street's own outputs (its rectification lists, warehouse extract and
+    package) as partitions of rebuild_street launched at once, their steps taken by two
+    dagster-celery workers: both take steps of each, and what they build equals one process's."""
     broker = rabbitmq_broker()
     with postgres_database() as instance_db:
         spread = _copy(ingested, tmp_path / "spread")
@@ -243,7 +259,7 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
         try:
             _build_all(env)
             # the streets the rebuild registered as partitions, each launched as its own run at once
-            _succeeded(*[_execute("share_upward", env, street) for street in streets(spread)])
+            _succeeded(*[_execute("rebuild_street", env, street) for street in streets(spread)])
             # the processes each worker runs its tasks in (its pool's children)
             processes = [{p.pid for p in psutil.Process(w.pid).children(recursive=True)} for w in workers]
         finally:
@@ -258,9 +274,9 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
     assert {r["status"] for r in runs} == {"SUCCESS"}
     assert sorted((r["job"], r["partition"]) for r in runs) == [
         ("build_all", None),
-        *(("share_upward", street) for street in streets(spread)),
+        *(("rebuild_street", street) for street in streets(spread)),
     ]
-    for job in ("build_all", "share_upward"):
+    for job in ("build_all", "rebuild_street"):
         pids = [pid for r in runs if r["job"] == job for pid in r["steps"].values()]
         # every step ran on a worker, and both workers took steps of the job
         assert all(any(pid in worker for worker in processes) for pid in pids), job
