@@ -29,11 +29,22 @@ def listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _bindable(port: int) -> bool:
+    with contextlib.closing(socket.socket()) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port() -> int:
-    """A port free with its gRPC twin (SeaweedFS listens on port + 10000 as well)."""
+    """A port free with its gRPC twin (SeaweedFS listens on port + 10000 as well), both below the
+    kernel's ephemeral range (32768 on): a port there may be held by a client's connection, which
+    no listening check sees and which makes the server's bind fail."""
     while True:
-        port = random.randint(20000, 40000)
-        if not listening("127.0.0.1", port) and not listening("127.0.0.1", port + 10000):
+        port = random.randint(10000, 22000)
+        if _bindable(port) and _bindable(port + 10000):
             return port
 
 
