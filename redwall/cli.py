@@ -110,7 +110,8 @@ def empty_inbox(home: Home, source: str | None = None) -> str:
 
 def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessResult]:
     """Take in every inbox — one ingestion run per source, as the inbox sensors start them — then
-    run ``build_all``, then ``share_upward`` once per street (its package for the district); or run
+    run ``build_all``, then ``rebuild_street`` once per street (its rectification lists, its part of
+    the shared warehouse and its package for the district), so every asset is built; or run
     only the job named. An ingestion run that failed (a blocking check included) keeps ``build_all``
     from running, as it keeps the automation from building past it, and a failed ``build_all`` keeps
     the packages as they were. Returns the runs made, in order (see :func:`run_job`)."""
@@ -124,7 +125,7 @@ def build(home: Home, job_name: str | None = None) -> list[dg.ExecuteInProcessRe
     if all(r.success for r in results):
         results.append(run_job(home, "build_all"))
         if results[-1].success:
-            results += [run_job(home, "share_upward", partition_key=street) for street in streets(home)]
+            results += [run_job(home, "rebuild_street", partition_key=street) for street in streets(home)]
     return results
 
 

@@ -297,7 +297,7 @@ def build_marts(
                 "version": [lake.version(home, "mart", name) for name in DEPENDS],
                 "rows": [rows[name] for name in DEPENDS],
             },
-            schema={"mart": pl.String, "fingerprint": pl.String, "version": pl.String, "rows": pl.Int64},
+            schema=contracts.table(".".join(MART_INPUTS)).schema(),
         ),
     )
     return rows
