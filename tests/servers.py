@@ -74,6 +74,7 @@ def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
         f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}",
         "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",  # as many volumes as the disk holds: the default, 8, caps the store at 8 x 64 MB
     ]
     data.mkdir(parents=True, exist_ok=True)
     log = (data / "weed.log").open("wb")
@@ -99,7 +100,11 @@ def s3_server(data: Path, bucket: str = "redwall") -> Iterator[dict[str, str]]:
     finally:
         if server.poll() is None:
             os.killpg(server.pid, 15)
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:  # a full store was seen to ignore SIGTERM
+                os.killpg(server.pid, 9)
+                server.wait(30)
         log.close()
 
 
