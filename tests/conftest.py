@@ -52,6 +52,7 @@ def _ram_disk() -> Path | None:
 # a whole-suite run (``--durations``); a file not listed runs after these, in its usual order.
 LONGEST_FIRST = (
     "tests/test_scaleout.py",
+    "tests/test_object_store.py",
     "tests/test_automation.py",
     "tests/test_incremental.py",
     "tests/test_pipeline.py",

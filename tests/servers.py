@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from redwall.home import Home
+
+BIN = Path(sys.executable).parent  # the virtualenv's programs: redwall, dagster, celery
+KEY = "5ca1e0u7" * 4  # a test's pseudonym key: the homes the servers serve are not demo homes
 POSTGRES = ("127.0.0.1", 5432)
 RABBITMQ = ("127.0.0.1", 5672)
 
@@ -132,3 +136,18 @@ def rabbitmq_broker() -> str:
     if not listening(*RABBITMQ):
         pytest.skip("no RabbitMQ broker listens on 127.0.0.1:5672 (the project's machines run one)")
     return f"pyamqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}//"
+
+
+def service_environment(home: Home, **extra: str) -> dict[str, str]:
+    """The environment of a process serving ``home``: none of this process's redwall or Dagster
+    settings, the test key, and ``extra`` (a server's address and credentials)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDWALL_", "DAGSTER_"))}
+    return {
+        **env,
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # dagster-celery starts `celery` by name
+        "REDWALL_HOME": str(home.root),
+        "DAGSTER_HOME": str(home.dagster_home),
+        "REDWALL_PSEUDONYM_KEY": KEY,
+        "REDWALL_LIMIT_SETTLE_SECONDS": "0",
+        **extra,
+    }

@@ -1,7 +1,7 @@
 """Beyond one machine, on real servers: the Dagster instance on PostgreSQL, a rebuild's steps and
 its streets' partitions on two Celery workers behind RabbitMQ and a rebuild's steps on the
-multiprocess executor, each giving exactly what one process gives, and the whole pipeline with its
-lake on an S3 server."""
+multiprocess executor, each giving exactly what one process gives (the lake on an S3 server:
+test_object_store.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,10 +24,8 @@ from redwall.package import package_folder, streets
 from redwall.quality.outbox import rectification_folder
 from redwall.schemas import load_contracts
 from redwall.warehouse import street_extract_path
-from tests.servers import postgres_database, rabbitmq_broker, s3_server
+from tests.servers import BIN, postgres_database, rabbitmq_broker, service_environment
 
-BIN = Path(sys.executable).parent
-KEY = "5ca1e0u7" * 4  # a test's pseudonym key: the homes here are not demo homes
 # Run-time stamps of the quality loop (when a problem was first and last seen): all else must match.
 RUN_STAMPS = ("first_seen", "last_seen", "closed_at")
 # A small district: the small street's people in 西长安街 and two more streets of two grids each, so
@@ -42,19 +39,6 @@ SMALL_DISTRICT = Scale(
     communities_per_street=(1, 1),
     grids_per_community=(2, 2),
 )
-
-
-def _environment(home: Home, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDWALL_", "DAGSTER_"))}
-    return {
-        **env,
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # dagster-celery starts `celery` by name
-        "REDWALL_HOME": str(home.root),
-        "DAGSTER_HOME": str(home.dagster_home),
-        "REDWALL_PSEUDONYM_KEY": KEY,
-        "REDWALL_LIMIT_SETTLE_SECONDS": "0",
-        **extra,
-    }
 
 
 def _execute(job: str, env: dict[str, str], partition: str | None = None) -> subprocess.Popen:
@@ -174,7 +158,7 @@ def one_process(ingested, tmp_path_factory) -> dict[str, pl.DataFrame]:
     """What one process builds of ``ingested``: its marts, issues and each street's package."""
     home = _copy(ingested, tmp_path_factory.mktemp("one") / "home")
     done = subprocess.run(
-        [BIN / "python", "-c", ONE_PROCESS], env=_environment(home), capture_output=True, text=True, timeout=900
+        [BIN / "python", "-c", ONE_PROCESS], env=service_environment(home), capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     built = {**_results(home), **_packages(home)}
@@ -203,7 +187,7 @@ def test_a_postgres_instance_is_named_by_variable_and_keeps_the_run_queue(monkey
 
 def test_the_multiprocess_executor_builds_what_one_process_builds(ingested, one_process, tmp_path):
     home = _copy(ingested, tmp_path / "multiprocess")
-    env = _environment(home, REDWALL_EXECUTOR="multiprocess")
+    env = service_environment(home, REDWALL_EXECUTOR="multiprocess")
     _build_all(env)
     (run,) = _runs(env)
     assert run["job"] == "build_all" and run["status"] == "SUCCESS"
@@ -221,7 +205,7 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
     with postgres_database() as instance_db:
         spread = _copy(ingested, tmp_path / "spread")
         queue = f"redwall-test-{os.getpid()}-{time.time_ns()}"  # nobody else's workers take these steps
-        env = _environment(
+        env = service_environment(
             spread,
             REDWALL_INSTANCE_DB=instance_db,
             REDWALL_EXECUTOR="celery",
@@ -282,37 +266,3 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
         assert all(any(pid in worker for worker in processes) for pid in pids), job
         assert all(worker & set(pids) for worker in processes), f"{job}: a worker took none of its steps"
     _assert_equal(one_process, {**_results(spread), **_packages(spread)}, "two Celery workers")
-
-
-def test_the_pipeline_runs_with_its_lake_on_an_s3_server(tmp_path):
-    with s3_server(tmp_path / "s3") as storage:
-        root = tmp_path / "home"
-        env = _environment(Home.at(root), REDWALL_LAKE_URI="s3://redwall/street/lake", **storage)
-        done = subprocess.run(
-            [BIN / "redwall", "--home", str(root), "demo", "--scale", "small", "--days", "7"],
-            env={k: v for k, v in env.items() if k != "REDWALL_PSEUDONYM_KEY"},  # a demo home's own key
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert not (root / "lake").exists()  # nothing of the lake on local disk
-        for variable, value in storage.items():
-            os.environ[variable] = value
-        try:
-            home = Home(root=root, lake_uri="s3://redwall/street/lake")
-            receipts = lake.read(home, "ops", "file_receipt")
-            assert receipts.height > 0
-            assert (receipts["rows_read"] == receipts["rows_accepted"] + receipts["rows_rejected"]).all()
-            assert lake.read(home, "mart", "person").height > 0
-            assert lake.read(home, "quality", "issue").height > 0
-        finally:
-            for variable in storage:
-                os.environ.pop(variable)
-        import duckdb
-
-        with duckdb.connect(str(root / "warehouse" / "redwall.duckdb"), read_only=True) as con:
-            published = {
-                f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
-            }
-        assert {"mart.person", "ops.file_receipt", "quality.issue", "catalog.resource"} <= published
