@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.servers import postgres_database, rabbitmq_broker, s3_server  # noqa: E402
+from tests.servers import PREPARE_INSTANCE, postgres_database, rabbitmq_broker, s3_server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "bench" * 8
@@ -83,9 +83,16 @@ def timed(command: list, env: dict[str, str], phase: str = "") -> float:
     return ended - started
 
 
-def build(name: str, home: Path, generated: Path, env: dict[str, str]) -> dict:
+def place(generated: Path, home: Path, env: dict[str, str]) -> dict[str, str]:
+    """A copy of the generated home at ``home``, its instance ready (on PostgreSQL its tables made
+    once, as `redwall serve` makes them, before workers and runs open it together); its environment."""
     shutil.copytree(generated, home)
     env = {**env, "REDWALL_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    subprocess.run([BIN / "python", "-c", PREPARE_INSTANCE], env=env, check=True)
+    return env
+
+
+def build(name: str, home: Path, env: dict[str, str]) -> dict:
     intake = timed([BIN / "redwall", "--home", str(home), "process"], env, f"{name} intake")
     rebuild = timed(
         [BIN / "dagster", "job", "execute", "-m", "redwall.pipelines.definitions", "-j", "build_all"],
@@ -115,7 +122,7 @@ def main() -> None:
             base,
             "generate",
         )
-        desk = build("desk", scratch / "desk", generated, base)
+        desk = build("desk", scratch / "desk", place(generated, scratch / "desk", base))
 
         broker = rabbitmq_broker()
         with s3_server(scratch / "s3") as storage, postgres_database() as instance_db:
@@ -129,10 +136,9 @@ def main() -> None:
                     "REDWALL_EXECUTOR": "celery",
                     "REDWALL_CELERY_BROKER": broker,
                     "REDWALL_CELERY_QUEUE": queue,
-                    "REDWALL_HOME": str(scratch / "spread"),
-                    "DAGSTER_HOME": str(scratch / "spread" / "dagster"),
                 }
             )
+            spread_env = place(generated, scratch / "spread", spread_env)
             worker_config = ROOT / "deploy" / "celery-worker.yaml"
             logs = [scratch / f"worker{n}.log" for n in range(1, args.workers + 1)]
             workers = [
@@ -144,7 +150,7 @@ def main() -> None:
                 for n, log in enumerate(logs, start=1)
             ]  # fmt: skip
             try:
-                spread = build("spread", scratch / "spread", generated, spread_env)
+                spread = build("spread", scratch / "spread", spread_env)
             finally:
                 for worker in workers:
                     os.killpg(worker.pid, 15)

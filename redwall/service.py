@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
-from redwall.home import Home
+from redwall.home import INSTANCE_DB_ENV, Home
 
 LOCK_NAME = "service.lock"
 STOP_GRACE_SECONDS = 20
@@ -150,6 +150,17 @@ def supervise(commands: Sequence[Sequence[str]], env: dict[str, str], cwd: Path)
     return ended.returncode or 1
 
 
+def create_instance_tables(env: dict[str, str], cwd: Path) -> None:
+    """Create (or upgrade) a PostgreSQL instance's tables before anything else opens it: every
+    process that opens a new instance database creates its tables, and the webserver, the daemon,
+    the first run and the Celery workers doing so at once collide in PostgreSQL's catalogue
+    (dagster-postgres retries only briefly). SQLite files are created by whoever opens them first."""
+    if not env.get(INSTANCE_DB_ENV):
+        return
+    dagster = Path(sys.executable).parent / "dagster"
+    subprocess.run([str(dagster), "instance", "migrate"], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
 def run_service(home: Home, command: str, host: str, port: int, children: Sequence[Sequence[str]], cwd: Path) -> int:
     """Serve ``home`` with ``children`` under the home's lock, refusing when it or the port is taken."""
     facts = {
@@ -167,6 +178,7 @@ def run_service(home: Home, command: str, host: str, port: int, children: Sequen
         with service_lock(home, facts):
             if port_taken(host, port):
                 raise Refused(f"port {port} on {host} is already in use; choose another with --port.")
+            create_instance_tables(env, cwd)
             print(f"redwall {command}: serving {home.root} on http://{host}:{port} (Ctrl-C stops it)", flush=True)
             return supervise(children, env, cwd)
     except Refused as refused:

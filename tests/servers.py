@@ -151,3 +151,15 @@ def service_environment(home: Home, **extra: str) -> dict[str, str]:
         "REDWALL_LIMIT_SETTLE_SECONDS": "0",
         **extra,
     }
+
+
+# A home made ready for a service as `redwall serve` makes it: its folders and instance file, and on
+# PostgreSQL the instance's tables, made once before workers and runs open the database together.
+PREPARE_INSTANCE = """
+import os
+from pathlib import Path
+from redwall.home import Home
+from redwall.service import create_instance_tables
+Home.from_env().ensure()
+create_instance_tables(dict(os.environ), Path.cwd())
+"""

@@ -24,7 +24,7 @@ from redwall.package import package_folder, streets
 from redwall.quality.outbox import rectification_folder
 from redwall.schemas import load_contracts
 from redwall.warehouse import street_extract_path
-from tests.servers import BIN, postgres_database, rabbitmq_broker, service_environment
+from tests.servers import BIN, PREPARE_INSTANCE, postgres_database, rabbitmq_broker, service_environment
 
 # Run-time stamps of the quality loop (when a problem was first and last seen): all else must match.
 RUN_STAMPS = ("first_seen", "last_seen", "closed_at")
@@ -212,8 +212,9 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
             REDWALL_CELERY_BROKER=broker,
             REDWALL_CELERY_QUEUE=queue,
         )
-        # the instance file names the database by variable
-        subprocess.run([BIN / "python", "-c", "from redwall.home import Home; Home.from_env().ensure()"], env=env)
+        # the instance file names the database by variable, and its tables are made once before
+        # the workers and the run open it together, as `redwall serve` makes them
+        subprocess.run([BIN / "python", "-c", PREPARE_INSTANCE], env=env, check=True)
         assert f"env: {INSTANCE_DB_ENV}" in (spread.dagster_home / "dagster.yaml").read_text(encoding="utf-8")
         logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
         workers = [
