@@ -19,6 +19,7 @@ hand-offs) is visible. Needs PostgreSQL on 127.0.0.1:5432 and RabbitMQ on 127.0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -110,11 +111,19 @@ def main() -> None:
     parser.add_argument("--scale", default="street", choices=("small", "street", "district"))
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--keep", type=Path, help="work in this new folder and keep it (both homes) for a look afterwards"
+    )
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("REDWALL_", "DAGSTER_"))}
     base |= {"PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}", "REDWALL_PSEUDONYM_KEY": KEY}
     base["REDWALL_LIMIT_SETTLE_SECONDS"] = "0"
-    with tempfile.TemporaryDirectory(prefix="redwall-scaleout-") as scratch:
+    if args.keep:
+        args.keep.mkdir(parents=True)  # a new folder: never an earlier run's homes
+    scratch_folder = (
+        contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="redwall-scaleout-")
+    )
+    with scratch_folder as scratch:
         scratch = Path(scratch)
         generated = scratch / "generated"
         timed(
