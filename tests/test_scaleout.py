@@ -21,6 +21,7 @@ from redwall.generator import SCALES, Scale, generate
 from redwall.home import DAGSTER_YAML, INSTANCE_DB_ENV, Home, dagster_yaml
 from redwall.ingest import process_source
 from redwall.package import package_folder, streets
+from redwall.pipelines.jobs import ingest_job_name
 from redwall.quality.outbox import rectification_folder
 from redwall.schemas import load_contracts
 from redwall.warehouse import street_extract_path
@@ -59,14 +60,21 @@ def _build_all(env: dict[str, str]) -> None:
     _succeeded(_execute("build_all", env))
 
 
-def _taken_in(root: Path) -> Home:
-    home = Home.at(root).ensure()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(SCALES, SMALL_DISTRICT.name, SMALL_DISTRICT)
-        generate(home, scale=SMALL_DISTRICT.name, seed=7, days=7)
+def _silver(home: Home) -> dict[str, pl.DataFrame]:
+    """Every silver table's rows with their history and where each came from (not when it was
+    loaded, nor by which run)."""
+    tables = {}
     for source in load_contracts().sources:
-        process_source(home, source)
-    return home
+        for table in load_contracts().source_tables(source):
+            columns = [*table.schema(), "_source_file", "_row_number", "_file_hash", "_valid_from", "_valid_to"]
+            frame = (
+                lake.read(home, "silver", table.bronze_name, columns=columns)
+                if lake.exists(home, "silver", table.bronze_name)
+                else None
+            )
+            if frame is not None:
+                tables[f"silver.{table.bronze_name}"] = frame.sort(frame.columns)
+    return tables
 
 
 # What each run of a home's instance did: its job, partition and status, the pid of the process
@@ -148,9 +156,22 @@ def _assert_equal(one: dict[str, pl.DataFrame], two: dict[str, pl.DataFrame], wh
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory) -> Home:
-    """A small district of three streets taken in, not yet built: each test copies it."""
-    return _taken_in(tmp_path_factory.mktemp("ingested") / "home")
+def delivered(tmp_path_factory) -> Home:
+    """A small district of three streets, its sources' files in their inboxes."""
+    home = Home.at(tmp_path_factory.mktemp("delivered") / "home").ensure()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SCALES, SMALL_DISTRICT.name, SMALL_DISTRICT)
+        generate(home, scale=SMALL_DISTRICT.name, seed=7, days=7)
+    return home
+
+
+@pytest.fixture(scope="module")
+def ingested(delivered, tmp_path_factory) -> Home:
+    """``delivered`` taken in source by source in one process, not yet built: each test copies it."""
+    home = _copy(delivered, tmp_path_factory.mktemp("ingested") / "home")
+    for source in load_contracts().sources:
+        process_source(home, source)
+    return home
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +218,16 @@ def test_the_multiprocess_executor_builds_what_one_process_builds(ingested, one_
     _assert_equal({name: one_process[name] for name in built}, built, "the multiprocess executor")
 
 
-def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds(ingested, one_process, tmp_path):
-    """A rebuild, then every street's own outputs (its rectification lists, warehouse extract and
+def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds(
+    delivered, ingested, one_process, tmp_path
+):
+    """Every source's load launched at once, as its own run as the inbox sensors launch them, then a
+    rebuild, then every street's own outputs (its rectification lists, warehouse extract and
     package) as partitions of rebuild_street launched at once, their steps taken by two
     dagster-celery workers: both take steps of each, and what they build equals one process's."""
     broker = rabbitmq_broker()
     with postgres_database() as instance_db:
-        spread = _copy(ingested, tmp_path / "spread")
+        spread = _copy(delivered, tmp_path / "spread")
         queue = f"redwall-test-{os.getpid()}-{time.time_ns()}"  # nobody else's workers take these steps
         env = service_environment(
             spread,
@@ -242,6 +266,7 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
             for n, log in zip((1, 2), logs, strict=True)
         ]
         try:
+            _succeeded(*[_execute(ingest_job_name(source), env) for source in load_contracts().sources])
             _build_all(env)
             # the streets the rebuild registered as partitions, each launched as its own run at once
             _succeeded(*[_execute("rebuild_street", env, street) for street in streets(spread)])
@@ -257,13 +282,18 @@ def test_two_celery_workers_on_a_postgres_instance_build_what_one_process_builds
     assert {r["storage"] for r in runs} == {"PostgresRunStorage"}
     assert {r["coordinator"] for r in runs} == {"QueuedRunCoordinator"}
     assert {r["status"] for r in runs} == {"SUCCESS"}
-    assert sorted((r["job"], r["partition"]) for r in runs) == [
-        ("build_all", None),
-        *(("rebuild_street", street) for street in streets(spread)),
-    ]
-    for job in ("build_all", "rebuild_street"):
-        pids = [pid for r in runs if r["job"] == job for pid in r["steps"].values()]
-        # every step ran on a worker, and both workers took steps of the job
-        assert all(any(pid in worker for worker in processes) for pid in pids), job
-        assert all(worker & set(pids) for worker in processes), f"{job}: a worker took none of its steps"
+    loads = [ingest_job_name(source) for source in load_contracts().sources]
+    assert sorted((r["job"], r["partition"]) for r in runs) == sorted(
+        [
+            ("build_all", None),
+            *((job, None) for job in loads),
+            *(("rebuild_street", street) for street in streets(spread)),
+        ]
+    )
+    for what, jobs in (("the loads", loads), ("build_all", ["build_all"]), ("rebuild_street", ["rebuild_street"])):
+        pids = [pid for r in runs if r["job"] in jobs for pid in r["steps"].values()]
+        # every step ran on a worker, and both workers took steps
+        assert all(any(pid in worker for worker in processes) for pid in pids), what
+        assert all(worker & set(pids) for worker in processes), f"{what}: a worker took none of the steps"
+    _assert_equal(_silver(ingested), _silver(spread), "loads on two Celery workers")
     _assert_equal(one_process, {**_results(spread), **_packages(spread)}, "two Celery workers")
