@@ -235,11 +235,11 @@ def write_error_workbooks(
         _remove_others(home, root, after)
         return 0
     contracts = load_contracts()
-    rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
-    marks = _marks(home, ledger, rows)
-    dynamic = dynamic_code_values(home, contracts)
     names = known_names(home)
     masked_by = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()  # free text masks these
+    rows = _delivered_rows(home, contracts, ledger["file_path"].unique(), names)
+    marks = _marks(home, ledger, rows)
+    dynamic = dynamic_code_values(home, contracts)
     written: set[Path] = set()
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
@@ -265,20 +265,28 @@ def write_error_workbooks(
             continue
         book = Workbook()
         layouts = _layouts(home, path, [table for table, _ in parts])
-        _issue_sheet(book, _mark_sheets(book, parts, marked, layouts, dynamic, names))
+        _issue_sheet(book, _mark_sheets(book, parts, marked, layouts, dynamic))
         target.parent.mkdir(parents=True, exist_ok=True)
         book.save(target)
     _remove_others(home, root, after)
     return len(written)
 
 
-def _delivered_rows(home: Home, contracts: Contracts, paths: pl.Series) -> dict[str, dict[str, pl.DataFrame]]:
+def _delivered_rows(
+    home: Home, contracts: Contracts, paths: pl.Series, names: list[str]
+) -> dict[str, dict[str, pl.DataFrame]]:
     """``{table key: {file path: rows}}``: the bronze rows of each file, every value the text
     delivered, of the file's latest delivery (a clerk re-sends a file of the same name), in the
-    file's order."""
+    file's order. An ID, phone or known name (``names``) typed into a note, or into a column the
+    clerk added, is scrubbed: it goes no further than the lake. Scrubbed a table at a time, all its
+    files at once: the known names of a district are a million patterns, matched in one pass."""
     wanted = pl.col("_source_file").is_in(paths.implode())
     frames = {t.key: lake.read(home, "bronze", t.bronze_name, where=wanted) for t in contracts.ledgers}
-    frames = {key: frame for key, frame in frames.items() if frame.height}
+    frames = {
+        key: frame.with_columns(scrub_free_text(pl.col(c), names) for c in _free_text(contracts.table(key), frame))
+        for key, frame in frames.items()
+        if frame.height
+    }
     if not frames:
         return {}
     versions = pl.concat([f.select("_source_file", "_file_hash", "_loaded_at").unique() for f in frames.values()])
@@ -292,6 +300,13 @@ def _delivered_rows(home: Home, contracts: Contracts, paths: pl.Series) -> dict[
         }
         for key, frame in frames.items()
     }
+
+
+def _free_text(table: Table, rows: pl.DataFrame) -> list[str]:
+    """The columns of a ledger's delivered ``rows`` a clerk could type anything into: its
+    contract's free-text columns and every column the clerk added."""
+    contract = {c.name: c for c in table.columns}
+    return [c for c in rows.columns if not c.startswith("_") and (c not in contract or contract[c].free_text)]
 
 
 def _marks(home: Home, ledger: pl.DataFrame, rows: dict[str, dict[str, pl.DataFrame]]) -> pl.DataFrame:
@@ -349,7 +364,6 @@ def _mark_sheets(
     marks: pl.DataFrame,
     layouts: dict,
     dynamic: dict[str, list[str]],
-    names: list[str],
 ) -> pl.DataFrame:
     """One sheet per table and delivered sheet of the file: its rows (:func:`_write_rows`), each
     marked cell filled and commented (a mark without a column of the sheet, on the row's first
@@ -372,7 +386,7 @@ def _mark_sheets(
         sheet.title = (
             (sheet_name or "错误标注")[:31] if len(sheets) == 1 else f"{i + 1}_{sheet_name or table.title}"[:31]
         )
-        columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic, names)
+        columns = _write_rows(sheet, table, frame, layouts.get((table.key, sheet_name)), lists, dynamic)
         mine = marks.filter(pl.col("table") == table.key, pl.col("row_number").is_in(frame["_row_number"].implode()))
         for number, column, message in mine.select("row_number", "column", "message_zh").iter_rows():
             cell = sheet.cell(row=number, column=columns.index(column) + 1 if column in columns else 1)
@@ -399,7 +413,6 @@ def _write_rows(
     layout: tuple[dict, tuple] | None,
     lists: Worksheet,
     dynamic: dict[str, list[str]],
-    names: list[str],
 ) -> list[str]:
     """The clerk's rows where they were in the file, so that 第N行 of every message is row N here:
     the header above the first row, under a line saying what the workbook is; the clerk's columns
@@ -417,11 +430,6 @@ def _write_rows(
     ]
     columns = [c for c in order if c in present] + [c for c in present if c not in order]
     contract = {c.name: c for c in table.columns}
-    # an ID, phone or name typed into a note goes no further than the lake, nor into a column the clerk added
-    frame = frame.with_columns(
-        scrub_free_text(pl.col(c), names)
-        for c in [*(c.name for c in table.columns if c.free_text), *(c for c in columns if c not in contract)]
-    )
     kinds = {c.name: "text" if c.format else c.type for c in table.columns}
     typed = judge(table, frame, PLACE).rows.select(
         pl.col(c).dt.replace_time_zone(None) if kinds[c] == "datetime" else pl.col(c)

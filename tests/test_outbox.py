@@ -165,10 +165,18 @@ def _deliver(home: Home, table, rows: pl.DataFrame, name: str) -> None:
         row["last_visit_on"] = _date_cell(i, row["last_visit_on"])
         if i % 2 == 0:  # a phone typed into a number cell: it survives, as a number
             row["phone"] = int(row["phone"])
-        sheet.append([row[c] for c in columns] + ["行动不便" if i % 2 else None])
+        sheet.append([row[c] for c in columns] + [_note(i, row)])
     folder = home.inbox("ledgers") / table.department["code"]
     folder.mkdir(parents=True, exist_ok=True)
     book.save(folder / name)
+
+
+def _note(i: int, row: dict) -> str | None:
+    """What a clerk writes in the column they added: a remark on every other row, and on one the
+    person's own name and ID, which must not come back in the error workbook."""
+    if i == 4:
+        return f"{row['name']}之女代签，身份证{row['id_number']}"
+    return "行动不便" if i % 2 else None
 
 
 def test_issues_only_the_loop_found_are_marked_in_the_clerks_workbook(clerk):
@@ -214,7 +222,10 @@ def test_the_clerks_rows_come_back_as_typed(clerk):
             assert (cell.value, cell.data_type, cell.number_format) == (value, "s", "@")
         assert mine["姓名"].value == row["name"]
     assert header[len(table.columns) :] == [ADDED]  # the added column, where the clerk put it
-    assert [cells[3 + i][ADDED].value for i in range(rows.height)] == [None, "行动不便"] * 3
+    notes = [cells[3 + i][ADDED].value for i in range(rows.height)]
+    assert notes[:4] + notes[5:] == [None, "行动不便", None, "行动不便", "行动不便"]
+    # the name and ID typed into the added column: scrubbed, the rest of the note as typed
+    assert notes[4] == "[姓名已隐去]之女代签，身份证[证件号已隐去]"
 
 
 def test_dates_and_identifiers_of_the_generated_ledgers(outboxed):
