@@ -222,13 +222,14 @@ def building_map(buildings: list[dict], communities: list[str]) -> str:
         return '<p class="note">楼栋登记中没有坐标，无法绘制分布图。</p>'
     pad = 20
     lons, lats = [b["lon"] for b in placed], [b["lat"] for b in placed]
+    west, south = min(lons), min(lats)
     squeeze = math.cos(math.radians(sum(lats) / len(lats)))  # a degree of longitude is shorter here
-    span_x, span_y = max((max(lons) - min(lons)) * squeeze, 1e-6), max(max(lats) - min(lats), 1e-6)
+    span_x, span_y = max((max(lons) - west) * squeeze, 1e-6), max(max(lats) - south, 1e-6)
     scale = min((1200 - 2 * pad) / span_x, (640 - 2 * pad) / span_y)  # the street's shape, at most 1200×640
     width, height = span_x * scale + 2 * pad, span_y * scale + 2 * pad
 
     def xy(lon: float, lat: float) -> tuple[float, float]:
-        return pad + (lon - min(lons)) * squeeze * scale, height - pad - (lat - min(lats)) * scale
+        return pad + (lon - west) * squeeze * scale, height - pad - (lat - south) * scale
 
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(communities)}
     parts = [
