@@ -275,18 +275,20 @@ def silver_findings(
     others keep what they failed last time (``state/quality_suites``). ``cost`` receives, per
     table, the rows validated and the current rows."""
     contracts = load_contracts()
-    # each current row keyed once (a digest where the key is personal), for every rule that judges it
-    current = {
-        t.key: (rows := current_silver(home, t)).with_columns(record_key(t, rows).alias(KEYED)) for t in suite_tables()
-    }
-    params = parameters(current["district.grid"])
+    silver = {t.key: current_silver(home, t) for t in suite_tables()}
+    params = parameters(silver["district.grid"])
     memory = None if full else _suite_memory(home, params)
+    # each current row versioned and keyed once, for every rule that judges it
+    current = {
+        t.key: _keyed(t, rows.with_columns(_row_version(t, rows)), memory)
+        for t in suite_tables()
+        for rows in [silver[t.key]]
+    }
     found, judged, remembered = [], [], []
     for table in suite_tables():
         rows = current[table.key]
         if not rows.height:
             continue
-        rows = rows.with_columns(_row_version(table, rows))
         picked = _to_validate(table, rows, memory)
         subset = rows.filter(picked)
         fresh = (
@@ -395,6 +397,20 @@ def _suite_memory(home: Home, params: dict[str, list[str]]) -> pl.DataFrame | No
         return None
     held = lake.read(home, *SUITE_STATE).rename({"record_key": KEYED, "row_version": VERSION})
     return held.select(SUITE_STATE_SCHEMA.keys()).cast(SUITE_STATE_SCHEMA)
+
+
+def _keyed(table: Table, rows: pl.DataFrame, memory: pl.DataFrame | None) -> pl.DataFrame:
+    """``rows`` (versioned) with their :func:`record_key` as ``KEYED``. A personal key is a digest,
+    a million of them at district scale: a row version last run's memory holds keeps the digest it
+    had (the same values, the same key), and only the versions new since are digested."""
+    if memory is None or not table.personal_key or not rows.height:
+        return rows.with_columns(record_key(table, rows).alias(KEYED))
+    known = memory.filter(pl.col("table") == table.key).select(VERSION, KEYED).unique(VERSION)
+    rows = rows.join(known, on=VERSION, how="left", maintain_order="left")
+    new = rows[KEYED].is_null()  # also the rows missing a key part: they stay without a key
+    if not new.any():
+        return rows
+    return rows.with_columns(rows[KEYED].scatter(new.arg_true(), record_key(table, rows.filter(new))))
 
 
 def _to_validate(table: Table, rows: pl.DataFrame, memory: pl.DataFrame | None) -> pl.Series:
