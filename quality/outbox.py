@@ -237,10 +237,11 @@ def write_error_workbooks(
     contracts = load_contracts()
     names = known_names(home)
     masked_by = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()  # free text masks these
-    rows = _delivered_rows(home, contracts, ledger["file_path"].unique(), names)
+    rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
     marks = _marks(home, ledger, rows)
     dynamic = dynamic_code_values(home, contracts)
     written: set[Path] = set()
+    due = []  # (file, workbook, its tables' rows, its marks): the workbooks to make again
     for path in sorted(ledger["file_path"].unique()):
         parts = [(contracts.table(key), files[path]) for key, files in rows.items() if path in files]
         department = (
@@ -261,8 +262,9 @@ def write_error_workbooks(
             *(rows for _, rows in parts),
             extra=(dynamic, masked_by),
         )
-        if not _changed(home, target, made_from, before, after):
-            continue
+        if _changed(home, target, made_from, before, after):
+            due.append((path, target, parts, marked))
+    for (path, target, _, marked), parts in zip(due, _scrubbed([parts for _, _, parts, _ in due], names), strict=True):
         book = Workbook()
         layouts = _layouts(home, path, [table for table, _ in parts])
         _issue_sheet(book, _mark_sheets(book, parts, marked, layouts, dynamic))
@@ -272,21 +274,42 @@ def write_error_workbooks(
     return len(written)
 
 
-def _delivered_rows(
-    home: Home, contracts: Contracts, paths: pl.Series, names: list[str]
-) -> dict[str, dict[str, pl.DataFrame]]:
+def _scrubbed(
+    files: list[list[tuple[Table, pl.DataFrame]]], names: list[str]
+) -> list[list[tuple[Table, pl.DataFrame]]]:
+    """Each file's rows with an ID, phone or known name (``names``) typed into a note, or into a
+    column the clerk added, scrubbed: it goes no further than the lake. Every cell of every file in
+    one pass: the known names of a district are a million patterns, and making their matcher costs
+    seconds each time."""
+    cells = [
+        (i, j, c)
+        for i, parts in enumerate(files)
+        for j, (table, rows) in enumerate(parts)
+        for c in _free_text(table, rows)
+    ]
+    if not cells:
+        return files
+    typed = pl.concat([files[i][j][1][c].cast(pl.String).rename("text") for i, j, c in cells])
+    clean = typed.to_frame().select(scrub_free_text(pl.col("text"), names)).to_series()
+    done = [[rows for _, rows in parts] for parts in files]
+    offset = 0
+    for i, j, c in cells:
+        height = done[i][j].height
+        done[i][j] = done[i][j].with_columns(clean.slice(offset, height).alias(c))
+        offset += height
+    return [
+        [(table, rows) for (table, _), rows in zip(parts, mine, strict=True)]
+        for parts, mine in zip(files, done, strict=True)
+    ]
+
+
+def _delivered_rows(home: Home, contracts: Contracts, paths: pl.Series) -> dict[str, dict[str, pl.DataFrame]]:
     """``{table key: {file path: rows}}``: the bronze rows of each file, every value the text
     delivered, of the file's latest delivery (a clerk re-sends a file of the same name), in the
-    file's order. An ID, phone or known name (``names``) typed into a note, or into a column the
-    clerk added, is scrubbed: it goes no further than the lake. Scrubbed a table at a time, all its
-    files at once: the known names of a district are a million patterns, matched in one pass."""
+    file's order."""
     wanted = pl.col("_source_file").is_in(paths.implode())
     frames = {t.key: lake.read(home, "bronze", t.bronze_name, where=wanted) for t in contracts.ledgers}
-    frames = {
-        key: frame.with_columns(scrub_free_text(pl.col(c), names) for c in _free_text(contracts.table(key), frame))
-        for key, frame in frames.items()
-        if frame.height
-    }
+    frames = {key: frame for key, frame in frames.items() if frame.height}
     if not frames:
         return {}
     versions = pl.concat([f.select("_source_file", "_file_hash", "_loaded_at").unique() for f in frames.values()])

@@ -203,16 +203,35 @@ def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
     return col
 
 
+# The last names read, by the lake and the table versions they were read from: a rebuild's outbox
+# and its publish (one process) share them. Held in memory only.
+_KNOWN_NAMES: dict[tuple, list[str]] = {}
+
+
 def known_names(home: Home) -> list[str]:
     """Every person's name the lake holds (each version of every ``pii: name`` column in silver, the
     persons a household visit saw), spaces removed, less those that are part of a place's name: in
     the reference data, or in :data:`PLACE_ROWS` rows of the district's registers or more. Never
     logged, never in metadata."""
     contracts = load_contracts()
+    tables = [
+        t
+        for t in [*contracts.feeds, *contracts.ledgers]
+        if t.source == "district" or any(c.pii in ("name", "persons") for c in t.all_columns)
+    ]
+    read_from = (home.lake_uri, tuple(lake.version(home, "silver", t.bronze_name) for t in tables))
+    if read_from not in _KNOWN_NAMES:
+        _KNOWN_NAMES.clear()
+        _KNOWN_NAMES[read_from] = _read_names(home, tables)
+    return _KNOWN_NAMES[read_from]
+
+
+def _read_names(home: Home, tables: list[Table]) -> list[str]:
+    """:func:`known_names`, read from the silver ``tables`` that hold names or the district's places."""
     found: list[pl.Series] = []
     official = [reference("street")["name"], reference("admin_division")["name"]]
     places: list[pl.Series] = []
-    for t in [*contracts.feeds, *contracts.ledgers]:
+    for t in tables:
         if not lake.exists(home, "silver", t.bronze_name):
             continue
         named = [c.name for c in t.all_columns if c.pii == "name"]
