@@ -4,7 +4,8 @@ Every mart: its contract's key identifies one row (blocking: a duplicated person
 counted twice on every dashboard). Beyond that, per mart, the promise its users build on: every
 resident sits in a grid the district register knows, a closed event with a time limit has its
 timeliness judged, a grid's resident counts add up, every care-visit person is a current resident,
-every person link and residence stay reaches a person.
+every residence stay and every link of a documented record reaches a person (a sighting is a person
+of its own, outside the person marts).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redwall.assets import keys
 from redwall.home import Home
 from redwall.marts.event import CLOSED
 from redwall.marts.person import ACTIVE
+from redwall.marts.resolution.linkage import DOCUMENTED
 from redwall.schemas import Contracts
 
 KEYS_UNIQUE = "mart_keys_unique"
@@ -83,12 +85,22 @@ def _care_persons_are_residents(marts: Marts) -> Judgement:
     return stray == 0, {"care_persons": marts["care_visit"].height, "not_current_residents": stray}
 
 
-def _reaches_a_person(mart: str) -> Callable[[Marts], Judgement]:
-    def judge(marts: Marts) -> Judgement:
-        stray = _missing(marts[mart], marts["person"], "person_key")
-        return stray == 0, {"rows": marts[mart].height, "without_person": stray}
+def _stays_reach_a_person(marts: Marts) -> Judgement:
+    stray = _missing(marts["person_history"], marts["person"], "person_key")
+    return stray == 0, {"rows": marts["person_history"].height, "without_person": stray}
 
-    return judge
+
+def _links_reach_a_person(marts: Marts) -> Judgement:
+    """A documented record's link must reach its person; a sighting (a record no document joined,
+    alone or in a cluster of its own) names a person the person marts do not hold, by design."""
+    links = marts["person_link"]
+    documented = links.filter(pl.col("match_rule").is_in(DOCUMENTED))
+    stray = _missing(documented, marts["person"], "person_key")
+    return stray == 0, {
+        "rows": links.height,
+        "sightings": links.height - documented.height,
+        "without_person": stray,
+    }
 
 
 def _stays_in_order(marts: Marts) -> Judgement:
@@ -119,14 +131,12 @@ CHECKS = (
     ),
     MartCheck("care_persons_are_residents", "care_visit", "每位关爱走访对象都是现住人员", _care_persons_are_residents),
     MartCheck(
-        "links_reach_a_person", "person_link", "每条归并记录都指向实有人口中的一人", _reaches_a_person("person_link")
+        "links_reach_a_person",
+        "person_link",
+        "每条按证件归并的记录（exact_id、splink）都指向实有人口中的一人；无证件未归并到人员的记录另计",
+        _links_reach_a_person,
     ),
-    MartCheck(
-        "stays_reach_a_person",
-        "person_history",
-        "每段居住期间都属于实有人口中的一人",
-        _reaches_a_person("person_history"),
-    ),
+    MartCheck("stays_reach_a_person", "person_history", "每段居住期间都属于实有人口中的一人", _stays_reach_a_person),
     MartCheck("stays_end_after_they_start", "person_history", "每段居住期间止日晚于起日", _stays_in_order),
 )
 

@@ -574,6 +574,34 @@ def test_place_has_every_house_and_buildings_without_houses(marts):
     assert place[(B3, None)]["grid_code"] == G3 and place[(B1, H1)]["community_name"] == "府右街南社区"
 
 
+# -- the marts' checks ----------------------------------------------------------------------------------
+def judged(marts: dict[str, pl.DataFrame], check: str) -> tuple[bool, dict]:
+    """What the mart check named ``check`` (redwall.assets.mart_checks) says of ``marts``."""
+    from redwall.assets.mart_checks import CHECKS
+
+    return next(c for c in CHECKS if c.name == check).judge(marts)
+
+
+def test_a_sighting_needs_no_person_but_a_documented_link_does(marts):
+    links = marts["person_link"]
+    passed, facts = judged(marts, "links_reach_a_person")
+    sightings = links.filter(~pl.col("match_rule").is_in(["exact_id", "splink"]))
+    assert passed and facts["sightings"] == sightings.height >= 1  # 某某, seen on visit V2 without an ID
+    assert sightings.join(marts["person"], on="person_key", how="semi").is_empty()  # a person of its own
+    documented = links.filter(pl.col("match_rule") == "exact_id").head(1)
+    for rule, reaches in (("unmatched", True), ("splink_cluster", True), ("exact_id", False), ("splink", False)):
+        stray = documented.with_columns(person_key=pl.lit("nobody"), match_rule=pl.lit(rule))
+        passed, facts = judged(marts | {"person_link": pl.concat([links, stray])}, "links_reach_a_person")
+        assert (passed, facts["without_person"]) == (reaches, 0 if reaches else 1), rule
+    # a residence stay is always a person's
+    stay = marts["person_history"].head(1).with_columns(person_key=pl.lit("nobody"))
+    stays = marts | {"person_history": pl.concat([marts["person_history"], stay])}
+    assert judged(stays, "stays_reach_a_person") == (
+        False,
+        {"rows": stays["person_history"].height, "without_person": 1},
+    )
+
+
 # -- event, object, organisation ------------------------------------------------------------------------
 def test_event_working_time_on_the_working_calendar(marts):
     events = {r["event_id"]: r for r in marts["event"].iter_rows(named=True)}
