@@ -3,9 +3,9 @@
 Every mart: its contract's key identifies one row (blocking: a duplicated person or grid would be
 counted twice on every dashboard). Beyond that, per mart, the promise its users build on: every
 resident sits in a grid the district register knows, a closed event with a time limit has its
-timeliness judged, a grid's resident counts add up, every care-visit person is a current resident,
-every residence stay and every link of a documented record reaches a person (a sighting is a person
-of its own, outside the person marts).
+timeliness judged, a grid's resident counts add up (by person type, and those no register lists),
+every care-visit person is a current resident, every residence stay and every link of a documented
+record reaches a person (a sighting is a person of its own, outside the person marts).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from redwall import lake
 from redwall.assets import keys
 from redwall.home import Home
 from redwall.marts.event import CLOSED
-from redwall.marts.person import ACTIVE
+from redwall.marts.person import ACTIVE, BY_PERSON_TYPE
 from redwall.marts.resolution.linkage import DOCUMENTED
 from redwall.schemas import Contracts
 
@@ -66,16 +66,14 @@ def _closed_events_judged(marts: Marts) -> Judgement:
 
 def _grid_counts_add_up(marts: Marts) -> Judgement:
     grid = marts["grid"]
-    by_type = grid.filter(
-        pl.col("residents")
-        != pl.col("registered_residents") + pl.col("floating_residents") + pl.col("foreign_residents")
-    ).height
+    by_type = grid.filter(pl.col("residents") != pl.sum_horizontal(list(BY_PERSON_TYPE))).height
     placed = marts["person"].filter(pl.col("status") == ACTIVE, pl.col("grid_code").is_not_null()).height
     total = int(grid["residents"].sum() or 0)
     return by_type == 0 and total == placed, {
         "grids_not_adding_up": by_type,
         "grid_residents": total,
         "placed_residents": placed,
+        "unregistered_residents": int(grid["unregistered_residents"].sum() or 0),
     }
 
 
@@ -126,7 +124,7 @@ CHECKS = (
     MartCheck(
         "grid_counts_add_up",
         "grid",
-        "各网格现住人口 = 户籍 + 流动 + 境外，全街道合计 = 已定位的现住人员数",
+        "各网格现住人口 = 户籍 + 流动 + 境外 + 未登记，全街道合计 = 已定位的现住人员数",
         _grid_counts_add_up,
     ),
     MartCheck("care_persons_are_residents", "care_visit", "每位关爱走访对象都是现住人员", _care_persons_are_residents),

@@ -23,6 +23,7 @@ import duckdb
 from redwall.home import Home
 from redwall.offline import FONTS, page, write_atomically
 from redwall.offline import escape as _e
+from redwall.schemas import load_contracts
 from redwall.worktime import TIME_ZONE
 
 TREND_DAYS = 28
@@ -41,6 +42,22 @@ PALETTE = (
     "#637939",
     "#8c6d31",
 )
+
+
+# The residents a key figure counts, all and by person type with those no register lists (key figure →
+# mart.grid column), each labelled as its contract labels it.
+RESIDENT_FIGURES = {
+    "residents": "residents",
+    "registered": "registered_residents",
+    "floating": "floating_residents",
+    "foreign": "foreign_residents",
+    "unregistered": "unregistered_residents",
+}
+BY_TYPE = list(RESIDENT_FIGURES.values())[1:]  # the columns of mart.grid and mart.community by person type
+
+
+def _label(table: str, column: str) -> str:
+    return load_contracts().table(table).column(column).label
 
 
 def dashboard_path(home: Home) -> Path:
@@ -78,11 +95,11 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
 
 # -- what the page shows, from the warehouse -----------------------------------------------------------
 def key_figures(con: duckdb.DuckDBPyConnection) -> list[Figure]:
+    residents = ", ".join(f"sum({c})::BIGINT AS {c}" for c in RESIDENT_FIGURES.values())
     people = _one(
         con,
-        """
-        SELECT sum(residents)::BIGINT AS residents, sum(registered_residents)::BIGINT AS registered,
-               sum(floating_residents)::BIGINT AS floating, sum(foreign_residents)::BIGINT AS foreign_,
+        f"""
+        SELECT {residents},
                coalesce(sum(living_alone), 0)::BIGINT AS living_alone, coalesce(sum(very_old), 0)::BIGINT AS very_old,
                coalesce(sum(disabled), 0)::BIGINT AS disabled, coalesce(sum(dibao), 0)::BIGINT AS dibao,
                count(DISTINCT community_code)::BIGINT AS communities, count(*)::BIGINT AS grids
@@ -105,10 +122,7 @@ def key_figures(con: duckdb.DuckDBPyConnection) -> list[Figure]:
         con, "SELECT count(*) AS persons, count(*) FILTER (WHERE visit_overdue) AS overdue FROM mart.care_visit"
     )
     return [
-        Figure("residents", "现住人口", people["residents"], "人"),
-        Figure("registered", "户籍人口", people["registered"], "人"),
-        Figure("floating", "流动人口", people["floating"], "人"),
-        Figure("foreign", "境外人员", people["foreign_"], "人"),
+        *(Figure(key, _label("mart.grid", c), people[c], "人") for key, c in RESIDENT_FIGURES.items()),
         Figure("communities", "社区", people["communities"], "个"),
         Figure("grids", "网格", people["grids"], "个"),
         Figure("living_alone", "独居老人", people["living_alone"], "人"),
@@ -350,9 +364,7 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
     )
     counts = {
         "residents",
-        "registered_residents",
-        "floating_residents",
-        "foreign_residents",
+        *BY_TYPE,
         "care",
         "care_overdue",
         "events_open",
@@ -370,9 +382,7 @@ def render(con: duckdb.DuckDBPyConnection, built_at: dt.datetime) -> str:
             "community_name": "社区",
             "grids": "网格",
             "residents": "现住人口",
-            "registered_residents": "户籍",
-            "floating_residents": "流动",
-            "foreign_residents": "境外",
+            **{c: _label("mart.community", c) for c in BY_TYPE},
             "care": "关爱标签",
             "care_overdue": "走访逾期",
             "events_open": "未办结",

@@ -407,7 +407,7 @@ class SmallCounts:
     """Counts of persons a table of places shares (a grid's persons living alone, a house's
     foreign residents): a count from 1 to k-1 singles a few persons out, so it is shared as null
     (fewer than k, not published). A group of counts that add up to one still shared (a house's
-    registered, floating and foreign residents, whose sum is its residents) is blanked together,
+    registered, floating, foreign and unregistered residents, whose sum is its residents) is blanked together,
     else the one blanked could be worked out from the others."""
 
     groups: tuple[tuple[str, ...], ...]

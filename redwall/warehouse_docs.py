@@ -36,6 +36,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "SELECT sum(residents)::BIGINT AS residents, sum(floating_residents)::BIGINT AS floating FROM mart.grid",
         ),
         (
+            "未登记人员最多的网格（人口采集从这里入手）",
+            "SELECT grid_code, community_name, residents, unregistered_residents\n"
+            "FROM mart.grid WHERE unregistered_residents > 0 ORDER BY unregistered_residents DESC LIMIT 5",
+        ),
+        (
             "按时反馈率最低的网格",
             "SELECT grid_code, community_name, events_judged, events_on_time,\n"
             "       round(events_on_time / nullif(events_judged, 0) * 100, 1) AS on_time_pct\n"

@@ -1,7 +1,8 @@
 """The marts on a small street built by hand, whose every answer is known.
 
-Three grids in two communities; fourteen persons who live, move within the street, move away,
-die, float in and are cared for; ten events across a weekend, the 调休 Saturday and the National
+Three grids in two communities; fifteen persons who live, move within the street, move away,
+die, float in, are cared for, or are known only from a visit and an allowance list (on neither
+register: 未登记); ten events across a weekend, the 调休 Saturday and the National
 Day holiday (calendar.csv: 2026-10-01..07 off, 2026-10-10 worked); two components; two
 organisations. ``street_silver`` writes it as silver tables following the ingestion's interface.
 """
@@ -54,6 +55,7 @@ P = {
         (11, "19500606", "102"),
         (13, "19751212", "111"),
         (14, "19910303", "121"),
+        (15, "19500707", "131"),  # on neither register: seen at home with an ID, and on the allowance list
     ]
 }
 PASSPORT = "E12345678"
@@ -266,7 +268,10 @@ def street_rows() -> dict[str, list[dict]]:
                 "end_on": dt.date(2026, 1, 31),
             },
         ],
-        "municipal.rs_elderly_allowance": [{"id_number": P[11], "age_band": "1"}],
+        "municipal.rs_elderly_allowance": [
+            {"id_number": P[11], "age_band": "1"},
+            {"id_number": P[15], "name": "未登记15", "age_band": "1"},
+        ],
         "ledgers.elderly_alone": [
             {
                 "name": "户籍1",
@@ -296,6 +301,14 @@ def street_rows() -> dict[str, list[dict]]:
                 "grid_code": G1,
                 "house_code": H2,
                 "persons": json.dumps([{"name": "某某"}], ensure_ascii=False),
+            },
+            {
+                "record_id": "V4",
+                "recorded_at": at("2026-11-12 10:00"),
+                "worker_id": "W1",
+                "grid_code": G1,
+                "house_code": H2,
+                "persons": json.dumps([{"name": "未登记15", "id_number": P[15]}], ensure_ascii=False),
             },
             {
                 "record_id": "V3",
@@ -453,7 +466,7 @@ def test_addresses_without_a_room_or_a_building():
 # -- person -----------------------------------------------------------------------------------------
 def test_person_status_deceased_moved_out_and_floating_return(marts):
     people = by_person(marts["person"])
-    assert len(people) == 14
+    assert len(people) == 15
     status = {n: people[P[n]]["status"] for n in P}
     assert status[5] == "3"  # police deregistered for death
     assert status[6] == "3"  # municipal death register, police still lists them
@@ -461,7 +474,8 @@ def test_person_status_deceased_moved_out_and_floating_return(marts):
     assert status[8] == "1"  # left the police register, then registered as floating
     assert status[9] == "1"  # floating, registered 15 days before the latest police snapshot
     assert status[14] == "2"  # floating, but absent from police snapshots taken since
-    assert {n for n, s in status.items() if s == "1"} == {1, 2, 3, 4, 8, 9, 10, 11, 13}
+    assert status[15] == "1" and people[P[15]]["person_type"] is None  # on neither register: 未登记
+    assert {n for n, s in status.items() if s == "1"} == {1, 2, 3, 4, 8, 9, 10, 11, 13, 15}
     assert people[PASSPORT]["status"] == "1" and people[PASSPORT]["person_type"] == "3"
 
 
@@ -477,7 +491,8 @@ def test_person_survivorship_and_residence(marts):
     assert people[P[2]]["hukou_match"] == "02"
     assert people[P[9]]["birth_date"] == dt.date(1999, 1, 1) and people[P[9]]["sex"] == "2"
     assert people[P[1]]["sex"] == "1" and people[P[1]]["age"] == 86
-    assert len(marts["person"]["person_key"].unique()) == 14
+    assert people[P[15]]["house_code"] == H2  # where the grid worker saw them
+    assert len(marts["person"]["person_key"].unique()) == 15
 
 
 def test_person_key_is_stable_and_no_row_number(marts, tmp_path):
@@ -498,7 +513,7 @@ def test_care_tags(marts):
     }
     assert tagged == {
         "is_living_alone": {1},
-        "is_very_old": {1, 5, 6, 11},  # born 1940/1938/1945, or the allowance list (11, aged 76)
+        "is_very_old": {1, 5, 6, 11, 15},  # born 1940/1938/1945, or the allowance list (11 and 15, aged 76)
         "is_disabled": {10},
         "is_dibao": {10},  # 13's membership ended in January
     }
@@ -543,14 +558,14 @@ def test_residence_history_answers_who_lived_in_a_grid_on_a_date(marts):
 # -- place and grid -----------------------------------------------------------------------------------
 def test_grid_population_counts_only_active_residents(marts):
     grid = {row["grid_code"]: row for row in marts["grid"].iter_rows(named=True)}
-    counts = ["residents", "registered_residents", "floating_residents", "foreign_residents"]
+    counts = ["residents", "registered_residents", "floating_residents", "foreign_residents", "unregistered_residents"]
     assert {g: tuple(grid[g][c] for c in counts) for g in grid} == {
-        G1: (4, 3, 1, 0),
-        G2: (5, 3, 1, 1),
-        G3: (1, 0, 1, 0),
+        G1: (5, 3, 1, 0, 1),  # 15, on neither register, counts as 未登记
+        G2: (5, 3, 1, 1, 0),
+        G3: (1, 0, 1, 0, 0),
     }
     care = ["living_alone", "very_old", "disabled", "dibao"]
-    assert {g: tuple(grid[g][c] for c in care) for g in grid} == {G1: (1, 1, 1, 1), G2: (0, 1, 0, 0), G3: (0, 0, 0, 0)}
+    assert {g: tuple(grid[g][c] for c in care) for g in grid} == {G1: (1, 2, 1, 1), G2: (0, 1, 0, 0), G3: (0, 0, 0, 0)}
     # timeliness is the event mart's on_time: G1 has E1, E2 on time, E4, E9 late, E10 not yet judged
     events = ["events_open", "events_overdue", "events_closed", "events_judged", "events_on_time"]
     assert {g: tuple(grid[g][c] for c in events) for g in grid} == {
@@ -564,12 +579,12 @@ def test_grid_population_counts_only_active_residents(marts):
 def test_place_has_every_house_and_buildings_without_houses(marts):
     place = {(r["building_code"], r["house_code"]): r for r in marts["place"].iter_rows(named=True)}
     assert set(place) == {(B1, H1), (B1, H2), (B2, H3), (B3, None)}
-    counts = ["residents", "registered_residents", "floating_residents", "foreign_residents"]
+    counts = ["residents", "registered_residents", "floating_residents", "foreign_residents", "unregistered_residents"]
     assert {k: tuple(place[k][c] for c in counts) for k in place} == {
-        (B1, H1): (3, 2, 1, 0),
-        (B1, H2): (1, 1, 0, 0),
-        (B2, H3): (5, 3, 1, 1),
-        (B3, None): (1, 0, 1, 0),
+        (B1, H1): (3, 2, 1, 0, 0),
+        (B1, H2): (2, 1, 0, 0, 1),
+        (B2, H3): (5, 3, 1, 1, 0),
+        (B3, None): (1, 0, 1, 0, 0),
     }
     assert place[(B3, None)]["grid_code"] == G3 and place[(B1, H1)]["community_name"] == "府右街南社区"
 
@@ -580,6 +595,22 @@ def judged(marts: dict[str, pl.DataFrame], check: str) -> tuple[bool, dict]:
     from redwall.assets.mart_checks import CHECKS
 
     return next(c for c in CHECKS if c.name == check).judge(marts)
+
+
+def test_every_mart_check_passes_on_the_street(marts):
+    from redwall.assets.mart_checks import CHECKS
+
+    assert {c.name: c.judge(marts) for c in CHECKS if not c.judge(marts)[0]} == {}
+
+
+def test_a_grid_adds_up_with_its_unregistered_residents(marts):
+    passed, facts = judged(marts, "grid_counts_add_up")
+    assert passed and facts["unregistered_residents"] == 1 and facts["grid_residents"] == facts["placed_residents"]
+    uncounted = marts | {"grid": marts["grid"].with_columns(unregistered_residents=pl.lit(0, pl.Int64))}
+    assert judged(uncounted, "grid_counts_add_up") == (
+        False,
+        {"grids_not_adding_up": 1, "grid_residents": 11, "placed_residents": 11, "unregistered_residents": 0},
+    )
 
 
 def test_a_sighting_needs_no_person_but_a_documented_link_does(marts):
@@ -676,7 +707,7 @@ def test_care_visits_by_id_by_house_and_overdue(marts):
         .join(marts["person"].select("person_key", "id_number"), on="person_key")
         .iter_rows(named=True)
     }
-    assert set(visits) == {1, 10, 11}  # care-group persons still living here
+    assert set(visits) == {1, 10, 11, 15}  # care-group persons still living here
     got = {
         n: (v["care_types"], v["visit_interval_days"], v["last_visit_on"], v["days_since_visit"], v["visit_overdue"])
         for n, v in visits.items()
@@ -685,6 +716,7 @@ def test_care_visits_by_id_by_house_and_overdue(marts):
         1: ("独居老人,高龄", 30, dt.date(2026, 11, 10), 10, False),  # seen with ID on a visit
         10: ("残疾人,低保", 90, dt.date(2026, 7, 1), 142, True),  # a visit to the house, no ID shown
         11: ("高龄", 30, None, None, True),  # never visited (the empty visit saw nobody)
+        15: ("高龄", 30, dt.date(2026, 11, 12), 8, False),  # on neither register, cared for all the same
     }
 
 

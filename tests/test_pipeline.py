@@ -389,8 +389,8 @@ def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_
     assert requests == []
     shown = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', dom))
     with duckdb.connect(str(demo_home.warehouse), read_only=True) as con:
-        residents, floating, care_alone = con.sql(
-            "SELECT sum(residents), sum(floating_residents), sum(living_alone) FROM mart.grid"
+        residents, floating, unregistered, care_alone = con.sql(
+            "SELECT sum(residents), sum(floating_residents), sum(unregistered_residents), sum(living_alone) FROM mart.grid"
         ).fetchone()
         events, overdue, on_time = con.sql(
             "SELECT count(*), count(*) FILTER (WHERE overdue), round(avg(on_time::INT) * 100, 1) FROM mart.event"
@@ -400,6 +400,7 @@ def test_dashboard_opens_offline_and_shows_the_warehouse_it_was_built_from(demo_
             "SELECT community_name, residents FROM mart.community ORDER BY residents DESC LIMIT 1"
         ).fetchone()
     assert shown["residents"] == f"{residents:,}人" and shown["floating"] == f"{floating:,}人"
+    assert shown["unregistered"] == f"{unregistered:,}人"  # 未登记, beside the counts by person type
     assert shown["living_alone"] == f"{care_alone:,}人" and shown["events"] == f"{events:,}件"
     assert shown["events_overdue"] == f"{overdue:,}件" and shown["on_time_pct"] == f"{on_time:.1f}%"
     assert shown["issues_open"] == f"{open_issues:,}条"

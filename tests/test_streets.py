@@ -191,6 +191,10 @@ def test_the_district_rolls_its_streets_up(street_homes, district):
             shared["living_alone"].sum(),
             shared["dibao"].sum(),
         )
+        # residents by type, and those neither register lists (未登记), add up in the roll-up too
+        by_type = ["registered_residents", "floating_residents", "foreign_residents", "unregistered_residents"]
+        assert [row[c] for c in by_type] == [grids[c].sum() for c in by_type]
+        assert row["residents"] == sum(row[c] for c in by_type)
         judged = events.filter(pl.col("on_time").is_not_null())
         assert (row["events"], row["events_judged"], row["events_on_time"]) == (
             events.height,

@@ -205,7 +205,9 @@ def test_shared_person_tables_join_on_no_pseudonym_and_small_counts_go_out_as_nu
         ) in tables:  # shared, each keeps a pseudonym of its own: joined, they would combine their quasi-identifiers
             assert con.execute(f"SELECT count(*) FROM mart.person JOIN mart.{t} USING (person_key)").fetchone() == (0,)
         shared_grid = con.execute("SELECT * FROM mart.grid ORDER BY grid_code").pl()
-        place = con.execute("SELECT registered_residents, floating_residents, foreign_residents FROM mart.place").pl()
+        place = con.execute(
+            "SELECT registered_residents, floating_residents, foreign_residents, unregistered_residents FROM mart.place"
+        ).pl()
     counts = ["living_alone", "very_old", "disabled", "dibao"]
     assert grid.select(pl.any_horizontal(pl.col(c).is_between(1, 9) for c in counts)).to_series().any()  # can fail
     for c in counts:  # 无条件共享: a count from 1 to 9 is shared as null, the others as they are

@@ -65,8 +65,16 @@ def _catch_up() -> dt.timedelta:
 
 
 POLICE_LAG = _catch_up()  # documented choice: a newcomer reaches the police register within it
-PERSON_TYPES = (REGISTERED, FLOATING_TYPE, FOREIGN)
-RESIDENT_COUNTS = ["residents", "registered_residents", "floating_residents", "foreign_residents"]
+# The residents counted per person type, and those with none: listed by neither the police register
+# nor the floating registration (a resident a grid worker found at home, or one only municipal data or
+# a ledger knows), 未登记人员, the people 人口采集 is out to register. Together they are all residents.
+BY_PERSON_TYPE = {
+    "registered_residents": REGISTERED,
+    "floating_residents": FLOATING_TYPE,
+    "foreign_residents": FOREIGN,
+    "unregistered_residents": None,
+}
+RESIDENT_COUNTS = ["residents", *BY_PERSON_TYPE]
 
 
 def build_person_link(resolved: pl.DataFrame) -> pl.DataFrame:
@@ -152,14 +160,18 @@ def build_person(resolved: pl.DataFrame, statuses: pl.DataFrame, grids: pl.DataF
 
 
 def residents_by(persons: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Active residents (neither moved out nor deceased) per ``keys``, in all and by person type."""
+    """Active residents (neither moved out nor deceased) per ``keys``, in all and by person type
+    (:data:`BY_PERSON_TYPE`: those without one apart), so the counts by type add up to the residents."""
     kind = pl.col("person_type")
     return (
         persons.filter(pl.col("status") == ACTIVE)
         .group_by(keys)
         .agg(
             pl.len().alias(RESIDENT_COUNTS[0]),
-            *((kind == code).sum().alias(name) for code, name in zip(PERSON_TYPES, RESIDENT_COUNTS[1:], strict=True)),
+            *(
+                (kind.is_null() if code is None else kind == code).sum().alias(name)
+                for name, code in BY_PERSON_TYPE.items()
+            ),
         )
         .with_columns(pl.col(RESIDENT_COUNTS).cast(pl.Int64))
     )
