@@ -279,8 +279,8 @@ def _scrubbed(
 ) -> list[list[tuple[Table, pl.DataFrame]]]:
     """Each file's rows with an ID, phone or known name (``names``) typed into a note, or into a
     column the clerk added, scrubbed: it goes no further than the lake. Every cell of every file in
-    one pass: the known names of a district are a million patterns, and making their matcher costs
-    seconds each time."""
+    one pass: the known names of a district are half a million patterns, and making their matcher costs
+    seconds each time (and once per chunk of the column: rechunked)."""
     cells = [
         (i, j, c)
         for i, parts in enumerate(files)
@@ -289,7 +289,7 @@ def _scrubbed(
     ]
     if not cells:
         return files
-    typed = pl.concat([files[i][j][1][c].cast(pl.String).rename("text") for i, j, c in cells])
+    typed = pl.concat([files[i][j][1][c].cast(pl.String).rename("text") for i, j, c in cells], rechunk=True)
     clean = typed.to_frame().select(scrub_free_text(pl.col("text"), names)).to_series()
     done = [[rows for _, rows in parts] for parts in files]
     offset = 0

@@ -190,7 +190,11 @@ PLACE_ROWS = 20  # rows of the district registers a word of a place's name stand
 def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
     """``col`` with every ID, passport/permit and phone number in it, every one of the known
     ``names`` (:func:`known_names`) and every name a person cue introduces replaced by a tag saying
-    what was there (``居民[姓名已隐去]（身份证[证件号已隐去]，电话[电话已隐去]）``)."""
+    what was there (``居民[姓名已隐去]（身份证[证件号已隐去]，电话[电话已隐去]）``).
+
+    Scrub a frame of one chunk (``DataFrame.rechunk``): polars builds the names' matcher again for
+    every chunk of the column, a second each time for a district's half a million names, and a
+    column read from many files or put together from many pieces has as many chunks."""
     for tag, number in _TYPED_NUMBERS:
         # The regex engine has no look-around, so a number's edges are matched and put back; two
         # numbers sharing one separator need a second pass for the second.
@@ -353,7 +357,10 @@ def shared_columns(table: Table) -> list[SharedColumn]:
 def shared_view(frame: pl.DataFrame, table: Table, key: bytes, names: Sequence[str] = ()) -> pl.DataFrame:
     """``frame`` (a table of ``table``'s contract) as the shared warehouse may hold it; ``names``:
     the persons' names to mask in free text (:func:`known_names`)."""
-    frame = frame.with_columns(scrub_free_text(pl.col(c.name), names) for c in table.all_columns if c.free_text)
+    free_text = [c.name for c in table.all_columns if c.free_text]
+    if free_text and names:
+        frame = frame.rechunk()  # one matcher of the names, not one per chunk (scrub_free_text)
+    frame = frame.with_columns(scrub_free_text(pl.col(c), names) for c in free_text)
     for c in table.all_columns:
         if c.pii == "source":
             frame = frame.filter(~pl.col(c.name).is_in(sensitive_listings()))

@@ -100,6 +100,26 @@ def test_every_asset_materialized_and_checks_passed(demo_home):
         assert metadata["resolution/records_kept"].value == 0
 
 
+def test_the_marts_keep_their_promises_on_the_demo(demo_home):
+    """Every mart check (:data:`redwall.assets.mart_checks.CHECKS`: the promises dashboards build
+    on) passed at its latest evaluation: runs succeed when a check fails, so only this says so."""
+    from redwall.assets.mart_checks import CHECKS
+
+    latest: dict[tuple[str, str], tuple[float, bool]] = {}
+    with dg.DagsterInstance.from_config(str(demo_home.dagster_home)) as instance:
+        for record in instance.get_run_records():
+            for event in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                evaluation = event.dagster_event.event_specific_data
+                judged = (evaluation.asset_key.path[-1], evaluation.check_name)
+                if judged not in latest or event.timestamp > latest[judged][0]:
+                    latest[judged] = (event.timestamp, evaluation.passed)
+    promised = {(c.mart, c.name) for c in CHECKS}
+    assert promised <= latest.keys(), promised - latest.keys()
+    assert not [judged for judged in sorted(promised) if not latest[judged][1]]
+
+
 def test_metadata_people_compare_over_time_is_numeric(demo_home):
     """The UI plots a numeric entry across runs; a JSON blob of counts it can only print."""
     graph = __import__("redwall.pipelines.definitions", fromlist=["defs"]).defs.resolve_asset_graph()
