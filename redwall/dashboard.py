@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from redwall.home import Home
+from redwall.marts.person import BY_PERSON_TYPE, RESIDENT_COUNTS
 from redwall.offline import FONTS, page, write_atomically
 from redwall.offline import escape as _e
 from redwall.schemas import load_contracts
@@ -45,15 +46,9 @@ PALETTE = (
 
 
 # The residents a key figure counts, all and by person type with those no register lists (key figure →
-# mart.grid column), each labelled as its contract labels it.
-RESIDENT_FIGURES = {
-    "residents": "residents",
-    "registered": "registered_residents",
-    "floating": "floating_residents",
-    "foreign": "foreign_residents",
-    "unregistered": "unregistered_residents",
-}
-BY_TYPE = list(RESIDENT_FIGURES.values())[1:]  # the columns of mart.grid and mart.community by person type
+# mart.grid column: registered → registered_residents), each labelled as its contract labels it.
+RESIDENT_FIGURES = {c.removesuffix("_residents"): c for c in RESIDENT_COUNTS}
+BY_TYPE = list(BY_PERSON_TYPE)  # the columns of mart.grid and mart.community by person type
 
 
 def _label(table: str, column: str) -> str:
