@@ -165,6 +165,11 @@ def main() -> None:
         help="a folder holding a generated home: copied (or, if absent, generated and then kept there) "
         "so a second run measures the same feeds without generating them again",
     )
+    parser.add_argument(
+        "--keep-built",
+        help="a folder to copy the home to once its full build is done, for later runs "
+        "--from increment on copies of it (profiling the increment without building again)",
+    )
     args = parser.parse_args()
 
     from redwall.schemas import load_contracts
@@ -195,6 +200,8 @@ def main() -> None:
             pipeline.append((stage, run_stage(home, stage, "-")))
         rows += pipeline
         resolution = run_stage(home, "resolution", "-")["resolution"]
+        if args.keep_built:
+            shutil.copytree(home, args.keep_built, symlinks=True)
     if held:
         for held_path, original in held:
             shutil.move(held_path, original)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from redwall.schemas import reference
+from redwall.worktime import TIME_ZONE
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_CHARS = "10X98765432"
@@ -37,7 +38,6 @@ EXCEL_SCIENTIFIC = r"^[0-9](\.[0-9]+)?[eE]\+?[0-9]+$"  # 1.10102E+17: a number E
 # 港澳台居民居住证 carry a 公民身份号码 with these address codes (GB 11643 otherwise): Hong Kong,
 # Macao, Taiwan residents.
 RESIDENCE_PERMIT_AREAS = ("810000", "820000", "830000")
-TIME_ZONE = "Asia/Shanghai"
 
 
 @cache
