@@ -31,7 +31,7 @@ from redwall.ingest.layout import RETURNED_HEADER, blocks
 from redwall.ingest.normalise import judge
 from redwall.ingest.receipts import OPS, RECEIPTS, REJECTIONS
 from redwall.locks import exclusive
-from redwall.privacy import known_names, scrub_free_text
+from redwall.privacy import known_names, masked_in, scrub_free_text
 from redwall.quality.loop import INGEST, ISSUE_LABELS, OPEN, PLACE, returned_row
 from redwall.schemas import Contracts, Table, load_contracts
 from redwall.templates import (
@@ -236,8 +236,8 @@ def write_error_workbooks(
         return 0
     contracts = load_contracts()
     names = known_names(home)
-    masked_by = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()  # free text masks these
     rows = _delivered_rows(home, contracts, ledger["file_path"].unique())
+    masked = _masked(rows, contracts, names)  # a workbook is made again when the names masked in it change
     marks = _marks(home, ledger, rows)
     dynamic = dynamic_code_values(home, contracts)
     written: set[Path] = set()
@@ -260,7 +260,7 @@ def write_error_workbooks(
             marked.drop("mark"),
             ledger.filter(pl.col("file_path") == path).sort("issue_id"),
             *(rows for _, rows in parts),
-            extra=(dynamic, masked_by),
+            extra=(dynamic, masked.get(path, [])),
         )
         if _changed(home, target, made_from, before, after):
             due.append((path, target, parts, marked))
@@ -272,6 +272,18 @@ def write_error_workbooks(
         book.save(target)
     _remove_others(home, root, after)
     return len(written)
+
+
+def _masked(rows: dict[str, dict[str, pl.DataFrame]], contracts: Contracts, names: list[str]) -> dict[str, list[str]]:
+    """Per delivered file, the known ``names`` scrubbing masks in its free text: what its workbook
+    depends on of the names (:func:`redwall.privacy.masked_in`)."""
+    texts = [pl.DataFrame(schema={"path": pl.String, "text": pl.String})] + [
+        pl.DataFrame({"path": path, "text": frame[c].cast(pl.String)})
+        for key, files in rows.items()
+        for path, frame in files.items()
+        for c in _free_text(contracts.table(key), frame)
+    ]
+    return masked_in(pl.concat(texts), "path", names)
 
 
 def _scrubbed(

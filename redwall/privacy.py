@@ -195,16 +195,38 @@ def scrub_free_text(col: pl.Expr, names: Sequence[str] = ()) -> pl.Expr:
     Scrub a frame of one chunk (``DataFrame.rechunk``): polars builds the names' matcher again for
     every chunk of the column, a second each time for a district's half a million names, and a
     column read from many files or put together from many pieces has as many chunks."""
+    col = _scrub_unknown(col)
+    if names:
+        col = col.str.replace_many(_longest_first(names), [_NAME], leftmost=True)
+    return col
+
+
+def _scrub_unknown(col: pl.Expr) -> pl.Expr:
+    """What :func:`scrub_free_text` masks before the known names: numbers, and cued names."""
     for tag, number in _TYPED_NUMBERS:
         # The regex engine has no look-around, so a number's edges are matched and put back; two
         # numbers sharing one separator need a second pass for the second.
         for _ in range(2):
             col = col.str.replace_all(f"(^|{_EDGE})(?:{number})({_EDGE}|$)", "${1}" + tag + "${2}")
     # a cued name first, whole (居民司马小明, even when 马小明 is a known name too)
-    col = col.str.replace_all(_CUED_NAME, "${1}" + _NAME + "${2}")
-    if names:  # the longest first: 王秀英 is masked whole, not as 王秀 and a stray 英
-        col = col.str.replace_many(sorted(names, key=len, reverse=True), [_NAME], leftmost=True)
-    return col
+    return col.str.replace_all(_CUED_NAME, "${1}" + _NAME + "${2}")
+
+
+def _longest_first(names: Sequence[str]) -> list[str]:
+    # the longest first: 王秀英 is masked whole, not as 王秀 and a stray 英
+    return sorted(names, key=len, reverse=True)
+
+
+def masked_names(col: pl.Expr, names: Sequence[str]) -> pl.Expr:
+    """The known ``names`` :func:`scrub_free_text` masks in each ``col`` value (a list per value).
+
+    A text's scrubbed form depends on the known names only through these: the matcher takes the
+    leftmost match, and of those starting there the first name in its order, so a name it never
+    takes changes nothing where it is added or left out. So whatever is scrubbed of texts that did
+    not change is the same as before as long as the names masked in them are, however many other
+    names the lake came to know meanwhile (a day's police snapshot brings thousands). As
+    :func:`scrub_free_text`, best on one chunk."""
+    return _scrub_unknown(col).str.extract_many(_longest_first(names), leftmost=True)
 
 
 # The last names read, by the lake and the table versions they were read from: a rebuild's outbox
@@ -352,6 +374,41 @@ def shared_columns(table: Table) -> list[SharedColumn]:
         elif c.sensitivity != "sensitive" or c.name in opted_in:
             shared.append(SharedColumn(c.name, c.label, c.name, lambda col, _, __: col))
     return shared
+
+
+def masked_in(texts: pl.DataFrame, by: str, names: Sequence[str]) -> dict[str, list[str]]:
+    """Per value of ``by`` in ``texts`` (columns ``by`` and ``text``), the known ``names``
+    :func:`masked_names` finds in its texts, sorted; all in one pass (one matcher of the names)."""
+    if not texts.height or not names:
+        return {}
+    found = (
+        texts.rechunk()
+        .select(by, masked_names(pl.col("text"), names).alias("name"))
+        .explode("name")
+        .drop_nulls("name")
+        .unique()
+        .sort(by, "name")
+    )
+    return {str(value): rows["name"].to_list() for (value,), rows in found.group_by(by)}
+
+
+def masked_in_marts(home: Home, tables: Sequence[Table], names: Sequence[str]) -> dict[str, str]:
+    """Per mart of ``tables``, a digest of the known ``names`` its shared view masks in its free
+    text (:func:`masked_in`): what a shared mart depends on of the names, where a digest of all of
+    them would make every shared mart again whenever the lake learns one name. Digests only, never
+    a name."""
+    texts = [pl.DataFrame(schema={"mart": pl.String, "text": pl.String})]
+    for t in tables:
+        columns = [c.name for c in t.all_columns if c.free_text]
+        if columns and lake.exists(home, "mart", t.name):
+            frame = lake.read(home, "mart", t.name, columns=columns)
+            values = pl.concat([frame[c].cast(pl.String) for c in columns]).drop_nulls().unique()
+            texts.append(pl.DataFrame({"mart": t.name, "text": values}))
+    masked = masked_in(pl.concat(texts), "mart", names)
+    return {
+        t.name: hashlib.sha256(json.dumps(masked.get(t.name, []), ensure_ascii=False).encode()).hexdigest()
+        for t in tables
+    }
 
 
 def shared_view(frame: pl.DataFrame, table: Table, key: bytes, names: Sequence[str] = ()) -> pl.DataFrame:

@@ -67,6 +67,7 @@ from redwall.marts.tables import read_typed
 from redwall.privacy import (
     anonymity,
     known_names,
+    masked_in_marts,
     pseudonym_key,
     shared_columns,
     shared_issues,
@@ -196,9 +197,10 @@ def _plan(home: Home, key: bytes) -> tuple[list[Planned], list[Planned]]:
     def source(*parts) -> str:
         return hashlib.sha256(json.dumps([common, *parts]).encode()).hexdigest()
 
-    # the names the registers hold are masked in a shared mart's free text: a new name makes it again
+    # the names the registers hold are masked in a shared mart's free text: a mart is made again
+    # when the names masked in it change, not whenever the lake learns a name
     names = known_names(home)
-    masked = hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()
+    masked = masked_in_marts(home, contracts.marts, names)
 
     def mart(t, shared: bool) -> Published:
         frame = read_typed(home, "mart", t.name, t.schema())
@@ -225,7 +227,7 @@ def _plan(home: Home, key: bytes) -> tuple[list[Planned], list[Planned]]:
         version = lake.version(home, "mart", t.name)
         restricted.append(Planned("mart", t.name, source("mart", t.name, version), partial(mart, t, False)))
         shared.append(
-            Planned("mart", t.name, source("mart", t.name, version, "shared", masked), partial(mart, t, True))
+            Planned("mart", t.name, source("mart", t.name, version, "shared", masked[t.name]), partial(mart, t, True))
         )
     shared += [
         Planned(layer, t.name, source(layer, t.name, lake.version(home, layer, t.name)), partial(system, t))

@@ -273,6 +273,32 @@ def test_workbooks_are_regenerated_whole(clerk, tmp_path):
     assert after == before - {_workbook(home, path).relative_to(home.outbox)}
 
 
+def test_a_workbook_is_made_again_when_the_names_masked_in_it_change_not_whenever_a_name_is_learned(
+    clerk, tmp_path, monkeypatch
+):
+    """A day's police snapshot brings thousands of names; a workbook depends on them only through
+    the names masked in its own free text (the clerk's notes: 行动不便 on every other row)."""
+    import redwall.quality.outbox as outbox
+
+    home, issues, _, _, _, path = clerk
+    copy = Home.at(tmp_path / "home")
+    shutil.copytree(home.root, copy.root)
+    learned = list(outbox.known_names(copy))
+
+    def written(new: list[str]) -> set[Path]:
+        books = list((copy.outbox / "ledgers").rglob("*.xlsx"))
+        stamps = {book: book.stat().st_mtime_ns for book in books}
+        monkeypatch.setattr(outbox, "known_names", lambda _: [*learned, *new])
+        write_outbox(copy, issues)
+        return {book for book in books if book.stat().st_mtime_ns != stamps[book]}
+
+    assert len(list((copy.outbox / "ledgers").rglob("*.xlsx"))) > 1
+    assert written(["欧阳从未见"]) == set()  # in no workbook's text
+    mine = _workbook(copy, path)
+    assert mine in written(["欧阳从未见", "不便"])  # in the clerk's note
+    assert "行动[姓名已隐去]" in _strings(mine) and "行动不便" not in _strings(mine)
+
+
 def _strings(path: Path, sheets=None) -> set[str]:
     book = openpyxl.load_workbook(path)
     return {

@@ -532,3 +532,29 @@ def test_a_killed_publish_leaves_both_warehouses_in_step_and_its_leftovers_are_c
     assert in_step(home)
     assert len(list((home.warehouse.parent / "versions").iterdir())) == 2  # the current and the one before
     assert not [p for p in home.warehouse.parent.rglob("*") if p.name.endswith((".new", ".wal"))]
+
+
+def test_a_shared_mart_is_made_again_when_the_names_masked_in_it_change_not_whenever_a_name_is_learned(
+    home, monkeypatch
+):
+    """A day's police snapshot brings thousands of names the lake did not know; a shared mart
+    depends on them only through the names masked in its own free text."""
+    import redwall.warehouse as warehouse
+
+    learned = list(warehouse.known_names(home))
+    publish(home)
+
+    def made(new: list[str]) -> set[str]:
+        monkeypatch.setattr(warehouse, "known_names", lambda _: [*learned, *new])
+        cost: dict = {}
+        publish(home, cost=cost)
+        return {table for table, (again, _) in cost.items() if again}
+
+    assert made(["欧阳从未见"]) == set()  # in no mart's text: nothing made again
+    remade = made(["欧阳从未见", "府右"])  # stands in the events' address 西城区府右街12号
+    assert "redwall.duckdb:mart.event" in remade
+    assert not remade & {"redwall.duckdb:mart.grid", "redwall.duckdb:mart.person_link"}  # no free text there
+    assert not any(table.startswith("restricted") for table in remade)  # names are masked in the shared file only
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        addresses = {a for (a,) in con.execute('SELECT DISTINCT address FROM mart."event"').fetchall()}
+    assert addresses and all("府右" not in a and "[姓名已隐去]" in a for a in addresses if a)
