@@ -558,3 +558,19 @@ def test_a_shared_mart_is_made_again_when_the_names_masked_in_it_change_not_when
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         addresses = {a for (a,) in con.execute('SELECT DISTINCT address FROM mart."event"').fetchall()}
     assert addresses and all("府右" not in a and "[姓名已隐去]" in a for a in addresses if a)
+
+
+def test_persons_found_in_two_shared_tables_are_measured_together(home, tmp_path):
+    """The join's k is measured over the persons whose pseudonym stands in two shared person
+    tables: none when the tables key their persons apart, and each such person when a key leaks."""
+    publish(home)
+    assert k_anonymity(home.warehouse)["join/person_key"]["rows"] == 0
+    leaked = tmp_path / "leaked.duckdb"
+    shutil.copyfile(home.warehouse, leaked)
+    with duckdb.connect(str(leaked)) as con:  # one residence's person under mart.person's pseudonym
+        con.execute(
+            "UPDATE mart.person_history SET person_key = (SELECT min(person_key) FROM mart.person)"
+            " WHERE rowid = (SELECT min(rowid) FROM mart.person_history)"
+        )
+    joined = k_anonymity(leaked)["join/person_key"]
+    assert joined["rows"] == 1 and joined["k"] == 1 and too_rare(joined)
